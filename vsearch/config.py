@@ -1,0 +1,68 @@
+"""All settings in one place. Pass a Settings instance down; nothing reads the environment behind your back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """vsearch settings; every field can be set from the environment as VSEARCH_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="VSEARCH_", extra="ignore")
+
+    # where the catalog, index, thumbnails and clips live
+    data_dir: Path = Field(default=Path("vsearch_data"))
+    # exported model cache (OpenVINO / ONNX files keyed by the source weights' sha256)
+    model_cache_dir: Path = Field(default=PROJECT_ROOT / "models" / "cache")
+
+    # video sampling
+    sample_fps: float = Field(default=2.0, gt=0, le=60)
+
+    # detector
+    detector_backend: Literal["openvino", "onnx", "torch"] = "openvino"
+    device: str = "cpu"  # "cpu" or "cuda" / "cuda:0" (torch backend only)
+    detector_imgsz: int = 640
+    detector_conf: float = Field(default=0.35, ge=0, le=1)
+    detector_batch: int = Field(default=4, ge=1)
+    min_person_height_px: int = 48
+
+    # tracking and segment selection
+    track_buffer_s: float = 3.0  # how long a lost track may be re-found
+    segment_max_s: float = 10.0
+    crops_per_segment: int = Field(default=3, ge=1)
+    checkpoint_every_s: float = 60.0  # video seconds between durable commits during ingest
+
+    # embedder
+    embedder: str = "mobilenetv2-imagenet"
+    embed_batch: int = Field(default=16, ge=1)
+
+    # search
+    query_whole_photo_max_fill: float = 0.6  # a detected person filling less than this is cropped out of the query
+    clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
+    clip_pad_s: float = 3.0  # seconds of video either side of a clip
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.data_dir / "thumbs"
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.data_dir / "clips"
+
+    @property
+    def yolo_config_dir(self) -> Path:
+        return self.model_cache_dir / "ultralytics-config"

