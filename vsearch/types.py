@@ -117,3 +117,16 @@ class Clip:
     @property
     def duration_s(self) -> float:
         return self.end_ts_s - self.start_ts_s
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 date-time -> epoch seconds. A time without a zone is taken as UTC (say so in the UI)."""
+    from vsearch.errors import InputError
+
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise InputError(f"expected an ISO 8601 time like 2026-03-01T14:00:00, got {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

@@ -1,0 +1,175 @@
+"""End to end on the bundled sample clip with the real detector and embedder: ingest, search, filters, clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vsearch.errors import IndexStateError, InputError
+from vsearch.search import SearchFilters
+from vsearch.service import IngestItem, VSearch
+from vsearch.types import parse_time
+from vsearch.video import probe, read_frame_at
+
+from .conftest import DEMO_START, SAMPLE_VIDEO, visits
+
+T0 = parse_time(DEMO_START)
+pytestmark = pytest.mark.slow
+
+
+def visitor_crop(svc: VSearch, pts_s: float) -> bytes:
+    """JPEG of the largest person in the frame at pts_s, cut at a time that is not on the 2 fps sampling grid."""
+    import cv2
+
+    img = read_frame_at(SAMPLE_VIDEO, pts_s)
+    d = svc.detector.detect([img], conf=0.35)[0]
+    x1, y1, x2, y2 = d.xyxy[int(np.argmax(d.area))].astype(int)
+    return cv2.imencode(".jpg", img[y1:y2, x1:x2])[1].tobytes()
+
+
+def test_ingest_stores_people_not_frames(demo_service: VSearch) -> None:
+    v = demo_service.catalog.videos()[0]
+    assert (v.status, v.frames_sampled, v.camera_id) == ("done", 279, "lobby")
+    n = demo_service.index.ntotal
+    # six visitors over 139 s, a few crops per 10 s track segment: far fewer sightings than sampled frames
+    assert 18 <= n <= 100
+    for s in demo_service.catalog.sightings(range(1, n + 1)).values():
+        in_visit = any(a - 1.5 <= s.pts_s <= b + 1.5 for _, a, b in visits())
+        assert in_visit, f"sighting at {s.pts_s}s lies outside every visit (the room is empty then)"
+        assert s.ts_s == pytest.approx(T0 + s.pts_s)
+
+
+@pytest.mark.parametrize("visit, start_s, end_s", visits())
+def test_a_visitor_crop_finds_that_visit_first(demo_service: VSearch, visit: int, start_s: float, end_s: float) -> None:
+    query = visitor_crop(demo_service, (start_s + end_s) / 2 + 0.3)
+    result = demo_service.search(query, SearchFilters(top_k=5))
+    best = result.clips[0]
+    assert start_s - 1.5 <= best.start_pts_s and best.end_pts_s <= end_s + 1.5, (
+        f"visit {visit} ({start_s}-{end_s}s): best clip {best.start_pts_s}-{best.end_pts_s}s"
+    )
+    assert best.score > result.clips[1].score
+
+
+def test_time_filter_is_applied_before_ranking(demo_service: VSearch) -> None:
+    """A window around visit 5 returns visit 5's sightings for a visit-3 query, although they rank low globally."""
+    query = visitor_crop(demo_service, 57.3)
+    v5 = [v for v in visits() if v[0] == 5][0]
+    window = SearchFilters(from_ts_s=T0 + v5[1] - 1, to_ts_s=T0 + v5[2] + 1, top_k=3)
+    result = demo_service.search(query, window)
+    assert result.clips, "a narrow window must still return its matches"
+    all_hits = [h for c in result.clips for h in c.sightings]
+    assert all(window.from_ts_s <= h.sighting.ts_s <= window.to_ts_s for h in all_hits)
+    # brute force over the catalog: the same best sighting inside the window
+    n = demo_service.index.ntotal
+    inside = [s for s in demo_service.catalog.sightings(range(1, n + 1)).values() if window.from_ts_s <= s.ts_s <= window.to_ts_s]
+    assert result.candidates == len(inside)
+
+
+def test_camera_filter_includes_and_excludes(demo_service: VSearch) -> None:
+    query = visitor_crop(demo_service, 57.3)
+    assert demo_service.search(query, SearchFilters(cameras=("lobby",))).clips
+    assert demo_service.search(query, SearchFilters(cameras=("elsewhere",))).clips == []
+    before = SearchFilters(to_ts_s=T0 - 1)
+    assert demo_service.search(query, before).clips == []
+
+
+def test_whole_photo_query_uses_the_largest_person(demo_service: VSearch) -> None:
+    import cv2
+
+    frame = read_frame_at(SAMPLE_VIDEO, 80.3)  # visit 4, whole 768x432 frame
+    result = demo_service.search(cv2.imencode(".jpg", frame)[1].tobytes(), SearchFilters(top_k=3))
+    assert result.query.source == "detected person"
+    assert 75 - 1.5 <= result.clips[0].start_pts_s <= 87 + 1.5
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [(b"", "empty upload"), (b"name,camera\nbob,1\n", "do not decode"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "do not decode")],
+)
+def test_non_images_are_refused(demo_service: VSearch, data: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        demo_service.search(data, SearchFilters())
+
+
+def test_bad_filters_are_refused() -> None:
+    with pytest.raises(InputError, match="ends before it starts"):
+        SearchFilters(from_ts_s=10.0, to_ts_s=5.0)
+    with pytest.raises(InputError, match="top_k"):
+        SearchFilters(top_k=0)
+    with pytest.raises(InputError, match="ISO 8601"):
+        parse_time("yesterday afternoon")
+
+
+def test_reingesting_the_same_file_adds_nothing(demo_service: VSearch) -> None:
+    n = demo_service.index.ntotal
+    again = demo_service.ingest([IngestItem(SAMPLE_VIDEO, "lobby", T0)])
+    assert again[0].status == "already ingested" and again[0].sightings_added == 0
+    assert demo_service.index.ntotal == n == demo_service.catalog.count_sightings()
+
+
+def test_a_clip_is_browser_playable_h264_with_the_person_in_it(demo_service: VSearch) -> None:
+    query = visitor_crop(demo_service, 57.3)
+    best = demo_service.search(query, SearchFilters(top_k=1)).clips[0]
+    path = demo_service.clip_file(best.id)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.name, s.pix_fmt) == ("h264", "yuv420p")
+        duration_s = float(c.duration / 1e6)
+    assert duration_s == pytest.approx(best.end_pts_s - best.start_pts_s + 2 * demo_service.settings.clip_pad_s, abs=1.0)
+    head = path.read_bytes()[:64]
+    assert head.find(b"moov") > 0, "moov atom first (+faststart) so a browser can seek before the file arrives"
+    thumb = demo_service.frame_file(best.best.id)
+    assert thumb.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_an_interrupted_ingest_resumes_without_duplicates_or_gaps(tmp_path: Path, shared_settings) -> None:  # type: ignore[no-untyped-def]
+    """Kill the ingest after its first checkpoint, run it again, and compare with an uninterrupted run."""
+    s = shared_settings.model_copy(update={"data_dir": tmp_path / "d", "checkpoint_every_s": 30.0})
+    svc = VSearch(s)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_checkpoint(done_s: float, total_s: float) -> None:
+        if svc.catalog.videos()[0].processed_until_s > 0 and done_s > 45:
+            raise Crash
+
+    with pytest.raises(Crash):
+        svc.ingest([IngestItem(SAMPLE_VIDEO, "lobby", T0)], crash_after_first_checkpoint)
+    partial = svc.catalog.videos()[0]
+    assert partial.status == "ingesting" and 0 < partial.processed_until_s < 60
+    svc.close()
+
+    svc = VSearch(s)  # a new process
+    report = svc.ingest([IngestItem(SAMPLE_VIDEO, "lobby", T0)])[0]
+    assert report.status == "resumed"
+    v = svc.catalog.videos()[0]
+    assert (v.status, v.frames_sampled) == ("done", 279), "every sampled frame processed exactly once"
+    boxes = svc.catalog._q("SELECT pts, COUNT(*) FROM track_boxes GROUP BY pts")
+    frames_with_people = {round(p * 2) for p, _ in boxes}
+    ids = svc.catalog._q("SELECT track_id, pts FROM sightings")
+    assert len(ids) == len(set(ids)), "no sighting stored twice"
+    assert svc.index.ntotal == svc.catalog.count_sightings() == len(ids)
+    # gaps: every visit still has sightings, and people are tracked through the whole of each visit
+    for _, a, b in visits():
+        assert any(a - 1.5 <= pts <= b + 1.5 for _, pts in ids)
+        covered = [t for t in range(int(a * 2) + 2, int(b * 2) - 2) if t in frames_with_people]
+        assert len(covered) >= 0.8 * (int(b * 2) - 2 - int(a * 2) - 2)
+    svc.close()
+
+
+def test_embedder_mismatch_is_reported_not_silently_empty(demo_service: VSearch) -> None:
+    from vsearch.embed import OnnxEmbedder
+
+    other = OnnxEmbedder("another-model", 1280, lambda: Path("/nonexistent.onnx"), (224, 224))
+    svc = VSearch(demo_service.settings, detector=demo_service.detector, embedder=other)
+    with pytest.raises(IndexStateError, match="holds embeddings of"):
+        svc.search(visitor_crop(demo_service, 57.3), SearchFilters())
+
+
+def test_probe_of_sample_is_consistent_with_catalog(demo_service: VSearch) -> None:
+    v = demo_service.catalog.videos()[0]
+    assert v.frame_count == probe(SAMPLE_VIDEO).frame_count

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsearch.errors import VideoError
+from vsearch.video import probe, sample_frames
+
+from .conftest import SAMPLE_VIDEO, dataset
+
+
+def test_probe_reads_the_sample_clip() -> None:
+    info = probe(SAMPLE_VIDEO)
+    assert (info.kind, info.fps, info.frame_count, info.resolution_wh) == ("file", 10.0, 1394, (768, 432))
+    assert info.duration_s == pytest.approx(139.4)
+
+
+def test_sampling_by_time_gives_absolute_timestamps() -> None:
+    info = probe(SAMPLE_VIDEO)
+    frames = list(sample_frames(info, "cam-01", 1_000.0, sample_fps=2.0))
+    assert len(frames) == 279  # 139.4 s at 2 per second, first frame of each half second
+    pts = np.array([f.pts_s for f in frames])
+    assert np.allclose(np.diff(pts), 0.5)
+    assert all(f.ts_s == pytest.approx(1_000.0 + f.pts_s) and f.camera_id == "cam-01" for f in frames)
+    assert frames[10].image_bgr.shape == (432, 768, 3)
+
+
+def test_resumed_sampling_continues_the_same_grid() -> None:
+    info = probe(SAMPLE_VIDEO)
+    full = [f.index for f in sample_frames(info, "c", 0.0, 2.0)]
+    resumed = [f.index for f in sample_frames(info, "c", 0.0, 2.0, from_pts_s=60.0)]
+    assert resumed == [i for i in full if i / 10.0 >= 60.0]
+
+
+def test_folder_of_frames_uses_seqinfo_frame_rate() -> None:
+    seq = dataset("mot17-mini") / "train" / "MOT17-09-FRCNN" / "img1"
+    info = probe(seq)
+    assert (info.kind, info.fps, info.frame_count, info.resolution_wh) == ("frames", 30.0, 4, (1920, 1080))
+    frames = list(sample_frames(info, "mot", 0.0, sample_fps=30.0))
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("this is not a video\n" * 50), "not a readable video"),
+        (lambda p: p.write_bytes(SAMPLE_VIDEO.read_bytes()[: SAMPLE_VIDEO.stat().st_size // 2]), "truncated"),
+    ],
+)
+def test_bad_videos_are_refused_naming_the_file(tmp_path: Path, make, reason: str) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "cam-01" / "bad.mp4"
+    bad.parent.mkdir()
+    make(bad)
+    with pytest.raises(VideoError, match=reason) as e:
+        probe(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_missing_source_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="no such file"):
+        probe(tmp_path / "nope.mp4")
+    empty_dir = tmp_path / "frames"
+    empty_dir.mkdir()
+    shutil.copy(SAMPLE_VIDEO, empty_dir / "not-a-frame.mp4")
+    with pytest.raises(VideoError, match="no image frames"):
+        probe(empty_dir)

@@ -1,0 +1,248 @@
+"""`vsearch` command line: a thin shell over vsearch.service. Errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vsearch.config import PROJECT_ROOT, Settings
+from vsearch.errors import InputError, NotFoundError, VSearchError
+from vsearch.types import parse_time, ts_to_iso
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="vsearch: find a person in camera footage.")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Catalog/index folder [env VSEARCH_DATA_DIR].")]
+SAMPLE_VIDEO = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
+SAMPLE_QUERY = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"
+DEMO_START = "2026-03-01T14:00:00+00:00"
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    s = Settings()
+    if data_dir is not None:
+        s = s.model_copy(update={"data_dir": data_dir})
+    return s.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _service(settings: Settings):  # type: ignore[no-untyped-def]
+    from vsearch.service import VSearch
+
+    return VSearch(settings)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _progress_bar(label: str):  # type: ignore[no-untyped-def]
+    state: dict = {}
+
+    def update(done_s: float, total_s: float) -> None:
+        bar = state.get("bar")
+        if bar is None or state.get("total") != total_s:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+            bar = typer.progressbar(length=max(1, int(total_s)), label=label, file=sys.stderr)
+            bar.__enter__()
+            state.update(bar=bar, total=total_s, done=0)
+        step = int(done_s) - state["done"]
+        if step > 0:
+            bar.update(step)
+            state["done"] += step
+        if done_s >= total_s:
+            bar.__exit__(None, None, None)
+            state.pop("bar")
+
+    return update
+
+
+def _print_reports(reports) -> int:  # type: ignore[no-untyped-def]
+    failed = 0
+    for r in reports:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in r.stage_s.items())
+        if r.status == "failed":
+            failed += 1
+            typer.secho(f"FAILED  {r.path}: {r.error}", fg=typer.colors.RED, err=True)
+        else:
+            typer.echo(
+                f"{r.status:16s} {r.path} camera={r.camera_id} video_id={r.video_id} frames={r.frames_sampled}"
+                f" sightings+={r.sightings_added} video={r.video_s:.1f}s wall={r.wall_s:.1f}s"
+                f" speed={r.speed:.1f}x  [{stages}]"
+            )
+    return failed
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Video files, frame folders, or a folder of camera folders.")],
+    camera: Annotated[str | None, typer.Option(help="Camera id (default: the parent folder's name).")] = None,
+    start: Annotated[str | None, typer.Option(help="Absolute start time of the first file, ISO 8601 (UTC if no zone).")] = None,
+    sample_fps: Annotated[float | None, typer.Option(help="Frames sampled per second of video.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Detector backend: openvino, onnx or torch.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (torch backend).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run."""
+    try:
+        settings = _settings(data_dir, sample_fps=sample_fps, detector_backend=backend, device=device)
+        from vsearch.service import plan_ingest
+
+        items = plan_ingest(paths, camera, parse_time(start) if start else None)
+        svc = _service(settings)
+        reports = []
+        for it in items:
+            typer.echo(f"ingesting {it.path} as camera {it.camera_id} from {ts_to_iso(it.start_ts_s)}", err=True)
+            reports += svc.ingest([it], _progress_bar(it.path.name))
+        failed = _print_reports(reports)
+        typer.echo(f"index now holds {svc.index.ntotal} sightings")
+    except VSearchError as e:
+        _fail(str(e))
+    if failed:
+        _fail(f"{failed} of {len(reports)} sources failed (see above); the others were ingested", 1)
+
+
+def _parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"expected --box x1,y1,x2,y2 in pixels, got {text!r}") from None
+    return (x1, y1, x2, y2)
+
+
+def _print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    if json_out:
+        typer.echo(json.dumps(result_to_dict(result), indent=2))
+        return
+    q = result.query
+    typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}; {result.candidates} sightings in the filters")
+    if not result.clips:
+        typer.echo("no matching sightings")
+    typer.echo(f"{'rank':>4} {'score':>6}  {'camera':12} {'from (UTC)':24} {'to':12} {'track':>5} {'best sighting':>13}  clip id")
+    for i, c in enumerate(result.clips, 1):
+        typer.echo(
+            f"{i:>4} {c.score:6.3f}  {c.camera_id:12} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
+            f" {c.track_id:>5} {c.best.id:>13}  {c.id}"
+        )
+
+
+def result_to_dict(result) -> dict:  # type: ignore[no-untyped-def]
+    """A search result as plain JSON-able data (used by the CLI's --json)."""
+    return {
+        "query": {"source": result.query.source, "xyxy": list(result.query.xyxy)},
+        "candidates": result.candidates,
+        "latency_ms": result.latency_ms,
+        "clips": [
+            {
+                "id": c.id, "camera_id": c.camera_id, "track_id": c.track_id, "score": c.score,
+                "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "video": c.video_path,
+                "best_sighting": c.best.id, "sightings": [{"id": h.sighting.id, "score": h.score, "time": h.sighting.time_iso} for h in c.sightings],
+            }
+            for c in result.clips
+        ],
+    }  # fmt: skip
+
+
+@app.command("search")
+def search_cmd(
+    image: Annotated[Path, typer.Argument(help="Query image: a person crop or a photo.")],
+    from_: Annotated[str | None, typer.Option("--from", help="Window start, ISO 8601.")] = None,
+    to: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
+    top: Annotated[int, typer.Option(help="Number of clips to return.")] = 20,
+    min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.")] = -1.0,
+    box: Annotated[str | None, typer.Option(help="Person box in the query image: x1,y1,x2,y2.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Find where the person in IMAGE was seen, ranked, grouped into clips."""
+    try:
+        from vsearch.search import SearchFilters
+
+        if not image.is_file():
+            raise InputError(f"{image}: no such image file")
+        filters = SearchFilters(
+            parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top, min_score
+        )
+        svc = _service(_settings(data_dir))
+        _print_result(svc.search(image.read_bytes(), filters, _parse_box(box)), json_out)
+    except VSearchError as e:
+        _fail(str(e))
+
+
+@app.command()
+def clip(
+    sighting_id: Annotated[int, typer.Argument(help="Sighting id (from `vsearch search`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")] = Path("evidence.mp4"),
+    data_dir: DataDir = None,
+) -> None:
+    """Cut the evidence clip around a sighting (box drawn, time burned in) and a JPEG thumbnail beside it."""
+    try:
+        svc = _service(_settings(data_dir))
+        clip_id = svc.clip_id_for(sighting_id)
+        mp4 = svc.clip_file(clip_id)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mp4, output)
+        thumb = output.with_suffix(".jpg")
+        shutil.copyfile(svc.frame_file(sighting_id), thumb)
+        typer.echo(f"clip {clip_id}: {output} (H.264 MP4), thumbnail {thumb}")
+    except VSearchError as e:
+        _fail(str(e))
+
+
+@app.command()
+def cameras(data_dir: DataDir = None) -> None:
+    """List cameras with their footage and sightings."""
+    svc = _service(_settings(data_dir))
+    for c in svc.cameras():
+        span = f"{ts_to_iso(c['first_ts_s'])} .. {ts_to_iso(c['last_ts_s'])}" if c["first_ts_s"] else "-"
+        typer.echo(f"{c['id']:16} videos={c['videos']} footage={c['footage_s']:.0f}s sightings={c['sightings']} {span}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the demo's clips.")] = Path("demo_out"),
+    top: Annotated[int, typer.Option(help="Clips to print.")] = 5,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest the bundled sample footage, search with a sample visitor crop, print ranked clips, write clip files."""
+    try:
+        from vsearch.search import SearchFilters
+        from vsearch.service import IngestItem
+
+        settings = _settings(data_dir)
+        svc = _service(settings)
+        typer.echo(f"data dir: {settings.data_dir.resolve()}")
+        typer.echo(f"ingesting {SAMPLE_VIDEO.name} as camera 'lobby' starting {DEMO_START}")
+        reports = svc.ingest([IngestItem(SAMPLE_VIDEO, "lobby", parse_time(DEMO_START))], _progress_bar("ingest"))
+        if _print_reports(reports):
+            _fail("the sample video could not be ingested")
+        typer.echo(f"\nsearching with {SAMPLE_QUERY.relative_to(PROJECT_ROOT)} (a crop of the third visitor)")
+        result = svc.search(SAMPLE_QUERY.read_bytes(), SearchFilters(top_k=top))
+        _print_result(result, False)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, c in enumerate(result.clips[:3], 1):
+            dst = out / f"rank{i}_{c.id}.mp4"
+            shutil.copyfile(svc.clip_file(c.id), dst)
+            shutil.copyfile(svc.frame_file(c.best.id), dst.with_suffix(".jpg"))
+            typer.echo(f"wrote {dst} and {dst.with_suffix('.jpg').name}")
+    except VSearchError as e:
+        _fail(str(e))
+
+
+def main() -> None:
+    try:
+        app()
+    except NotFoundError as e:  # pragma: no cover - commands catch their own errors
+        _fail(str(e))
+
+
+if __name__ == "__main__":
+    main()

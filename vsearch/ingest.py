@@ -1,0 +1,214 @@
+"""The ingest pipeline: video -> sampled frames -> detections -> tracks -> best crops -> embeddings -> catalog + index.
+
+Resumable: every `checkpoint_every_s` of video, the open track segments are closed, their crops embedded, and
+the sightings, track boxes and the video's progress are committed in one catalog transaction; the index is then
+updated and saved atomically. A run that dies is re-run with the same command: it skips finished files (by
+content hash) and resumes an unfinished one at its last checkpoint, so nothing is lost or stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vsearch.catalog import Catalog, NewSighting
+from vsearch.config import Settings
+from vsearch.detect import PersonDetector
+from vsearch.embed import Embedder
+from vsearch.errors import VideoError
+from vsearch.index import VectorIndex
+from vsearch.track import SegmentTracker, TrackSegment
+from vsearch.types import Frame
+from vsearch.video import probe, sample_frames
+
+ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
+
+
+@dataclass
+class IngestReport:
+    """What one file's ingest did, with per-stage wall times."""
+
+    path: str
+    camera_id: str
+    status: str  # "ingested", "resumed", "already ingested" or "failed"
+    video_id: int | None = None
+    frames_sampled: int = 0
+    sightings_added: int = 0
+    video_s: float = 0.0
+    wall_s: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    error: str | None = None
+
+    @property
+    def speed(self) -> float:
+        """Seconds of video processed per second of wall time."""
+        return self.video_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def source_sha256(path: Path) -> str:
+    """Content hash of a video file, or of a folder of frames (names and bytes, in order)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            while b := fh.read(1 << 20):
+                h.update(b)
+    return h.hexdigest()
+
+
+class _Timed:
+    """Accumulates wall time per stage: `with timer("detect"): ...`."""
+
+    def __init__(self, stage_s: dict[str, float]) -> None:
+        self.stage_s = stage_s
+
+    def __call__(self, stage: str) -> _Timed:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stage_s[self._stage] += time.perf_counter() - self._t0
+
+
+class Ingestor:
+    """Runs the pipeline for one file at a time against a catalog and an index."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        detector: PersonDetector,
+        embedder: Embedder,
+        catalog: Catalog,
+        index: VectorIndex,
+        index_path: Path,
+    ) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.embedder = embedder
+        self.catalog = catalog
+        self.index = index
+        self.index_path = index_path
+
+    def ingest(
+        self, path: Path, camera_id: str, start_ts_s: float, progress: ProgressFn | None = None
+    ) -> IngestReport:
+        """Ingest one video file or folder of frames. Bad input gives a 'failed' report, never an exception."""
+        path = Path(path).resolve()
+        report = IngestReport(str(path), camera_id, "ingested")
+        t0 = time.perf_counter()
+        try:
+            self._ingest(path, camera_id, start_ts_s, progress, report)
+        except VideoError as e:
+            report.status, report.error = "failed", str(e)
+            if report.video_id is not None:
+                self.catalog.fail_video(report.video_id, str(e))
+        report.wall_s = time.perf_counter() - t0
+        return report
+
+    def _ingest(
+        self, path: Path, camera_id: str, start_ts_s: float, progress: ProgressFn | None, report: IngestReport
+    ) -> None:
+        s = self.settings
+        timer = _Timed(report.stage_s)
+        with timer("probe"):
+            info = probe(path)
+            sha = source_sha256(path)
+        rec = self.catalog.begin_video(
+            camera_id, str(path), sha, start_ts_s, info.fps, info.frame_count, info.resolution_wh, self.embedder.name
+        )
+        report.video_id = rec.id
+        if rec.status == "done":
+            report.status = "already ingested"
+            report.frames_sampled = rec.frames_sampled
+            return
+        if rec.camera_id != camera_id or abs(rec.start_ts_s - start_ts_s) > 1e-3:
+            # resuming keeps the first run's camera and start time: the stored sightings already use them
+            camera_id, start_ts_s = rec.camera_id, rec.start_ts_s
+            report.camera_id = camera_id
+        from_pts = rec.processed_until_s
+        if from_pts > 0:
+            report.status = "resumed"
+        tracker = SegmentTracker(s, first_track_id=self.catalog.max_track_id(rec.id) + 1)
+        thumbs_dir = s.thumbs_dir / sha[:16]
+        thumbs_dir.mkdir(parents=True, exist_ok=True)
+
+        closed: list[TrackSegment] = []
+        boxes: list[tuple[int, float, tuple[float, float, float, float], float]] = []
+        frames_in_chunk = 0
+        chunk_start = from_pts
+        last_pts = from_pts
+        step_s = 1.0 / s.sample_fps
+
+        def commit(done: bool) -> None:
+            nonlocal closed, boxes, frames_in_chunk, chunk_start
+            with timer("track"):
+                closed.extend(tracker.flush())
+            crops = [(seg, c) for seg in closed for c in seg.crops]
+            with timer("embed"):
+                vecs = self.embedder.embed([c.crop_rgb for _, c in crops])
+            new = []
+            with timer("store"):
+                for (seg, c), v in zip(crops, vecs):
+                    thumb = thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
+                    cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    new.append(
+                        NewSighting(camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
+                                    str(thumb.relative_to(s.data_dir)), v)
+                    )  # fmt: skip
+                # the next resume starts at the first sampling bucket after the last processed frame
+                until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s
+                ids = self.catalog.commit_chunk(rec.id, new, boxes, until, frames_in_chunk, done)
+            with timer("index"):
+                self.index.add(np.array(ids, np.int64), vecs)
+                self.index.save(self.index_path)
+            report.sightings_added += len(ids)
+            closed, boxes, frames_in_chunk, chunk_start = [], [], 0, last_pts
+
+        batch: list[Frame] = []
+        frames = sample_frames(info, camera_id, start_ts_s, s.sample_fps, from_pts_s=from_pts)
+        for batch in _batches(frames, s.detector_batch, timer):
+            with timer("detect"):
+                dets = self.detector.detect([f.image_bgr for f in batch])
+            with timer("track"):
+                for f, d in zip(batch, dets):
+                    tracked, done_segs = tracker.update(f, d)
+                    closed.extend(done_segs)
+                    for tid, xyxy, conf in zip(tracked.tracker_id.tolist(), tracked.xyxy, tracked.confidence):
+                        boxes.append((tid, f.pts_s, tuple(float(v) for v in xyxy), float(conf)))  # type: ignore[misc]
+            frames_in_chunk += len(batch)
+            report.frames_sampled += len(batch)
+            last_pts = batch[-1].pts_s
+            if progress is not None:
+                progress(last_pts, info.duration_s)
+            if last_pts - chunk_start >= s.checkpoint_every_s:
+                commit(done=False)
+        commit(done=True)
+        report.video_s = info.duration_s - from_pts
+        if progress is not None:
+            progress(info.duration_s, info.duration_s)
+
+
+def _batches(frames: Iterator[Frame], n: int, timer: _Timed) -> Iterator[list[Frame]]:
+    """Group frames into lists of n, timing the decode of each frame as the 'decode' stage."""
+    while True:
+        batch = []
+        with timer("decode"):
+            for f in frames:
+                batch.append(f)
+                if len(batch) == n:
+                    break
+        if not batch:
+            return
+        yield batch

@@ -1,0 +1,173 @@
+"""The one object the CLI, the API and the benchmarks hold: settings, catalog, index and models, wired once.
+
+Models load lazily on first use; the index is opened (and re-synced with the catalog) on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsearch import __version__
+from vsearch.catalog import Catalog
+from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
+from vsearch.config import Settings
+from vsearch.detect import PersonDetector
+from vsearch.embed import Embedder, make_embedder
+from vsearch.errors import IndexStateError, InputError, NotFoundError
+from vsearch.index import VectorIndex, open_synced
+from vsearch.ingest import IngestReport, Ingestor, ProgressFn
+from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
+from vsearch.types import Sighting
+from vsearch.video import is_video_source, probe
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One source to ingest, with its camera and absolute start time."""
+
+    path: Path
+    camera_id: str
+    start_ts_s: float
+
+
+def plan_ingest(paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None) -> list[IngestItem]:
+    """Expand files, frame folders and camera folders (DIR/<camera>/<video files>) into ingest items.
+
+    Start times: with `start_ts_s`, the files of one camera are taken as consecutive recordings in name order
+    (each starts where the previous ended). Without it, a file is taken to end at its modification time, as a
+    recorder leaves it.
+    """
+    groups: dict[str, list[Path]] = {}
+    for p in (Path(p) for p in paths):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        if is_video_source(p):
+            groups.setdefault(camera_id or p.parent.name or "cam", []).append(p)
+            continue
+        if not p.is_dir():
+            raise InputError(f"{p}: not a video file ({p.suffix or 'no extension'}) nor a folder")
+        # a folder of cameras, or a camera folder of videos
+        found = False
+        for child in sorted(p.iterdir()):
+            if is_video_source(child):
+                groups.setdefault(camera_id or (p.name if child.is_file() else child.name), []).append(child)
+                found = True
+            elif child.is_dir():
+                for grand in sorted(child.iterdir()):
+                    if is_video_source(grand):
+                        groups.setdefault(camera_id or child.name, []).append(grand)
+                        found = True
+        if not found:
+            raise InputError(f"{p}: holds no video files or frame folders")
+    items = []
+    for cam, files in groups.items():
+        t = start_ts_s
+        for f in sorted(files):
+            if t is None:
+                try:
+                    duration = probe(f).duration_s
+                except Exception:
+                    duration = 0.0  # the ingest itself reports the bad file
+                items.append(IngestItem(f, cam, os.path.getmtime(f) - duration))
+            else:
+                items.append(IngestItem(f, cam, t))
+                try:
+                    t += probe(f).duration_s
+                except Exception:
+                    pass
+    return items
+
+
+class VSearch:
+    """vsearch's library facade over one data directory."""
+
+    def __init__(self, settings: Settings, detector: PersonDetector | None = None, embedder: Embedder | None = None):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(settings.catalog_path)
+        self.detector = detector or PersonDetector(settings)
+        self.embedder = embedder or make_embedder(settings)
+        self._index: VectorIndex | None = None
+        self._index_lock = threading.Lock()
+        self._ingest_lock = threading.Lock()
+
+    @property
+    def index_path(self) -> Path:
+        return self.settings.index_dir / f"{self.embedder.name}.faiss"
+
+    @property
+    def index(self) -> VectorIndex:
+        with self._index_lock:
+            if self._index is None:
+                self._index = open_synced(self.index_path, self.embedder.dim, self.catalog, self.embedder.name)
+            return self._index
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # -- ingest --------------------------------------------------------------------------------------------
+    def ingest(self, items: Sequence[IngestItem], progress: ProgressFn | None = None) -> list[IngestReport]:
+        """Ingest each item in turn; one bad file is reported and the rest go on."""
+        with self._ingest_lock:
+            ing = Ingestor(self.settings, self.detector, self.embedder, self.catalog, self.index, self.index_path)
+            return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress) for it in items]
+
+    # -- search --------------------------------------------------------------------------------------------
+    def search(
+        self, image: bytes, filters: SearchFilters, box: tuple[float, float, float, float] | None = None
+    ) -> SearchResult:
+        """Search with an uploaded image (bytes). Raises InputError for a non-image or bad filters."""
+        self._check_embedder()
+        t = time.perf_counter()
+        q = query_crop(decode_image(image), self.detector, self.settings, box)
+        detect_ms = (time.perf_counter() - t) * 1000
+        result = search(q, filters, self.embedder, self.index, self.catalog, self.settings)
+        result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
+        return result
+
+    def _check_embedder(self) -> None:
+        stored = self.catalog.embedders()
+        if stored and self.embedder.name not in stored:
+            raise IndexStateError(
+                f"the catalog holds embeddings of {stored}, not of the configured embedder {self.embedder.name!r}:"
+                f" set VSEARCH_EMBEDDER={stored[0]} or re-ingest"
+            )
+
+    # -- sightings, clips ------------------------------------------------------------------------------------
+    def sighting(self, sighting_id: int) -> Sighting:
+        return self.catalog.sighting(sighting_id)
+
+    def clip_id_for(self, sighting_id: int) -> str:
+        return clip_id_for_sighting(self.catalog, self.sighting(sighting_id), self.settings)
+
+    def clip_file(self, clip_id: str) -> Path:
+        return render_clip(self.catalog, clip_id, self.settings)
+
+    def crop_file(self, sighting_id: int) -> Path:
+        p = self.settings.data_dir / self.sighting(sighting_id).thumb_path
+        if not p.exists():
+            raise NotFoundError(f"crop of sighting {sighting_id} is missing on disk ({p})")
+        return p
+
+    def frame_file(self, sighting_id: int) -> Path:
+        return render_thumbnail(self.catalog, self.sighting(sighting_id), self.settings)
+
+    def cameras(self) -> list[dict]:
+        return self.catalog.cameras()
+
+    def health(self) -> dict:
+        return {
+            "version": __version__,
+            "index_size": self.index.ntotal,
+            "embedder": self.embedder.name,
+            "detector_backend": self.settings.detector_backend,
+            "models_loaded": {
+                "detector": self.detector.loaded,
+                "embedder": getattr(self.embedder, "_session", None) is not None,
+            },
+        }

@@ -1,0 +1,176 @@
+"""Follow each person through sampled frames (ByteTrack) and cut tracks into segments with a few best crops.
+
+Only the best few crops of each segment (sharp, large, confident, not cut by the frame edge) are embedded and
+stored, so the index grows with people and time, not with frames. Every sampled box of a track is kept
+(cheaply) so that clips can draw the person's box over time.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from vsearch.config import Settings
+from vsearch.types import Detections, Frame
+
+
+@dataclass(frozen=True)
+class TrackBox:
+    """One sampled box of a track."""
+
+    pts_s: float
+    xyxy: tuple[float, float, float, float]
+    confidence: float
+
+
+@dataclass(frozen=True, eq=False)
+class Crop:
+    """A candidate crop of a track: the person's pixels at one instant, RGB."""
+
+    pts_s: float
+    ts_s: float
+    xyxy: tuple[float, float, float, float]
+    confidence: float
+    quality: float
+    crop_rgb: NDArray[np.uint8]
+    keypoints: NDArray[np.float32]
+
+
+@dataclass
+class TrackSegment:
+    """At most `segment_max_s` of one track: its boxes and its best crops."""
+
+    track_id: int
+    start_pts_s: float
+    end_pts_s: float = 0.0
+    boxes: list[TrackBox] = field(default_factory=list)
+    crops: list[Crop] = field(default_factory=list)
+    last_seen_pts_s: float = 0.0
+
+
+class _TrackerInput:
+    """The Results-like view BYTETracker reads: conf, cls, xywh, boolean indexing."""
+
+    def __init__(self, xyxy: NDArray[np.float32], conf: NDArray[np.float32]) -> None:
+        self.xyxy = xyxy
+        self.conf = conf
+        self.cls = np.zeros(len(conf), np.float32)
+
+    @property
+    def xywh(self) -> NDArray[np.float32]:
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        return np.concatenate([self.xyxy[:, :2] + wh / 2, wh], axis=1)
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def __getitem__(self, mask: NDArray[np.bool_]) -> _TrackerInput:
+        return _TrackerInput(self.xyxy[mask], self.conf[mask])
+
+
+def crop_quality(crop_bgr: NDArray[np.uint8], xyxy: NDArray[np.float32], conf: float, frame_wh: tuple[int, int]) -> float:
+    """Higher for confident, tall, sharp crops that the frame edge does not cut."""
+    h = float(xyxy[3] - xyxy[1])
+    gray = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2GRAY)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    w_img, h_img = frame_wh
+    cut = xyxy[0] <= 1 or xyxy[1] <= 1 or xyxy[2] >= w_img - 2 or xyxy[3] >= h_img - 2
+    return conf * min(1.0, h / 256.0) ** 0.5 * (1.0 - np.exp(-sharpness / 100.0)) * (0.6 if cut else 1.0)
+
+
+class SegmentTracker:
+    """ByteTrack over sampled frames, emitting closed TrackSegments.
+
+    `update(frame, dets)` returns the segments that closed (too long, or their track was lost);
+    `flush()` closes all open ones (end of video, or a durable checkpoint).
+    """
+
+    def __init__(self, settings: Settings, first_track_id: int = 1) -> None:
+        from vsearch.detect import import_ultralytics
+
+        import_ultralytics(settings)
+        from ultralytics.trackers.byte_tracker import BYTETracker
+
+        self.settings = settings
+        args = Namespace(
+            track_high_thresh=settings.detector_conf,
+            track_low_thresh=0.1,
+            new_track_thresh=settings.detector_conf,
+            track_buffer=max(1, round(settings.track_buffer_s * settings.sample_fps)),
+            match_thresh=0.8,
+            fuse_score=True,
+        )
+        self._tracker = BYTETracker(args)
+        self._id_offset = first_track_id - 1
+        self._open: dict[int, TrackSegment] = {}
+
+    def update(self, frame: Frame, dets: Detections) -> tuple[Detections, list[TrackSegment]]:
+        """Track `dets` of `frame`; returns the tracked detections (tracker_id set) and segments that closed."""
+        out = self._tracker.update(_TrackerInput(dets.xyxy, dets.confidence), frame.image_bgr)
+        idx = out[:, 7].astype(np.int64) if len(out) else np.zeros(0, np.int64)
+        tracked = dets[idx]
+        tracked.tracker_id = (out[:, 4].astype(np.int64) + self._id_offset) if len(out) else tracked.tracker_id
+        closed = []
+        for i, tid in enumerate(tracked.tracker_id.tolist()):
+            seg = self._open.get(tid)
+            if seg is not None and frame.pts_s - seg.start_pts_s >= self.settings.segment_max_s:
+                closed.append(self._close(tid))
+                seg = None
+            if seg is None:
+                seg = self._open[tid] = TrackSegment(tid, frame.pts_s)
+            self._observe(seg, frame, tracked, i)
+        lost_after = self.settings.track_buffer_s
+        for tid in [t for t, s in self._open.items() if frame.pts_s - s.last_seen_pts_s > lost_after]:
+            closed.append(self._close(tid))
+        return tracked, closed
+
+    def flush(self) -> list[TrackSegment]:
+        return [self._close(tid) for tid in list(self._open)]
+
+    def _observe(self, seg: TrackSegment, frame: Frame, dets: Detections, i: int) -> None:
+        xyxy = dets.xyxy[i]
+        conf = float(dets.confidence[i])
+        box = tuple(float(v) for v in xyxy)
+        seg.boxes.append(TrackBox(frame.pts_s, box, conf))  # type: ignore[arg-type]
+        seg.end_pts_s = seg.last_seen_pts_s = frame.pts_s
+        if conf < self.settings.detector_conf:
+            return  # low-confidence boxes keep the track alive but are not stored as sightings
+        w_img, h_img = frame.resolution_wh
+        x1, y1, x2, y2 = np.clip(np.round(xyxy), 0, [w_img, h_img, w_img, h_img]).astype(int)
+        if x2 - x1 < 8 or y2 - y1 < 16:
+            return
+        crop_bgr = frame.image_bgr[y1:y2, x1:x2]
+        q = crop_quality(crop_bgr, xyxy, conf, (w_img, h_img))
+        crop = Crop(frame.pts_s, frame.ts_s, box, conf, q, np.ascontiguousarray(crop_bgr[:, :, ::-1]), dets.keypoints[i])  # type: ignore[arg-type]
+        seg.crops.append(crop)
+        # keep memory bounded: a few more candidates than we will store
+        k = self.settings.crops_per_segment * 3
+        if len(seg.crops) > k:
+            seg.crops.sort(key=lambda c: -c.quality)
+            del seg.crops[k:]
+
+    def _close(self, tid: int) -> TrackSegment:
+        seg = self._open.pop(tid)
+        seg.crops = select_crops(seg.crops, self.settings.crops_per_segment, min_gap_s=1.0)
+        return seg
+
+
+def select_crops(crops: list[Crop], k: int, min_gap_s: float) -> list[Crop]:
+    """The k best crops by quality, preferring ones at least `min_gap_s` apart (different poses), in time order."""
+    ranked = sorted(crops, key=lambda c: -c.quality)
+    chosen: list[Crop] = []
+    for c in ranked:
+        if all(abs(c.pts_s - o.pts_s) >= min_gap_s for o in chosen):
+            chosen.append(c)
+        if len(chosen) == k:
+            break
+    for c in ranked:  # top up when the segment is too short for spaced crops
+        if len(chosen) == k:
+            break
+        if not any(c is o for o in chosen):
+            chosen.append(c)
+    return sorted(chosen, key=lambda c: c.pts_s)

@@ -1,0 +1,179 @@
+"""Open a video file or a folder of frames, and sample frames by time with absolute timestamps."""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vsearch.errors import VideoError
+from vsearch.types import Frame
+
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".mpg", ".mpeg"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
+DEFAULT_FRAMES_FPS = 10.0  # a folder of frames with no seqinfo.ini beside it
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source holds, read before any decoding of the whole stream."""
+
+    path: Path
+    kind: str  # "file" or "frames"
+    fps: float
+    frame_count: int
+    resolution_wh: tuple[int, int]
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+def is_video_source(path: Path) -> bool:
+    """A video file by extension, or a folder that directly holds image frames."""
+    if path.is_file():
+        return path.suffix.lower() in VIDEO_EXTS
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir())
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def _frames_fps(folder: Path) -> float:
+    """MOTChallenge folders keep the frame rate in ../seqinfo.ini; other folders get DEFAULT_FRAMES_FPS."""
+    for ini in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
+        if ini.is_file():
+            cp = configparser.ConfigParser()
+            cp.read(ini)
+            if cp.has_option("Sequence", "frameRate"):
+                return float(cp.get("Sequence", "frameRate"))
+    return DEFAULT_FRAMES_FPS
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read a source's frame rate, length and size, and check that its first and last frames decode.
+
+    Raises VideoError naming the file when it is missing, empty, not a video, or truncated (the container
+    promises frames that cannot be decoded).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = _frame_files(path)
+        if not files:
+            raise VideoError(f"{path}: folder holds no image frames ({', '.join(sorted(IMAGE_EXTS))})")
+        first = cv2.imread(str(files[0]))
+        if first is None:
+            raise VideoError(f"{files[0]}: cannot decode image frame")
+        h, w = first.shape[:2]
+        return VideoInfo(path, "frames", _frames_fps(path), len(files), (w, h))
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: file is empty")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise VideoError(f"{path}: not a readable video (no decodable stream)")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok, first = cap.read()
+        if not ok or first is None:
+            raise VideoError(f"{path}: no frame could be decoded")
+        if not (0 < fps < 1000):
+            raise VideoError(f"{path}: container reports no usable frame rate ({fps})")
+        packets = _count_packets(path)
+        if packets is not None and packets < count:
+            # a truncated file keeps its header's frame count but its data ends early
+            raise VideoError(f"{path}: truncated or corrupt: the header promises {count} frames, the file holds {packets}")
+        h, w = first.shape[:2]
+        return VideoInfo(path, "file", float(fps), max(count, 1), (w, h))
+    finally:
+        cap.release()
+
+
+def _count_packets(path: Path) -> int | None:
+    """Video packets actually present in the file (demuxed, not decoded: milliseconds per minute of video)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            if not stream.frames:
+                return None  # the container does not promise a count (e.g. some MKV): nothing to compare
+            return sum(1 for pk in c.demux(stream) if pk.size)
+    except (av.FFmpegError, IndexError):
+        return None  # OpenCV decoded it; leave the verdict to the decode loop
+
+
+def sample_frames(
+    info: VideoInfo, camera_id: str, start_ts_s: float, sample_fps: float, from_pts_s: float = 0.0
+) -> Iterator[Frame]:
+    """Yield frames at about `sample_fps` per second of video, from `from_pts_s` on.
+
+    A frame is kept when it is the first of its 1/sample_fps time bucket, so sampling is the same whether an
+    ingest starts at 0 or resumes mid-video. Positions come from the frame index and the container's constant
+    frame rate; `ts_s` = `start_ts_s` + position.
+    """
+    step_s = 1.0 / sample_fps
+    last_bucket = -1
+
+    def keep(index: int) -> float | None:
+        nonlocal last_bucket
+        pts = index / info.fps
+        bucket = int(pts / step_s + 1e-6)
+        if bucket == last_bucket or pts < from_pts_s - 1e-6:
+            return None
+        last_bucket = bucket
+        return pts
+
+    if info.kind == "frames":
+        for i, f in enumerate(_frame_files(info.path)):
+            pts = keep(i)
+            if pts is None:
+                continue
+            img = cv2.imread(str(f))
+            if img is None:
+                raise VideoError(f"{f}: cannot decode image frame")
+            yield Frame(camera_id, i, pts, start_ts_s + pts, img)
+        return
+
+    cap = cv2.VideoCapture(str(info.path))
+    if not cap.isOpened():
+        raise VideoError(f"{info.path}: not a readable video")
+    try:
+        i = 0
+        # grab() without retrieve() skips the colour conversion of frames we drop
+        while cap.grab():
+            pts = keep(i)
+            if pts is not None:
+                ok, img = cap.retrieve()
+                if not ok or img is None:
+                    raise VideoError(f"{info.path}: frame {i} cannot be decoded")
+                yield Frame(camera_id, i, pts, start_ts_s + pts, np.ascontiguousarray(img))
+            i += 1
+        if i < info.frame_count * 0.98 - 2:
+            raise VideoError(f"{info.path}: stream ended after {i} of {info.frame_count} frames (truncated or corrupt)")
+    finally:
+        cap.release()
+
+
+def read_frame_at(path: Path, pts_s: float) -> np.ndarray:
+    """Decode the single frame nearest `pts_s` (BGR). Used for thumbnails and query tools, not the hot path."""
+    info = probe(path)
+    index = min(info.frame_count - 1, max(0, round(pts_s * info.fps)))
+    if info.kind == "frames":
+        img = cv2.imread(str(_frame_files(info.path)[index]))
+    else:
+        cap = cv2.VideoCapture(str(path))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, img = cap.read()
+        cap.release()
+        img = img if ok else None
+    if img is None:
+        raise VideoError(f"{path}: frame at {pts_s:.2f}s cannot be decoded")
+    return img
