@@ -73,3 +73,29 @@ def test_unavailable_cuda_is_a_clear_error() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(ModelError, match="no CUDA GPU"):
         PersonDetector(Settings(device="cuda", detector_backend="torch")).detect([np.zeros((64, 64, 3), np.uint8)])
+
+
+@pytest.mark.slow
+def test_static_scene_gate_skips_empty_frames_without_losing_people() -> None:
+    """Over the first 47 s of the sample clip (empty room, visit 1, gap, visit 2) the gate skips frames of the
+    empty room but every frame in which the ungated detector finds a person is still detected."""
+    from vsearch.detect import StaticSceneGate
+    from vsearch.video import probe, sample_frames
+
+    from .conftest import SAMPLE_VIDEO
+
+    frames = [f for f in sample_frames(probe(SAMPLE_VIDEO), "c", 0.0, 2.0) if f.pts_s < 47]
+    det = PersonDetector(Settings())
+    ungated = [len(d) > 0 for d in det.detect([f.image_bgr for f in frames], conf=0.35)]
+    gate = StaticSceneGate()
+    gated = []
+    for i in range(0, len(frames), 4):
+        batch = frames[i : i + 4]
+        run = gate.needs_detection([f.image_bgr for f in batch])
+        found = iter(det.detect([f.image_bgr for f, r in zip(batch, run) if r], conf=0.35))
+        dets = [next(found) if r else None for r in run]
+        if run[-1]:
+            gate.observe(batch[-1].image_bgr, dets[-1])
+        gated += [d is not None and len(d) > 0 for d in dets]
+    assert gate.skipped >= 5
+    assert gated == ungated

@@ -72,7 +72,7 @@ def _print_reports(reports) -> int:  # type: ignore[no-untyped-def]
         else:
             typer.echo(
                 f"{r.status:16s} {r.path} camera={r.camera_id} video_id={r.video_id} frames={r.frames_sampled}"
-                f" sightings+={r.sightings_added} video={r.video_s:.1f}s wall={r.wall_s:.1f}s"
+                f" (detector skipped {r.frames_skipped} static empty) sightings+={r.sightings_added} video={r.video_s:.1f}s wall={r.wall_s:.1f}s"
                 f" speed={r.speed:.1f}x  [{stages}]"
             )
     return failed
@@ -86,11 +86,14 @@ def ingest(
     sample_fps: Annotated[float | None, typer.Option(help="Frames sampled per second of video.")] = None,
     backend: Annotated[str | None, typer.Option(help="Detector backend: openvino, onnx or torch.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (torch backend).")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="Detector input size in px (default: follows the footage).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run."""
     try:
-        settings = _settings(data_dir, sample_fps=sample_fps, detector_backend=backend, device=device)
+        settings = _settings(
+            data_dir, sample_fps=sample_fps, detector_backend=backend, device=device, detector_imgsz=imgsz
+        )
         from vsearch.service import plan_ingest
 
         items = plan_ingest(paths, camera, parse_time(start) if start else None)

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     detector_conf: float = Field(default=0.35, ge=0, le=1)
     detector_batch: int = Field(default=4, ge=1)
     min_person_height_px: int = 48
+    skip_static_frames: bool = True  # skip the detector while an empty scene does not change (detect.StaticSceneGate)
 
     # tracking and segment selection
     track_buffer_s: float = 3.0  # how long a lost track may be re-found

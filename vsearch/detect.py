@@ -129,3 +129,46 @@ class PersonDetector:
             dets = Detections(xyxy, boxes.conf.cpu().numpy(), kpts)
             out.append(dets[(dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= min_h])
         return out
+
+
+class StaticSceneGate:
+    """Skips the detector on frames of an empty scene that has not changed.
+
+    The reference is the last frame in which the detector found nobody. While later frames differ from it in
+    less than `min_changed` of their pixels, nobody can have entered, so they are known empty without running
+    the detector. Frames with persons in them are always detected (a person standing still makes no motion).
+    """
+
+    def __init__(self, min_changed: float = 0.002, pixel_delta: int = 25, width: int = 160) -> None:
+        self.min_changed = min_changed
+        self.pixel_delta = pixel_delta
+        self.width = width
+        self._ref: NDArray[np.uint8] | None = None
+        self.skipped = 0
+
+    def _small(self, image_bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        import cv2
+
+        h, w = image_bgr.shape[:2]
+        small = cv2.resize(image_bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+
+    def needs_detection(self, images_bgr: Sequence[NDArray[np.uint8]]) -> list[bool]:
+        """Which frames of a batch must go through the detector: all from the first one that changed."""
+        if self._ref is None:
+            return [True] * len(images_bgr)
+        for i, img in enumerate(images_bgr):
+            small = self._small(img)
+            if small.shape != self._ref.shape:
+                break
+            changed = float(np.mean(np.abs(small.astype(np.int16) - self._ref) > self.pixel_delta))
+            if changed >= self.min_changed:
+                break
+        else:
+            i = len(images_bgr)
+        self.skipped += i
+        return [j >= i for j in range(len(images_bgr))]
+
+    def observe(self, image_bgr: NDArray[np.uint8], dets: Detections) -> None:
+        """Tell the gate what the detector found in the last detected frame."""
+        self._ref = self._small(image_bgr) if len(dets) == 0 else None

@@ -20,12 +20,12 @@ import numpy as np
 
 from vsearch.catalog import Catalog, NewSighting
 from vsearch.config import Settings
-from vsearch.detect import PersonDetector
+from vsearch.detect import PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
 from vsearch.errors import VideoError
 from vsearch.index import VectorIndex
 from vsearch.track import SegmentTracker, TrackSegment
-from vsearch.types import Frame
+from vsearch.types import Detections, Frame
 from vsearch.video import probe, sample_frames
 
 ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
@@ -40,6 +40,7 @@ class IngestReport:
     status: str  # "ingested", "resumed", "already ingested" or "failed"
     video_id: int | None = None
     frames_sampled: int = 0
+    frames_skipped: int = 0  # sampled frames of a static, empty scene that skipped the detector
     sightings_added: int = 0
     video_s: float = 0.0
     wall_s: float = 0.0
@@ -176,11 +177,16 @@ class Ingestor:
             report.sightings_added += len(ids)
             closed, boxes, frames_in_chunk, chunk_start = [], [], 0, last_pts
 
-        batch: list[Frame] = []
+        gate = StaticSceneGate() if s.skip_static_frames else None
         frames = sample_frames(info, camera_id, start_ts_s, s.sample_fps, from_pts_s=from_pts)
         for batch in _batches(frames, s.detector_batch, timer):
+            with timer("motion"):
+                run = gate.needs_detection([f.image_bgr for f in batch]) if gate else [True] * len(batch)
             with timer("detect"):
-                dets = self.detector.detect([f.image_bgr for f in batch])
+                found = iter(self.detector.detect([f.image_bgr for f, r in zip(batch, run) if r]))
+                dets = [next(found) if r else Detections.empty() for r in run]
+                if gate and run[-1]:
+                    gate.observe(batch[-1].image_bgr, dets[-1])
             with timer("track"):
                 for f, d in zip(batch, dets):
                     tracked, done_segs = tracker.update(f, d)
@@ -195,6 +201,7 @@ class Ingestor:
             if last_pts - chunk_start >= s.checkpoint_every_s:
                 commit(done=False)
         commit(done=True)
+        report.frames_skipped = gate.skipped if gate else 0
         report.video_s = info.duration_s - from_pts
         if progress is not None:
             progress(info.duration_s, info.duration_s)
