@@ -26,7 +26,7 @@ from vsearch.errors import VideoError
 from vsearch.index import VectorIndex
 from vsearch.track import SegmentTracker, TrackSegment
 from vsearch.types import Detections, Frame
-from vsearch.video import probe, sample_frames
+from vsearch.video import prefetch, probe, sample_frames
 
 ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
 
@@ -178,7 +178,7 @@ class Ingestor:
             closed, boxes, frames_in_chunk, chunk_start = [], [], 0, last_pts
 
         gate = StaticSceneGate() if s.skip_static_frames else None
-        frames = sample_frames(info, camera_id, start_ts_s, s.sample_fps, from_pts_s=from_pts)
+        frames = prefetch(sample_frames(info, camera_id, start_ts_s, s.sample_fps, from_pts_s=from_pts))
         for batch in _batches(frames, s.detector_batch, timer):
             with timer("motion"):
                 run = gate.needs_detection([f.image_bgr for f in batch]) if gate else [True] * len(batch)

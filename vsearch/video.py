@@ -177,3 +177,45 @@ def read_frame_at(path: Path, pts_s: float) -> np.ndarray:
     if img is None:
         raise VideoError(f"{path}: frame at {pts_s:.2f}s cannot be decoded")
     return img
+
+
+def prefetch(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+    """Decode ahead in a background thread (OpenCV releases the GIL) so decoding overlaps inference.
+
+    Errors raised by the decoder (e.g. a truncated stream) are re-raised in the consumer, in order.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for f in frames:
+                while not stop.is_set():
+                    try:
+                        q.put(f, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=run, name="vsearch-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
