@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS sightings (
     quality REAL NOT NULL,
     thumb_path TEXT NOT NULL,
     embedder TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    upper_color TEXT,
+    lower_color TEXT
 );
 CREATE INDEX IF NOT EXISTS sightings_cam_ts ON sightings (camera_id, ts);
 CREATE INDEX IF NOT EXISTS sightings_ts ON sightings (ts);
@@ -71,7 +73,8 @@ CREATE TABLE IF NOT EXISTS track_boxes (
 """
 
 SIGHTING_COLS = (
-    "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path"
+    "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
+    " s.upper_color, s.lower_color"
 )
 
 
@@ -104,12 +107,15 @@ class NewSighting:
     quality: float
     thumb_path: str
     embedding: NDArray[np.float32]
+    upper_color: str | None = None
+    lower_color: str | None = None
 
 
 def _sighting(row: Sequence) -> Sighting:
     return Sighting(
         id=row[0], camera_id=row[1], video_id=row[2], video_path=row[3], track_id=row[4], ts_s=row[5],
         pts_s=row[6], xyxy=(row[7], row[8], row[9], row[10]), confidence=row[11], thumb_path=row[12],
+        upper_color=row[13], lower_color=row[14],
     )  # fmt: skip
 
 
@@ -126,6 +132,10 @@ class Catalog:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
+            for col in ("upper_color", "lower_color"):  # catalogs written before colour attributes
+                if col not in cols:
+                    self._db.execute(f"ALTER TABLE sightings ADD COLUMN {col} TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -223,9 +233,11 @@ class Catalog:
                 for s in sightings:
                     cur = self._db.execute(
                         "INSERT INTO sightings (video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
-                        " quality, thumb_path, embedder, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (video_id, s.camera_id, s.track_id, s.ts_s, s.pts_s, *s.xyxy, s.confidence, s.quality,
-                         s.thumb_path, v[0], np.ascontiguousarray(s.embedding, np.float32).tobytes()),
+                         s.thumb_path, v[0], np.ascontiguousarray(s.embedding, np.float32).tobytes(),
+                         s.upper_color, s.lower_color),
                     )  # fmt: skip
                     ids.append(int(cur.lastrowid))
                 self._db.executemany(
@@ -285,9 +297,15 @@ class Catalog:
             last = int(ids[-1])
 
     def filter_ids(
-        self, embedder: str, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None
+        self,
+        embedder: str,
+        from_ts_s: float | None,
+        to_ts_s: float | None,
+        cameras: Sequence[str] | None,
+        upper_color: str | None = None,
+        lower_color: str | None = None,
     ) -> NDArray[np.int64] | None:
-        """Ids of sightings inside the time window and cameras; None when nothing is filtered (all ids)."""
+        """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered."""
         where, args = ["embedder = ?"], [embedder]
         if from_ts_s is not None:
             where.append("ts >= ?")
@@ -298,6 +316,10 @@ class Catalog:
         if cameras:
             where.append(f"camera_id IN ({','.join('?' * len(cameras))})")
             args.extend(cameras)
+        for col, val in (("upper_color", upper_color), ("lower_color", lower_color)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
         if len(where) == 1:
             return None
         rows = self._q(f"SELECT id FROM sightings WHERE {' AND '.join(where)}", args)

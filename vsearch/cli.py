@@ -128,11 +128,14 @@ def _print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-de
     typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}; {result.candidates} sightings in the filters")
     if not result.clips:
         typer.echo("no matching sightings")
-    typer.echo(f"{'rank':>4} {'score':>6}  {'camera':12} {'from (UTC)':24} {'to':12} {'track':>5} {'best sighting':>13}  clip id")
+    typer.echo(
+        f"{'rank':>4} {'score':>6}  {'camera':12} {'from (UTC)':24} {'to':12} {'track':>5} {'sighting':>8}"
+        f"  {'colours':14} clip id"
+    )
     for i, c in enumerate(result.clips, 1):
         typer.echo(
             f"{i:>4} {c.score:6.3f}  {c.camera_id:12} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
-            f" {c.track_id:>5} {c.best.id:>13}  {c.id}"
+            f" {c.track_id:>5} {c.best.id:>8}  {f'{c.best.upper_color}/{c.best.lower_color}':14} {c.id}"
         )
 
 
@@ -146,7 +149,8 @@ def result_to_dict(result) -> dict:  # type: ignore[no-untyped-def]
             {
                 "id": c.id, "camera_id": c.camera_id, "track_id": c.track_id, "score": c.score,
                 "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "video": c.video_path,
-                "best_sighting": c.best.id, "sightings": [{"id": h.sighting.id, "score": h.score, "time": h.sighting.time_iso} for h in c.sightings],
+                "best_sighting": c.best.id, "colors": {"upper": c.best.upper_color, "lower": c.best.lower_color},
+                "sightings": [{"id": h.sighting.id, "score": h.score, "time": h.sighting.time_iso} for h in c.sightings],
             }
             for c in result.clips
         ],
@@ -162,6 +166,8 @@ def search_cmd(
     top: Annotated[int, typer.Option(help="Number of clips to return.")] = 20,
     min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.")] = -1.0,
     box: Annotated[str | None, typer.Option(help="Person box in the query image: x1,y1,x2,y2.")] = None,
+    upper: Annotated[str | None, typer.Option(help="Upper-body colour, e.g. red (see vsearch.colors).")] = None,
+    lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -172,8 +178,9 @@ def search_cmd(
         if not image.is_file():
             raise InputError(f"{image}: no such image file")
         filters = SearchFilters(
-            parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top, min_score
-        )
+            parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top, min_score,
+            upper, lower,
+        )  # fmt: skip
         svc = _service(_settings(data_dir))
         _print_result(svc.search(image.read_bytes(), filters, _parse_box(box)), json_out)
     except VSearchError as e:

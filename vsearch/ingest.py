@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from vsearch.catalog import Catalog, NewSighting
+from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
@@ -164,9 +165,10 @@ class Ingestor:
                 for (seg, c), v in zip(crops, vecs):
                     thumb = thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
                     cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
                     new.append(
                         NewSighting(camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
-                                    str(thumb.relative_to(s.data_dir)), v)
+                                    str(thumb.relative_to(s.data_dir)), v, upper, lower)
                     )  # fmt: skip
                 # the next resume starts at the first sampling bucket after the last processed frame
                 until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s

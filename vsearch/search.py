@@ -32,8 +32,15 @@ class SearchFilters:
     cameras: tuple[str, ...] = ()
     top_k: int = 20
     min_score: float = -1.0
+    upper_color: str | None = None  # e.g. "red": only sightings whose upper-body colour has that name
+    lower_color: str | None = None
 
     def __post_init__(self) -> None:
+        from vsearch.colors import COLOR_NAMES
+
+        for part, name in (("upper", self.upper_color), ("lower", self.lower_color)):
+            if name is not None and name not in COLOR_NAMES:
+                raise InputError(f"unknown {part}-body colour {name!r}; expected one of {', '.join(COLOR_NAMES)}")
         if self.from_ts_s is not None and self.to_ts_s is not None and self.from_ts_s > self.to_ts_s:
             raise InputError(f"time window ends before it starts (from {self.from_ts_s} > to {self.to_ts_s})")
         if not 1 <= self.top_k <= MAX_TOP_K:
@@ -114,7 +121,9 @@ def search(
     qvec = embedder.embed([query.crop_rgb])[0]
     lat["embed_ms"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    allowed = catalog.filter_ids(embedder.name, filters.from_ts_s, filters.to_ts_s, filters.cameras or None)
+    allowed = catalog.filter_ids(
+        embedder.name, filters.from_ts_s, filters.to_ts_s, filters.cameras or None, filters.upper_color, filters.lower_color
+    )
     lat["filter_ms"] = (time.perf_counter() - t) * 1000
     candidates = index.ntotal if allowed is None else len(allowed)
     # several crops per track segment: fetch enough vectors to fill top_k distinct clips

@@ -83,6 +83,8 @@ class Sighting:
     xyxy: tuple[float, float, float, float]
     confidence: float
     thumb_path: str
+    upper_color: str | None = None  # dominant clothing colours (vsearch.colors.COLOR_NAMES)
+    lower_color: str | None = None
 
     @property
     def time_iso(self) -> str:
