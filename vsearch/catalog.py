@@ -204,7 +204,7 @@ class Catalog:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return self.video(int(cur.lastrowid))
+            return self.video(int(cur.lastrowid or 0))
 
     def fail_video(self, video_id: int, error: str) -> None:
         self._q("UPDATE videos SET status='failed', error=? WHERE id=?", (error, video_id))
@@ -239,7 +239,7 @@ class Catalog:
                          s.thumb_path, v[0], np.ascontiguousarray(s.embedding, np.float32).tobytes(),
                          s.upper_color, s.lower_color),
                     )  # fmt: skip
-                    ids.append(int(cur.lastrowid))
+                    ids.append(int(cur.lastrowid or 0))
                 self._db.executemany(
                     "INSERT OR REPLACE INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -306,7 +306,8 @@ class Catalog:
         lower_color: str | None = None,
     ) -> NDArray[np.int64] | None:
         """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered."""
-        where, args = ["embedder = ?"], [embedder]
+        where: list[str] = ["embedder = ?"]
+        args: list[object] = [embedder]
         if from_ts_s is not None:
             where.append("ts >= ?")
             args.append(from_ts_s)

@@ -66,7 +66,7 @@ def _region_masks(shape_hw: tuple[int, int], kpts: NDArray[np.float32] | None) -
 
 def name_colors(crop_rgb: NDArray[np.uint8], keypoints: NDArray[np.float32] | None = None) -> tuple[str, str]:
     """(upper, lower) dominant colour names of a person crop; keypoints (17, 3) in crop coordinates."""
-    hsv = cv2.cvtColor(cv2.GaussianBlur(crop_rgb, (3, 3), 0), cv2.COLOR_RGB2HSV)
+    hsv = np.asarray(cv2.cvtColor(cv2.GaussianBlur(crop_rgb, (3, 3), 0), cv2.COLOR_RGB2HSV), np.uint8)
     names = pixel_color_names(hsv)
     out = []
     for mask in _region_masks(crop_rgb.shape[:2], keypoints):

@@ -151,23 +151,22 @@ class StaticSceneGate:
 
         h, w = image_bgr.shape[:2]
         small = cv2.resize(image_bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
-        return cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        return np.asarray(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0), np.uint8)
 
     def needs_detection(self, images_bgr: Sequence[NDArray[np.uint8]]) -> list[bool]:
         """Which frames of a batch must go through the detector: all from the first one that changed."""
         if self._ref is None:
             return [True] * len(images_bgr)
-        for i, img in enumerate(images_bgr):
-            small = self._small(img)
-            if small.shape != self._ref.shape:
-                break
-            changed = float(np.mean(np.abs(small.astype(np.int16) - self._ref) > self.pixel_delta))
-            if changed >= self.min_changed:
-                break
-        else:
-            i = len(images_bgr)
-        self.skipped += i
-        return [j >= i for j in range(len(images_bgr))]
+        first = next((i for i, img in enumerate(images_bgr) if self._changed(img)), len(images_bgr))
+        self.skipped += first
+        return [j >= first for j in range(len(images_bgr))]
+
+    def _changed(self, image_bgr: NDArray[np.uint8]) -> bool:
+        assert self._ref is not None
+        small = self._small(image_bgr)
+        if small.shape != self._ref.shape:
+            return True
+        return float(np.mean(np.abs(small.astype(np.int16) - self._ref) > self.pixel_delta)) >= self.min_changed
 
     def observe(self, image_bgr: NDArray[np.uint8], dets: Detections) -> None:
         """Tell the gate what the detector found in the last detected frame."""

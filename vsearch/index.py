@@ -35,7 +35,7 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     def ids(self) -> NDArray[np.int64]:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
 
     def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         if len(ids) == 0:
@@ -46,7 +46,7 @@ class VectorIndex:
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         with self._lock:
-            return int(self._index.remove_ids(np.ascontiguousarray(ids, np.int64)))
+            return int(self._index.remove_ids(np.ascontiguousarray(ids, np.int64)))  # type: ignore[arg-type]
 
     def search(
         self, query: NDArray[np.float32], k: int, allowed_ids: NDArray[np.int64] | None = None
@@ -58,7 +58,8 @@ class VectorIndex:
         k = min(k, self.ntotal if allowed_ids is None else len(allowed_ids))
         params = None
         if allowed_ids is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64)))
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         with self._lock:
             scores, ids = self._index.search(q, k, params=params)
         keep = ids[0] >= 0

@@ -194,7 +194,8 @@ class Ingestor:
                     tracked, done_segs = tracker.update(f, d)
                     closed.extend(done_segs)
                     for tid, xyxy, conf in zip(tracked.tracker_id.tolist(), tracked.xyxy, tracked.confidence):
-                        boxes.append((tid, f.pts_s, tuple(float(v) for v in xyxy), float(conf)))  # type: ignore[misc]
+                        x1, y1, x2, y2 = (float(v) for v in xyxy)
+                        boxes.append((int(tid), f.pts_s, (x1, y1, x2, y2), float(conf)))
             frames_in_chunk += len(batch)
             report.frames_sampled += len(batch)
             last_pts = batch[-1].pts_s

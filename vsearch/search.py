@@ -78,7 +78,7 @@ def decode_image(data: bytes) -> NDArray[np.uint8]:
         raise InputError(f"expected an image (JPEG, PNG, BMP or WebP), got {len(data)} bytes that do not decode as one (starting {head!r})")
     if img.shape[0] < 8 or img.shape[1] < 8:
         raise InputError(f"image too small to hold a person: {img.shape[1]}x{img.shape[0]} pixels")
-    return img
+    return np.asarray(img, np.uint8)
 
 
 def query_crop(

@@ -20,7 +20,7 @@ from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, InputError, NotFoundError
 from vsearch.index import VectorIndex, open_synced
-from vsearch.ingest import IngestReport, Ingestor, ProgressFn
+from vsearch.ingest import Ingestor, IngestReport, ProgressFn
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.types import Sighting
 from vsearch.video import is_video_source, probe

@@ -139,7 +139,7 @@ def sample_frames(
             img = cv2.imread(str(f))
             if img is None:
                 raise VideoError(f"{f}: cannot decode image frame")
-            yield Frame(camera_id, i, pts, start_ts_s + pts, img)
+            yield Frame(camera_id, i, pts, start_ts_s + pts, np.asarray(img, np.uint8))
         return
 
     cap = cv2.VideoCapture(str(info.path))
@@ -154,7 +154,7 @@ def sample_frames(
                 ok, img = cap.retrieve()
                 if not ok or img is None:
                     raise VideoError(f"{info.path}: frame {i} cannot be decoded")
-                yield Frame(camera_id, i, pts, start_ts_s + pts, np.ascontiguousarray(img))
+                yield Frame(camera_id, i, pts, start_ts_s + pts, np.ascontiguousarray(img, dtype=np.uint8))
             i += 1
         if i < info.frame_count * 0.98 - 2:
             raise VideoError(f"{info.path}: stream ended after {i} of {info.frame_count} frames (truncated or corrupt)")
