@@ -173,3 +173,23 @@ def test_embedder_mismatch_is_reported_not_silently_empty(demo_service: VSearch)
 def test_probe_of_sample_is_consistent_with_catalog(demo_service: VSearch) -> None:
     v = demo_service.catalog.videos()[0]
     assert v.frame_count == probe(SAMPLE_VIDEO).frame_count
+
+
+def test_watching_a_stream_ingests_each_segment(tmp_path: Path, shared_settings) -> None:  # type: ignore[no-untyped-def]
+    """The first 30 s of the sample played as a live stream: two 15 s segments, visitor 1 (6-20 s) found in them,
+    at wall-clock times, and searchable."""
+    import time
+
+    svc = VSearch(shared_settings.model_copy(update={"data_dir": tmp_path / "d"}))
+    t0 = time.time()
+    reports = svc.watch(str(SAMPLE_VIDEO), "live-01", segment_s=15.0, max_s=30.0)
+    assert [r.status for r in reports] == ["ingested", "ingested"]
+    assert sum(r.sightings_added for r in reports) > 0
+    first = svc.catalog.sightings([1])[1]
+    # a file is read faster than real time, so its stream clock (open time + position) runs ahead of the wall
+    assert first.camera_id == "live-01" and 6 - 1.5 <= first.ts_s - t0 <= 30 + 1
+    result = svc.search(visitor_crop(svc, 13.3), SearchFilters(cameras=("live-01",)))
+    stream_start = svc.catalog.videos()[0].start_ts_s
+    best = result.clips[0]
+    assert 6 - 1.5 <= best.start_ts_s - stream_start and best.end_ts_s - stream_start <= 20 + 1.5
+    svc.close()

@@ -110,6 +110,31 @@ def ingest(
         _fail(f"{failed} of {len(reports)} sources failed (see above); the others were ingested", 1)
 
 
+@app.command()
+def watch(
+    url: Annotated[str, typer.Argument(help="Live source: rtsp://..., http://..., a device index, or a file.")],
+    camera: Annotated[str, typer.Option(help="Camera id.")],
+    segment_s: Annotated[float, typer.Option(help="Seconds per recorded segment.")] = 60.0,
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until the stream ends).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record a live stream in segments and ingest each one as it completes (Ctrl-C stops cleanly)."""
+    import threading
+
+    stop = threading.Event()
+    try:
+        svc = _service(_settings(data_dir))
+        typer.echo(f"recording {url} as camera {camera} in {segment_s:.0f} s segments (Ctrl-C to stop)", err=True)
+        try:
+            reports = svc.watch(url, camera, segment_s, duration_s, stop, lambda r: _print_reports([r]))
+        except KeyboardInterrupt:
+            stop.set()
+            reports = []
+        typer.echo(f"{len(reports)} segments ingested; index now holds {svc.index.ntotal} sightings")
+    except VSearchError as e:
+        _fail(str(e))
+
+
 def _parse_box(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None

@@ -13,16 +13,15 @@ import re
 import tempfile
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from vsearch.catalog import Catalog
 from vsearch.config import Settings
-from vsearch.errors import InputError, NotFoundError, VideoError
+from vsearch.errors import InputError, NotFoundError
 from vsearch.types import Sighting, ts_to_iso
-from vsearch.video import _frame_files, probe
+from vsearch.video import _frame_files, probe, write_mp4
 
 CLIP_MAX_S = 120.0
 BOX_BGR = (0, 0, 255)
@@ -109,7 +108,7 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".clip.", suffix=".mp4", dir=out.parent)
     os.close(fd)
     try:
-        _write_mp4(
+        write_mp4(
             tmp, _frames_between(src, info.kind, a, b), info.fps,
             lambda idx, img: _annotate(
                 img, _interpolated_box(boxes, idx / info.fps, settings.clip_gap_s), label,
@@ -140,30 +139,6 @@ def _frames_between(src: Path, kind: str, a: int, b: int):  # type: ignore[no-un
             yield idx, img
     finally:
         cap.release()
-
-
-def _write_mp4(path: str, frames, fps: float, draw) -> None:  # type: ignore[no-untyped-def]
-    """Encode BGR frames to H.264/yuv420p MP4 with the moov atom first."""
-    container = av.open(path, mode="w", options={"movflags": "+faststart"})
-    stream = None
-    n = 0
-    try:
-        for idx, img in frames:
-            if stream is None:
-                h, w = img.shape[:2]
-                stream = container.add_stream("libx264", rate=max(1, round(fps)))
-                stream.width, stream.height = w - w % 2, h - h % 2  # yuv420p needs even sizes
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": "23", "preset": "veryfast"}
-            draw(idx, img)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: stream.height, : stream.width]), format="bgr24")
-            container.mux(stream.encode(frame))
-            n += 1
-        if stream is None:
-            raise VideoError(f"{path}: no frame could be read for the clip")
-        container.mux(stream.encode(None))
-    finally:
-        container.close()
 
 
 def render_thumbnail(catalog: Catalog, sighting: Sighting, settings: Settings) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from vsearch.index import VectorIndex, open_synced
 from vsearch.ingest import Ingestor, IngestReport, ProgressFn
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.types import Sighting
-from vsearch.video import is_video_source, probe
+from vsearch.video import RecordedSegment, is_video_source, probe, record_stream
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,39 @@ class VSearch:
         with self._ingest_lock:
             ing = Ingestor(self.settings, self.detector, self.embedder, self.catalog, self.index, self.index_path)
             return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress) for it in items]
+
+    def watch(
+        self,
+        url: str,
+        camera_id: str,
+        segment_s: float = 60.0,
+        max_s: float | None = None,
+        stop: threading.Event | None = None,
+        on_report: Callable[[IngestReport], None] | None = None,
+    ) -> list[IngestReport]:
+        """Record a live stream into segment files under data_dir/recordings/<camera>/ and ingest each finished
+        segment while the next one records. Runs until the stream ends, `max_s` passes or `stop` is set."""
+        import queue
+
+        todo: queue.Queue[RecordedSegment | None] = queue.Queue()
+        reports: list[IngestReport] = []
+
+        def worker() -> None:
+            while (seg := todo.get()) is not None:
+                r = self.ingest([IngestItem(seg.path, camera_id, seg.start_ts_s)])[0]
+                reports.append(r)
+                if on_report is not None:
+                    on_report(r)
+
+        t = threading.Thread(target=worker, name="vsearch-watch-ingest", daemon=True)
+        t.start()
+        try:
+            for seg in record_stream(url, self.settings.data_dir / "recordings" / camera_id, segment_s, max_s, stop):
+                todo.put(seg)
+        finally:
+            todo.put(None)
+            t.join()
+        return reports
 
     # -- search --------------------------------------------------------------------------------------------
     def search(
