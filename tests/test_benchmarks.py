@@ -1,0 +1,40 @@
+"""Every benchmark runs at its smallest size, so none drifts from the code. No timing assertions here: speed goals
+live in the benchmarks themselves; these check that they run, check correctness and write their JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_detector_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_detector
+
+    payload = bench_detector.main(["--size", "S", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "bench_detector_S.json").read_text())
+    assert {r["backend"] for r in data["rows"]} >= {"torch", "onnx", "openvino"}
+    # every backend finds the reference backend's persons
+    assert all(r["ref_boxes_found"] >= 0.9 for r in payload["rows"])
+    assert data["machine"]["cores"] >= 1
+
+
+def test_embedder_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_embedder
+
+    payload = bench_embedder.main(["--size", "S", "--out", str(tmp_path)])
+    onnx = [r for r in payload["rows"] if r["embedder"] == "mobilenetv2-imagenet" and r["backend"] == "onnxruntime"]
+    assert onnx and all(r["min_cosine_vs_ref"] >= 0.999 for r in onnx)
+    assert (tmp_path / "bench_embedder_S.json").exists()
+
+
+def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_ingest
+
+    payload = bench_ingest.main(["--size", "S", "--out", str(tmp_path)])
+    assert len(payload["rows"]) == 3 and all(r["speed_x_realtime"] > 0 for r in payload["rows"])
+    assert all(c["person_instants_recall"] >= 0.8 for c in payload["recall_checks"])
+    assert (tmp_path / "bench_ingest_S.json").exists()
