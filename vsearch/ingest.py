@@ -147,17 +147,17 @@ class Ingestor:
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
         closed: list[TrackSegment] = []
-        boxes: list[tuple[int, float, tuple[float, float, float, float], float]] = []
         frames_in_chunk = 0
         chunk_start = from_pts
         last_pts = from_pts
         step_s = 1.0 / s.sample_fps
 
         def commit(done: bool) -> None:
-            nonlocal closed, boxes, frames_in_chunk, chunk_start
+            nonlocal closed, frames_in_chunk, chunk_start
             with timer("track"):
                 closed.extend(tracker.flush())
             crops = [(seg, c) for seg in closed for c in seg.crops]
+            boxes = [(seg.track_id, b.pts_s, b.xyxy, b.confidence) for seg in closed for b in seg.boxes]
             with timer("embed"):
                 vecs = self.embedder.embed([c.crop_rgb for _, c in crops])
             new = []
@@ -177,7 +177,7 @@ class Ingestor:
                 self.index.add(np.array(ids, np.int64), vecs)
                 self.index.save(self.index_path)
             report.sightings_added += len(ids)
-            closed, boxes, frames_in_chunk, chunk_start = [], [], 0, last_pts
+            closed, frames_in_chunk, chunk_start = [], 0, last_pts
 
         gate = StaticSceneGate() if s.skip_static_frames else None
         frames = prefetch(sample_frames(info, camera_id, start_ts_s, s.sample_fps, from_pts_s=from_pts))
@@ -191,11 +191,7 @@ class Ingestor:
                     gate.observe(batch[-1].image_bgr, dets[-1])
             with timer("track"):
                 for f, d in zip(batch, dets):
-                    tracked, done_segs = tracker.update(f, d)
-                    closed.extend(done_segs)
-                    for tid, xyxy, conf in zip(tracked.tracker_id.tolist(), tracked.xyxy, tracked.confidence):
-                        x1, y1, x2, y2 = (float(v) for v in xyxy)
-                        boxes.append((int(tid), f.pts_s, (x1, y1, x2, y2), float(conf)))
+                    closed.extend(tracker.update(f, d)[1])
             frames_in_chunk += len(batch)
             report.frames_sampled += len(batch)
             last_pts = batch[-1].pts_s

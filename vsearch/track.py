@@ -107,6 +107,7 @@ class SegmentTracker:
         self._tracker = BYTETracker(args)
         self._id_offset = first_track_id - 1
         self._open: dict[int, TrackSegment] = {}
+        self._pending: dict[int, tuple[Frame, Detections, int]] = {}
 
     def update(self, frame: Frame, dets: Detections) -> tuple[Detections, list[TrackSegment]]:
         """Track `dets` of `frame`; returns the tracked detections (tracker_id set) and segments that closed."""
@@ -121,8 +122,17 @@ class SegmentTracker:
                 closed.append(self._close(tid))
                 seg = None
             if seg is None:
-                seg = self._open[tid] = TrackSegment(tid, frame.pts_s)
+                first = self._pending.get(tid)
+                seg = self._open[tid] = TrackSegment(tid, first[0].pts_s if first else frame.pts_s)
+                if first is not None:  # the detection that started this track, one frame before it was confirmed
+                    self._observe(seg, *first)
             self._observe(seg, frame, tracked, i)
+        # ByteTrack confirms a track on its second frame; remember each new track's first detection until then
+        self._pending = {
+            t.track_id + self._id_offset: (frame, dets, int(t.idx))
+            for t in self._tracker.tracked_stracks
+            if not t.is_activated and t.frame_id == self._tracker.frame_id
+        }
         lost_after = self.settings.track_buffer_s
         for tid in [t for t, s in self._open.items() if frame.pts_s - s.last_seen_pts_s > lost_after]:
             closed.append(self._close(tid))
