@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ApiKey(BaseModel):
+    """One API client: `investigator` may search and view; `admin` may also ingest and read the audit log."""
+
+    name: str
+    key: str = Field(min_length=16)
+    role: Literal["investigator", "admin"]
 
 
 class Settings(BaseSettings):
@@ -49,6 +57,20 @@ class Settings(BaseSettings):
     query_whole_photo_max_fill: float = 0.6  # a detected person filling less than this is cropped out of the query
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
     clip_pad_s: float = 3.0  # seconds of video either side of a clip
+
+    # API (api/): keys with roles, where server-side footage may be read from, upload limits
+    api_keys: list[ApiKey] = Field(default_factory=list)  # env VSEARCH_API_KEYS='[{"name":..,"key":..,"role":..}]'
+    footage_root: Path | None = None  # POST /ingest may read server-side paths only inside this folder
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_video_bytes: int = 2 * 1024 * 1024 * 1024
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.data_dir / "audit.jsonl"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     @property
     def catalog_path(self) -> Path:

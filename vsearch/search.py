@@ -18,7 +18,7 @@ from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError
 from vsearch.index import VectorIndex
-from vsearch.types import Clip, SearchHit
+from vsearch.types import Clip, SearchHit, ts_to_iso
 
 MAX_TOP_K = 1000
 
@@ -42,7 +42,9 @@ class SearchFilters:
             if name is not None and name not in COLOR_NAMES:
                 raise InputError(f"unknown {part}-body colour {name!r}; expected one of {', '.join(COLOR_NAMES)}")
         if self.from_ts_s is not None and self.to_ts_s is not None and self.from_ts_s > self.to_ts_s:
-            raise InputError(f"time window ends before it starts (from {self.from_ts_s} > to {self.to_ts_s})")
+            raise InputError(
+                f"time window ends before it starts (from {ts_to_iso(self.from_ts_s)} > to {ts_to_iso(self.to_ts_s)})"
+            )
         if not 1 <= self.top_k <= MAX_TOP_K:
             raise InputError(f"top_k must be between 1 and {MAX_TOP_K}, got {self.top_k}")
         if not -1.0 <= self.min_score <= 1.0:

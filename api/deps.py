@@ -1,0 +1,66 @@
+"""Dependencies as Annotated aliases: the service, the job runner, the audit log and the caller's API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery
+
+from api.audit import AuditLog
+from api.jobs import JobRunner
+from vsearch.config import ApiKey, Settings
+from vsearch.service import VSearch
+
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (header)")
+_query = APIKeyQuery(name="api_key", auto_error=False, description="API key (query; for <img>/<video> URLs)")
+_cookie = APIKeyCookie(name="vsearch_key", auto_error=False, description="API key (cookie set by the web page)")
+
+
+def get_service(request: Request) -> VSearch:
+    return request.app.state.service
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_jobs(request: Request) -> JobRunner:
+    return request.app.state.jobs
+
+
+def get_audit(request: Request) -> AuditLog:
+    return request.app.state.audit
+
+
+def _caller(
+    request: Request,
+    header: str | None = Security(_header),
+    query: str | None = Security(_query),
+    cookie: str | None = Security(_cookie),
+) -> ApiKey:
+    given = header or query or cookie
+    if not given:
+        raise HTTPException(401, "missing API key (X-API-Key header, api_key query parameter or vsearch_key cookie)")
+    for k in request.app.state.settings.api_keys:
+        if k.key == given:
+            return k
+    raise HTTPException(401, "invalid API key")
+
+
+def investigator(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+    return key  # both roles may search and view
+
+
+def admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+    if key.role != "admin":
+        raise HTTPException(403, f"this needs the admin role; key {key.name!r} is {key.role!r}")
+    return key
+
+
+Service = Annotated[VSearch, Depends(get_service)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Jobs = Annotated[JobRunner, Depends(get_jobs)]
+Audit = Annotated[AuditLog, Depends(get_audit)]
+Investigator = Annotated[ApiKey, Depends(investigator)]
+Admin = Annotated[ApiKey, Depends(admin)]

@@ -1,0 +1,77 @@
+"""POST /search: a query image plus filters -> ranked clips. Every search is audited."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import AppSettings, Audit, Investigator, Service
+from api.schemas import Detail, SearchOut, search_out
+from vsearch.errors import InputError
+from vsearch.search import SearchFilters
+from vsearch.types import parse_time
+
+router = APIRouter(tags=["search"])
+ERRORS = {400: {"model": Detail}, 401: {"model": Detail}, 413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}}
+
+
+async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
+    """The upload's bytes, refusing (413) as soon as more than `limit` arrive."""
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"{what} larger than the limit of {limit} bytes")
+    return data
+
+
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    if not text:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"expected box as x1,y1,x2,y2 in pixels, got {text!r}") from None
+    return (x1, y1, x2, y2)
+
+
+@router.post("/search", response_model=SearchOut, responses=ERRORS)
+async def search(
+    request: Request,
+    service: Service,
+    settings: AppSettings,
+    audit: Audit,
+    key: Investigator,
+    image: Annotated[UploadFile, File(description="Query image: a person crop or a photo (JPEG, PNG, BMP, WebP).")],
+    from_: Annotated[str | None, Form(alias="from", description="Window start, ISO 8601 (UTC if no zone).")] = None,
+    to: Annotated[str | None, Form(description="Window end, ISO 8601.")] = None,
+    cameras: Annotated[str | None, Form(description="Comma-separated camera ids.")] = None,
+    top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
+    min_score: Annotated[float, Form(ge=-1.0, le=1.0)] = -1.0,
+    box: Annotated[str | None, Form(description="Person box in the image: x1,y1,x2,y2.")] = None,
+    upper: Annotated[str | None, Form(description="Upper-body colour name.")] = None,
+    lower: Annotated[str | None, Form(description="Lower-body colour name.")] = None,
+) -> SearchOut:
+    """Find where the person in the image was seen; filters are applied inside the index search, before ranking."""
+    ctype = (image.content_type or "").lower()
+    if not ctype.startswith("image/"):
+        raise HTTPException(415, f"expected an image upload (image/jpeg, image/png, ...), got {ctype or 'no content type'!r}")
+    data = await read_limited(image, settings.max_image_bytes, "image")
+    filters = SearchFilters(
+        parse_time(from_) if from_ else None,
+        parse_time(to) if to else None,
+        tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else (),
+        top_k, min_score, upper or None, lower or None,
+    )  # fmt: skip
+    parsed_box = parse_box(box)
+    result = await run_in_threadpool(service.search, data, filters, parsed_box)
+    sha = hashlib.sha256(data).hexdigest()
+    audit.append({
+        "key_name": key.name, "role": key.role, "client": request.client.host if request.client else None,
+        "query_sha256": sha, "filters": {"from": from_, "to": to, "cameras": list(filters.cameras), "top_k": top_k,
+                                         "min_score": min_score, "box": box, "upper": upper, "lower": lower},
+        "returned_sighting_ids": [h.sighting.id for c in result.clips for h in c.sightings],
+        "returned_clip_ids": [c.id for c in result.clips],
+    })  # fmt: skip
+    return search_out(result, sha)

@@ -1,0 +1,99 @@
+"""Response models (they document the API at /docs) and converters from vsearch's typed values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from vsearch.search import SearchResult
+from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
+
+
+class SightingOut(BaseModel):
+    id: int
+    camera_id: str
+    video_id: int
+    track_id: int
+    time: str
+    ts_s: float
+    pts_s: float
+    box_xyxy: list[float]
+    confidence: float
+    upper_color: str | None
+    lower_color: str | None
+    thumbnail_url: str
+    frame_url: str
+    clip_url: str | None = None
+    score: float | None = None
+
+
+class ClipOut(BaseModel):
+    id: str
+    camera_id: str
+    track_id: int
+    score: float
+    start: str
+    end: str
+    start_ts_s: float
+    end_ts_s: float
+    duration_s: float
+    thumbnail_url: str
+    frame_url: str
+    clip_url: str
+    best: SightingOut
+    sightings: list[SightingOut]
+
+
+class QueryOut(BaseModel):
+    source: str
+    box_xyxy: list[float]
+    persons_xyxy: list[list[float]]
+    image_sha256: str
+
+
+class SearchOut(BaseModel):
+    query: QueryOut
+    candidates: int
+    latency_ms: dict[str, float]
+    clips: list[ClipOut]
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+def sighting_out(s: Sighting, score: float | None = None, clip_id: str | None = None) -> SightingOut:
+    return SightingOut(
+        id=s.id, camera_id=s.camera_id, video_id=s.video_id, track_id=s.track_id, time=s.time_iso, ts_s=s.ts_s,
+        pts_s=s.pts_s, box_xyxy=list(s.xyxy), confidence=s.confidence, upper_color=s.upper_color,
+        lower_color=s.lower_color, thumbnail_url=f"/sightings/{s.id}/thumbnail.jpg",
+        frame_url=f"/sightings/{s.id}/frame.jpg", clip_url=f"/clips/{clip_id}.mp4" if clip_id else None, score=score,
+    )  # fmt: skip
+
+
+def _hit_out(h: SearchHit, clip_id: str) -> SightingOut:
+    return sighting_out(h.sighting, h.score, clip_id)
+
+
+def clip_out(c: Clip) -> ClipOut:
+    return ClipOut(
+        id=c.id, camera_id=c.camera_id, track_id=c.track_id, score=c.score, start=ts_to_iso(c.start_ts_s),
+        end=ts_to_iso(c.end_ts_s), start_ts_s=c.start_ts_s, end_ts_s=c.end_ts_s, duration_s=c.duration_s,
+        thumbnail_url=f"/sightings/{c.best.id}/thumbnail.jpg", frame_url=f"/sightings/{c.best.id}/frame.jpg",
+        clip_url=f"/clips/{c.id}.mp4", best=sighting_out(c.best, c.score, c.id),
+        sightings=[_hit_out(h, c.id) for h in c.sightings],
+    )  # fmt: skip
+
+
+def search_out(r: SearchResult, image_sha256: str) -> SearchOut:
+    return SearchOut(
+        query=QueryOut(source=r.query.source, box_xyxy=[float(v) for v in r.query.xyxy],
+                       persons_xyxy=[list(p) for p in r.query.persons], image_sha256=image_sha256),
+        candidates=r.candidates, latency_ms={k: round(v, 2) for k, v in r.latency_ms.items()},
+        clips=[clip_out(c) for c in r.clips],
+    )  # fmt: skip
+
+
+def as_json(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump()

@@ -1,0 +1,143 @@
+// vsearch web page: plain JS over the REST API. The API key lives in localStorage and in a cookie, so that
+// <img> and <video> requests (which cannot send headers) are authorised too.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const COLOURS = ["black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"];
+let queryFile = null, chosenBox = null, lastResult = null;
+
+function setKey(key) {
+  localStorage.setItem("vsearch_key", key);
+  document.cookie = `vsearch_key=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
+}
+function key() { return localStorage.getItem("vsearch_key") || ""; }
+function status(text, isError = false) { const s = $("status"); s.textContent = text; s.className = isError ? "error" : ""; }
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { "X-API-Key": key(), ...(options.headers || {}) } });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* media or empty */ }
+  if (!res.ok) throw new Error((body && body.detail) || `${res.status} ${res.statusText}`);
+  return body;
+}
+
+async function loadCameras() {
+  const box = $("cameras");
+  try {
+    const cams = await api("/cameras");
+    box.innerHTML = "<legend>Cameras</legend>" + (cams.length ? cams.map((c) =>
+      `<label><input type="checkbox" name="cam" value="${c.id}" checked> ${c.id} <span class="hint">(${c.sightings})</span></label>`).join(" ")
+      : '<span class="hint">none ingested yet</span>');
+  } catch (e) { box.innerHTML = `<legend>Cameras</legend><span class="hint">${e.message}</span>`; }
+}
+
+function showPreview(file) {
+  queryFile = file; chosenBox = null;
+  const img = $("preview");
+  img.onload = () => { $("preview-wrap").hidden = false; $("go").disabled = false; drawPersons([]); };
+  img.src = URL.createObjectURL(file);
+  status(`query: ${file.name} (${Math.round(file.size / 1024)} KB)`);
+}
+
+function drawPersons(persons) {
+  const img = $("preview"), svg = $("persons");
+  svg.setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
+  svg.innerHTML = "";
+  $("pick-hint").hidden = persons.length < 2;
+  persons.forEach((b) => {
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    r.setAttribute("x", b[0]); r.setAttribute("y", b[1]); r.setAttribute("width", b[2] - b[0]); r.setAttribute("height", b[3] - b[1]);
+    if (chosenBox && chosenBox.every((v, i) => Math.abs(v - b[i]) < 1)) r.classList.add("chosen");
+    r.addEventListener("click", () => { chosenBox = b; search(); });
+    svg.appendChild(r);
+  });
+}
+
+function utc(inputId) { const v = $(inputId).value; return v ? v + (v.length === 16 ? ":00" : "") + "Z" : ""; }
+
+async function search(ev) {
+  if (ev) ev.preventDefault();
+  if (!queryFile) return;
+  const form = new FormData();
+  form.append("image", queryFile);
+  if (utc("from")) form.append("from", utc("from"));
+  if (utc("to")) form.append("to", utc("to"));
+  const cams = [...document.querySelectorAll("input[name=cam]")];
+  if (cams.length && cams.some((c) => !c.checked)) form.append("cameras", cams.filter((c) => c.checked).map((c) => c.value).join(",") || "-none-");
+  if ($("upper").value) form.append("upper", $("upper").value);
+  if ($("lower").value) form.append("lower", $("lower").value);
+  form.append("top_k", $("topk").value || "20");
+  if (chosenBox) form.append("box", chosenBox.map(Math.round).join(","));
+  status("searching…");
+  $("go").disabled = true;
+  try {
+    const r = await api("/search", { method: "POST", body: form });
+    lastResult = r;
+    drawPersons(r.query.persons_xyxy);
+    status(`${r.clips.length} clips from ${r.candidates} sightings in the filters; query: ${r.query.source}; ` +
+      `${Math.round(Object.values(r.latency_ms).reduce((a, b) => a + b, 0))} ms`);
+    showResults(r.clips);
+    showTimeline(r.clips);
+  } catch (e) { status(e.message, true); } finally { $("go").disabled = false; }
+}
+
+function fmtTime(iso) { return iso.replace("T", " ").replace(/\.\d+\+00:00$/, "").replace("+00:00", ""); }
+
+function showResults(clips) {
+  $("results-wrap").hidden = false;
+  $("results").innerHTML = clips.length ? "" : '<p class="hint">No matching sightings.</p>';
+  clips.forEach((c, i) => {
+    const card = document.createElement("div");
+    card.className = "card"; card.dataset.clip = c.id;
+    card.innerHTML = `<img loading="lazy" src="${c.thumbnail_url}" alt="match ${i + 1}">
+      <div class="meta"><span class="score">${(c.score * 100).toFixed(1)}%</span> · ${c.camera_id}<br>
+      ${fmtTime(c.start)} · ${c.duration_s.toFixed(0)} s<br><span class="hint">${c.best.upper_color || "?"} / ${c.best.lower_color || "?"}</span></div>`;
+    card.addEventListener("click", () => play(c));
+    $("results").appendChild(card);
+  });
+}
+
+function showTimeline(clips) {
+  const svg = $("timeline");
+  $("timeline-wrap").hidden = !clips.length;
+  if (!clips.length) return;
+  const cams = [...new Set(clips.map((c) => c.camera_id))].sort();
+  const t0 = Math.min(...clips.map((c) => c.start_ts_s)), t1 = Math.max(...clips.map((c) => c.end_ts_s));
+  const W = 1000, left = 110, rowH = 26, H = cams.length * rowH + 24, span = Math.max(1, t1 - t0);
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  let html = "";
+  cams.forEach((cam, i) => { html += `<text x="4" y="${i * rowH + 17}">${cam}</text><line x1="${left}" x2="${W - 4}" y1="${i * rowH + 13}" y2="${i * rowH + 13}" stroke="#d0d5dd"/>`; });
+  clips.forEach((c) => {
+    const x = left + ((c.start_ts_s - t0) / span) * (W - left - 8), w = Math.max(4, ((c.end_ts_s - c.start_ts_s) / span) * (W - left - 8));
+    const y = cams.indexOf(c.camera_id) * rowH + 5;
+    html += `<rect class="mark" data-clip="${c.id}" x="${x}" y="${y}" width="${w}" height="16" opacity="${0.35 + 0.65 * Math.max(0, c.score)}"><title>${c.camera_id} ${fmtTime(c.start)} score ${c.score.toFixed(3)}</title></rect>`;
+  });
+  html += `<text x="${left}" y="${H - 4}">${fmtTime(new Date(t0 * 1000).toISOString())}</text><text x="${W - 150}" y="${H - 4}">${fmtTime(new Date(t1 * 1000).toISOString())}</text>`;
+  svg.innerHTML = html;
+  svg.querySelectorAll(".mark").forEach((m) => m.addEventListener("click", () => play(clips.find((c) => c.id === m.dataset.clip))));
+}
+
+function play(c) {
+  $("player-title").textContent = `${c.camera_id} · ${fmtTime(c.start)} → ${fmtTime(c.end)} · score ${c.score.toFixed(3)}`;
+  const v = $("video");
+  v.src = c.clip_url;
+  $("download").href = c.clip_url;
+  $("frame-link").href = c.frame_url;
+  $("player").showModal();
+  v.play().catch(() => {});
+}
+
+function init() {
+  COLOURS.forEach((c) => { $("upper").add(new Option(c, c)); $("lower").add(new Option(c, c)); });
+  $("apikey").value = key();
+  if (key()) setKey(key());
+  $("apikey").addEventListener("change", () => { setKey($("apikey").value.trim()); loadCameras(); });
+  $("file").addEventListener("change", (e) => e.target.files[0] && showPreview(e.target.files[0]));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) showPreview(e.dataTransfer.files[0]); });
+  $("filters").addEventListener("submit", search);
+  $("close").addEventListener("click", () => { $("video").pause(); $("player").close(); });
+  if (key()) loadCameras();
+}
+init();

@@ -1,0 +1,205 @@
+"""The REST API with the real app over the real library and the ingested sample clip."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import create_app
+from vsearch.config import ApiKey
+from vsearch.video import probe, sample_frames, write_mp4
+
+from .conftest import SAMPLE_VIDEO, visits
+
+ADMIN = "admin-key-0123456789abcdef"
+INVESTIGATOR = "investigator-key-0123456789"
+QUERY = SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A footage root with a 4 s excerpt of the sample (the empty room), and a symlink pointing out of it."""
+    root = tmp_path_factory.mktemp("footage")
+    (root / "cam-09").mkdir()
+    info = probe(SAMPLE_VIDEO)
+    write_mp4(root / "cam-09" / "empty-room.mp4", ((f.index, f.image_bgr) for f in sample_frames(info, "x", 0, info.fps) if f.pts_s < 4), info.fps)
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.mp4").write_bytes(b"not yours")
+    os.symlink(outside / "secret.mp4", root / "cam-09" / "escape.mp4")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(demo_service, footage: Path):  # type: ignore[no-untyped-def]
+    settings = demo_service.settings.model_copy(update={
+        "api_keys": [ApiKey(name="ada", key=ADMIN, role="admin"), ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")],
+        "footage_root": footage, "max_image_bytes": 2_000_000, "max_video_bytes": 3_000_000,
+    })  # fmt: skip
+    with TestClient(create_app(settings, demo_service)) as c:
+        yield c
+
+
+def H(key: str = INVESTIGATOR) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+def search(client: TestClient, data: dict | None = None, image: tuple | None = None, key: str = INVESTIGATOR):  # type: ignore[no-untyped-def]
+    image = image or ("q.jpg", QUERY.read_bytes(), "image/jpeg")
+    return client.post("/search", files={"image": image}, data=data or {}, headers=H(key))
+
+
+def test_search_returns_the_right_visit_first_with_media_urls(client: TestClient) -> None:
+    r = search(client, {"top_k": "5"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    v3 = [v for v in visits() if v[0] == 3][0]
+    best = body["clips"][0]
+    assert best["camera_id"] == "lobby" and best["score"] > body["clips"][1]["score"]
+    assert v3[1] - 1.5 <= best["best"]["pts_s"] <= v3[2] + 1.5
+    for url in (best["thumbnail_url"], best["frame_url"]):
+        img = client.get(url, headers=H())
+        assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg" and img.content[:2] == b"\xff\xd8"
+    sid = best["best"]["id"]
+    s = client.get(f"/sightings/{sid}", headers=H()).json()
+    assert s["id"] == sid and s["clip_url"] == best["clip_url"]
+
+
+def test_time_and_camera_filters(client: TestClient) -> None:
+    body = search(client, {"from": "2026-03-01T14:01:30", "to": "2026-03-01T14:02:00", "top_k": "10"}).json()
+    assert body["clips"], "visit 5 lies in this window"
+    for c in body["clips"]:
+        for s in c["sightings"]:
+            assert "2026-03-01T14:01:30" <= s["time"][:19] <= "2026-03-01T14:02:00"
+    assert search(client, {"cameras": "elsewhere"}).json()["clips"] == []
+    assert search(client, {"cameras": "lobby,elsewhere"}).json()["clips"]
+
+
+def test_clip_supports_range_requests(client: TestClient) -> None:
+    url = search(client, {"top_k": "1"}).json()["clips"][0]["clip_url"]
+    full = client.get(url, headers=H())
+    assert full.status_code == 200 and full.headers["content-type"] == "video/mp4"
+    assert full.headers["accept-ranges"] == "bytes"
+    part = client.get(url, headers={**H(), "Range": "bytes=100-299"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-299/{len(full.content)}"
+    assert part.content == full.content[100:300]
+
+
+@pytest.mark.parametrize(
+    "kwargs, status, reason",
+    [
+        ({"image": ("notes.txt", b"suspect wore red", "text/plain")}, 415, "expected an image upload"),
+        ({"image": ("q.jpg", b"definitely not a jpeg", "image/jpeg")}, 400, "do not decode"),
+        ({"image": ("q.jpg", b"", "image/jpeg")}, 400, "empty upload"),
+        ({"image": ("big.jpg", b"\xff" * 2_000_001, "image/jpeg")}, 413, "larger than the limit"),
+        ({"data": {"from": "yesterday"}}, 400, "ISO 8601"),
+        ({"data": {"from": "2026-03-01T18:00", "to": "2026-03-01T14:00"}}, 400, "ends before it starts"),
+        ({"data": {"top_k": "0"}}, 422, "top_k"),
+        ({"data": {"top_k": "many"}}, 422, "top_k"),
+        ({"data": {"box": "1,2"}}, 400, "x1,y1,x2,y2"),
+        ({"data": {"upper": "tartan"}}, 400, "unknown upper-body colour"),
+    ],
+)
+def test_bad_search_input_gets_4xx_with_a_reason(client: TestClient, kwargs: dict, status: int, reason: str) -> None:
+    r = search(client, kwargs.get("data"), kwargs.get("image"))
+    assert r.status_code == status, r.text
+    assert reason in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [("/sightings/999999", 404), ("/sightings/999999/thumbnail.jpg", 404), ("/sightings/abc", 422),
+     ("/clips/1-1-0-999999999.mp4", 400), ("/clips/999-1-0-1000.mp4", 404), ("/clips/garbage.mp4", 400),
+     ("/jobs/job-424242", 404)],
+)  # fmt: skip
+def test_unknown_ids_are_4xx(client: TestClient, path: str, status: int) -> None:
+    r = client.get(path, headers=H())
+    assert r.status_code == status and r.json()["detail"]
+
+
+def test_keys_and_roles(client: TestClient) -> None:
+    assert search(client, key="").status_code == 401
+    assert search(client, key="wrong-key-0000000000000").status_code == 401
+    assert client.get("/cameras").status_code == 401
+    assert client.get("/cameras", headers=H()).json()[0]["id"] == "lobby"
+    assert client.get("/cameras", params={"api_key": INVESTIGATOR}).status_code == 200
+    assert client.get("/cameras", cookies={"vsearch_key": INVESTIGATOR}).status_code == 200
+    assert client.get("/audit", headers=H()).status_code == 403
+    r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00", "path": "cam-09/empty-room.mp4"}, headers=H())
+    assert r.status_code == 403 and "admin" in r.json()["detail"]
+
+
+def test_every_search_is_audited_and_only_admins_read_it(client: TestClient) -> None:
+    import hashlib
+
+    body = search(client, {"top_k": "2", "cameras": "lobby"}).json()
+    log = client.get("/audit", headers=H(ADMIN))
+    assert log.status_code == 200
+    last = log.json()[0]
+    assert last["key_name"] == "ivan" and last["role"] == "investigator"
+    assert last["query_sha256"] == hashlib.sha256(QUERY.read_bytes()).hexdigest()
+    assert last["filters"]["cameras"] == ["lobby"] and last["filters"]["top_k"] == 2
+    assert last["returned_sighting_ids"] == [s["id"] for c in body["clips"] for s in c["sightings"]]
+
+
+def wait_for(client: TestClient, job_id: str, timeout_s: float = 120) -> dict:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        job = client.get(f"/jobs/{job_id}", headers=H()).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_ingest_a_server_side_path_as_a_job(client: TestClient) -> None:
+    r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00:00", "path": "cam-09/empty-room.mp4"}, headers=H(ADMIN))
+    assert r.status_code == 202, r.text
+    job = wait_for(client, r.json()["id"])
+    assert job["status"] == "done" and job["result"] in ("ingested", "already ingested")
+    assert job["frames_sampled"] == 8 and job["video_s_done"] == pytest.approx(job["video_s_total"])
+    assert client.get("/health").json()["index_size"] > 0
+
+
+@pytest.mark.parametrize(
+    "path, status, reason",
+    [("../outside/secret.mp4", 403, "outside the footage root"), ("/etc/passwd", 403, "outside the footage root"),
+     ("cam-09/escape.mp4", 403, "outside the footage root"), ("cam-09/missing.mp4", 404, "does not exist")],
+)  # fmt: skip
+def test_paths_outside_the_footage_root_are_refused(client: TestClient, path: str, status: int, reason: str) -> None:
+    r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00", "path": path}, headers=H(ADMIN))
+    assert r.status_code == status and reason in r.json()["detail"]
+
+
+def test_video_uploads_are_checked(client: TestClient, footage: Path) -> None:
+    data = {"camera": "cam-10", "start": "2026-03-01T10:00"}
+    too_big = client.post("/ingest", data=data, files={"file": ("big.mp4", b"\0" * 3_000_001, "video/mp4")}, headers=H(ADMIN))
+    assert too_big.status_code == 413
+    wrong = client.post("/ingest", data=data, files={"file": ("notes.txt", b"hello", "text/plain")}, headers=H(ADMIN))
+    assert wrong.status_code == 400 and "expected a video file" in wrong.json()["detail"]
+    both = client.post("/ingest", data={**data, "path": "cam-09/empty-room.mp4"}, files={"file": ("a.mp4", b"x", "video/mp4")}, headers=H(ADMIN))
+    assert both.status_code == 400 and "exactly one" in both.json()["detail"]
+    bad_camera = client.post("/ingest", data={**data, "camera": "../x", "path": "cam-09/empty-room.mp4"}, headers=H(ADMIN))
+    assert bad_camera.status_code == 422
+    # a corrupt upload is accepted as a job and fails with the reason, not a 500
+    corrupt = client.post("/ingest", data=data, files={"file": ("broken.mp4", SAMPLE_VIDEO.read_bytes()[:100_000], "video/mp4")}, headers=H(ADMIN))
+    assert corrupt.status_code == 202
+    job = wait_for(client, corrupt.json()["id"])
+    assert job["status"] == "failed" and "truncated" in job["errors"][0]
+    upload = client.post("/ingest", data=data, files={"file": ("room.mp4", (footage / "cam-09" / "empty-room.mp4").read_bytes(), "video/mp4")}, headers=H(ADMIN))
+    assert upload.status_code == 202 and wait_for(client, upload.json()["id"])["status"] == "done"
+
+
+def test_health_and_docs(client: TestClient) -> None:
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["embedder"] and h["index_size"] > 0 and "version" in h
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert {"/search", "/sightings/{sighting_id}", "/clips/{clip_id}.mp4", "/ingest", "/jobs/{job_id}", "/cameras", "/health", "/audit"} <= set(schema["paths"])
+    page = client.get("/")
+    assert page.status_code == 200 and "vsearch" in page.text
