@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from vsearch.search import SearchFilters
 from vsearch.types import parse_time
 
 router = APIRouter(tags=["search"])
-ERRORS = {400: {"model": Detail}, 401: {"model": Detail}, 413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}}
+ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Detail}, 401: {"model": Detail}, 413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}}
 
 
 async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:

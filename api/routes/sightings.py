@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +12,7 @@ from api.deps import Investigator, Service
 from api.schemas import Detail, SightingOut, sighting_out
 
 router = APIRouter(prefix="/sightings", tags=["sightings"])
-ERRORS = {401: {"model": Detail}, 404: {"model": Detail}}
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Detail}, 404: {"model": Detail}}
 
 
 @router.get("/{sighting_id}", response_model=SightingOut, responses=ERRORS)
