@@ -43,12 +43,16 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._ids = itertools.count(1)
-        self._thread = threading.Thread(target=self._run, name="vsearch-ingest-jobs", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def submit(self, path: Path, camera_id: str, start_ts_s: float) -> Job:
         job = Job(id=f"job-{next(self._ids)}", path=str(path), camera_id=camera_id, start_ts_s=start_ts_s)
         self._jobs[job.id] = job
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # started on first use, again after close()
+                self._thread = threading.Thread(target=self._run, name="vsearch-ingest-jobs", daemon=True)
+                self._thread.start()
         self._queue.put(job)
         return job
 
@@ -59,8 +63,12 @@ class JobRunner:
             raise NotFoundError(f"no job with id {job_id!r}") from None
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Finish the queued jobs and stop the worker."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join(timeout=600)
+            self._thread = None
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:

@@ -328,7 +328,7 @@ class Catalog:
 
     def sightings(self, ids: Sequence[int]) -> dict[int, Sighting]:
         out: dict[int, Sighting] = {}
-        ids = [int(i) for i in ids]
+        ids = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (SQLite integers are 64-bit)
         for i in range(0, len(ids), 900):
             chunk = ids[i : i + 900]
             rows = self._q(

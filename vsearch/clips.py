@@ -43,7 +43,7 @@ def clip_span(boxes: TrackBoxes, pts_s: float, settings: Settings) -> tuple[floa
     return (min(times[lo], pts_s), max(times[hi], pts_s))
 
 
-CLIP_ID = re.compile(r"^(\d+)-(\d+)-(\d+)-(\d+)$")
+CLIP_ID = re.compile(r"^(\d{1,18})-(\d{1,18})-(\d{1,12})-(\d{1,12})$")  # fits SQLite integers
 
 
 def parse_clip_id(clip_id: str) -> tuple[int, int, float, float]:

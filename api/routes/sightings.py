@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -12,20 +12,21 @@ from api.deps import Investigator, Service
 from api.schemas import Detail, SightingOut, sighting_out
 
 router = APIRouter(prefix="/sightings", tags=["sightings"])
+SightingId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Sighting id (from a search result).")]
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Detail}, 404: {"model": Detail}}
 
 
 @router.get("/{sighting_id}", response_model=SightingOut, responses=ERRORS)
-async def get_sighting(sighting_id: int, service: Service, _: Investigator) -> SightingOut:
+async def get_sighting(sighting_id: SightingId, service: Service, _: Investigator) -> SightingOut:
     s = service.sighting(sighting_id)
     return sighting_out(s, clip_id=await run_in_threadpool(service.clip_id_for, sighting_id))
 
 
 @router.get("/{sighting_id}/thumbnail.jpg", response_class=FileResponse, responses=ERRORS)
-async def get_thumbnail(sighting_id: int, service: Service, _: Investigator) -> FileResponse:
+async def get_thumbnail(sighting_id: SightingId, service: Service, _: Investigator) -> FileResponse:
     return FileResponse(service.crop_file(sighting_id), media_type="image/jpeg")
 
 
 @router.get("/{sighting_id}/frame.jpg", response_class=FileResponse, responses=ERRORS)
-async def get_frame(sighting_id: int, service: Service, _: Investigator) -> FileResponse:
+async def get_frame(sighting_id: SightingId, service: Service, _: Investigator) -> FileResponse:
     return FileResponse(await run_in_threadpool(service.frame_file, sighting_id), media_type="image/jpeg")

@@ -1,0 +1,117 @@
+"""The investigators' page in headless Chromium against a real `vsearch serve` on localhost."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import SAMPLE_VIDEO
+
+KEY = "web-test-admin-key-0123456789"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(demo_service):  # type: ignore[no-untyped-def]
+    """`vsearch serve` as a subprocess over the session's ingested sample data."""
+    port = free_port()
+    env = {**os.environ, "VSEARCH_API_KEYS": json.dumps([{"name": "web", "key": KEY, "role": "admin"}])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsearch.cli", "serve", "--port", str(port), "--data-dir", str(demo_service.settings.data_dir)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise AssertionError(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is needed for the browser test")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        yield b
+        b.close()
+
+
+def test_search_from_the_page_and_play_a_clip(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/")
+    page.fill("#apikey", KEY)
+    page.dispatch_event("#apikey", "change")
+    page.wait_for_selector("input[name=cam][value=lobby]")
+    page.set_input_files("#file", str(SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"))
+    page.click("#go")
+    page.wait_for_selector(".card", timeout=60_000)
+    cards = page.query_selector_all(".card")
+    assert len(cards) >= 3
+    assert "clips from" in page.inner_text("#status")
+    # thumbnails load (they are authorised by the cookie the page set)
+    page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.query_selector_all("#timeline .mark")
+    page.screenshot(path=str(tmp_path / "results.png"))
+    cards[0].click()
+    page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=30_000)
+    duration = page.evaluate("document.getElementById('video').duration")
+    assert duration > 5 and page.evaluate("document.getElementById('video').error") is None
+    page.screenshot(path=str(tmp_path / "player.png"))
+    shutil.copy(tmp_path / "results.png", "/tmp/vsearch-web-results.png")
+    shutil.copy(tmp_path / "player.png", "/tmp/vsearch-web-player.png")
+    assert not errors, errors
+
+
+def test_health_answers_while_a_search_runs(server: str) -> None:
+    """Inference runs off the event loop: /health replies while a search is in flight."""
+    import threading
+
+    query = (SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg").read_bytes()
+    done = threading.Event()
+
+    def searches() -> None:
+        for _ in range(3):
+            httpx.post(f"{server}/search", files={"image": ("q.jpg", query, "image/jpeg")}, headers={"X-API-Key": KEY}, timeout=60)
+        done.set()
+
+    t = threading.Thread(target=searches)
+    t.start()
+    answered = 0
+    while not done.is_set():
+        assert httpx.get(f"{server}/health", timeout=5).status_code == 200
+        answered += 1
+    t.join()
+    assert answered >= 1
