@@ -38,3 +38,12 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
     assert len(payload["rows"]) == 3 and all(r["speed_x_realtime"] > 0 for r in payload["rows"])
     assert all(c["person_instants_recall"] >= 0.8 for c in payload["recall_checks"])
     assert (tmp_path / "bench_ingest_S.json").exists()
+
+
+def test_api_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_api
+
+    payload = bench_api.main(["--size", "S", "--queries", "8", "--out", str(tmp_path)])
+    assert [r["clients"] for r in payload["rows"]] == [1, 4]
+    assert all(r["errors"] == 0 and r["requests"] == 8 for r in payload["rows"])
+    assert (tmp_path / "bench_api_S.json").exists()
