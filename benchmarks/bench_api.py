@@ -59,7 +59,8 @@ def build(data_dir: Path, n_total: int, seed: int = 0) -> int:
         svc.catalog.commit_chunk(v.id, rows, [], 0.0, 0, todo - k == 0)
         todo -= k
     count = svc.catalog.count_sightings()
-    assert svc.index.ntotal == count  # builds and saves the index before the server starts
+    assert svc.index.ntotal == count  # the index catches up with the synthetic rows and is saved for the server
+    svc.index.save(svc.index_path)
     svc.close()
     return count
 

@@ -86,3 +86,19 @@ def test_index_rebuilds_when_it_disagrees_with_the_catalog(tmp_path: Path) -> No
     assert set(again.ids()) == set(ids)
     path.write_bytes(b"garbage")  # an unreadable index file is rebuilt, not trusted
     assert set(open_synced(path, 8, cat, "e").ids()) == set(ids)
+
+
+def test_a_running_service_sees_sightings_other_processes_commit(tmp_path: Path) -> None:
+    """Two writers interleave ids; the index of a long-running reader ends up with exactly the catalog's ids."""
+    cat, ids = _catalog_with(tmp_path, 10)
+    path = tmp_path / "e.faiss"
+    index = open_synced(path, 8, cat, "e")
+    other = Catalog(tmp_path / "c.sqlite")  # a second process's connection
+    v = other.begin_video("cam2", "/y.mp4", "def", 0.0, 10.0, 100, (64, 64), "e")
+    _, x = _data(4, 8, seed=3)
+    new = other.commit_chunk(v.id, [NewSighting("cam2", 1, 1.0, 1.0, (0, 0, 1, 1), 0.9, 0.5, "t.jpg", r) for r in x], [], 1.0, 1, True)
+    other.delete_video(1)  # and removes the first video's sightings
+    from vsearch.index import sync
+
+    assert sync(index, cat, "e") == (4, 10)
+    assert sorted(index.ids()) == sorted(new)

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS sightings (
 CREATE INDEX IF NOT EXISTS sightings_cam_ts ON sightings (camera_id, ts);
 CREATE INDEX IF NOT EXISTS sightings_ts ON sightings (ts);
 CREATE INDEX IF NOT EXISTS sightings_track ON sightings (video_id, track_id);
+CREATE INDEX IF NOT EXISTS sightings_embedder ON sightings (embedder, id);
 CREATE TABLE IF NOT EXISTS track_boxes (
     video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
     track_id INTEGER NOT NULL,
@@ -275,6 +276,26 @@ class Catalog:
         if embedder is None:
             return int(self._q("SELECT COUNT(*) FROM sightings")[0][0])
         return int(self._q("SELECT COUNT(*) FROM sightings WHERE embedder=?", (embedder,))[0][0])
+
+    def sighting_ids(self, embedder: str) -> NDArray[np.int64]:
+        rows = self._q("SELECT id FROM sightings WHERE embedder=? ORDER BY id", (embedder,))
+        return np.array([r[0] for r in rows], np.int64)
+
+    def embeddings(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(ids, vectors) of the given sighting ids that exist."""
+        got_ids, vecs = [], []
+        id_list = [int(i) for i in ids]
+        for i in range(0, len(id_list), 900):
+            chunk = id_list[i : i + 900]
+            for sid, blob in self._q(f"SELECT id, embedding FROM sightings WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                got_ids.append(sid)
+                vecs.append(np.frombuffer(blob, np.float32))
+        if not vecs:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return np.array(got_ids, np.int64), np.stack(vecs)
+
+    def max_sighting_id(self, embedder: str) -> int:
+        return int(self._q("SELECT COALESCE(MAX(id), 0) FROM sightings WHERE embedder=?", (embedder,))[0][0])
 
     def embedders(self) -> list[str]:
         return [r[0] for r in self._q("SELECT DISTINCT embedder FROM sightings")]

@@ -125,8 +125,16 @@ def mobilenetv2_imagenet(settings: Settings) -> OnnxEmbedder:
     return OnnxEmbedder("mobilenetv2-imagenet", 1280, onnx_path, (224, 224), settings.embed_batch)
 
 
+def hsv_parts(settings: Settings) -> Embedder:
+    """Colour histograms over body parts: the hand-crafted baseline."""
+    from vsearch.colors import HsvPartsEmbedder
+
+    return HsvPartsEmbedder()
+
+
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "mobilenetv2-imagenet": mobilenetv2_imagenet,
+    "hsv-parts": hsv_parts,
 }
 
 

@@ -34,6 +34,10 @@ class VectorIndex:
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def max_id(self) -> int:
+        return int(self.ids().max()) if self.ntotal else 0
+
     def ids(self) -> NDArray[np.int64]:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
 
@@ -109,10 +113,7 @@ def open_synced(path: Path, dim: int, catalog: Catalog, embedder: str) -> Vector
         return index
     changed = False
     if index.ntotal < expected:
-        after = int(index.ids().max()) if index.ntotal else 0
-        for ids, vecs in catalog.iter_embeddings(embedder, after_id=after):
-            index.add(ids, vecs)
-            changed = True
+        changed = sync(index, catalog, embedder)[0] > 0
     if index.ntotal != expected:
         index = VectorIndex(dim)
         for ids, vecs in catalog.iter_embeddings(embedder):
@@ -121,3 +122,19 @@ def open_synced(path: Path, dim: int, catalog: Catalog, embedder: str) -> Vector
     if changed:
         index.save(path)
     return index
+
+
+
+def sync(index: VectorIndex, catalog: Catalog, embedder: str) -> tuple[int, int]:
+    """Make the index hold exactly the catalog's ids of `embedder` (rows committed or deleted by other processes,
+    in any id order); returns (added, removed). The caller holds off this process's writers meanwhile."""
+    want = catalog.sighting_ids(embedder)
+    have = index.ids()
+    missing = np.setdiff1d(want, have, assume_unique=True)
+    extra = np.setdiff1d(have, want, assume_unique=True)
+    if len(extra):
+        index.remove(extra)
+    for i in range(0, len(missing), 50_000):
+        ids, vecs = catalog.embeddings(missing[i : i + 50_000])
+        index.add(ids, vecs)
+    return len(missing), len(extra)

@@ -9,6 +9,7 @@ content hash) and resumes an unfinished one at its last checkpoint, so nothing i
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -95,6 +96,7 @@ class Ingestor:
         catalog: Catalog,
         index: VectorIndex,
         index_path: Path,
+        write_lock: threading.Lock | None = None,
     ) -> None:
         self.settings = settings
         self.detector = detector
@@ -102,6 +104,7 @@ class Ingestor:
         self.catalog = catalog
         self.index = index
         self.index_path = index_path
+        self.write_lock = write_lock or threading.Lock()
 
     def ingest(
         self, path: Path, camera_id: str, start_ts_s: float, progress: ProgressFn | None = None
@@ -170,12 +173,14 @@ class Ingestor:
                         NewSighting(camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
                                     str(thumb.relative_to(s.data_dir)), v, upper, lower)
                     )  # fmt: skip
-                # the next resume starts at the first sampling bucket after the last processed frame
-                until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s
-                ids = self.catalog.commit_chunk(rec.id, new, boxes, until, frames_in_chunk, done)
-            with timer("index"):
-                self.index.add(np.array(ids, np.int64), vecs)
-                self.index.save(self.index_path)
+            # the next resume starts at the first sampling bucket after the last processed frame
+            until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s
+            with self.write_lock:
+                with timer("store"):
+                    ids = self.catalog.commit_chunk(rec.id, new, boxes, until, frames_in_chunk, done)
+                with timer("index"):
+                    self.index.add(np.array(ids, np.int64), vecs)
+                    self.index.save(self.index_path)
             report.sightings_added += len(ids)
             closed, frames_in_chunk, chunk_start = [], 0, last_pts
 

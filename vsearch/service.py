@@ -19,7 +19,7 @@ from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, InputError, NotFoundError
-from vsearch.index import VectorIndex, open_synced
+from vsearch.index import VectorIndex, open_synced, sync
 from vsearch.ingest import Ingestor, IngestReport, ProgressFn
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.types import Sighting
@@ -93,8 +93,10 @@ class VSearch:
         self.detector = detector or PersonDetector(settings)
         self.embedder = embedder or make_embedder(settings)
         self._index: VectorIndex | None = None
+        self._index_max_id = 0
         self._index_lock = threading.Lock()
         self._ingest_lock = threading.Lock()
+        self.write_lock = threading.Lock()  # one catalog commit + index update at a time (ingest vs index sync)
 
     @property
     def index_path(self) -> Path:
@@ -102,9 +104,17 @@ class VSearch:
 
     @property
     def index(self) -> VectorIndex:
+        """The index, opened on first use and caught up with sightings other processes committed since."""
         with self._index_lock:
             if self._index is None:
                 self._index = open_synced(self.index_path, self.embedder.dim, self.catalog, self.embedder.name)
+                self._index_max_id = self.catalog.max_sighting_id(self.embedder.name)
+            else:
+                newest = self.catalog.max_sighting_id(self.embedder.name)
+                if newest != self._index_max_id:  # another process committed (or removed) sightings
+                    with self.write_lock:
+                        sync(self._index, self.catalog, self.embedder.name)
+                    self._index_max_id = newest
             return self._index
 
     def close(self) -> None:
@@ -114,7 +124,9 @@ class VSearch:
     def ingest(self, items: Sequence[IngestItem], progress: ProgressFn | None = None) -> list[IngestReport]:
         """Ingest each item in turn; one bad file is reported and the rest go on."""
         with self._ingest_lock:
-            ing = Ingestor(self.settings, self.detector, self.embedder, self.catalog, self.index, self.index_path)
+            ing = Ingestor(
+                self.settings, self.detector, self.embedder, self.catalog, self.index, self.index_path, self.write_lock
+            )
             return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress) for it in items]
 
     def watch(
