@@ -267,6 +267,41 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+@app.command("eval")
+def eval_cmd(
+    folder: Annotated[Path, typer.Argument(help="Market-1501 layout: query/ and bounding_box_test/.")],
+    embedder: Annotated[list[str] | None, typer.Option(help="Embedder name (repeat to compare; default: configured).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+) -> None:
+    """Re-identification accuracy (rank-1/5/10, mAP) of one or more embedders on a Market-layout folder."""
+    try:
+        from vsearch.embed import make_embedder
+        from vsearch.evaluate import format_table, run_eval
+
+        names = embedder or [Settings().embedder]
+        rows = run_eval(folder, [make_embedder(Settings(embedder=n)) for n in names], json_out)
+        typer.echo(format_table(rows))
+        if json_out:
+            typer.echo(f"wrote {json_out}")
+    except VSearchError as e:
+        _fail(str(e))
+
+
+@app.command("convert-pku")
+def convert_pku_cmd(
+    src: Annotated[Path, typer.Argument(help="PKU-Reid folder (<pid>/<cam>_<orientation>.png, any depth).")],
+    out: Annotated[Path, typer.Argument(help="Where to write the Market-1501 layout.")],
+) -> None:
+    """Convert PKU-Reid crops into the Market-1501 layout (camera 01 queries camera 02)."""
+    try:
+        from vsearch.evaluate import convert_pku
+
+        stats = convert_pku(src, out)
+        typer.echo(f"wrote {stats['crops']} crops of {stats['identities']} identities to {out}")
+    except VSearchError as e:
+        _fail(str(e))
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo's clips.")] = Path("demo_out"),
