@@ -47,3 +47,16 @@ def test_api_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["clients"] for r in payload["rows"]] == [1, 4]
     assert all(r["errors"] == 0 and r["requests"] == 8 for r in payload["rows"])
     assert (tmp_path / "bench_api_S.json").exists()
+
+
+def test_index_benchmark_smoke(tmp_path: Path) -> None:
+    """Runs every index type at the smallest size; the benchmark itself asserts that filtered exact search equals
+    brute force on the subset before it reports anything."""
+    from benchmarks import bench_index
+
+    payload = bench_index.main(["--size", "S", "--out", str(tmp_path)])
+    kinds = {r["index"].split(" ")[0] for r in payload["rows"]}
+    assert {"Flat", "HNSW32"} <= kinds and any(k.startswith("IVF") and "PQ" in k for k in kinds)
+    assert all(0.0 <= r["recall_at_10"] <= 1.0 for r in payload["rows"])
+    assert all(r["recall_at_10"] == 1.0 for r in payload["rows"] if r["index"].startswith("Flat"))
+    assert (tmp_path / "bench_index_S.json").exists()

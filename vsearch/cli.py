@@ -287,6 +287,28 @@ def eval_cmd(
         _fail(str(e))
 
 
+@app.command("eval-footage")
+def eval_footage_cmd(
+    sequences: Annotated[list[Path], typer.Argument(help="MOTChallenge sequence folders (img1/, gt/gt.txt).")],
+    k: Annotated[int, typer.Option(help="Ranks to score.")] = 5,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Retrieval through the real ingest and search path on footage with identity ground truth."""
+    try:
+        import tempfile
+
+        from vsearch.evaluate import evaluate_footage
+
+        settings = _settings(data_dir or Path(tempfile.mkdtemp(prefix="vsearch-eval-")))
+        result = evaluate_footage(sequences, _service(settings), k)
+        typer.echo(json.dumps(result, indent=2))
+        if json_out:
+            json_out.write_text(json.dumps(result, indent=2) + "\n")
+    except VSearchError as e:
+        _fail(str(e))
+
+
 @app.command("convert-pku")
 def convert_pku_cmd(
     src: Annotated[Path, typer.Argument(help="PKU-Reid folder (<pid>/<cam>_<orientation>.png, any depth).")],

@@ -107,14 +107,19 @@ class Ingestor:
         self.write_lock = write_lock or threading.Lock()
 
     def ingest(
-        self, path: Path, camera_id: str, start_ts_s: float, progress: ProgressFn | None = None
+        self,
+        path: Path,
+        camera_id: str,
+        start_ts_s: float,
+        progress: ProgressFn | None = None,
+        sample_fps: float | None = None,
     ) -> IngestReport:
         """Ingest one video file or folder of frames. Bad input gives a 'failed' report, never an exception."""
         path = Path(path).resolve()
         report = IngestReport(str(path), camera_id, "ingested")
         t0 = time.perf_counter()
         try:
-            self._ingest(path, camera_id, start_ts_s, progress, report)
+            self._ingest(path, camera_id, start_ts_s, progress, report, sample_fps or self.settings.sample_fps)
         except VideoError as e:
             report.status, report.error = "failed", str(e)
             if report.video_id is not None:
@@ -123,7 +128,13 @@ class Ingestor:
         return report
 
     def _ingest(
-        self, path: Path, camera_id: str, start_ts_s: float, progress: ProgressFn | None, report: IngestReport
+        self,
+        path: Path,
+        camera_id: str,
+        start_ts_s: float,
+        progress: ProgressFn | None,
+        report: IngestReport,
+        sample_fps: float,
     ) -> None:
         s = self.settings
         timer = _Timed(report.stage_s)
@@ -145,7 +156,7 @@ class Ingestor:
         from_pts = rec.processed_until_s
         if from_pts > 0:
             report.status = "resumed"
-        tracker = SegmentTracker(s, first_track_id=self.catalog.max_track_id(rec.id) + 1)
+        tracker = SegmentTracker(s.model_copy(update={"sample_fps": sample_fps}), self.catalog.max_track_id(rec.id) + 1)
         thumbs_dir = s.thumbs_dir / sha[:16]
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
@@ -153,7 +164,7 @@ class Ingestor:
         frames_in_chunk = 0
         chunk_start = from_pts
         last_pts = from_pts
-        step_s = 1.0 / s.sample_fps
+        step_s = 1.0 / sample_fps
 
         def commit(done: bool) -> None:
             nonlocal closed, frames_in_chunk, chunk_start
@@ -185,7 +196,7 @@ class Ingestor:
             closed, frames_in_chunk, chunk_start = [], 0, last_pts
 
         gate = StaticSceneGate() if s.skip_static_frames else None
-        frames = prefetch(sample_frames(info, camera_id, start_ts_s, s.sample_fps, from_pts_s=from_pts))
+        frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts))
         for batch in _batches(frames, s.detector_batch, timer):
             with timer("motion"):
                 run = gate.needs_detection([f.image_bgr for f in batch]) if gate else [True] * len(batch)

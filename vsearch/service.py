@@ -33,6 +33,7 @@ class IngestItem:
     path: Path
     camera_id: str
     start_ts_s: float
+    sample_fps: float | None = None  # None: the settings' rate
 
 
 def plan_ingest(paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None) -> list[IngestItem]:
@@ -127,7 +128,7 @@ class VSearch:
             ing = Ingestor(
                 self.settings, self.detector, self.embedder, self.catalog, self.index, self.index_path, self.write_lock
             )
-            return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress) for it in items]
+            return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps) for it in items]
 
     def watch(
         self,
