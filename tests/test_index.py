@@ -102,3 +102,29 @@ def test_a_running_service_sees_sightings_other_processes_commit(tmp_path: Path)
 
     assert sync(index, cat, "e") == (4, 10)
     assert sorted(index.ids()) == sorted(new)
+
+
+def test_large_collections_switch_to_ivf_and_filters_keep_recall(tmp_path: Path) -> None:
+    """Past the flat limit the index is rebuilt as IVF-SQ8; a 2% filter still finds the brute-force top matches
+    because nprobe grows as the filter narrows."""
+    from vsearch.index import factory_for
+
+    n = 3000
+    cat = Catalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("cam", "/x.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e")
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((150, 16)).astype(np.float32)
+    x = centres[rng.integers(0, 150, n)] + 0.3 * rng.standard_normal((n, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.array(cat.commit_chunk(v.id, [NewSighting("cam", 1, float(i), float(i), (0, 0, 1, 1), 0.9, 0.5, "t", r) for i, r in enumerate(x)], [], 1.0, 1, True))
+    small = open_synced(tmp_path / "e.faiss", 16, cat, "e", flat_max=10_000)
+    assert small.kind == "Flat"
+    big = open_synced(tmp_path / "e.faiss", 16, cat, "e", flat_max=1000)
+    assert big.kind == factory_for(n, 1000) and big.kind.startswith("IVF") and big.ntotal == n
+    allowed = ids[1000:1060]
+    hits = 0
+    for qi in rng.integers(0, n, 20):
+        _, got = big.search(x[qi], 5, allowed)
+        brute = allowed[np.argsort(-(x[1000:1060] @ x[qi]))[:5]]
+        hits += len(set(got) & set(brute))
+    assert hits / 100 >= 0.9

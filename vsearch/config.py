@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     embedder: str = "mobilenetv2-imagenet"
     embed_batch: int = Field(default=16, ge=1)
 
+    # index: exact search up to this many vectors, then IVF-SQ8 (vsearch.index.factory_for; benchmarks/README.md)
+    index_flat_max: int = 1_000_000
+
     # search
     query_whole_photo_max_fill: float = 0.6  # a detected person filling less than this is cropped out of the query
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip

@@ -108,7 +108,9 @@ class VSearch:
         """The index, opened on first use and caught up with sightings other processes committed since."""
         with self._index_lock:
             if self._index is None:
-                self._index = open_synced(self.index_path, self.embedder.dim, self.catalog, self.embedder.name)
+                self._index = open_synced(
+                    self.index_path, self.embedder.dim, self.catalog, self.embedder.name, self.settings.index_flat_max
+                )
                 self._index_max_id = self.catalog.max_sighting_id(self.embedder.name)
             else:
                 newest = self.catalog.max_sighting_id(self.embedder.name)
