@@ -11,6 +11,8 @@ from vsearch.video import probe, sample_frames
 
 from .conftest import SAMPLE_VIDEO
 
+IMAGENET = Settings(embedder="mobilenetv2-imagenet")
+
 
 @pytest.fixture(scope="module")
 def crops_rgb() -> list[np.ndarray]:
@@ -20,7 +22,7 @@ def crops_rgb() -> list[np.ndarray]:
 
 
 def test_embeddings_are_unit_vectors_of_the_model_dim(crops_rgb: list[np.ndarray]) -> None:
-    emb = make_embedder(Settings())
+    emb = make_embedder(IMAGENET)
     v = emb.embed(crops_rgb)
     assert v.shape == (len(crops_rgb), 1280) and v.dtype == np.float32
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
@@ -40,13 +42,13 @@ def test_onnx_matches_the_pytorch_reference(crops_rgb: list[np.ndarray]) -> None
     net.eval()
     with torch.no_grad():
         ref = l2_normalize(net(torch.from_numpy(preprocess_imagenet(crops_rgb, (224, 224)))).numpy().reshape(len(crops_rgb), -1))
-    got = make_embedder(Settings()).embed(crops_rgb)
+    got = make_embedder(IMAGENET).embed(crops_rgb)
     assert np.min(np.sum(ref * got, axis=1)) > 0.9999
 
 
 def test_batching_does_not_change_results(crops_rgb: list[np.ndarray]) -> None:
-    one_by_one = np.concatenate([make_embedder(Settings(embed_batch=1)).embed([c]) for c in crops_rgb])
-    batched = make_embedder(Settings(embed_batch=4)).embed(crops_rgb)
+    one_by_one = np.concatenate([make_embedder(IMAGENET.model_copy(update={"embed_batch": 1})).embed([c]) for c in crops_rgb])
+    batched = make_embedder(IMAGENET.model_copy(update={"embed_batch": 4})).embed(crops_rgb)
     assert np.allclose(one_by_one, batched, atol=1e-5)
 
 
@@ -54,14 +56,14 @@ def test_same_person_is_closer_than_empty_room(crops_rgb: list[np.ndarray]) -> N
     """Frames 1 s apart of one visitor are more alike than a visitor and the empty room."""
     frames = {round(f.pts_s): f.image_bgr for f in sample_frames(probe(SAMPLE_VIDEO), "c", 0.0, 1.0)}
     crop = lambda t: np.ascontiguousarray(frames[t][0:384, 390:550, ::-1])  # noqa: E731
-    v = make_embedder(Settings()).embed([crop(60), crop(61), crop(2)])  # visitor 3, visitor 3, empty room
+    v = make_embedder(IMAGENET).embed([crop(60), crop(61), crop(2)])  # visitor 3, visitor 3, empty room
     assert v[0] @ v[1] > v[0] @ v[2] + 0.1
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 10, 3), np.uint8), np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8)])
 def test_malformed_crops_are_refused(bad: np.ndarray) -> None:
     with pytest.raises(InputError, match="expected an RGB crop"):
-        make_embedder(Settings()).embed([bad])
+        make_embedder(IMAGENET).embed([bad])
 
 
 def test_unknown_embedder_is_refused() -> None:
