@@ -32,7 +32,7 @@ def test_search_with_a_text_file_is_refused(tmp_path: Path) -> None:
         (["search", "{query}", "--from", "noon"], "expected an ISO 8601 time"),
         (["search", "{query}", "--from", "2026-03-01T18:00", "--to", "2026-03-01T14:00"], "ends before it starts"),
         (["search", "{tmp}/missing.jpg"], "no such image file"),
-        (["search", "{query}", "--box", "1,2,3"], "expected --box"),
+        (["search", "{query}", "--box", "1,2,3"], "expected a box as x1,y1,x2,y2"),
         (["clip", "424242"], "no sighting with id 424242"),
         (["ingest", "{tmp}/nothing-here"], "no such file or folder"),
     ],

@@ -135,16 +135,6 @@ def watch(
         _fail(str(e))
 
 
-def _parse_box(text: str | None) -> tuple[float, float, float, float] | None:
-    if text is None:
-        return None
-    try:
-        x1, y1, x2, y2 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"expected --box x1,y1,x2,y2 in pixels, got {text!r}") from None
-    return (x1, y1, x2, y2)
-
-
 def _print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-def]
     if json_out:
         typer.echo(json.dumps(result_to_dict(result), indent=2))
@@ -198,7 +188,7 @@ def search_cmd(
 ) -> None:
     """Find where the person in IMAGE was seen, ranked, grouped into clips."""
     try:
-        from vsearch.search import SearchFilters
+        from vsearch.search import SearchFilters, parse_box
 
         if not image.is_file():
             raise InputError(f"{image}: no such image file")
@@ -207,7 +197,7 @@ def search_cmd(
             upper, lower,
         )  # fmt: skip
         svc = _service(_settings(data_dir))
-        _print_result(svc.search(image.read_bytes(), filters, _parse_box(box)), json_out)
+        _print_result(svc.search(image.read_bytes(), filters, parse_box(box)), json_out)
     except VSearchError as e:
         _fail(str(e))
 

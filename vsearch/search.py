@@ -70,6 +70,17 @@ class SearchResult:
     latency_ms: dict[str, float]
 
 
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """'x1,y1,x2,y2' (pixels) -> a box; None or '' -> None."""
+    if not text:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"expected a box as x1,y1,x2,y2 in pixels, got {text!r}") from None
+    return (x1, y1, x2, y2)
+
+
 def decode_image(data: bytes) -> NDArray[np.uint8]:
     """Bytes of a JPEG/PNG/BMP/WebP image -> BGR array, or InputError saying what arrived."""
     if not data:

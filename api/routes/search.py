@@ -10,8 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppSettings, Audit, Investigator, Service
 from api.schemas import Detail, SearchOut, search_out
-from vsearch.errors import InputError
-from vsearch.search import SearchFilters
+from vsearch.search import SearchFilters, parse_box
 from vsearch.types import parse_time
 
 router = APIRouter(tags=["search"])
@@ -24,16 +23,6 @@ async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise HTTPException(413, f"{what} larger than the limit of {limit} bytes")
     return data
-
-
-def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
-    if not text:
-        return None
-    try:
-        x1, y1, x2, y2 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"expected box as x1,y1,x2,y2 in pixels, got {text!r}") from None
-    return (x1, y1, x2, y2)
 
 
 @router.post("/search", response_model=SearchOut, responses=ERRORS)
