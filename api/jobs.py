@@ -29,12 +29,9 @@ class Job:
     errors: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
-    remove_after: bool = False  # an uploaded file is kept (clips are cut from it); kept False
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("remove_after")
-        return d
+        return asdict(self)
 
 
 class JobRunner:

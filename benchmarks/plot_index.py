@@ -41,11 +41,13 @@ def main() -> list[Path]:
     fig.savefig(out[-1], dpi=110)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     n_max = max(r["vectors"] for r in rows)
-    for kind in kinds:
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, kind in enumerate(kinds):  # colour = index kind, marker = filter window
         for window, marker in (("100%", "o"), ("10%", "s"), ("1%", "^")):
             pts = [(r["top10_p50_ms"], r["recall_at_10"]) for r in rows if r["vectors"] == n_max and r["window"] == window and _kind(r) == kind]
             if pts:
-                ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=f"{kind}, window {window}", s=40)
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=colours[i % len(colours)],
+                           label=f"{kind}, window {window}", s=45)  # fmt: skip
     ax.set(xscale="log", xlabel="top-10 latency p50 (ms)", ylabel="recall@10 vs exact",
            title=f"Recall vs latency at {n_max:,} vectors, with time-window filters")  # fmt: skip
     ax.legend(fontsize=6, ncol=2)

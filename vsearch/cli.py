@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.errors import InputError, NotFoundError, VSearchError
+from vsearch.errors import InputError, VSearchError
 from vsearch.types import parse_time, ts_to_iso
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="vsearch: find a person in camera footage.")
@@ -347,8 +347,8 @@ def demo(
 
 def main() -> None:
     try:
-        app()
-    except NotFoundError as e:  # pragma: no cover - commands catch their own errors
+        app(standalone_mode=True)
+    except VSearchError as e:  # a safety net: every command also reports its own errors in one line
         _fail(str(e))
 
 

@@ -67,6 +67,10 @@ class OnnxEmbedder:
         self._session = None
         self._lock = threading.Lock()
 
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
     def load(self) -> None:
         with self._lock:
             if self._session is not None:

@@ -216,6 +216,6 @@ class VSearch:
             "detector_backend": self.settings.detector_backend,
             "models_loaded": {
                 "detector": self.detector.loaded,
-                "embedder": getattr(self.embedder, "_session", None) is not None,
+                "embedder": bool(getattr(self.embedder, "loaded", True)),
             },
         }
