@@ -162,7 +162,9 @@ def rebuild(path: Path, dim: int, catalog: Catalog, embedder: str, flat_max: int
     index = VectorIndex(dim, factory=factory_for(n, flat_max))
     if not index.is_trained:
         ids = catalog.sighting_ids(embedder)
-        sample = np.random.default_rng(0).choice(ids, min(len(ids), 100_000), replace=False)
+        nlist = index._ivf.nlist if index._ivf is not None else 1
+        # k-means wants about 40 training points per list
+        sample = np.random.default_rng(0).choice(ids, min(len(ids), max(100_000, 40 * nlist)), replace=False)
         index.train(catalog.embeddings(np.sort(sample))[1])
     for ids, vecs in catalog.iter_embeddings(embedder):
         index.add(ids, vecs)
