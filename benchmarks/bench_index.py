@@ -57,7 +57,7 @@ def specs(n: int, d: int) -> dict[str, tuple[str, dict[str, Any]]]:
         f"IVF{nlist},PQ{m} nprobe=16": (f"IVF{nlist},PQ{m}", {"nprobe": 16}),
         f"IVF{nlist},SQ8 nprobe=16": (f"IVF{nlist},SQ8", {"nprobe": 16}),
         # vsearch's policy for large collections: probe more lists the narrower the filter (see vsearch/index.py)
-        f"IVF{nlist},SQ8 nprobe=16/selectivity": (f"IVF{nlist},SQ8", {"nprobe": 16, "scaled": True}),
+        f"IVF{nlist},SQ8 nprobe=64/selectivity": (f"IVF{nlist},SQ8", {"nprobe": 16, "scaled": 64}),
         "HNSW32 efSearch=128": ("HNSW32,Flat", {"efSearch": 128}),
     }
     if n >= 5_000_000:  # at 10M only the compressed index is built (see README: memory and build time)
@@ -67,7 +67,8 @@ def specs(n: int, d: int) -> dict[str, tuple[str, dict[str, Any]]]:
 
 def params(kind: dict[str, Any], sel: faiss.IDSelector | None, fraction: float = 1.0, nlist: int = 1) -> faiss.SearchParameters:
     if "nprobe" in kind:
-        nprobe = min(nlist, int(np.ceil(kind["nprobe"] / fraction))) if kind.get("scaled") else kind["nprobe"]
+        scaled = kind.get("scaled") and fraction < 1.0  # vsearch's policy: filtered searches probe 64 / selectivity
+        nprobe = min(nlist, int(np.ceil(kind["scaled"] / fraction))) if scaled else kind["nprobe"]
         return faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
     if "efSearch" in kind:
         return faiss.SearchParametersHNSW(sel=sel, efSearch=kind["efSearch"])

@@ -21,11 +21,13 @@ from vsearch.errors import IndexStateError
 
 # Index policy, from benchmarks/README.md ("FAISS retrieval"): exact search up to FLAT_MAX_VECTORS, where one
 # unfiltered query stays in tens of ms and a filtered one is cheaper still (the selector skips distances);
-# above it IVF with 8-bit scalar quantisation (4x less memory, recall@10 0.99 unfiltered). A fixed nprobe loses
-# most true neighbours under a narrow time filter (recall 0.32 at a 1% window), so nprobe grows as the filter
-# narrows (nprobe = NPROBE / selectivity), which measured recall 0.99 at 1% and 10% windows.
+# above it IVF with 8-bit scalar quantisation (4x less memory, recall@10 0.97 unfiltered at 1M). A fixed nprobe
+# loses most true neighbours under a narrow time filter (recall 0.20 at a 1% window, 1M vectors), so a filtered
+# search probes NPROBE_FILTERED / selectivity lists: at 1M, recall 0.95-0.99 for 50%, 10% and 1% windows in
+# 0.7-7.2 ms (benchmarks/bench_nprobe.py).
 FLAT_MAX_VECTORS = 1_000_000
 NPROBE = 16
+NPROBE_FILTERED = 64
 
 
 def factory_for(n_vectors: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
@@ -93,8 +95,11 @@ class VectorIndex:
         k = min(k, self.ntotal if allowed_ids is None else len(allowed_ids))
         selector = None if allowed_ids is None else faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
         if self._ivf is not None:
-            fraction = 1.0 if allowed_ids is None else max(len(allowed_ids), 1) / max(self.ntotal, 1)
-            nprobe = min(self._ivf.nlist, int(np.ceil(NPROBE / fraction)))
+            if allowed_ids is None:
+                nprobe = NPROBE
+            else:
+                fraction = max(len(allowed_ids), 1) / max(self.ntotal, 1)
+                nprobe = min(self._ivf.nlist, int(np.ceil(NPROBE_FILTERED / fraction)))
             params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
         else:
             params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
