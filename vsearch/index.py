@@ -24,7 +24,7 @@ from vsearch.errors import IndexStateError
 # above it IVF with 8-bit scalar quantisation (4x less memory, recall@10 0.97 unfiltered at 1M). A fixed nprobe
 # loses most true neighbours under a narrow time filter (recall 0.20 at a 1% window, 1M vectors), so a filtered
 # search probes NPROBE_FILTERED / selectivity lists: at 1M, recall 0.95-0.99 for 50%, 10% and 1% windows in
-# 0.7-7.2 ms (benchmarks/bench_nprobe.py).
+# 1-8 ms (benchmarks/bench_nprobe.py).
 FLAT_MAX_VECTORS = 1_000_000
 NPROBE = 16
 NPROBE_FILTERED = 64
