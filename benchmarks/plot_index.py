@@ -33,7 +33,7 @@ def main() -> list[Path]:
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=kind)
     ax.set(xscale="log", yscale="log", xlabel="vectors in the index (256-d)", ylabel="top-10 latency p50 (ms), 1 query",
-           title="FAISS latency vs index size (no filter, 1 thread)")  # fmt: skip
+           title="FAISS latency vs index size (no filter; 1 thread, 2 at 1M)")  # fmt: skip
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     out.append(RESULTS_DIR / "index_latency_vs_size.png")
