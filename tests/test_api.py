@@ -203,3 +203,32 @@ def test_health_and_docs(client: TestClient) -> None:
     assert {"/search", "/sightings/{sighting_id}", "/clips/{clip_id}.mp4", "/ingest", "/jobs/{job_id}", "/cameras", "/health", "/audit"} <= set(schema["paths"])
     page = client.get("/")
     assert page.status_code == 200 and "vsearch" in page.text
+
+
+def test_health_answers_while_a_search_is_running(client: TestClient, demo_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Inference runs off the event loop: with a (real) search held mid-flight, /health still answers. If the
+    search ran on the event loop, the health request would wait behind it and this test would time out."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    real_search = demo_service.search
+
+    def held_search(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(60)
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(demo_service, "search", held_search)
+    results: dict[str, int] = {}
+    searcher = threading.Thread(target=lambda: results.update(search=search(client).status_code))
+    searcher.start()
+    try:
+        assert started.wait(60)
+        health = threading.Thread(target=lambda: results.update(health=client.get("/health").status_code))
+        health.start()
+        health.join(10)
+        assert results.get("health") == 200 and "search" not in results
+    finally:
+        release.set()
+        searcher.join(60)
+    assert results["search"] == 200

@@ -93,25 +93,3 @@ def test_search_from_the_page_and_play_a_clip(server: str, browser, tmp_path: Pa
     shutil.copy(tmp_path / "results.png", "/tmp/vsearch-web-results.png")
     shutil.copy(tmp_path / "player.png", "/tmp/vsearch-web-player.png")
     assert not errors, errors
-
-
-def test_health_answers_while_a_search_runs(server: str) -> None:
-    """Inference runs off the event loop: /health replies while a search is in flight."""
-    import threading
-
-    query = (SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg").read_bytes()
-    done = threading.Event()
-
-    def searches() -> None:
-        for _ in range(3):
-            httpx.post(f"{server}/search", files={"image": ("q.jpg", query, "image/jpeg")}, headers={"X-API-Key": KEY}, timeout=60)
-        done.set()
-
-    t = threading.Thread(target=searches)
-    t.start()
-    answered = 0
-    while not done.is_set():
-        assert httpx.get(f"{server}/health", timeout=5).status_code == 200
-        answered += 1
-    t.join()
-    assert answered >= 1
