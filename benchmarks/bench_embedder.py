@@ -15,7 +15,7 @@ import numpy as np
 from benchmarks.common import machine_info, print_table, time_calls, write_json
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.detect import PersonDetector
-from vsearch.embed import EMBEDDERS, l2_normalize, preprocess_imagenet
+from vsearch.embed import EMBEDDERS, OnnxEmbedder, l2_normalize, preprocess_imagenet
 from vsearch.video import probe, sample_frames
 
 SAMPLE = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
@@ -72,7 +72,8 @@ def run(size: str) -> dict[str, Any]:
             got = emb.embed(crops)
             agree = float(np.min(np.sum(got * reference, axis=1))) if name == "mobilenetv2-imagenet" else None
             ms = time_calls(lambda e=emb: e.embed(crops), cfg["repeats"])
-            rows.append({"embedder": name, "backend": "onnxruntime", "batch": batch,
+            backend = "onnxruntime" if isinstance(emb, OnnxEmbedder) else "opencv/numpy"
+            rows.append({"embedder": name, "backend": backend, "batch": batch,
                          "ms_per_crop": round(float(np.median(ms)) / len(crops), 2),
                          "crops_per_s": round(1000 * len(crops) / float(np.median(ms)), 1),
                          "min_cosine_vs_ref": None if agree is None else round(agree, 6)})  # fmt: skip
