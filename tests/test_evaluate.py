@@ -100,3 +100,22 @@ def test_footage_retrieval_through_ingest_and_search(tmp_path: Path) -> None:
     assert r["queries"] >= 8
     assert r["rank_1"] >= 0.7 and r["recall_at_5"] >= 0.8
     assert 0 < r["precision_at_5"] <= 1
+
+
+def test_mot_converter_pairs_each_pedestrians_first_and_last_frame(tmp_path: Path) -> None:
+    import cv2
+
+    from vsearch.evaluate import convert_mot
+
+    src = dataset("mot17-mini") / "train"
+    stats = convert_mot(src, tmp_path / "mot", min_h=64)
+    q, g = read_split(tmp_path / "mot" / "query"), read_split(tmp_path / "mot" / "bounding_box_test")
+    assert stats["identities"] == len(q.paths) == len(g.paths) > 20
+    assert sorted(q.pids) == sorted(g.pids) and len(set(q.pids)) == len(q.pids)  # one crop per person per side
+    assert set(q.cams) == {1} and set(g.cams) == {2}
+    frame = {p.name.split("_")[0]: int(p.name.split("_")[2]) for p in q.paths}
+    assert all(int(p.name.split("_")[2]) > frame[p.name.split("_")[0]] for p in g.paths)  # a later frame
+    heights = [cv2.imread(str(p)).shape[0] for p in q.paths + g.paths]
+    assert min(heights) >= 60  # boxes >= 64 px tall, a few cut by the frame border
+    with pytest.raises(InputError, match="MOTChallenge"):
+        convert_mot(tmp_path / "nope", tmp_path / "x")
