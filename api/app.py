@@ -13,12 +13,25 @@ from fastapi.staticfiles import StaticFiles
 from api.audit import AuditLog
 from api.errors import install_error_handlers
 from api.jobs import JobRunner
-from api.routes import clips, ingest, search, sightings, system
+from api.limits import FORM_OVERHEAD_BYTES, BodyLimit
+from api.routes import audit, cameras, clips, health, ingest, search, sightings
 from vsearch import __version__
 from vsearch.config import Settings
 from vsearch.service import VSearch
 
 STATIC = Path(__file__).resolve().parent / "static"
+DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
+
+**Keys.** Every endpoint but `/health` needs an API key: header `X-API-Key`, or the `vsearch_key` cookie (the
+web page sets it so that `<img>`/`<video>` requests are authorised), or `?api_key=` on a media URL.
+`investigator` keys may search and view; `admin` keys may also ingest and read the audit log.
+Missing or unknown key: 401; wrong role: 403.
+
+**Errors** are always `{"detail": "<reason>"}`: 400 bad input (undecodable image, bad time or range), 404 unknown
+id, 413 upload over the limit, 415 not an image, 422 malformed field, 403 path outside the footage root.
+
+Every search is written to the audit log (`GET /audit`, admins).
+"""
 
 
 def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
@@ -36,7 +49,7 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     app = FastAPI(
         title="vsearch",
         version=__version__,
-        description="Video-surveillance evidence search: find a person by image, time window and camera.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -44,8 +57,13 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     app.state.jobs = JobRunner(svc)
     app.state.audit = AuditLog(settings.audit_log_path)
     install_error_handlers(app)
-    for r in (search.router, sightings.router, clips.router, ingest.router, system.router):
+    for r in (search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)
+    app.add_middleware(
+        BodyLimit,
+        limits={"/search": settings.max_image_bytes + FORM_OVERHEAD_BYTES,
+                "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES},
+    )  # fmt: skip
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -6,8 +6,9 @@ import itertools
 import queue
 import threading
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from vsearch.errors import NotFoundError
@@ -16,37 +17,49 @@ from vsearch.service import IngestItem, VSearch
 
 @dataclass
 class Job:
+    """One POST /ingest: a file (or a folder's files, as consecutive recordings) of one camera."""
+
     id: str
     path: str
     camera_id: str
     start_ts_s: float
+    files_total: int = 1
+    files_done: int = 0
     status: str = "queued"  # queued, running, done, failed
-    video_s_done: float = 0.0
-    video_s_total: float = 0.0
+    video_s_done: float = 0.0  # over all the job's files
+    video_s_total: float = 0.0  # known once each file is opened; final when the job ends
     frames_sampled: int = 0
     sightings_added: int = 0
-    result: str | None = None  # ingested, resumed, already ingested, failed
+    result: str | None = None  # the last file's outcome: ingested, resumed, already ingested, failed
     errors: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The job's fields as plain values (the API's JobOut)."""
         return asdict(self)
 
 
 class JobRunner:
+    """Runs ingest jobs one at a time in a daemon thread, so requests return at once and /health stays live."""
+
     def __init__(self, service: VSearch) -> None:
         self.service = service
         self._jobs: dict[str, Job] = {}
+        self._items: dict[str, list[IngestItem]] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, path: Path, camera_id: str, start_ts_s: float) -> Job:
-        job = Job(id=f"job-{next(self._ids)}", path=str(path), camera_id=camera_id, start_ts_s=start_ts_s)
-        self._jobs[job.id] = job
+    def submit(self, path: str, items: Sequence[IngestItem]) -> Job:
+        """Queue `items` (from vsearch.service.plan_ingest) as one job named after `path`."""
+        first = items[0]
+        job = Job(id=f"job-{next(self._ids)}", path=path, camera_id=first.camera_id, start_ts_s=first.start_ts_s,
+                  files_total=len(items))  # fmt: skip
         with self._lock:
+            self._jobs[job.id] = job
+            self._items[job.id] = list(items)
             if self._thread is None or not self._thread.is_alive():  # started on first use, again after close()
                 self._thread = threading.Thread(target=self._run, name="vsearch-ingest-jobs", daemon=True)
                 self._thread.start()
@@ -54,32 +67,46 @@ class JobRunner:
         return job
 
     def get(self, job_id: str) -> Job:
+        """The job, or NotFoundError."""
         try:
             return self._jobs[job_id]
         except KeyError:
             raise NotFoundError(f"no job with id {job_id!r}") from None
 
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status."""
+        return dict(Counter(j.status for j in list(self._jobs.values())))
+
     def close(self) -> None:
         """Finish the queued jobs and stop the worker."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._queue.put(None)
-                self._thread.join(timeout=600)
+            thread = self._thread
             self._thread = None
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout=600)
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
             job.status = "running"
-
-            def progress(done_s: float, total_s: float, job: Job = job) -> None:
-                job.video_s_done, job.video_s_total = done_s, total_s
-
+            done_before = 0.0
             try:
-                r = self.service.ingest([IngestItem(Path(job.path), job.camera_id, job.start_ts_s)], progress)[0]
-                job.result, job.frames_sampled, job.sightings_added = r.status, r.frames_sampled, r.sightings_added
-                if r.error:
-                    job.errors.append(r.error)
-                job.status = "failed" if r.status == "failed" else "done"
+                for item in self._items.pop(job.id):
+
+                    def progress(done_s: float, total_s: float, job: Job = job, before: float = done_before) -> None:
+                        job.video_s_done, job.video_s_total = before + done_s, max(job.video_s_total, before + total_s)
+
+                    r = self.service.ingest([item], progress)[0]
+                    done_before += r.video_s
+                    job.video_s_done = job.video_s_total = max(done_before, job.video_s_done)
+                    job.files_done += 1
+                    job.result = r.status
+                    job.frames_sampled += r.frames_sampled
+                    job.sightings_added += r.sightings_added
+                    if r.error:
+                        job.errors.append(f"{item.path.name}: {r.error}" if job.files_total > 1 else r.error)
+                failed = job.result == "failed" if job.files_total == 1 else len(job.errors) == job.files_total
+                job.status = "failed" if failed else "done"
             except Exception as e:  # a job never takes the worker down; the reason is reported
                 job.status = "failed"
                 job.errors.append(f"{type(e).__name__}: {e}")

@@ -28,6 +28,8 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "cam-09").mkdir()
     info = probe(SAMPLE_VIDEO)
     write_mp4(root / "cam-09" / "empty-room.mp4", ((f.index, f.image_bgr) for f in sample_frames(info, "x", 0, info.fps) if f.pts_s < 4), info.fps)
+    (root / "cam-11").mkdir()
+    (root / "cam-11" / "0001.mp4").write_bytes((root / "cam-09" / "empty-room.mp4").read_bytes())
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.mp4").write_bytes(b"not yours")
     os.symlink(outside / "secret.mp4", root / "cam-09" / "escape.mp4")
@@ -77,6 +79,9 @@ def test_time_and_camera_filters(client: TestClient) -> None:
             assert "2026-03-01T14:01:30" <= s["time"][:19] <= "2026-03-01T14:02:00"
     assert search(client, {"cameras": "elsewhere"}).json()["clips"] == []
     assert search(client, {"cameras": "lobby,elsewhere"}).json()["clips"]
+    repeated = client.post("/search", files=[("image", ("q.jpg", QUERY.read_bytes(), "image/jpeg"))],
+                           data={"cameras": ["elsewhere", "lobby"]}, headers=H())  # fmt: skip
+    assert repeated.status_code == 200 and repeated.json()["clips"]
 
 
 def test_clip_supports_range_requests(client: TestClient) -> None:
@@ -88,6 +93,16 @@ def test_clip_supports_range_requests(client: TestClient) -> None:
     assert part.status_code == 206
     assert part.headers["content-range"] == f"bytes 100-299/{len(full.content)}"
     assert part.content == full.content[100:300]
+    size = len(full.content)
+    tail = client.get(url, headers={**H(), "Range": "bytes=-500"})
+    assert tail.status_code == 206 and tail.content == full.content[-500:]
+    assert tail.headers["content-range"] == f"bytes {size - 500}-{size - 1}/{size}"
+    rest = client.get(url, headers={**H(), "Range": f"bytes={size - 10}-"})
+    assert rest.status_code == 206 and rest.content == full.content[-10:]
+    beyond = client.get(url, headers={**H(), "Range": f"bytes={size + 10}-{size + 20}"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+    # the <video> tag sends no header: the page's cookie authorises it, so does ?api_key=
+    assert client.get(url, params={"api_key": INVESTIGATOR}, headers={"Range": "bytes=0-1"}).status_code == 206
 
 
 @pytest.mark.parametrize(
@@ -147,6 +162,32 @@ def test_every_search_is_audited_and_only_admins_read_it(client: TestClient) -> 
     assert last["returned_sighting_ids"] == [s["id"] for c in body["clips"] for s in c["sightings"]]
 
 
+def test_body_limits_apply_while_the_body_streams(client: TestClient) -> None:
+    """Over the limit by the declared length: refused before reading. Chunked (no length): cut off mid-stream."""
+    huge = client.post("/search", files={"image": ("big.jpg", b"\xff" * 3_200_000, "image/jpeg")}, headers=H())
+    assert huge.status_code == 413 and "request body of" in huge.json()["detail"]
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"q.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        for _ in range(40):
+            yield b"\xff" * 100_000
+
+    streamed = client.post("/search", content=chunks(), headers={**H(), "Content-Type": "multipart/form-data; boundary=b"})
+    assert streamed.status_code == 413 and "request body larger" in streamed.json()["detail"]
+
+
+def test_unexpected_errors_keep_the_error_schema(demo_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    settings = demo_service.settings.model_copy(update={"api_keys": [ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")]})
+
+    def broken() -> list:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(demo_service, "cameras", broken)
+    with TestClient(create_app(settings, demo_service), raise_server_exceptions=False) as c:
+        r = c.get("/cameras", headers=H())
+    assert r.status_code == 500 and "RuntimeError" in r.json()["detail"] and "disk on fire" not in r.text
+
+
 def wait_for(client: TestClient, job_id: str, timeout_s: float = 120) -> dict:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -160,16 +201,48 @@ def wait_for(client: TestClient, job_id: str, timeout_s: float = 120) -> dict:
 def test_ingest_a_server_side_path_as_a_job(client: TestClient) -> None:
     r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00:00", "path": "cam-09/empty-room.mp4"}, headers=H(ADMIN))
     assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/jobs/{r.json()['id']}"
     job = wait_for(client, r.json()["id"])
     assert job["status"] == "done" and job["result"] in ("ingested", "already ingested")
     assert job["frames_sampled"] == 8 and job["video_s_done"] == pytest.approx(job["video_s_total"])
     assert client.get("/health").json()["index_size"] > 0
+    # a camera folder: its files as consecutive recordings (the same content: recognised, nothing added twice)
+    folder = client.post("/ingest", data={"camera": "cam-11", "start": "2026-03-01T09:00:00", "path": "cam-11"}, headers=H(ADMIN))
+    assert folder.status_code == 202, folder.text
+    job = wait_for(client, folder.json()["id"])
+    assert job["status"] == "done" and job["files_total"] == job["files_done"] == 1 and not job["errors"]
+
+
+def test_health_answers_while_an_ingest_is_running(client: TestClient, demo_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    real_ingest = demo_service.ingest
+
+    def held_ingest(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(60)
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(demo_service, "ingest", held_ingest)
+    try:
+        r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00:00", "path": "cam-09/empty-room.mp4"}, headers=H(ADMIN))
+        assert r.status_code == 202 and started.wait(30)
+        t = time.perf_counter()
+        h = client.get("/health")
+        assert h.status_code == 200 and h.json()["jobs"].get("running") == 1 and time.perf_counter() - t < 5
+        assert client.get(f"/jobs/{r.json()['id']}", headers=H()).json()["status"] == "running"
+    finally:
+        release.set()
+    assert wait_for(client, r.json()["id"])["status"] == "done"
 
 
 @pytest.mark.parametrize(
     "path, status, reason",
     [("../outside/secret.mp4", 403, "outside the footage root"), ("/etc/passwd", 403, "outside the footage root"),
-     ("cam-09/escape.mp4", 403, "outside the footage root"), ("cam-09/missing.mp4", 404, "does not exist")],
+     ("cam-09/escape.mp4", 403, "outside the footage root"), ("cam-09/missing.mp4", 404, "does not exist"),
+     ("cam-09", 403, "outside the footage root"), ("cam-09/../../outside", 403, "outside the footage root"),
+     ("cam-09/\x00.mp4", 400, "unusable path")],
 )  # fmt: skip
 def test_paths_outside_the_footage_root_are_refused(client: TestClient, path: str, status: int, reason: str) -> None:
     r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00", "path": path}, headers=H(ADMIN))

@@ -8,12 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Admin, AppSettings, Investigator, Jobs
 from api.schemas import Detail
 from vsearch.errors import InputError
+from vsearch.service import plan_ingest
 from vsearch.types import parse_time
 from vsearch.video import VIDEO_EXTS
 
@@ -25,6 +27,8 @@ class JobOut(BaseModel):
     path: str
     camera_id: str
     start_ts_s: float
+    files_total: int
+    files_done: int
     status: str
     video_s_done: float
     video_s_total: float
@@ -41,13 +45,31 @@ def resolve_inside(root: Path | None, path: str) -> Path:
     if root is None:
         raise HTTPException(403, "server-side paths are disabled: no footage root is configured (VSEARCH_FOOTAGE_ROOT)")
     base = root.resolve()
-    p = Path(path)
-    target = (p if p.is_absolute() else base / p).resolve()
-    if target != base and base not in target.parents:
+    try:
+        p = Path(path)
+        target = (p if p.is_absolute() else base / p).resolve()
+        inside = target == base or base in target.parents
+        exists = inside and target.exists()
+    except (ValueError, OSError, RuntimeError) as e:  # NUL bytes, names too long, symlink loops
+        raise InputError(f"unusable path {path!r}: {e}") from None
+    if not inside:
         raise HTTPException(403, f"path {path!r} lies outside the footage root")
-    if not target.exists():
+    if not exists:
         raise HTTPException(404, f"path {path!r} does not exist under the footage root")
     return target
+
+
+def check_tree(root: Path | None, folder: Path, depth: int = 3) -> None:
+    """Refuse (403) a folder holding anything (a symlink) that resolves outside root, down to `depth` levels:
+    camera folders, their videos and frame folders are all read by the ingest."""
+    if not folder.is_dir():
+        return
+    top = len(folder.parts)
+    for here, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            resolve_inside(root, str(Path(here) / name))
+        if len(Path(here).parts) - top >= depth - 1:
+            dirs.clear()
 
 
 async def save_upload(upload: UploadFile, folder: Path, limit: int) -> Path:
@@ -79,16 +101,19 @@ async def save_upload(upload: UploadFile, folder: Path, limit: int) -> Path:
 @router.post("/ingest", status_code=202, response_model=JobOut,
              responses={400: {"model": Detail}, 401: {"model": Detail}, 403: {"model": Detail}, 404: {"model": Detail}, 413: {"model": Detail}})  # fmt: skip
 async def ingest(
+    response: Response,
     settings: AppSettings,
     jobs: Jobs,
     _: Admin,
     camera: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")],
-    start: Annotated[str, Form(description="Absolute start time of the video, ISO 8601.")],
+    start: Annotated[str | None, Form(description="Absolute start time of the video, ISO 8601 (UTC if no zone). "
+                                  "Without it a file is taken to end at its modification time.")] = None,
     file: Annotated[UploadFile | None, File(description="A video file to upload.")] = None,
-    path: Annotated[str | None, Form(description="Or: a video path under the server's footage root.")] = None,
+    path: Annotated[str | None, Form(description="Or: a video file or folder under the server's footage root "
+                                 "(a folder's files are taken as consecutive recordings).")] = None,
 ) -> JobOut:
-    """Queue an ingest; returns at once with the job to poll at GET /jobs/{id}."""
-    start_ts = parse_time(start)
+    """Queue an ingest; returns at once (202, Location: /jobs/{id}) with the job to poll at GET /jobs/{id}."""
+    start_ts = parse_time(start) if start else None
     if (file is None) == (not path):
         raise InputError("give exactly one of: a video file upload, or a server-side path")
     if file is not None:
@@ -96,9 +121,14 @@ async def ingest(
     else:
         assert path is not None
         src = resolve_inside(settings.footage_root, path)
-    return JobOut(**jobs.submit(src, camera, start_ts).as_dict())
+        await run_in_threadpool(check_tree, settings.footage_root, src)
+    items = await run_in_threadpool(plan_ingest, [src], camera, start_ts)
+    job = jobs.submit(str(path) if path else src.name, items)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobOut(**job.as_dict())
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={401: {"model": Detail}, 404: {"model": Detail}})
 async def get_job(job_id: str, jobs: Jobs, _: Investigator) -> JobOut:
+    """An ingest job's status and progress (video seconds done/total, frames, sightings added, errors)."""
     return JobOut(**jobs.get(job_id).as_dict())

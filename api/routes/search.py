@@ -25,6 +25,12 @@ async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
     return data
 
 
+def camera_list(values: list[str] | None) -> tuple[str, ...]:
+    """Camera ids from repeated and/or comma-separated form fields, in order, without blanks or repeats."""
+    ids = (c.strip() for v in values or () for c in v.split(","))
+    return tuple(dict.fromkeys(c for c in ids if c))
+
+
 @router.post("/search", response_model=SearchOut, responses=ERRORS)
 async def search(
     request: Request,
@@ -35,7 +41,7 @@ async def search(
     image: Annotated[UploadFile, File(description="Query image: a person crop or a photo (JPEG, PNG, BMP, WebP).")],
     from_: Annotated[str | None, Form(alias="from", description="Window start, ISO 8601 (UTC if no zone).")] = None,
     to: Annotated[str | None, Form(description="Window end, ISO 8601.")] = None,
-    cameras: Annotated[str | None, Form(description="Comma-separated camera ids.")] = None,
+    cameras: Annotated[list[str] | None, Form(description="Camera ids: comma-separated and/or the field repeated.")] = None,
     top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
     min_score: Annotated[float, Form(ge=-1.0, le=1.0)] = -1.0,
     box: Annotated[str | None, Form(description="Person box in the image: x1,y1,x2,y2.")] = None,
@@ -50,7 +56,7 @@ async def search(
     filters = SearchFilters(
         parse_time(from_) if from_ else None,
         parse_time(to) if to else None,
-        tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else (),
+        camera_list(cameras),
         top_k, min_score, upper or None, lower or None,
     )  # fmt: skip
     parsed_box = parse_box(box)

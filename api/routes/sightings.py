@@ -18,15 +18,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Detail}, 404: {"model"
 
 @router.get("/{sighting_id}", response_model=SightingOut, responses=ERRORS)
 async def get_sighting(sighting_id: SightingId, service: Service, _: Investigator) -> SightingOut:
-    s = service.sighting(sighting_id)
+    """A sighting's metadata, with its media URLs."""
+    s = await run_in_threadpool(service.sighting, sighting_id)
     return sighting_out(s, clip_id=await run_in_threadpool(service.clip_id_for, sighting_id))
 
 
 @router.get("/{sighting_id}/thumbnail.jpg", response_class=FileResponse, responses=ERRORS)
 async def get_thumbnail(sighting_id: SightingId, service: Service, _: Investigator) -> FileResponse:
-    return FileResponse(service.crop_file(sighting_id), media_type="image/jpeg")
+    """The stored person crop (JPEG)."""
+    return FileResponse(await run_in_threadpool(service.crop_file, sighting_id), media_type="image/jpeg")
 
 
 @router.get("/{sighting_id}/frame.jpg", response_class=FileResponse, responses=ERRORS)
 async def get_frame(sighting_id: SightingId, service: Service, _: Investigator) -> FileResponse:
+    """The full frame with the person's box drawn (JPEG, rendered once then cached)."""
     return FileResponse(await run_in_threadpool(service.frame_file, sighting_id), media_type="image/jpeg")

@@ -80,7 +80,7 @@ async function search(ev) {
   } catch (e) { status(e.message, true); } finally { $("go").disabled = false; }
 }
 
-function fmtTime(iso) { return iso.replace("T", " ").replace(/\.\d+\+00:00$/, "").replace("+00:00", ""); }
+function fmtTime(iso) { return iso.replace("T", " ").replace(/(\.\d+)?(\+00:00|Z)$/, ""); }
 
 function showResults(clips) {
   $("results-wrap").hidden = false;
@@ -111,7 +111,11 @@ function showTimeline(clips) {
     const y = cams.indexOf(c.camera_id) * rowH + 5;
     html += `<rect class="mark" data-clip="${c.id}" x="${x}" y="${y}" width="${w}" height="16" opacity="${0.35 + 0.65 * Math.max(0, c.score)}"><title>${c.camera_id} ${fmtTime(c.start)} score ${c.score.toFixed(3)}</title></rect>`;
   });
-  html += `<text x="${left}" y="${H - 4}">${fmtTime(new Date(t0 * 1000).toISOString())}</text><text x="${W - 150}" y="${H - 4}">${fmtTime(new Date(t1 * 1000).toISOString())}</text>`;
+  for (let k = 0; k <= 4; k++) {  // time axis: five ticks, the first with the date
+    const x = left + (k / 4) * (W - left - 8), t = fmtTime(new Date((t0 + (k / 4) * span) * 1000).toISOString());
+    html += `<line x1="${x}" x2="${x}" y1="${H - 20}" y2="${H - 14}" stroke="#98a2b3"/>` +
+      `<text x="${x}" y="${H - 3}" text-anchor="${k === 0 ? "start" : k === 4 ? "end" : "middle"}">${k === 0 ? t : t.slice(11)}</text>`;
+  }
   svg.innerHTML = html;
   svg.querySelectorAll(".mark").forEach((m) => m.addEventListener("click", () => play(clips.find((c) => c.id === m.dataset.clip))));
 }
