@@ -90,6 +90,28 @@ def test_search_from_the_page_and_play_a_clip(server: str, browser, tmp_path: Pa
     duration = page.evaluate("document.getElementById('video').duration")
     assert duration > 5 and page.evaluate("document.getElementById('video').error") is None
     page.screenshot(path=str(tmp_path / "player.png"))
-    shutil.copy(tmp_path / "results.png", "/tmp/vsearch-web-results.png")
-    shutil.copy(tmp_path / "player.png", "/tmp/vsearch-web-player.png")
+    page.click("#close")
+    # a whole photo (a frame of the third visit): the detected persons are drawn; clicking one searches with its box
+    page.set_input_files("#file", str(whole_photo(tmp_path)))
+    page.click("#go")
+    page.wait_for_function("document.getElementById('status').textContent.includes('query: detected person')", timeout=60_000)
+    page.click("#persons rect")
+    page.wait_for_function("document.getElementById('status').textContent.includes('query: given box')", timeout=60_000)
+    assert page.query_selector("#persons rect.chosen") and page.query_selector_all(".card")
+    page.screenshot(path=str(tmp_path / "photo.png"))
+    for name in ("results", "player", "photo"):
+        shutil.copy(tmp_path / f"{name}.png", f"/tmp/vsearch-web-{name}.png")
     assert not errors, errors
+
+
+def whole_photo(folder: Path) -> Path:
+    """Frame 573 of the sample clip (visitor 3 in the room) as a JPEG: a photo, not a person crop."""
+    import cv2
+
+    from vsearch.video import probe, sample_frames
+
+    info = probe(SAMPLE_VIDEO)
+    frame = next(f for f in sample_frames(info, "x", 0, info.fps) if f.index >= 573)
+    out = folder / "photo.jpg"
+    cv2.imwrite(str(out), frame.image_bgr)
+    return out

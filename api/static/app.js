@@ -3,7 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const COLOURS = ["black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"];
-let queryFile = null, chosenBox = null, lastResult = null;
+let queryFile = null, chosenBox = null, lastResult = null, persons = [];
 
 function setKey(key) {
   localStorage.setItem("vsearch_key", key);
@@ -31,19 +31,19 @@ async function loadCameras() {
 }
 
 function showPreview(file) {
-  queryFile = file; chosenBox = null;
+  queryFile = file; chosenBox = null; persons = [];
   const img = $("preview");
   img.onload = () => { $("preview-wrap").hidden = false; $("go").disabled = false; drawPersons([]); };
   img.src = URL.createObjectURL(file);
   status(`query: ${file.name} (${Math.round(file.size / 1024)} KB)`);
 }
 
-function drawPersons(persons) {
+function drawPersons(boxes) {
   const img = $("preview"), svg = $("persons");
   svg.setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
   svg.innerHTML = "";
-  $("pick-hint").hidden = persons.length < 2;
-  persons.forEach((b) => {
+  $("pick-hint").hidden = boxes.length < 2;
+  boxes.forEach((b) => {
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     r.setAttribute("x", b[0]); r.setAttribute("y", b[1]); r.setAttribute("width", b[2] - b[0]); r.setAttribute("height", b[3] - b[1]);
     if (chosenBox && chosenBox.every((v, i) => Math.abs(v - b[i]) < 1)) r.classList.add("chosen");
@@ -72,7 +72,8 @@ async function search(ev) {
   try {
     const r = await api("/search", { method: "POST", body: form });
     lastResult = r;
-    drawPersons(r.query.persons_xyxy);
+    if (!chosenBox) persons = r.query.persons_xyxy;  // a search with a chosen box does not detect again
+    drawPersons(persons);
     status(`${r.clips.length} clips from ${r.candidates} sightings in the filters; query: ${r.query.source}; ` +
       `${Math.round(Object.values(r.latency_ms).reduce((a, b) => a + b, 0))} ms`);
     showResults(r.clips);
