@@ -222,6 +222,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     shuffled = all_ids[:]
     rng_ids.shuffle(shuffled)
     held = set(shuffled[args.fold :: args.folds]) if args.folds > 1 else set()
+    if args.val_split:  # the dataset's own split: hold out the identities of val/all_imgs
+        held = {pid for pid in all_ids if (PKU / "val" / "all_imgs" / f"{pid:03d}").is_dir()}
     train_ids = set(all_ids) - held
     data = load_pku(train_ids) + (load_mot() if args.mot else [])
     label_of = {pid: i for i, pid in enumerate(sorted({d[1] for d in data}))}
@@ -276,6 +278,89 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def fold_ids(fold: int, folds: int, seed: int = 0) -> list[int]:
+    """The PKU identities that `train` holds out for this fold (the same seeded shuffle)."""
+    ids = pku_ids(PKU)
+    random.Random(seed).shuffle(ids)
+    return sorted(ids[fold::folds])
+
+
+def report() -> dict[str, Any]:
+    """Every embedder on every evaluation set, cross-camera (camera 1 queries camera 2), written to
+    benchmarks/results/reid_eval.json.
+
+    Baselines are scored through vsearch.evaluate (Market-layout folders, the embedders' ONNX / numpy code). A
+    learned recipe is scored on a held-out set only from the record of the run that held that set out
+    (benchmarks/results/reid/cv_<recipe>_<set>.json, the same protocol computed at the end of training); the
+    shipped model (models/reid/reid-mnv2.onnx, trained on all 44 PKU identities and the MOT17-mini tracks) is scored
+    only on MOT17-mini, which it was trained on, and says so.
+    """
+    import tempfile
+
+    from benchmarks.common import machine_info, print_table, write_json
+    from vsearch.config import Settings
+    from vsearch.embed import make_embedder
+    from vsearch.evaluate import convert_mot, convert_pku, evaluate_folder
+
+    records = PROJECT_ROOT / "benchmarks" / "results" / "reid"
+    sets: dict[str, tuple[list[int] | None, str | None]] = {"pku-all-44ids": (None, None)}
+    for f in range(4):
+        sets[f"pku-4fold{f}-11ids"] = (fold_ids(f, 4), f"fold{f}")
+    for f in range(2):
+        sets[f"pku-2fold{f}-22ids"] = (fold_ids(f, 2), f"2fold{f}")
+    val = sorted(int(d.name) for d in (PKU / "val" / "all_imgs").iterdir() if d.name.isdigit())
+    sets["pku-val-9ids"] = (val, "val")
+    baselines = ["hsv-parts", "mobilenetv2-imagenet"]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (ids, tag) in sets.items():
+            folder = Path(tmp) / name
+            convert_pku(PKU, folder, ids)
+            for b in baselines:
+                r = evaluate_folder(folder, make_embedder(Settings(embedder=b)))
+                rows.append({"set": name, "embedder": b, "held_out": True, **_metrics(r)})
+            for rec_path in sorted(records.glob(f"cv_*_{tag}.json")) if tag else []:
+                rec = json.loads(rec_path.read_text())
+                if sorted(rec["held_out_ids"]) != sorted(ids or []):
+                    raise SystemExit(f"{rec_path}: its held-out identities are not those of {name}")
+                recipe = rec_path.stem[len("cv_") : -len(f"_{tag}")]
+                rows.append({"set": name, "embedder": f"reid-mnv2[{recipe}]", "held_out": True,
+                             **_metrics(rec["held_out"])})  # fmt: skip
+                for v, r in rec["held_out"].get("variants", {}).items():
+                    if v != "hsv":
+                        rows.append({"set": name, "embedder": f"reid-mnv2[{recipe}]+{v}", "held_out": True, **_metrics(r)})
+        folder = Path(tmp) / "mot17-mini"
+        convert_mot(MOT, folder)
+        for e in [*baselines, "reid-mnv2"]:
+            r = evaluate_folder(folder, make_embedder(Settings(embedder=e)))
+            rows.append({"set": "mot17-mini-first-vs-last-frame", "embedder": e, "held_out": e != "reid-mnv2", **_metrics(r)})
+    summary = []
+    for group, n in (("pku-4fold", 4), ("pku-2fold", 2)):
+        by: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["set"].startswith(group):
+                by.setdefault(r["embedder"], []).append(r)
+        for emb, rs in by.items():
+            if len(rs) == n:
+                r1, m = np.array([r["rank_1"] for r in rs]), np.array([r["mAP"] for r in rs])
+                summary.append({"sets": f"{group} mean of {n}", "embedder": emb, "rank_1_mean": round(float(r1.mean()), 4),
+                                "rank_1_std": round(float(r1.std()), 4), "rank_1_min": round(float(r1.min()), 4),
+                                "rank_1_max": round(float(r1.max()), 4), "mAP_mean": round(float(m.mean()), 4),
+                                "mAP_std": round(float(m.std()), 4)})  # fmt: skip
+    print_table(rows, "Re-ID, camera 1 queries camera 2 (MOT17: first frame queries last frame)")
+    print_table(summary, "\nMeans over identity-disjoint folds")
+    payload = {"benchmark": "reid", "machine": machine_info(["torch", "onnxruntime"]),
+               "anchor": {"model": "OSNet x1_0", "dataset": "Market-1501", "rank_1": 0.948, "mAP": 0.849,
+                          "source": "published (Zhou et al., ICCV 2019); not measured here"},
+               "summary": summary, "rows": rows}  # fmt: skip
+    write_json("reid_eval", payload)
+    return payload
+
+
+def _metrics(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(float(r[k]), 4) if k != "queries" else int(r[k]) for k in ("rank_1", "rank_5", "rank_10", "mAP", "queries")}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "models" / "reid")
@@ -291,11 +376,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--folds", type=int, default=1, help="identity-disjoint folds over the PKU ids (1: train on all)")
     ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--val-split", action="store_true", help="hold out the dataset's val/ identities instead of a fold")
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--mot", action=argparse.BooleanOptionalAction, default=True, help="also train on MOT17-mini tracks")
     ap.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None, help="write the run's record here")
+    ap.add_argument("--report", action="store_true", help="no training: score every embedder on every evaluation "
+                    "set (learned models only on identities they never saw) into benchmarks/results/reid_eval.json")
     args = ap.parse_args(argv)
+    if args.report:
+        return report()
     result = train(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

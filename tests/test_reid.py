@@ -19,12 +19,35 @@ from .conftest import dataset
 FOLD1 = PROJECT_ROOT / "benchmarks" / "results" / "reid" / "cv_fold1.json"
 
 
+def _pku_crops_rgb(n: int) -> list[np.ndarray]:
+    import cv2
+
+    paths = sorted((dataset("pku-reid-subset") / "train").rglob("*.png"))[:n]
+    return [np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in paths]
+
+
 def test_the_default_embedder_is_the_learned_model_and_loads_offline() -> None:
     emb = make_embedder(Settings())
     assert emb.name == "reid-mnv2" and emb.dim == 256
-    crops = [np.random.default_rng(i).integers(0, 255, (128, 48, 3), dtype=np.uint8) for i in range(3)]
-    v = emb.embed(crops)
-    assert v.shape == (3, 256) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    v = emb.embed(_pku_crops_rgb(20))
+    assert v.shape == (20, 256) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert len({tuple(np.round(x, 4)) for x in v}) == 20  # distinct crops, distinct vectors
+
+
+def test_flip_averaged_embedder_is_mirror_invariant() -> None:
+    """reid-mnv2-flip sums the embeddings of a crop and its mirror image, so a crop and its mirror embed alike,
+    which plain reid-mnv2 does not guarantee."""
+    crops = _pku_crops_rgb(6)
+    mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+    flip = make_embedder(Settings(embedder="reid-mnv2-flip"))
+    assert flip.name == "reid-mnv2-flip" and flip.dim == 256
+    a, b = flip.embed(crops), flip.embed(mirrored)
+    assert a.shape == (6, 256) and np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(a, b, atol=1e-4)
+    plain = make_embedder(Settings(embedder="reid-mnv2"))
+    assert np.abs(plain.embed(crops) - plain.embed(mirrored)).max() > 1e-3
+    assert flip.embed([]).shape == (0, 256)
 
 
 def test_a_corrupt_model_file_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.errors import InputError, ModelError
+from vsearch.reid import reid_mnv2_flip
 from vsearch.weights import MOBILENETV2_IMAGENET, WeightFile, cached_export
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -151,6 +152,7 @@ def hsv_parts(settings: Settings) -> Embedder:
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "reid-mnv2": reid_mnv2,
+    "reid-mnv2-flip": reid_mnv2_flip,
     "mobilenetv2-imagenet": mobilenetv2_imagenet,
     "hsv-parts": hsv_parts,
 }
