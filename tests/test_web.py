@@ -27,13 +27,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(demo_service):  # type: ignore[no-untyped-def]
-    """`vsearch serve` as a subprocess over the session's ingested sample data."""
+def start_serve(data_dir: Path, env: dict[str, str], host: str = "127.0.0.1") -> tuple[subprocess.Popen, str]:
+    """`vsearch serve` as a subprocess on a free port; returns once /health answers."""
     port = free_port()
-    env = {**os.environ, "VSEARCH_API_KEYS": json.dumps([{"name": "web", "key": KEY, "role": "admin"}])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vsearch.cli", "serve", "--port", str(port), "--data-dir", str(demo_service.settings.data_dir)],
+        [sys.executable, "-m", "vsearch.cli", "serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -41,15 +39,46 @@ def server(demo_service):  # type: ignore[no-untyped-def]
     while time.time() < deadline:
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
+                return proc, base
         except httpx.TransportError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        raise AssertionError(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
-    yield base
+    proc.kill()
+    raise AssertionError(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
+
+
+def stop(proc: subprocess.Popen) -> str:
+    """Stop the server; its output."""
     proc.terminate()
-    proc.wait(timeout=10)
+    out, _ = proc.communicate(timeout=10)
+    return out or ""
+
+
+@pytest.fixture(scope="module")
+def server(demo_service):  # type: ignore[no-untyped-def]
+    """`vsearch serve` over the session's ingested sample data, with one admin key from VSEARCH_API_KEYS."""
+    env = {**os.environ, "VSEARCH_API_KEYS": json.dumps([{"name": "web", "key": KEY, "role": "admin"}])}
+    proc, base = start_serve(demo_service.settings.data_dir, env)
+    yield base
+    stop(proc)
+
+
+def test_serve_without_keys_makes_a_local_admin_key_and_stays_on_loopback(demo_service) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if k != "VSEARCH_API_KEYS"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "vsearch.cli", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "without API keys" in refused.stderr
+    proc, base = start_serve(demo_service.settings.data_dir, env)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed (line-buffered stderr) before uvicorn starts
+        key = first.split("local admin key is ", 1)[1].split()[0]
+        assert httpx.get(f"{base}/cameras").status_code == 401
+        assert httpx.get(f"{base}/cameras", headers={"X-API-Key": key}).status_code == 200
+        assert httpx.get(f"{base}/audit", headers={"X-API-Key": key}).status_code == 200  # an admin key
+    finally:
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
