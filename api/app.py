@@ -22,8 +22,9 @@ from vsearch.service import VSearch
 STATIC = Path(__file__).resolve().parent / "static"
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
-**Keys.** Every endpoint but `/health` needs an API key: header `X-API-Key`, or the `vsearch_key` cookie (the
-web page sets it so that `<img>`/`<video>` requests are authorised), or `?api_key=` on a media URL.
+**Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in
+`<img>`/`<video>` tags, which cannot send headers) also accept the `vsearch_key` cookie the web page sets, or
+`?api_key=`; searches and ingests need the header, so another site cannot ride the cookie.
 `investigator` keys may search and view; `admin` keys may also ingest and read the audit log.
 Missing or unknown key: 401; wrong role: 403.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -18,18 +19,22 @@ _cookie = APIKeyCookie(name="vsearch_key", auto_error=False, description="API ke
 
 
 def get_service(request: Request) -> VSearch:
+    """The VSearch facade."""
     return request.app.state.service
 
 
 def get_settings(request: Request) -> Settings:
+    """The app's settings."""
     return request.app.state.settings
 
 
 def get_jobs(request: Request) -> JobRunner:
+    """The ingest job runner."""
     return request.app.state.jobs
 
 
 def get_audit(request: Request) -> AuditLog:
+    """The search audit log."""
     return request.app.state.audit
 
 
@@ -39,20 +44,29 @@ def _caller(
     query: str | None = Security(_query),
     cookie: str | None = Security(_cookie),
 ) -> ApiKey:
-    given = header or query or cookie
+    """The caller's key: the X-API-Key header; for GET/HEAD (media URLs in <img>/<video>) also the page's cookie
+    or ?api_key=. Requests that change or search anything need the header, so another site cannot ride the cookie."""
+    reading = request.method in ("GET", "HEAD")
+    given = header or (query or cookie if reading else None)
     if not given:
-        raise HTTPException(401, "missing API key (X-API-Key header, api_key query parameter or vsearch_key cookie)")
-    for k in request.app.state.settings.api_keys:
-        if k.key == given:
-            return k
-    raise HTTPException(401, "invalid API key")
+        where = "X-API-Key header, api_key query parameter or vsearch_key cookie" if reading else "X-API-Key header"
+        raise HTTPException(401, f"missing API key ({where})")
+    found = None
+    for k in request.app.state.settings.api_keys:  # constant-time compare, every key checked
+        if hmac.compare_digest(k.key.encode(), given.encode()):
+            found = k
+    if found is None:
+        raise HTTPException(401, "invalid API key")
+    return found
 
 
 def investigator(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+    """Any valid key."""
     return key  # both roles may search and view
 
 
 def admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+    """An admin key, else 403."""
     if key.role != "admin":
         raise HTTPException(403, f"this needs the admin role; key {key.name!r} is {key.role!r}")
     return key
