@@ -164,6 +164,12 @@ def test_every_search_is_audited_and_only_admins_read_it(client: TestClient) -> 
     assert last["query_sha256"] == hashlib.sha256(QUERY.read_bytes()).hexdigest()
     assert last["filters"]["cameras"] == ["lobby"] and last["filters"]["top_k"] == 2
     assert last["returned_sighting_ids"] == [s["id"] for c in body["clips"] for s in c["sightings"]]
+    assert "error" not in last
+    # a refused search is recorded with its reason
+    assert search(client, {"from": "yesterday"}, key=ADMIN).status_code == 400
+    refused = client.get("/audit", params={"limit": 1}, headers=H(ADMIN)).json()
+    assert len(refused) == 1 and refused[0]["key_name"] == "ada" and "ISO 8601" in refused[0]["error"]
+    assert refused[0]["returned_sighting_ids"] == []
 
 
 def test_body_limits_apply_while_the_body_streams(client: TestClient) -> None:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppSettings, Audit, Investigator, Service
 from api.schemas import Detail, SearchOut, search_out
+from vsearch.errors import VSearchError
 from vsearch.search import SearchFilters, parse_box
 from vsearch.types import parse_time
 
@@ -53,20 +54,22 @@ async def search(
     if not ctype.startswith("image/"):
         raise HTTPException(415, f"expected an image upload (image/jpeg, image/png, ...), got {ctype or 'no content type'!r}")
     data = await read_limited(image, settings.max_image_bytes, "image")
-    filters = SearchFilters(
-        parse_time(from_) if from_ else None,
-        parse_time(to) if to else None,
-        camera_list(cameras),
-        top_k, min_score, upper or None, lower or None,
-    )  # fmt: skip
-    parsed_box = parse_box(box)
-    result = await run_in_threadpool(service.search, data, filters, parsed_box)
-    sha = hashlib.sha256(data).hexdigest()
-    audit.append({
+    record: dict[str, Any] = {
         "key_name": key.name, "role": key.role, "client": request.client.host if request.client else None,
-        "query_sha256": sha, "filters": {"from": from_, "to": to, "cameras": list(filters.cameras), "top_k": top_k,
-                                         "min_score": min_score, "box": box, "upper": upper, "lower": lower},
-        "returned_sighting_ids": [h.sighting.id for c in result.clips for h in c.sightings],
-        "returned_clip_ids": [c.id for c in result.clips],
-    })  # fmt: skip
-    return search_out(result, sha)
+        "query_sha256": hashlib.sha256(data).hexdigest(), "query_bytes": len(data),
+        "filters": {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
+                    "min_score": min_score, "box": box, "upper": upper, "lower": lower},
+    }  # fmt: skip
+    try:
+        filters = SearchFilters(
+            parse_time(from_) if from_ else None, parse_time(to) if to else None, camera_list(cameras),
+            top_k, min_score, upper or None, lower or None,
+        )  # fmt: skip
+        result = await run_in_threadpool(service.search, data, filters, parse_box(box))
+    except VSearchError as e:  # refused searches are audited too, with the reason
+        await run_in_threadpool(audit.append, {**record, "error": str(e), "returned_sighting_ids": []})
+        raise
+    record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
+    record["returned_clip_ids"] = [c.id for c in result.clips]
+    await run_in_threadpool(audit.append, record)
+    return search_out(result, record["query_sha256"])
