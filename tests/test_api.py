@@ -260,6 +260,8 @@ def test_paths_outside_the_footage_root_are_refused(client: TestClient, path: st
 
 
 def test_video_uploads_are_checked(client: TestClient, footage: Path) -> None:
+    import hashlib
+
     data = {"camera": "cam-10", "start": "2026-03-01T10:00"}
     too_big = client.post("/ingest", data=data, files={"file": ("big.mp4", b"\0" * 3_000_001, "video/mp4")}, headers=H(ADMIN))
     assert too_big.status_code == 413
@@ -274,8 +276,21 @@ def test_video_uploads_are_checked(client: TestClient, footage: Path) -> None:
     assert corrupt.status_code == 202
     job = wait_for(client, corrupt.json()["id"])
     assert job["status"] == "failed" and "truncated" in job["errors"][0]
-    upload = client.post("/ingest", data=data, files={"file": ("room.mp4", (footage / "cam-09" / "empty-room.mp4").read_bytes(), "video/mp4")}, headers=H(ADMIN))
+    room = (footage / "cam-09" / "empty-room.mp4").read_bytes()
+    upload = client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}, headers=H(ADMIN))
     assert upload.status_code == 202 and wait_for(client, upload.json()["id"])["status"] == "done"
+    uploads = client.app.state.settings.uploads_dir  # type: ignore[attr-defined]
+    assert (uploads / f"{hashlib.sha256(room).hexdigest()}.mp4").read_bytes() == room
+    assert not list(uploads.glob(".upload.*")) and not (uploads / f"{hashlib.sha256(b'x').hexdigest()}.mp4").exists()
+    # refused before the body is read: no key, investigator key; and bodies that are not an ingest form
+    assert client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}).status_code == 401
+    assert client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}, headers=H()).status_code == 403
+    as_json = client.post("/ingest", json=data, headers=H(ADMIN))
+    assert as_json.status_code == 415 and "multipart/form-data" in as_json.json()["detail"]
+    cut = b'--b\r\nContent-Disposition: form-data; name="camera"\r\n\r\ncam-10\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="r.mp4"\r\n\r\n' + room[:5000]
+    truncated = client.post("/ingest", content=cut, headers={**H(ADMIN), "Content-Type": "multipart/form-data; boundary=b"})
+    assert truncated.status_code == 400 and "closing boundary" in truncated.json()["detail"]
+    assert not list(uploads.glob(".upload.*"))
 
 
 def test_health_and_docs(client: TestClient) -> None:

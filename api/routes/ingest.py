@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Admin, AppSettings, Investigator, Jobs
 from api.schemas import Detail
+from api.uploads import FILE_FIELD, read_ingest_form
 from vsearch.errors import InputError
 from vsearch.service import plan_ingest
 from vsearch.types import parse_time
-from vsearch.video import VIDEO_EXTS
 
 router = APIRouter(tags=["ingest"])
+
+
+class IngestForm(BaseModel):
+    """The ingest form's text fields (the video, if any, arrives as the multipart file field `file`)."""
+
+    camera: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
+                                 description="Camera id the footage belongs to.")]
+    start: Annotated[str | None, Field(description="Absolute start time of the video, ISO 8601 (UTC if no zone). "
+                                       "Without it a file is taken to end at its modification time.")] = None
+    path: Annotated[str | None, Field(description="Instead of an upload: a video file or folder under the server's "
+                                      "footage root (a folder's files are taken as consecutive recordings).")] = None
+
+
+_FIELDS = IngestForm.model_json_schema()
+_FILE = {"type": "string", "format": "binary", "description": "A video file to upload (MP4, MKV, AVI, MOV, ...)."}
+REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {**_FIELDS, "properties": {**_FIELDS["properties"], FILE_FIELD: _FILE}}},
+        "application/x-www-form-urlencoded": {"schema": _FIELDS},
+    },
+}
 
 
 class JobOut(BaseModel):
@@ -72,58 +92,34 @@ def check_tree(root: Path | None, folder: Path, depth: int = 3) -> None:
             dirs.clear()
 
 
-async def save_upload(upload: UploadFile, folder: Path, limit: int) -> Path:
-    """Stream an upload to disk, enforcing the size limit as bytes arrive; named by content hash."""
-    suffix = Path(upload.filename or "").suffix.lower()
-    if suffix not in VIDEO_EXTS:
-        raise InputError(f"expected a video file ({', '.join(sorted(VIDEO_EXTS))}), got {upload.filename!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".upload.", suffix=suffix, dir=folder)
-    h, size = hashlib.sha256(), 0
+@router.post("/ingest", status_code=202, response_model=JobOut, openapi_extra={"requestBody": REQUEST_BODY},
+             responses={400: {"model": Detail}, 401: {"model": Detail}, 403: {"model": Detail}, 404: {"model": Detail},
+                        413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}})  # fmt: skip
+async def ingest(request: Request, response: Response, settings: AppSettings, jobs: Jobs, _: Admin) -> JobOut:
+    """Queue an ingest; returns at once (202, Location: /jobs/{id}) with the job to poll at GET /jobs/{id}.
+
+    The key is checked before the body is read; an uploaded video streams to the data dir's uploads/ folder."""
+    form = await read_ingest_form(request, settings.uploads_dir, settings.max_video_bytes)
     try:
-        with os.fdopen(fd, "wb") as f:
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(413, f"video larger than the limit of {limit} bytes")
-                h.update(chunk)
-                f.write(chunk)
-        if size == 0:
-            raise InputError("the uploaded video is empty")
-        final = folder / f"{h.hexdigest()[:16]}{suffix}"
-        os.replace(tmp, final)
-        return final
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-@router.post("/ingest", status_code=202, response_model=JobOut,
-             responses={400: {"model": Detail}, 401: {"model": Detail}, 403: {"model": Detail}, 404: {"model": Detail}, 413: {"model": Detail}})  # fmt: skip
-async def ingest(
-    response: Response,
-    settings: AppSettings,
-    jobs: Jobs,
-    _: Admin,
-    camera: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")],
-    start: Annotated[str | None, Form(description="Absolute start time of the video, ISO 8601 (UTC if no zone). "
-                                  "Without it a file is taken to end at its modification time.")] = None,
-    file: Annotated[UploadFile | None, File(description="A video file to upload.")] = None,
-    path: Annotated[str | None, Form(description="Or: a video file or folder under the server's footage root "
-                                 "(a folder's files are taken as consecutive recordings).")] = None,
-) -> JobOut:
-    """Queue an ingest; returns at once (202, Location: /jobs/{id}) with the job to poll at GET /jobs/{id}."""
-    start_ts = parse_time(start) if start else None
-    if (file is None) == (not path):
-        raise InputError("give exactly one of: a video file upload, or a server-side path")
-    if file is not None:
-        src = await save_upload(file, settings.uploads_dir, settings.max_video_bytes)
-    else:
-        assert path is not None
-        src = resolve_inside(settings.footage_root, path)
-        await run_in_threadpool(check_tree, settings.footage_root, src)
-    items = await run_in_threadpool(plan_ingest, [src], camera, start_ts)
-    job = jobs.submit(str(path) if path else src.name, items)
+        try:
+            fields = IngestForm.model_validate(form.fields)
+        except ValidationError as e:
+            where = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise HTTPException(422, where) from None
+        start_ts = parse_time(fields.start) if fields.start else None
+        if (form.video is None) == (not fields.path):
+            raise InputError("give exactly one of: a video file upload, or a server-side path")
+        if form.video is not None:
+            src, name = form.video, form.video_name or form.video.name
+        else:
+            assert fields.path is not None
+            src, name = resolve_inside(settings.footage_root, fields.path), fields.path
+            await run_in_threadpool(check_tree, settings.footage_root, src)
+        items = await run_in_threadpool(plan_ingest, [src], fields.camera, start_ts)
+    except BaseException:
+        form.discard()
+        raise
+    job = jobs.submit(name, items)
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobOut(**job.as_dict())
 
