@@ -2,6 +2,7 @@
 // <img> and <video> requests (which cannot send headers) are authorised too.
 "use strict";
 const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
 const COLOURS = ["black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"];
 let queryFile = null, chosenBox = null, lastResult = null, persons = [];
 
@@ -25,9 +26,9 @@ async function loadCameras() {
   try {
     const cams = await api("/cameras");
     box.innerHTML = "<legend>Cameras</legend>" + (cams.length ? cams.map((c) =>
-      `<label><input type="checkbox" name="cam" value="${c.id}" checked> ${c.id} <span class="hint">(${c.sightings})</span></label>`).join(" ")
+      `<label><input type="checkbox" name="cam" value="${esc(c.id)}" checked> ${esc(c.id)} <span class="hint">(${esc(c.sightings)})</span></label>`).join(" ")
       : '<span class="hint">none ingested yet</span>');
-  } catch (e) { box.innerHTML = `<legend>Cameras</legend><span class="hint">${e.message}</span>`; }
+  } catch (e) { box.innerHTML = `<legend>Cameras</legend><span class="hint">${esc(e.message)}</span>`; }
 }
 
 function showPreview(file) {
@@ -89,9 +90,9 @@ function showResults(clips) {
   clips.forEach((c, i) => {
     const card = document.createElement("div");
     card.className = "card"; card.dataset.clip = c.id;
-    card.innerHTML = `<img loading="lazy" src="${c.thumbnail_url}" alt="match ${i + 1}">
-      <div class="meta"><span class="score">${(c.score * 100).toFixed(1)}%</span> · ${c.camera_id}<br>
-      ${fmtTime(c.start)} · ${c.duration_s.toFixed(0)} s<br><span class="hint">${c.best.upper_color || "?"} / ${c.best.lower_color || "?"}</span></div>`;
+    card.innerHTML = `<img loading="lazy" src="${esc(c.thumbnail_url)}" alt="match ${i + 1}">
+      <div class="meta"><span class="score">${(c.score * 100).toFixed(1)}%</span> · ${esc(c.camera_id)}<br>
+      ${fmtTime(c.start)} · ${c.duration_s.toFixed(0)} s<br><span class="hint">${esc(c.best.upper_color || "?")} / ${esc(c.best.lower_color || "?")}</span></div>`;
     card.addEventListener("click", () => play(c));
     $("results").appendChild(card);
   });
@@ -106,11 +107,11 @@ function showTimeline(clips) {
   const W = 1000, left = 110, rowH = 26, H = cams.length * rowH + 24, span = Math.max(1, t1 - t0);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   let html = "";
-  cams.forEach((cam, i) => { html += `<text x="4" y="${i * rowH + 17}">${cam}</text><line x1="${left}" x2="${W - 4}" y1="${i * rowH + 13}" y2="${i * rowH + 13}" stroke="#d0d5dd"/>`; });
+  cams.forEach((cam, i) => { html += `<text x="4" y="${i * rowH + 17}">${esc(cam)}</text><line x1="${left}" x2="${W - 4}" y1="${i * rowH + 13}" y2="${i * rowH + 13}" stroke="#d0d5dd"/>`; });
   clips.forEach((c) => {
     const x = left + ((c.start_ts_s - t0) / span) * (W - left - 8), w = Math.max(4, ((c.end_ts_s - c.start_ts_s) / span) * (W - left - 8));
     const y = cams.indexOf(c.camera_id) * rowH + 5;
-    html += `<rect class="mark" data-clip="${c.id}" x="${x}" y="${y}" width="${w}" height="16" opacity="${0.35 + 0.65 * Math.max(0, c.score)}"><title>${c.camera_id} ${fmtTime(c.start)} score ${c.score.toFixed(3)}</title></rect>`;
+    html += `<rect class="mark" data-clip="${esc(c.id)}" x="${x}" y="${y}" width="${w}" height="16" opacity="${0.35 + 0.65 * Math.max(0, c.score)}"><title>${esc(c.camera_id)} ${fmtTime(c.start)} score ${c.score.toFixed(3)}</title></rect>`;
   });
   for (let k = 0; k <= 4; k++) {  // time axis: five ticks, the first with the date
     const x = left + (k / 4) * (W - left - 8), t = fmtTime(new Date((t0 + (k / 4) * span) * 1000).toISOString());
