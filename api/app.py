@@ -68,6 +68,7 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
+        """The investigators' web page."""
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

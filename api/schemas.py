@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from vsearch.search import SearchResult
@@ -11,6 +9,8 @@ from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
 
 
 class SightingOut(BaseModel):
+    """One stored appearance of a person: time, place, box, and URLs of its crop, frame and clip."""
+
     id: int
     camera_id: str
     video_id: int
@@ -29,6 +29,8 @@ class SightingOut(BaseModel):
 
 
 class ClipOut(BaseModel):
+    """One track's continuous presence on one camera, ranked by its best sighting's score."""
+
     id: str
     camera_id: str
     track_id: int
@@ -46,6 +48,9 @@ class ClipOut(BaseModel):
 
 
 class QueryOut(BaseModel):
+    """What was searched for: the crop's source (whole image, detected person, given box), its box, every
+    person detected in the photo (to offer a choice) and the image's sha256 (as in the audit log)."""
+
     source: str
     box_xyxy: list[float]
     persons_xyxy: list[list[float]]
@@ -53,6 +58,8 @@ class QueryOut(BaseModel):
 
 
 class SearchOut(BaseModel):
+    """A search's answer: the query, how many sightings passed the filters, timings and the ranked clips."""
+
     query: QueryOut
     candidates: int
     latency_ms: dict[str, float]
@@ -60,10 +67,13 @@ class SearchOut(BaseModel):
 
 
 class Detail(BaseModel):
+    """Every error's body."""
+
     detail: str
 
 
 def sighting_out(s: Sighting, score: float | None = None, clip_id: str | None = None) -> SightingOut:
+    """A sighting as the API shows it."""
     return SightingOut(
         id=s.id, camera_id=s.camera_id, video_id=s.video_id, track_id=s.track_id, time=s.time_iso, ts_s=s.ts_s,
         pts_s=s.pts_s, box_xyxy=list(s.xyxy), confidence=s.confidence, upper_color=s.upper_color,
@@ -77,6 +87,7 @@ def _hit_out(h: SearchHit, clip_id: str) -> SightingOut:
 
 
 def clip_out(c: Clip) -> ClipOut:
+    """A clip as the API shows it, its thumbnail and frame those of its best sighting."""
     return ClipOut(
         id=c.id, camera_id=c.camera_id, track_id=c.track_id, score=c.score, start=ts_to_iso(c.start_ts_s),
         end=ts_to_iso(c.end_ts_s), start_ts_s=c.start_ts_s, end_ts_s=c.end_ts_s, duration_s=c.duration_s,
@@ -87,6 +98,7 @@ def clip_out(c: Clip) -> ClipOut:
 
 
 def search_out(r: SearchResult, image_sha256: str) -> SearchOut:
+    """A search result as the API shows it."""
     return SearchOut(
         query=QueryOut(source=r.query.source, box_xyxy=[float(v) for v in r.query.xyxy],
                        persons_xyxy=[list(p) for p in r.query.persons], image_sha256=image_sha256),
@@ -94,6 +106,3 @@ def search_out(r: SearchResult, image_sha256: str) -> SearchOut:
         clips=[clip_out(c) for c in r.clips],
     )  # fmt: skip
 
-
-def as_json(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump()

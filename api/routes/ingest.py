@@ -43,6 +43,8 @@ REQUEST_BODY: dict[str, Any] = {
 
 
 class JobOut(BaseModel):
+    """An ingest job: status, progress in video seconds over all its files, what it added, and errors."""
+
     id: str
     path: str
     camera_id: str
