@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from vsearch.config import ApiKey
+from vsearch.service import VSearch
 from vsearch.video import probe, sample_frames, write_mp4
 
 from .conftest import SAMPLE_VIDEO, visits
@@ -37,12 +39,23 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(demo_service, footage: Path):  # type: ignore[no-untyped-def]
-    settings = demo_service.settings.model_copy(update={
+def api_service(demo_service, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A private copy of the session's ingested data (these tests ingest and write an audit log), sharing the
+    already loaded models."""
+    data = tmp_path_factory.mktemp("api") / "data"
+    shutil.copytree(demo_service.settings.data_dir, data)
+    svc = VSearch(demo_service.settings.model_copy(update={"data_dir": data}), demo_service.detector, demo_service.embedder)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def client(api_service, footage: Path):  # type: ignore[no-untyped-def]
+    settings = api_service.settings.model_copy(update={
         "api_keys": [ApiKey(name="ada", key=ADMIN, role="admin"), ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")],
         "footage_root": footage, "max_image_bytes": 2_000_000, "max_video_bytes": 3_000_000,
     })  # fmt: skip
-    with TestClient(create_app(settings, demo_service)) as c:
+    with TestClient(create_app(settings, api_service)) as c:
         yield c
 
 
@@ -186,14 +199,14 @@ def test_body_limits_apply_while_the_body_streams(client: TestClient) -> None:
     assert streamed.status_code == 413 and "request body larger" in streamed.json()["detail"]
 
 
-def test_unexpected_errors_keep_the_error_schema(demo_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    settings = demo_service.settings.model_copy(update={"api_keys": [ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")]})
+def test_unexpected_errors_keep_the_error_schema(api_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    settings = api_service.settings.model_copy(update={"api_keys": [ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")]})
 
     def broken() -> list:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(demo_service, "cameras", broken)
-    with TestClient(create_app(settings, demo_service), raise_server_exceptions=False) as c:
+    monkeypatch.setattr(api_service, "cameras", broken)
+    with TestClient(create_app(settings, api_service), raise_server_exceptions=False) as c:
         r = c.get("/cameras", headers=H())
     assert r.status_code == 500 and "RuntimeError" in r.json()["detail"] and "disk on fire" not in r.text
 
@@ -223,18 +236,18 @@ def test_ingest_a_server_side_path_as_a_job(client: TestClient) -> None:
     assert job["status"] == "done" and job["files_total"] == job["files_done"] == 1 and not job["errors"]
 
 
-def test_health_answers_while_an_ingest_is_running(client: TestClient, demo_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_health_answers_while_an_ingest_is_running(client: TestClient, api_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import threading
 
     started, release = threading.Event(), threading.Event()
-    real_ingest = demo_service.ingest
+    real_ingest = api_service.ingest
 
     def held_ingest(*args, **kwargs):  # type: ignore[no-untyped-def]
         started.set()
         release.wait(60)
         return real_ingest(*args, **kwargs)
 
-    monkeypatch.setattr(demo_service, "ingest", held_ingest)
+    monkeypatch.setattr(api_service, "ingest", held_ingest)
     try:
         r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00:00", "path": "cam-09/empty-room.mp4"}, headers=H(ADMIN))
         assert r.status_code == 202 and started.wait(30)
@@ -303,20 +316,20 @@ def test_health_and_docs(client: TestClient) -> None:
     assert page.status_code == 200 and "vsearch" in page.text
 
 
-def test_health_answers_while_a_search_is_running(client: TestClient, demo_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_health_answers_while_a_search_is_running(client: TestClient, api_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Inference runs off the event loop: with a (real) search held mid-flight, /health still answers. If the
     search ran on the event loop, the health request would wait behind it and this test would time out."""
     import threading
 
     started, release = threading.Event(), threading.Event()
-    real_search = demo_service.search
+    real_search = api_service.search
 
     def held_search(*args, **kwargs):  # type: ignore[no-untyped-def]
         started.set()
         release.wait(60)
         return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(demo_service, "search", held_search)
+    monkeypatch.setattr(api_service, "search", held_search)
     results: dict[str, int] = {}
     searcher = threading.Thread(target=lambda: results.update(search=search(client).status_code))
     searcher.start()
