@@ -156,10 +156,10 @@ def test_keys_and_roles(client: TestClient) -> None:
     assert client.get("/cameras").status_code == 401
     assert client.get("/cameras", headers=H()).json()[0]["id"] == "lobby"
     assert client.get("/cameras", params={"api_key": INVESTIGATOR}).status_code == 200
-    assert client.get("/cameras", cookies={"vsearch_key": INVESTIGATOR}).status_code == 200
+    assert client.get("/cameras", headers={"Cookie": f"vsearch_key={INVESTIGATOR}"}).status_code == 200
     assert client.get("/audit", headers=H()).status_code == 403
     # the cookie and ?api_key= authorise reads (media in <img>/<video>) only; a search needs the header
-    with_cookie = client.post("/search", files={"image": ("q.jpg", QUERY.read_bytes(), "image/jpeg")}, cookies={"vsearch_key": INVESTIGATOR})
+    with_cookie = client.post("/search", files={"image": ("q.jpg", QUERY.read_bytes(), "image/jpeg")}, headers={"Cookie": f"vsearch_key={INVESTIGATOR}"})
     assert with_cookie.status_code == 401 and "X-API-Key header" in with_cookie.json()["detail"]
     assert client.post("/search", params={"api_key": INVESTIGATOR}, files={"image": ("q.jpg", b"x", "image/jpeg")}).status_code == 401
     r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00", "path": "cam-09/empty-room.mp4"}, headers=H())
