@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vsearch.errors import NotFoundError
-from vsearch.service import IngestItem, VSearch
+from vsearch.ingest import IngestItem
+from vsearch.service import VSearch
 
 
 @dataclass
@@ -53,7 +54,7 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def submit(self, path: str, items: Sequence[IngestItem]) -> Job:
-        """Queue `items` (from vsearch.service.plan_ingest) as one job named after `path`."""
+        """Queue `items` (from vsearch.ingest.plan_ingest) as one job named after `path`."""
         first = items[0]
         job = Job(id=f"job-{next(self._ids)}", path=path, camera_id=first.camera_id, start_ts_s=first.start_ts_s,
                   files_total=len(items))  # fmt: skip

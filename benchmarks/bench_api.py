@@ -28,7 +28,8 @@ import numpy as np
 from benchmarks.common import machine_info, percentiles_ms, print_table, write_json
 from vsearch.catalog import NewSighting
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.service import IngestItem, VSearch
+from vsearch.ingest import IngestItem
+from vsearch.service import VSearch
 
 SAMPLE = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
 QUERY = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"

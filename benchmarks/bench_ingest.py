@@ -18,7 +18,8 @@ import numpy as np
 
 from benchmarks.common import machine_info, print_table, write_json
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.service import IngestItem, VSearch
+from vsearch.ingest import IngestItem
+from vsearch.service import VSearch
 from vsearch.video import probe, sample_frames, write_mp4
 
 SAMPLE = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"

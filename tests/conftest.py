@@ -42,7 +42,8 @@ def shared_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def demo_service(shared_settings: Settings):  # type: ignore[no-untyped-def]
     """The sample clip ingested once for the session, as camera 'lobby' starting at DEMO_START."""
-    from vsearch.service import IngestItem, VSearch
+    from vsearch.ingest import IngestItem
+    from vsearch.service import VSearch
 
     svc = VSearch(shared_settings)
     reports = svc.ingest([IngestItem(SAMPLE_VIDEO, "lobby", parse_time(DEMO_START))])

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from vsearch.errors import IndexStateError, InputError
+from vsearch.ingest import IngestItem
 from vsearch.search import SearchFilters
-from vsearch.service import IngestItem, VSearch
+from vsearch.service import VSearch
 from vsearch.types import parse_time
 from vsearch.video import probe, read_frame_at
 

@@ -94,7 +94,7 @@ def ingest(
         settings = _settings(
             data_dir, sample_fps=sample_fps, detector_backend=backend, device=device, detector_imgsz=imgsz
         )
-        from vsearch.service import plan_ingest
+        from vsearch.ingest import plan_ingest
 
         items = plan_ingest(paths, camera, parse_time(start) if start else None)
         svc = _service(settings)
@@ -322,8 +322,8 @@ def demo(
 ) -> None:
     """Ingest the bundled sample footage, search with a sample visitor crop, print ranked clips, write clip files."""
     try:
+        from vsearch.ingest import IngestItem
         from vsearch.search import SearchFilters
-        from vsearch.service import IngestItem
 
         settings = _settings(data_dir)
         svc = _service(settings)

@@ -227,8 +227,8 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
     out of the ranking. Reported: rank-1 (the best other sighting is the identity), recall@k (share of the identity's other sightings in the top k) and
     precision@k (share of the top k that are the identity), averaged over queries.
     """
+    from vsearch.ingest import IngestItem
     from vsearch.search import SearchFilters, query_crop, search
-    from vsearch.service import IngestItem
     from vsearch.video import probe
 
     s = service.settings

@@ -9,10 +9,11 @@ content hash) and resumes an unfinished one at its last checkpoint, so nothing i
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +25,11 @@ from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
-from vsearch.errors import VideoError
+from vsearch.errors import InputError, VideoError
 from vsearch.index import VectorIndex
 from vsearch.track import SegmentTracker, TrackSegment
 from vsearch.types import Detections, Frame
-from vsearch.video import prefetch, probe, sample_frames
+from vsearch.video import is_video_source, prefetch, probe, sample_frames
 
 ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
 
@@ -53,6 +54,64 @@ class IngestReport:
     def speed(self) -> float:
         """Seconds of video processed per second of wall time."""
         return self.video_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One source to ingest, with its camera and absolute start time."""
+
+    path: Path
+    camera_id: str
+    start_ts_s: float
+    sample_fps: float | None = None  # None: the settings' rate
+
+
+def plan_ingest(paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None) -> list[IngestItem]:
+    """Expand files, frame folders and camera folders (DIR/<camera>/<video files>) into ingest items.
+
+    Start times: with `start_ts_s`, the files of one camera are taken as consecutive recordings in name order
+    (each starts where the previous ended). Without it, a file is taken to end at its modification time, as a
+    recorder leaves it.
+    """
+    groups: dict[str, list[Path]] = {}
+    for p in (Path(p) for p in paths):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        if is_video_source(p):
+            groups.setdefault(camera_id or p.parent.name or "cam", []).append(p)
+            continue
+        if not p.is_dir():
+            raise InputError(f"{p}: not a video file ({p.suffix or 'no extension'}) nor a folder")
+        # a folder of cameras, or a camera folder of videos
+        found = False
+        for child in sorted(p.iterdir()):
+            if is_video_source(child):
+                groups.setdefault(camera_id or (p.name if child.is_file() else child.name), []).append(child)
+                found = True
+            elif child.is_dir():
+                for grand in sorted(child.iterdir()):
+                    if is_video_source(grand):
+                        groups.setdefault(camera_id or child.name, []).append(grand)
+                        found = True
+        if not found:
+            raise InputError(f"{p}: holds no video files or frame folders")
+    items = []
+    for cam, files in groups.items():
+        t = start_ts_s
+        for f in sorted(files):
+            if t is None:
+                try:
+                    duration = probe(f).duration_s
+                except Exception:
+                    duration = 0.0  # the ingest itself reports the bad file
+                items.append(IngestItem(f, cam, os.path.getmtime(f) - duration))
+            else:
+                items.append(IngestItem(f, cam, t))
+                try:
+                    t += probe(f).duration_s
+                except Exception:
+                    pass
+    return items
 
 
 def source_sha256(path: Path) -> str:

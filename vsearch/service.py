@@ -5,11 +5,9 @@ Models load lazily on first use; the index is opened (and re-synced with the cat
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from vsearch import __version__
@@ -18,70 +16,12 @@ from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
-from vsearch.errors import IndexStateError, InputError, NotFoundError
+from vsearch.errors import IndexStateError, NotFoundError
 from vsearch.index import VectorIndex, open_synced, sync
-from vsearch.ingest import Ingestor, IngestReport, ProgressFn
+from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.types import Sighting
-from vsearch.video import RecordedSegment, is_video_source, probe, record_stream
-
-
-@dataclass(frozen=True)
-class IngestItem:
-    """One source to ingest, with its camera and absolute start time."""
-
-    path: Path
-    camera_id: str
-    start_ts_s: float
-    sample_fps: float | None = None  # None: the settings' rate
-
-
-def plan_ingest(paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None) -> list[IngestItem]:
-    """Expand files, frame folders and camera folders (DIR/<camera>/<video files>) into ingest items.
-
-    Start times: with `start_ts_s`, the files of one camera are taken as consecutive recordings in name order
-    (each starts where the previous ended). Without it, a file is taken to end at its modification time, as a
-    recorder leaves it.
-    """
-    groups: dict[str, list[Path]] = {}
-    for p in (Path(p) for p in paths):
-        if not p.exists():
-            raise InputError(f"{p}: no such file or folder")
-        if is_video_source(p):
-            groups.setdefault(camera_id or p.parent.name or "cam", []).append(p)
-            continue
-        if not p.is_dir():
-            raise InputError(f"{p}: not a video file ({p.suffix or 'no extension'}) nor a folder")
-        # a folder of cameras, or a camera folder of videos
-        found = False
-        for child in sorted(p.iterdir()):
-            if is_video_source(child):
-                groups.setdefault(camera_id or (p.name if child.is_file() else child.name), []).append(child)
-                found = True
-            elif child.is_dir():
-                for grand in sorted(child.iterdir()):
-                    if is_video_source(grand):
-                        groups.setdefault(camera_id or child.name, []).append(grand)
-                        found = True
-        if not found:
-            raise InputError(f"{p}: holds no video files or frame folders")
-    items = []
-    for cam, files in groups.items():
-        t = start_ts_s
-        for f in sorted(files):
-            if t is None:
-                try:
-                    duration = probe(f).duration_s
-                except Exception:
-                    duration = 0.0  # the ingest itself reports the bad file
-                items.append(IngestItem(f, cam, os.path.getmtime(f) - duration))
-            else:
-                items.append(IngestItem(f, cam, t))
-                try:
-                    t += probe(f).duration_s
-                except Exception:
-                    pass
-    return items
+from vsearch.video import RecordedSegment, record_stream
 
 
 class VSearch:

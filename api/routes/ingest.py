@@ -14,7 +14,7 @@ from api.deps import Admin, AppSettings, Investigator, Jobs
 from api.schemas import Detail
 from api.uploads import FILE_FIELD, read_ingest_form
 from vsearch.errors import InputError
-from vsearch.service import plan_ingest
+from vsearch.ingest import plan_ingest
 from vsearch.types import parse_time
 
 router = APIRouter(tags=["ingest"])
