@@ -57,11 +57,10 @@ def build(data_dir: Path, n_total: int, seed: int = 0) -> int:
         ts = rng.uniform(T0 - 43_200, T0 + 43_200, k)
         rows = [NewSighting(f"cam-{i % 50:02d}", 10_000 + i // 3, float(t), float(t - T0 + 43_200), (0, 0, 10, 20), 0.9, 0.5, "synthetic.jpg", vec)
                 for i, (t, vec) in enumerate(zip(ts, vecs), start=n_total - todo)]  # fmt: skip
-        svc.catalog.commit_chunk(v.id, rows, [], 0.0, 0, todo - k == 0)
+        svc.store.commit_chunk(v.id, rows, [], 0.0, 0, todo - k == 0)
         todo -= k
     count = svc.catalog.count_sightings()
-    assert svc.index.ntotal == count  # the index catches up with the synthetic rows and is saved for the server
-    svc.index.save(svc.index_path)
+    assert svc.store.ntotal == count  # the index followed the synthetic rows and was saved at the last commit
     svc.close()
     return count
 

@@ -34,7 +34,7 @@ def visitor_crop(svc: VSearch, pts_s: float) -> bytes:
 def test_ingest_stores_people_not_frames(demo_service: VSearch) -> None:
     v = demo_service.catalog.videos()[0]
     assert (v.status, v.frames_sampled, v.camera_id) == ("done", 279, "lobby")
-    n = demo_service.index.ntotal
+    n = demo_service.store.ntotal
     # six visitors over 139 s, a few crops per 10 s track segment: far fewer sightings than sampled frames
     assert 18 <= n <= 100
     for s in demo_service.catalog.sightings(range(1, n + 1)).values():
@@ -64,7 +64,7 @@ def test_time_filter_is_applied_before_ranking(demo_service: VSearch) -> None:
     all_hits = [h for c in result.clips for h in c.sightings]
     assert all(window.from_ts_s <= h.sighting.ts_s <= window.to_ts_s for h in all_hits)
     # brute force over the catalog: the same best sighting inside the window
-    n = demo_service.index.ntotal
+    n = demo_service.store.ntotal
     inside = [s for s in demo_service.catalog.sightings(range(1, n + 1)).values() if window.from_ts_s <= s.ts_s <= window.to_ts_s]
     assert result.candidates == len(inside)
 
@@ -105,10 +105,10 @@ def test_bad_filters_are_refused() -> None:
 
 
 def test_reingesting_the_same_file_adds_nothing(demo_service: VSearch) -> None:
-    n = demo_service.index.ntotal
+    n = demo_service.store.ntotal
     again = demo_service.ingest([IngestItem(SAMPLE_VIDEO, "lobby", T0)])
     assert again[0].status == "already ingested" and again[0].sightings_added == 0
-    assert demo_service.index.ntotal == n == demo_service.catalog.count_sightings()
+    assert demo_service.store.ntotal == n == demo_service.catalog.count_sightings()
 
 
 def test_a_clip_is_browser_playable_h264_with_the_person_in_it(demo_service: VSearch) -> None:
@@ -153,7 +153,7 @@ def test_an_interrupted_ingest_resumes_without_duplicates_or_gaps(tmp_path: Path
     frames_with_people = {round(p * 2) for p, _ in boxes}
     ids = svc.catalog._q("SELECT track_id, pts FROM sightings")
     assert len(ids) == len(set(ids)), "no sighting stored twice"
-    assert svc.index.ntotal == svc.catalog.count_sightings() == len(ids)
+    assert svc.store.ntotal == svc.catalog.count_sightings() == len(ids)
     # gaps: every visit still has sightings, and people are tracked through the whole of each visit
     for _, a, b in visits():
         assert any(a - 1.5 <= pts <= b + 1.5 for _, pts in ids)

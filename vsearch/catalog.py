@@ -1,8 +1,13 @@
-"""SQLite metadata: cameras, videos, sightings (with their embeddings), track boxes and ingest progress.
+"""The catalog: cameras, videos, sightings (with their embeddings), track boxes, ingest progress. Pure storage.
 
 The catalog is the source of truth. Each ingest checkpoint commits its sightings, their embeddings and the
-video's progress in ONE transaction, so an interrupted ingest resumes exactly where its last commit ended. The
-FAISS index is derived from the catalog and re-synchronised from it on open (see index.py).
+video's progress in ONE transaction, so an interrupted ingest resumes exactly where its last commit ended. Every
+sighting added or removed is also written, in the same transaction, to a change log with a sequence number:
+whatever follows the catalog (the vector index, see store.py) catches up by reading the log past the last
+sequence it applied, never by rescanning the collection.
+
+`Catalog` is the interface the rest of vsearch uses; `SqliteCatalog` is the embedded implementation. Schemas
+are versioned: each migration runs once, in order, inside a transaction.
 """
 
 from __future__ import annotations
@@ -10,73 +15,31 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.errors import NotFoundError
+from vsearch.errors import IndexStateError, NotFoundError
 from vsearch.types import Sighting
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cameras (
-    id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS videos (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    camera_id TEXT NOT NULL REFERENCES cameras(id),
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE,
-    start_ts REAL NOT NULL,
-    fps REAL NOT NULL,
-    frame_count INTEGER NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ingesting', 'done', 'failed')),
-    processed_until_s REAL NOT NULL DEFAULT 0,
-    frames_sampled INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    embedder TEXT NOT NULL,
-    added_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS sightings (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
-    camera_id TEXT NOT NULL,
-    track_id INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    pts REAL NOT NULL,
-    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
-    confidence REAL NOT NULL,
-    quality REAL NOT NULL,
-    thumb_path TEXT NOT NULL,
-    embedder TEXT NOT NULL,
-    embedding BLOB NOT NULL,
-    upper_color TEXT,
-    lower_color TEXT
-);
-CREATE INDEX IF NOT EXISTS sightings_cam_ts ON sightings (camera_id, ts);
-CREATE INDEX IF NOT EXISTS sightings_ts ON sightings (ts);
-CREATE INDEX IF NOT EXISTS sightings_track ON sightings (video_id, track_id);
-CREATE INDEX IF NOT EXISTS sightings_embedder ON sightings (embedder, id);
-CREATE TABLE IF NOT EXISTS track_boxes (
-    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
-    track_id INTEGER NOT NULL,
-    pts REAL NOT NULL,
-    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
-    confidence REAL NOT NULL,
-    PRIMARY KEY (video_id, track_id, pts)
-);
-"""
+TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
 
-SIGHTING_COLS = (
-    "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
-    " s.upper_color, s.lower_color"
-)
+
+@dataclass(frozen=True)
+class CameraStats:
+    """A camera and what the catalog holds of it."""
+
+    id: str
+    videos: int
+    footage_s: float
+    first_ts_s: float | None
+    last_ts_s: float | None
+    sightings: int
 
 
 @dataclass(frozen=True)
@@ -112,6 +75,135 @@ class NewSighting:
     lower_color: str | None = None
 
 
+@dataclass(frozen=True)
+class Changes:
+    """Sightings of one embedder added and removed after a log sequence number, in log order.
+
+    `ops` lists (sighting_id, vector) in order: a vector for an addition, None for a removal. An addition whose
+    sighting was removed later carries no vector either; its removal follows it.
+    """
+
+    ops: list[tuple[int, NDArray[np.float32] | None]]
+    last_seq: int  # the sequence number these changes bring a follower to
+
+
+class Catalog(Protocol):
+    """What vsearch needs from a catalog (SQLite embedded; another database behind the same methods)."""
+
+    def close(self) -> None: ...
+
+    # cameras and videos
+    def cameras(self) -> list[CameraStats]: ...
+    def video_by_sha(self, sha256: str) -> VideoRecord | None: ...
+    def video(self, video_id: int) -> VideoRecord: ...
+    def videos(self) -> list[VideoRecord]: ...
+    def begin_video(
+        self, camera_id: str, path: str, sha256: str, start_ts_s: float, fps: float, frame_count: int,
+        resolution_wh: tuple[int, int], embedder: str,
+    ) -> VideoRecord: ...  # fmt: skip
+    def fail_video(self, video_id: int, error: str) -> None: ...
+    def max_track_id(self, video_id: int) -> int: ...
+    def commit_chunk(
+        self, video_id: int, sightings: Sequence[NewSighting], boxes: Sequence[TrackBoxRow],
+        processed_until_s: float, frames_sampled: int, done: bool,
+    ) -> list[int]: ...  # fmt: skip
+    def delete_video(self, video_id: int) -> list[int]: ...
+
+    # sightings
+    def count_sightings(self, embedder: str | None = None) -> int: ...
+    def embedders(self) -> list[str]: ...
+    def sighting_ids(self, embedder: str) -> NDArray[np.int64]: ...
+    def embeddings(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]: ...
+    def iter_embeddings(
+        self, embedder: str, batch: int = 50_000
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]: ...
+    def filter_ids(
+        self, embedder: str, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None,
+        upper_color: str | None = None, lower_color: str | None = None,
+    ) -> NDArray[np.int64] | None: ...  # fmt: skip
+    def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]: ...
+    def sighting(self, sighting_id: int) -> Sighting: ...
+    def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]: ...
+
+    # the change log followers catch up from
+    def last_seq(self) -> int: ...
+    def changes_since(self, seq: int, embedder: str, limit: int = 50_000) -> Changes: ...
+
+
+# -- SQLite ------------------------------------------------------------------------------------------------------
+
+_SCHEMA_V1 = """
+CREATE TABLE cameras (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE videos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera_id TEXT NOT NULL REFERENCES cameras(id),
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    start_ts REAL NOT NULL,
+    fps REAL NOT NULL,
+    frame_count INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ingesting', 'done', 'failed')),
+    processed_until_s REAL NOT NULL DEFAULT 0,
+    frames_sampled INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    embedder TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE sightings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    camera_id TEXT NOT NULL,
+    track_id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    pts REAL NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    confidence REAL NOT NULL,
+    quality REAL NOT NULL,
+    thumb_path TEXT NOT NULL,
+    embedder TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX sightings_cam_ts ON sightings (camera_id, ts);
+CREATE INDEX sightings_ts ON sightings (ts);
+CREATE INDEX sightings_track ON sightings (video_id, track_id);
+CREATE INDEX sightings_embedder ON sightings (embedder, id);
+CREATE TABLE track_boxes (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    track_id INTEGER NOT NULL,
+    pts REAL NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    confidence REAL NOT NULL,
+    PRIMARY KEY (video_id, track_id, pts)
+);
+"""
+
+# (version, what it adds, SQL). Append only: a released migration never changes.
+SQLITE_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
+    (2, "dominant clothing colours per sighting",
+     "ALTER TABLE sightings ADD COLUMN upper_color TEXT; ALTER TABLE sightings ADD COLUMN lower_color TEXT;"),
+    (3, "sighting change log: followers catch up by sequence number",
+     "CREATE TABLE sighting_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, sighting_id INTEGER NOT NULL,"
+     " embedder TEXT NOT NULL, added INTEGER NOT NULL);"
+     " INSERT INTO sighting_log (sighting_id, embedder, added) SELECT id, embedder, 1 FROM sightings ORDER BY id;"),
+)  # fmt: skip
+SCHEMA_VERSION = SQLITE_MIGRATIONS[-1][0]
+
+SIGHTING_COLS = (
+    "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
+    " s.upper_color, s.lower_color"
+)
+_VIDEO_COLS = (
+    "id, camera_id, path, sha256, start_ts, fps, frame_count, status, processed_until_s, frames_sampled, error, embedder"
+)
+
+
 def _sighting(row: Sequence) -> Sighting:
     return Sighting(
         id=row[0], camera_id=row[1], video_id=row[2], video_path=row[3], track_id=row[4], ts_s=row[5],
@@ -120,95 +212,129 @@ def _sighting(row: Sequence) -> Sighting:
     )  # fmt: skip
 
 
-class Catalog:
-    """SQLite catalog; safe to share between threads (one connection, serialised by a lock)."""
+def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
+    return np.stack([np.frombuffer(b, np.float32) for b in blobs])
+
+
+class SqliteCatalog:
+    """The embedded catalog: one SQLite file in WAL mode; safe to share between threads (one connection, serialised
+    by a lock) and between processes (SQLite's file locks; writers take the write lock at BEGIN IMMEDIATE)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=60)
         self._lock = threading.RLock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            cols = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
-            for col in ("upper_color", "lower_color"):  # catalogs written before colour attributes
-                if col not in cols:
-                    self._db.execute(f"ALTER TABLE sightings ADD COLUMN {col} TEXT")
+        self._migrate()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    @property
+    def schema_version(self) -> int:
+        return int(self._q("PRAGMA user_version")[0][0])
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version == 0:
+                version = self._adopt_unversioned(db)
+            if version > SCHEMA_VERSION:
+                raise IndexStateError(
+                    f"catalog {self.path} has schema version {version}, newer than this vsearch knows"
+                    f" ({SCHEMA_VERSION}): upgrade vsearch"
+                )
+            for v, _, sql in SQLITE_MIGRATIONS:
+                if v > version:
+                    for stmt in filter(str.strip, sql.split(";")):
+                        db.execute(stmt)
+                    db.execute(f"PRAGMA user_version = {v}")
+
+    @staticmethod
+    def _adopt_unversioned(db: sqlite3.Connection) -> int:
+        """Catalogs written before schema versions: tell which migrations their tables already have."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "sightings" not in tables:
+            return 0
+        cols = {r[1] for r in db.execute("PRAGMA table_info(sightings)")}
+        return 2 if "upper_color" in cols else 1
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so reads inside it are current)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, tuple(args)).fetchall()
 
+    def _in_chunks(self, sql: str, ids: Sequence[int], each: Callable[[list[tuple]], None]) -> None:
+        """Run `sql` (with one `{}` for the id placeholders) over `ids` in chunks SQLite accepts."""
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            each(self._q(sql.format(",".join("?" * len(chunk))), chunk))
+
     # -- cameras and videos ---------------------------------------------------------------------------------
-    def cameras(self) -> list[dict]:
+    def cameras(self) -> list[CameraStats]:
         rows = self._q(
             "SELECT c.id, COUNT(DISTINCT v.id), COALESCE(SUM(v.frame_count / v.fps), 0), MIN(v.start_ts),"
             " MAX(v.start_ts + v.frame_count / v.fps) FROM cameras c LEFT JOIN videos v ON v.camera_id = c.id"
             " GROUP BY c.id ORDER BY c.id"
         )
         counts = dict(self._q("SELECT camera_id, COUNT(*) FROM sightings GROUP BY camera_id"))
-        return [
-            {"id": r[0], "videos": r[1], "footage_s": r[2], "first_ts_s": r[3], "last_ts_s": r[4],
-             "sightings": counts.get(r[0], 0)}
-            for r in rows
-        ]  # fmt: skip
+        return [CameraStats(r[0], r[1], r[2], r[3], r[4], counts.get(r[0], 0)) for r in rows]
 
     def video_by_sha(self, sha256: str) -> VideoRecord | None:
-        rows = self._q(f"SELECT {self._video_cols} FROM videos WHERE sha256 = ?", (sha256,))
+        rows = self._q(f"SELECT {_VIDEO_COLS} FROM videos WHERE sha256 = ?", (sha256,))
         return VideoRecord(*rows[0]) if rows else None
 
     def video(self, video_id: int) -> VideoRecord:
-        rows = self._q(f"SELECT {self._video_cols} FROM videos WHERE id = ?", (video_id,))
+        rows = self._q(f"SELECT {_VIDEO_COLS} FROM videos WHERE id = ?", (video_id,))
         if not rows:
             raise NotFoundError(f"no video with id {video_id}")
         return VideoRecord(*rows[0])
 
     def videos(self) -> list[VideoRecord]:
-        return [VideoRecord(*r) for r in self._q(f"SELECT {self._video_cols} FROM videos ORDER BY id")]
-
-    _video_cols = (
-        "id, camera_id, path, sha256, start_ts, fps, frame_count, status, processed_until_s, frames_sampled,"
-        " error, embedder"
-    )
+        return [VideoRecord(*r) for r in self._q(f"SELECT {_VIDEO_COLS} FROM videos ORDER BY id")]
 
     def begin_video(
         self, camera_id: str, path: str, sha256: str, start_ts_s: float, fps: float, frame_count: int,
         resolution_wh: tuple[int, int], embedder: str,
     ) -> VideoRecord:  # fmt: skip
-        """Register a video (or return its existing record: ingest is idempotent per file hash)."""
-        with self._lock:
+        """Register a video (or return its existing record: ingest is idempotent per file hash). A failed video
+        is put back to 'ingesting' at its new path."""
+        with self._tx() as db:
             existing = self.video_by_sha(sha256)
             if existing is not None:
                 if existing.status == "failed":
-                    self._db.execute(
-                        "UPDATE videos SET status='ingesting', error=NULL, path=? WHERE id=?", (path, existing.id)
-                    )
-                    return self.video(existing.id)
-                return existing
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("INSERT OR IGNORE INTO cameras (id, created_at) VALUES (?, ?)", (camera_id, time.time()))
-                cur = self._db.execute(
+                    db.execute("UPDATE videos SET status='ingesting', error=NULL, path=? WHERE id=?", (path, existing.id))
+                video_id = existing.id
+            else:
+                db.execute("INSERT OR IGNORE INTO cameras (id, created_at) VALUES (?, ?)", (camera_id, time.time()))
+                cur = db.execute(
                     "INSERT INTO videos (camera_id, path, sha256, start_ts, fps, frame_count, width, height, status,"
                     " embedder, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ingesting', ?, ?)",
                     (camera_id, path, sha256, start_ts_s, fps, frame_count, resolution_wh[0], resolution_wh[1],
                      embedder, time.time()),
                 )  # fmt: skip
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return self.video(int(cur.lastrowid or 0))
+                video_id = int(cur.lastrowid or 0)
+        return self.video(video_id)
 
     def fail_video(self, video_id: int, error: str) -> None:
-        self._q("UPDATE videos SET status='failed', error=? WHERE id=?", (error, video_id))
+        with self._tx() as db:
+            db.execute("UPDATE videos SET status='failed', error=? WHERE id=?", (error, video_id))
 
     def max_track_id(self, video_id: int) -> int:
         return int(self._q("SELECT COALESCE(MAX(track_id), 0) FROM track_boxes WHERE video_id=?", (video_id,))[0][0])
@@ -217,59 +343,51 @@ class Catalog:
         self,
         video_id: int,
         sightings: Sequence[NewSighting],
-        boxes: Sequence[tuple[int, float, tuple[float, float, float, float], float]],
+        boxes: Sequence[TrackBoxRow],
         processed_until_s: float,
         frames_sampled: int,
         done: bool,
     ) -> list[int]:
-        """Store one checkpoint's sightings and track boxes and advance the video's progress, atomically.
+        """Store one checkpoint's sightings and track boxes, log them, and advance the video's progress, atomically.
 
         Returns the ids given to `sightings`, in order.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                v = self._db.execute("SELECT embedder FROM videos WHERE id=?", (video_id,)).fetchone()
-                ids = []
-                for s in sightings:
-                    cur = self._db.execute(
-                        "INSERT INTO sightings (video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
-                        " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (video_id, s.camera_id, s.track_id, s.ts_s, s.pts_s, *s.xyxy, s.confidence, s.quality,
-                         s.thumb_path, v[0], np.ascontiguousarray(s.embedding, np.float32).tobytes(),
-                         s.upper_color, s.lower_color),
-                    )  # fmt: skip
-                    ids.append(int(cur.lastrowid or 0))
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in boxes],
-                )
-                self._db.execute(
-                    "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?"
-                    " WHERE id=?",
-                    (processed_until_s, frames_sampled, "done" if done else "ingesting",
-                     time.time() if done else None, video_id),
+        with self._tx() as db:
+            (embedder,) = db.execute("SELECT embedder FROM videos WHERE id=?", (video_id,)).fetchone()
+            ids = []
+            for s in sightings:
+                cur = db.execute(
+                    "INSERT INTO sightings (video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
+                    " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (video_id, s.camera_id, s.track_id, s.ts_s, s.pts_s, *s.xyxy, s.confidence, s.quality,
+                     s.thumb_path, embedder, np.ascontiguousarray(s.embedding, np.float32).tobytes(),
+                     s.upper_color, s.lower_color),
                 )  # fmt: skip
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return ids
+                ids.append(int(cur.lastrowid or 0))
+            db.executemany(
+                "INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 1)", [(i, embedder) for i in ids]
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in boxes],
+            )
+            db.execute(
+                "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?"
+                " WHERE id=?",
+                (processed_until_s, frames_sampled, "done" if done else "ingesting",
+                 time.time() if done else None, video_id),
+            )  # fmt: skip
+        return ids
 
     def delete_video(self, video_id: int) -> list[int]:
-        """Remove a video and everything derived from it; returns the removed sighting ids (for the index)."""
-        with self._lock:
-            ids = [r[0] for r in self._q("SELECT id FROM sightings WHERE video_id=?", (video_id,))]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM videos WHERE id=?", (video_id,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return ids
+        """Remove a video and everything derived from it (logged); returns the removed sighting ids."""
+        with self._tx() as db:
+            rows = db.execute("SELECT id, embedder FROM sightings WHERE video_id=?", (video_id,)).fetchall()
+            db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
+            db.execute("DELETE FROM videos WHERE id=?", (video_id,))
+        return [r[0] for r in rows]
 
     # -- sightings -----------------------------------------------------------------------------------------
     def count_sightings(self, embedder: str | None = None) -> int:
@@ -277,44 +395,32 @@ class Catalog:
             return int(self._q("SELECT COUNT(*) FROM sightings")[0][0])
         return int(self._q("SELECT COUNT(*) FROM sightings WHERE embedder=?", (embedder,))[0][0])
 
+    def embedders(self) -> list[str]:
+        """The embedders whose vectors this catalog holds (recorded per video, so this stays cheap)."""
+        return [r[0] for r in self._q("SELECT DISTINCT embedder FROM videos ORDER BY embedder")]
+
     def sighting_ids(self, embedder: str) -> NDArray[np.int64]:
         rows = self._q("SELECT id FROM sightings WHERE embedder=? ORDER BY id", (embedder,))
         return np.array([r[0] for r in rows], np.int64)
 
     def embeddings(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(ids, vectors) of the given sighting ids that exist."""
-        got_ids, vecs = [], []
-        id_list = [int(i) for i in ids]
-        for i in range(0, len(id_list), 900):
-            chunk = id_list[i : i + 900]
-            for sid, blob in self._q(f"SELECT id, embedding FROM sightings WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                got_ids.append(sid)
-                vecs.append(np.frombuffer(blob, np.float32))
-        if not vecs:
+        rows: list[tuple] = []
+        self._in_chunks("SELECT id, embedding FROM sightings WHERE id IN ({})", [int(i) for i in ids], rows.extend)
+        if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        return np.array(got_ids, np.int64), np.stack(vecs)
-
-    def max_sighting_id(self, embedder: str) -> int:
-        return int(self._q("SELECT COALESCE(MAX(id), 0) FROM sightings WHERE embedder=?", (embedder,))[0][0])
-
-    def embedders(self) -> list[str]:
-        return [r[0] for r in self._q("SELECT DISTINCT embedder FROM sightings")]
+        return np.array([r[0] for r in rows], np.int64), _vectors(r[1] for r in rows)
 
     def iter_embeddings(
-        self, embedder: str, after_id: int = 0, batch: int = 50_000
+        self, embedder: str, batch: int = 50_000
     ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
-        """Stream (ids, vectors) of `embedder` with id > after_id, in id order."""
-        last = after_id
-        while True:
-            rows = self._q(
-                "SELECT id, embedding FROM sightings WHERE embedder=? AND id>? ORDER BY id LIMIT ?",
-                (embedder, last, batch),
-            )
-            if not rows:
-                return
+        """Stream (ids, vectors) of `embedder` in id order."""
+        last = 0
+        while rows := self._q(
+            "SELECT id, embedding FROM sightings WHERE embedder=? AND id>? ORDER BY id LIMIT ?", (embedder, last, batch)
+        ):
             ids = np.array([r[0] for r in rows], np.int64)
-            vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
-            yield ids, vecs
+            yield ids, _vectors(r[1] for r in rows)
             last = int(ids[-1])
 
     def filter_ids(
@@ -347,17 +453,14 @@ class Catalog:
         rows = self._q(f"SELECT id FROM sightings WHERE {' AND '.join(where)}", args)
         return np.array([r[0] for r in rows], np.int64)
 
-    def sightings(self, ids: Sequence[int]) -> dict[int, Sighting]:
+    def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
         out: dict[int, Sighting] = {}
-        ids = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (SQLite integers are 64-bit)
-        for i in range(0, len(ids), 900):
-            chunk = ids[i : i + 900]
-            rows = self._q(
-                f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id"
-                f" WHERE s.id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            out.update((r[0], _sighting(r)) for r in rows)
+        wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (SQLite integers are 64-bit)
+        self._in_chunks(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id WHERE s.id IN ({{}})",
+            wanted,
+            lambda rows: out.update((r[0], _sighting(r)) for r in rows),
+        )
         return out
 
     def sighting(self, sighting_id: int) -> Sighting:
@@ -372,3 +475,27 @@ class Catalog:
             (video_id, track_id),
         )
         return [(r[0], (r[1], r[2], r[3], r[4]), r[5]) for r in rows]
+
+    # -- change log ----------------------------------------------------------------------------------------------
+    def last_seq(self) -> int:
+        return int(self._q("SELECT COALESCE(MAX(seq), 0) FROM sighting_log")[0][0])
+
+    def changes_since(self, seq: int, embedder: str, limit: int = 50_000) -> Changes:
+        """Up to `limit` log entries after `seq` (of every embedder, so the cursor always advances), with the
+        vectors of `embedder`'s additions."""
+        rows = self._q(
+            "SELECT l.seq, l.sighting_id, l.embedder, l.added, s.embedding FROM sighting_log l"
+            " LEFT JOIN sightings s ON s.id = l.sighting_id WHERE l.seq > ? ORDER BY l.seq LIMIT ?",
+            (seq, limit),
+        )
+        ops: list[tuple[int, NDArray[np.float32] | None]] = [
+            (sid, np.frombuffer(blob, np.float32) if added and blob is not None else None)
+            for _, sid, emb, added, blob in rows
+            if emb == embedder
+        ]
+        return Changes(ops, rows[-1][0] if rows else seq)
+
+
+def open_catalog(path: Path) -> Catalog:
+    """The catalog at `path` (an SQLite file, created and migrated as needed)."""
+    return SqliteCatalog(path)

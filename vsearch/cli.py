@@ -103,7 +103,7 @@ def ingest(
             typer.echo(f"ingesting {it.path} as camera {it.camera_id} from {ts_to_iso(it.start_ts_s)}", err=True)
             reports += svc.ingest([it], _progress_bar(it.path.name))
         failed = _print_reports(reports)
-        typer.echo(f"index now holds {svc.index.ntotal} sightings")
+        typer.echo(f"index now holds {svc.store.ntotal} sightings")
     except VSearchError as e:
         _fail(str(e))
     if failed:
@@ -130,7 +130,7 @@ def watch(
         except KeyboardInterrupt:
             stop.set()
             reports = []
-        typer.echo(f"{len(reports)} segments ingested; index now holds {svc.index.ntotal} sightings")
+        typer.echo(f"{len(reports)} segments ingested; index now holds {svc.store.ntotal} sightings")
     except VSearchError as e:
         _fail(str(e))
 
@@ -227,8 +227,8 @@ def cameras(data_dir: DataDir = None) -> None:
     """List cameras with their footage and sightings."""
     svc = _service(_settings(data_dir))
     for c in svc.cameras():
-        span = f"{ts_to_iso(c['first_ts_s'])} .. {ts_to_iso(c['last_ts_s'])}" if c["first_ts_s"] else "-"
-        typer.echo(f"{c['id']:16} videos={c['videos']} footage={c['footage_s']:.0f}s sightings={c['sightings']} {span}")
+        span = f"{ts_to_iso(c.first_ts_s)} .. {ts_to_iso(c.last_ts_s)}" if c.first_ts_s and c.last_ts_s else "-"
+        typer.echo(f"{c.id:16} videos={c.videos} footage={c.footage_s:.0f}s sightings={c.sightings} {span}")
 
 
 @app.command()

@@ -241,7 +241,7 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
             raise InputError(f"{seq}: {rep.error}")
         gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
         gt = gt[(gt[:, 6] == 1) & (gt[:, 7] == 1) & (gt[:, 5] >= min_h)]
-        sightings = [x for x in service.catalog.sightings(service.index.ids().tolist()).values() if x.camera_id == seq.name]
+        sightings = [x for x in service.catalog.sightings(service.store.index.ids().tolist()).values() if x.camera_id == seq.name]
         identity: dict[int, int] = {}
         frame_of: dict[int, int] = {}
         for x in sightings:
@@ -264,7 +264,7 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
             x1, y1, w, h = (int(v) for v in row[2:6])
             q = query_crop(img, service.detector, s, (x1, y1, x1 + w, y1 + h))
             allowed_all = np.array([x.id for x in sightings if frame_of[x.id] != qf], np.int64)
-            res = search(q, SearchFilters(cameras=(seq.name,), top_k=1000), service.embedder, service.index, service.catalog, s)
+            res = search(q, SearchFilters(cameras=(seq.name,), top_k=1000), service.embedder, service.store, s)
             ranked = [h.sighting.id for h in sorted(res.hits, key=lambda h: -h.score) if h.sighting.id in set(allowed_all)][:k]
             positives = {sid for sid in mine if frame_of[sid] != qf}
             top1.append(bool(ranked) and ranked[0] in positives)

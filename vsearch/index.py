@@ -1,4 +1,5 @@
-"""FAISS vector index: add, remove, filtered search, atomic save/load, and re-sync from the catalog.
+"""FAISS vector index: add, remove, filtered search, atomic save/load. Pure FAISS: store.py keeps it in step with
+the catalog.
 
 Vectors are L2-normalised, so inner product is cosine similarity. Ids are the catalog's sighting ids. Filters
 (time window, cameras) become an ID selector passed INTO the search, so a narrow window still returns its best
@@ -16,7 +17,6 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.catalog import Catalog
 from vsearch.errors import IndexStateError
 
 # Index policy, from benchmarks/README.md ("FAISS retrieval"): exact search up to FLAT_MAX_VECTORS, where one
@@ -57,6 +57,11 @@ class VectorIndex:
         return "Flat" if self._ivf is None else f"IVF{self._ivf.nlist},SQ8"
 
     @property
+    def nlist(self) -> int:
+        """Inverted lists of an IVF index (1 for an exact one)."""
+        return 1 if self._ivf is None else int(self._ivf.nlist)
+
+    @property
     def is_trained(self) -> bool:
         return bool(self._index.is_trained)
 
@@ -67,11 +72,8 @@ class VectorIndex:
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
-    @property
-    def max_id(self) -> int:
-        return int(self.ids().max()) if self.ntotal else 0
-
     def ids(self) -> NDArray[np.int64]:
+        """Every id the index holds (a copy; O(n))."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
 
     def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
@@ -130,64 +132,3 @@ class VectorIndex:
         except Exception as e:
             raise IndexStateError(f"cannot read index {path}: {e}") from e
         return cls(dim, index)
-
-
-def open_synced(
-    path: Path, dim: int, catalog: Catalog, embedder: str, flat_max: int = FLAT_MAX_VECTORS
-) -> VectorIndex:
-    """Load the index at `path` (or start one) and make it hold exactly the catalog's vectors of `embedder`.
-
-    The catalog commits first and the index is saved after, so after a crash the index can only lag behind:
-    the missing tail (ids above its largest) is added. Any other disagreement (e.g. a removal that was
-    interrupted) rebuilds the index from the catalog.
-    """
-    index = None
-    if path.exists():
-        try:
-            index = VectorIndex.load(path, dim)
-        except IndexStateError:
-            index = None  # unreadable or wrong dimension: rebuild from the source of truth
-    expected = catalog.count_sightings(embedder)
-    if index is None or index.kind != factory_for(expected, flat_max):
-        # a new collection, or one that grew past the policy's threshold: (re)build the kind it calls for
-        return rebuild(path, dim, catalog, embedder, flat_max)
-    if index.ntotal == expected:
-        return index
-    if index.ntotal < expected:
-        sync(index, catalog, embedder)
-    if index.ntotal != expected:
-        return rebuild(path, dim, catalog, embedder, flat_max)
-    index.save(path)
-    return index
-
-
-def rebuild(path: Path, dim: int, catalog: Catalog, embedder: str, flat_max: int = FLAT_MAX_VECTORS) -> VectorIndex:
-    """Build the index the policy calls for from the catalog's vectors (training an IVF on a sample) and save it."""
-    n = catalog.count_sightings(embedder)
-    index = VectorIndex(dim, factory=factory_for(n, flat_max))
-    if not index.is_trained:
-        ids = catalog.sighting_ids(embedder)
-        nlist = index._ivf.nlist if index._ivf is not None else 1
-        # k-means wants about 40 training points per list
-        sample = np.random.default_rng(0).choice(ids, min(len(ids), max(100_000, 40 * nlist)), replace=False)
-        index.train(catalog.embeddings(np.sort(sample))[1])
-    for ids, vecs in catalog.iter_embeddings(embedder):
-        index.add(ids, vecs)
-    index.save(path)
-    return index
-
-
-
-def sync(index: VectorIndex, catalog: Catalog, embedder: str) -> tuple[int, int]:
-    """Make the index hold exactly the catalog's ids of `embedder` (rows committed or deleted by other processes,
-    in any id order); returns (added, removed). The caller holds off this process's writers meanwhile."""
-    want = catalog.sighting_ids(embedder)
-    have = index.ids()
-    missing = np.setdiff1d(want, have, assume_unique=True)
-    extra = np.setdiff1d(have, want, assume_unique=True)
-    if len(extra):
-        index.remove(extra)
-    for i in range(0, len(missing), 50_000):
-        ids, vecs = catalog.embeddings(missing[i : i + 50_000])
-        index.add(ids, vecs)
-    return len(missing), len(extra)

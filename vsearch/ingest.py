@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -18,15 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from vsearch.catalog import Catalog, NewSighting
+from vsearch.catalog import NewSighting
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, VideoError
-from vsearch.index import VectorIndex
+from vsearch.store import Store
 from vsearch.track import SegmentTracker, TrackSegment
 from vsearch.types import Detections, Frame
 from vsearch.video import is_video_source, prefetch, probe, sample_frames
@@ -145,25 +143,14 @@ class _Timed:
 
 
 class Ingestor:
-    """Runs the pipeline for one file at a time against a catalog and an index."""
+    """Runs the pipeline for one file at a time into a store (the catalog, with the index following it)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        detector: PersonDetector,
-        embedder: Embedder,
-        catalog: Catalog,
-        index: VectorIndex,
-        index_path: Path,
-        write_lock: threading.Lock | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, detector: PersonDetector, embedder: Embedder, store: Store) -> None:
         self.settings = settings
         self.detector = detector
         self.embedder = embedder
-        self.catalog = catalog
-        self.index = index
-        self.index_path = index_path
-        self.write_lock = write_lock or threading.Lock()
+        self.store = store
+        self.catalog = store.catalog
 
     def ingest(
         self,
@@ -245,12 +232,8 @@ class Ingestor:
                     )  # fmt: skip
             # the next resume starts at the first sampling bucket after the last processed frame
             until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s
-            with self.write_lock:
-                with timer("store"):
-                    ids = self.catalog.commit_chunk(rec.id, new, boxes, until, frames_in_chunk, done)
-                with timer("index"):
-                    self.index.add(np.array(ids, np.int64), vecs)
-                    self.index.save(self.index_path)
+            with timer("store"):
+                ids = self.store.commit_chunk(rec.id, new, boxes, until, frames_in_chunk, done)
             report.sightings_added += len(ids)
             closed, frames_in_chunk, chunk_start = [], 0, last_pts
 

@@ -17,7 +17,7 @@ from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError
-from vsearch.index import VectorIndex
+from vsearch.store import IndexFilter, Store
 from vsearch.types import Clip, SearchHit, ts_to_iso
 
 MAX_TOP_K = 1000
@@ -49,6 +49,12 @@ class SearchFilters:
             raise InputError(f"top_k must be between 1 and {MAX_TOP_K}, got {self.top_k}")
         if not -1.0 <= self.min_score <= 1.0:
             raise InputError(f"min_score is a cosine similarity in [-1, 1], got {self.min_score}")
+
+    @property
+    def where(self) -> IndexFilter | None:
+        """The part of the filters the index applies (None: every sighting may match)."""
+        f = IndexFilter(self.from_ts_s, self.to_ts_s, self.cameras, self.upper_color, self.lower_color)
+        return None if f == IndexFilter() else f
 
 
 @dataclass
@@ -124,8 +130,7 @@ def search(
     query: QueryCrop,
     filters: SearchFilters,
     embedder: Embedder,
-    index: VectorIndex,
-    catalog: Catalog,
+    store: Store,
     settings: Settings,
 ) -> SearchResult:
     """Embed the query crop and return the best clips inside the filters (filter applied inside FAISS)."""
@@ -133,25 +138,21 @@ def search(
     t = time.perf_counter()
     qvec = embedder.embed([query.crop_rgb])[0]
     lat["embed_ms"] = (time.perf_counter() - t) * 1000
-    t = time.perf_counter()
-    allowed = catalog.filter_ids(
-        embedder.name, filters.from_ts_s, filters.to_ts_s, filters.cameras or None, filters.upper_color, filters.lower_color
-    )
-    lat["filter_ms"] = (time.perf_counter() - t) * 1000
-    candidates = index.ntotal if allowed is None else len(allowed)
     # several crops per track segment: fetch enough vectors to fill top_k distinct clips
     k = filters.top_k * settings.crops_per_segment * 4
     t = time.perf_counter()
-    scores, ids = index.search(qvec, k, allowed)
+    found = store.search(qvec, k, filters.where)
     lat["search_ms"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
+    scores, ids = found.scores, found.ids
     keep = scores >= filters.min_score
+    catalog = store.catalog
     sightings = catalog.sightings(ids[keep].tolist())
     hits = [SearchHit(sightings[int(i)], float(sc)) for sc, i in zip(scores[keep], ids[keep]) if int(i) in sightings]
     clips = group_clips(hits, catalog, settings)[: filters.top_k]
     kept = {h.sighting.id for c in clips for h in c.sightings}
     lat["group_ms"] = (time.perf_counter() - t) * 1000
-    return SearchResult(query, clips, [h for h in hits if h.sighting.id in kept], candidates, lat)
+    return SearchResult(query, clips, [h for h in hits if h.sighting.id in kept], found.candidates, lat)
 
 
 def group_clips(hits: list[SearchHit], catalog: Catalog, settings: Settings) -> list[Clip]:

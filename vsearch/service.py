@@ -1,6 +1,6 @@
-"""The one object the CLI, the API and the benchmarks hold: settings, catalog, index and models, wired once.
+"""The one object the CLI, the API and the benchmarks hold: settings, the store and the models, wired once.
 
-Models load lazily on first use; the index is opened (and re-synced with the catalog) on first use.
+Models load lazily on first use; the store opens its index on first use (see store.py).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vsearch import __version__
-from vsearch.catalog import Catalog
+from vsearch.catalog import CameraStats, Catalog, open_catalog
 from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, NotFoundError
-from vsearch.index import VectorIndex, open_synced, sync
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
+from vsearch.store import Store
 from vsearch.types import Sighting
 from vsearch.video import RecordedSegment, record_stream
 
@@ -30,46 +30,26 @@ class VSearch:
     def __init__(self, settings: Settings, detector: PersonDetector | None = None, embedder: Embedder | None = None):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(settings.catalog_path)
         self.detector = detector or PersonDetector(settings)
         self.embedder = embedder or make_embedder(settings)
-        self._index: VectorIndex | None = None
-        self._index_max_id = 0
-        self._index_lock = threading.Lock()
+        self.store = Store(
+            open_catalog(settings.catalog_path), settings.index_dir, self.embedder.name, self.embedder.dim,
+            settings.index_flat_max,
+        )  # fmt: skip
         self._ingest_lock = threading.Lock()
-        self.write_lock = threading.Lock()  # one catalog commit + index update at a time (ingest vs index sync)
 
     @property
-    def index_path(self) -> Path:
-        return self.settings.index_dir / f"{self.embedder.name}.faiss"
-
-    @property
-    def index(self) -> VectorIndex:
-        """The index, opened on first use and caught up with sightings other processes committed since."""
-        with self._index_lock:
-            if self._index is None:
-                self._index = open_synced(
-                    self.index_path, self.embedder.dim, self.catalog, self.embedder.name, self.settings.index_flat_max
-                )
-                self._index_max_id = self.catalog.max_sighting_id(self.embedder.name)
-            else:
-                newest = self.catalog.max_sighting_id(self.embedder.name)
-                if newest != self._index_max_id:  # another process committed (or removed) sightings
-                    with self.write_lock:
-                        sync(self._index, self.catalog, self.embedder.name)
-                    self._index_max_id = newest
-            return self._index
+    def catalog(self) -> Catalog:
+        return self.store.catalog
 
     def close(self) -> None:
-        self.catalog.close()
+        self.store.close()
 
     # -- ingest --------------------------------------------------------------------------------------------
     def ingest(self, items: Sequence[IngestItem], progress: ProgressFn | None = None) -> list[IngestReport]:
         """Ingest each item in turn; one bad file is reported and the rest go on."""
         with self._ingest_lock:
-            ing = Ingestor(
-                self.settings, self.detector, self.embedder, self.catalog, self.index, self.index_path, self.write_lock
-            )
+            ing = Ingestor(self.settings, self.detector, self.embedder, self.store)
             return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps) for it in items]
 
     def watch(
@@ -114,7 +94,7 @@ class VSearch:
         t = time.perf_counter()
         q = query_crop(decode_image(image), self.detector, self.settings, box)
         detect_ms = (time.perf_counter() - t) * 1000
-        result = search(q, filters, self.embedder, self.index, self.catalog, self.settings)
+        result = search(q, filters, self.embedder, self.store, self.settings)
         result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
         return result
 
@@ -145,13 +125,13 @@ class VSearch:
     def frame_file(self, sighting_id: int) -> Path:
         return render_thumbnail(self.catalog, self.sighting(sighting_id), self.settings)
 
-    def cameras(self) -> list[dict]:
+    def cameras(self) -> list[CameraStats]:
         return self.catalog.cameras()
 
     def health(self) -> dict:
         return {
             "version": __version__,
-            "index_size": self.index.ntotal,
+            "index_size": self.store.ntotal,
             "embedder": self.embedder.name,
             "detector_backend": self.settings.detector_backend,
             "models_loaded": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,4 +17,4 @@ router = APIRouter(tags=["cameras"])
 @router.get("/cameras", responses={401: {"model": Detail}})
 async def cameras(service: Service, _: Investigator) -> list[dict[str, Any]]:
     """Cameras with their footage span and number of sightings."""
-    return await run_in_threadpool(service.cameras)
+    return [asdict(c) for c in await run_in_threadpool(service.cameras)]

@@ -1,0 +1,116 @@
+"""The SQLite catalog: versioned migrations (including catalogs written before versions), atomic checkpoints,
+the change log, filters."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsearch.catalog import SCHEMA_VERSION, SQLITE_MIGRATIONS, CameraStats, NewSighting, SqliteCatalog
+from vsearch.errors import IndexStateError
+
+V = np.ones(4, np.float32) / 2
+
+
+def _row(camera: str, ts: float, upper: str | None = None, track: int = 1) -> NewSighting:
+    return NewSighting(camera, track, ts, ts - 1000, (0, 0, 1, 1), 0.9, 0.5, "t.jpg", V, upper, None)
+
+
+def test_a_new_catalog_runs_every_migration_once(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    assert cat.schema_version == SCHEMA_VERSION == SQLITE_MIGRATIONS[-1][0]
+    cat.close()
+    assert SqliteCatalog(tmp_path / "c.sqlite").schema_version == SCHEMA_VERSION  # reopening changes nothing
+
+
+@pytest.mark.parametrize("with_colours", [False, True], ids=["before colours", "with colours"])
+def test_a_catalog_from_before_schema_versions_is_adopted_with_its_data(tmp_path: Path, with_colours: bool) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(SQLITE_MIGRATIONS[0][2])  # the tables as the first releases created them, user_version 0
+    if with_colours:
+        db.executescript(SQLITE_MIGRATIONS[1][2])
+        db.execute("PRAGMA user_version = 0")
+    db.execute("INSERT INTO cameras VALUES ('cam', 0)")
+    db.execute("INSERT INTO videos (camera_id, path, sha256, start_ts, fps, frame_count, width, height, status,"
+               " embedder, added_at) VALUES ('cam', '/a.mp4', 'abc', 0, 10, 100, 64, 64, 'done', 'e', 0)")  # fmt: skip
+    db.execute("INSERT INTO sightings (video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence, quality,"
+               " thumb_path, embedder, embedding) VALUES (1, 'cam', 1, 5, 5, 0, 0, 1, 1, .9, .5, 't', 'e', ?)", (V.tobytes(),))  # fmt: skip
+    db.commit()
+    db.close()
+    cat = SqliteCatalog(path)
+    assert cat.schema_version == SCHEMA_VERSION
+    assert cat.sighting(1).upper_color is None and cat.count_sightings("e") == 1
+    changes = cat.changes_since(0, "e")  # existing sightings are in the log, so followers can build from it
+    assert [sid for sid, _ in changes.ops] == [1] and changes.last_seq == cat.last_seq() == 1
+
+
+def test_a_catalog_from_a_newer_vsearch_is_refused(tmp_path: Path) -> None:
+    SqliteCatalog(tmp_path / "c.sqlite").close()
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(IndexStateError, match="newer than this vsearch knows"):
+        SqliteCatalog(tmp_path / "c.sqlite")
+
+
+def test_a_failed_checkpoint_leaves_nothing_behind(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("cam", "/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e")
+    bad = NewSighting("cam", 1, 1.0, 1.0, (0, 0, 1, 1), 0.9, 0.5, None, V)  # type: ignore[arg-type]  # NOT NULL
+    with pytest.raises(sqlite3.IntegrityError):
+        cat.commit_chunk(v.id, [_row("cam", 1.0), bad], [(1, 1.0, (0, 0, 1, 1), 0.9)], 60.0, 10, False)
+    assert cat.count_sightings() == 0 and cat.last_seq() == 0 and cat.track_boxes(v.id, 1) == []
+    assert cat.video(v.id).processed_until_s == 0 and cat.video(v.id).frames_sampled == 0
+
+
+def test_the_log_lists_additions_and_removals_in_order_per_embedder(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    a = cat.begin_video("cam", "/a.mp4", "a", 0.0, 10.0, 100, (64, 64), "e").id
+    b = cat.begin_video("cam", "/b.mp4", "b", 0.0, 10.0, 100, (64, 64), "other").id
+    ids_a = cat.commit_chunk(a, [_row("cam", 1.0), _row("cam", 2.0)], [], 1.0, 1, True)
+    cat.commit_chunk(b, [_row("cam", 3.0)], [], 1.0, 1, True)
+    seq = cat.last_seq()
+    cat.delete_video(a)
+    whole = cat.changes_since(0, "e")
+    # the additions of the deleted video carry no vector any more; their removals follow
+    assert [(sid, vec is not None) for sid, vec in whole.ops] == [(ids_a[0], False), (ids_a[1], False), (ids_a[0], False), (ids_a[1], False)]
+    assert [sid for sid, _ in cat.changes_since(seq, "e").ops] == ids_a and cat.changes_since(seq, "other").ops == []
+    paged = cat.changes_since(0, "e", limit=2)
+    assert paged.last_seq == 2 and len(paged.ops) == 2
+
+
+def test_filters_select_by_window_camera_and_colour(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
+    ids = cat.commit_chunk(v, [_row("north", 1000.0, "red"), _row("north", 1010.0, "blue"), _row("south", 1020.0, "red")], [], 1.0, 1, True)
+    table = [
+        (dict(from_ts_s=None, to_ts_s=None, cameras=None), None),
+        (dict(from_ts_s=1005.0, to_ts_s=None, cameras=None), ids[1:]),
+        (dict(from_ts_s=None, to_ts_s=1010.0, cameras=None), ids[:2]),  # inclusive
+        (dict(from_ts_s=None, to_ts_s=None, cameras=["south"]), ids[2:]),
+        (dict(from_ts_s=None, to_ts_s=None, cameras=None, upper_color="red"), [ids[0], ids[2]]),
+        (dict(from_ts_s=1001.0, to_ts_s=1002.0, cameras=None), []),
+    ]
+    for kwargs, want in table:
+        got = cat.filter_ids("e", **kwargs)  # type: ignore[arg-type]
+        assert (got if got is None else sorted(got.tolist())) == want, kwargs
+    assert cat.filter_ids("other", 0.0, None, None).tolist() == []
+
+
+def test_cameras_are_typed_rows(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
+    cat.commit_chunk(v, [_row("north", 1000.0)], [], 1.0, 1, True)
+    assert cat.cameras() == [CameraStats("north", 1, 10.0, 1000.0, 1010.0, 1)]
+
+
+def test_a_failed_video_is_taken_up_again_at_its_new_path(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("cam", "/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e")
+    cat.fail_video(v.id, "truncated")
+    again = cat.begin_video("cam", "/moved/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e")
+    assert (again.id, again.status, again.error, again.path) == (v.id, "ingesting", None, "/moved/a.mp4")

@@ -1,0 +1,256 @@
+"""Sightings in; the catalog and the vector index kept consistent; filtered search out.
+
+The one owner of the invariant "the index holds exactly the catalog's sightings of this embedder". The catalog
+commits first and logs every addition and removal with a sequence number; the index follows the log, in this
+process (right after its own commits) and from other processes' commits (before each search, one cheap
+`last_seq` query). The index file is saved with a small metadata file (the log sequence it reflects, its size and
+sha256), at the end of each ingested file and on close, not at every checkpoint: after a crash the index loads
+at its saved sequence and replays the log from there. An index file that does not match its metadata (torn
+write, bit rot, another embedder) is rebuilt from the catalog, never trusted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vsearch.catalog import Catalog, NewSighting, TrackBoxRow
+from vsearch.errors import IndexStateError
+from vsearch.index import FLAT_MAX_VECTORS, VectorIndex, factory_for
+from vsearch.weights import sha256_file
+
+
+@dataclass(frozen=True)
+class IndexFilter:
+    """Which sightings a search may return: time window (epoch seconds, inclusive), cameras, clothing colours."""
+
+    from_ts_s: float | None = None
+    to_ts_s: float | None = None
+    cameras: tuple[str, ...] = ()
+    upper_color: str | None = None
+    lower_color: str | None = None
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The nearest sightings to a query inside a filter, best first."""
+
+    scores: NDArray[np.float32]
+    ids: NDArray[np.int64]
+    candidates: int  # sightings that passed the filter
+
+
+class Store:
+    """The catalog and the vector index of one embedder, kept consistent. Thread-safe."""
+
+    def __init__(
+        self, catalog: Catalog, index_dir: Path, embedder: str, dim: int, flat_max: int = FLAT_MAX_VECTORS
+    ) -> None:
+        self.catalog = catalog
+        self.embedder = embedder
+        self.dim = dim
+        self.flat_max = flat_max
+        self.index_path = Path(index_dir) / f"{embedder}.faiss"
+        self.meta_path = self.index_path.with_suffix(".json")
+        self._index: VectorIndex | None = None
+        self._seq = 0  # the catalog log sequence the in-memory index reflects
+        self._lock = threading.RLock()
+
+    # -- writes: catalog first, then the index follows ------------------------------------------------------
+    def commit_chunk(
+        self,
+        video_id: int,
+        sightings: Sequence[NewSighting],
+        boxes: Sequence[TrackBoxRow],
+        processed_until_s: float,
+        frames_sampled: int,
+        done: bool,
+    ) -> list[int]:
+        """Commit one ingest checkpoint to the catalog and bring the index up to date; at the end of a file
+        (`done`) the index is saved too. Returns the new sighting ids."""
+        ids = self.catalog.commit_chunk(video_id, sightings, boxes, processed_until_s, frames_sampled, done)
+        with self._lock:
+            self.catch_up()
+            if done:
+                self.save()
+        return ids
+
+    def delete_video(self, video_id: int) -> list[int]:
+        """Remove a video and its sightings from the catalog and the index; returns the removed ids."""
+        ids = self.catalog.delete_video(video_id)
+        with self._lock:
+            self.catch_up()
+            self.save()
+        return ids
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    @property
+    def index(self) -> VectorIndex:
+        """The index, opened on first use and caught up with every commit made so far (by any process)."""
+        with self._lock:
+            if self._index is None:
+                self._open()
+            else:
+                self.catch_up()
+            assert self._index is not None
+            return self._index
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def search(self, query: NDArray[np.float32], k: int, where: IndexFilter | None = None) -> Matches:
+        """Top-k sightings by cosine similarity; the filter is applied inside the FAISS search."""
+        index = self.index
+        allowed = None
+        if where is not None:
+            allowed = self.catalog.filter_ids(
+                self.embedder, where.from_ts_s, where.to_ts_s, where.cameras or None, where.upper_color,
+                where.lower_color,
+            )  # fmt: skip
+        scores, ids = index.search(query, k, allowed)
+        return Matches(scores, ids, index.ntotal if allowed is None else len(allowed))
+
+    # -- keeping the index in step ----------------------------------------------------------------------------
+    def catch_up(self) -> int:
+        """Apply the catalog's log past the index's sequence; returns how many log entries applied to it."""
+        with self._lock:
+            if self._index is None:
+                self._open()
+                return 0
+            return self._replay(self._index)
+
+    def _replay(self, index: VectorIndex) -> int:
+        applied = 0
+        while self.catalog.last_seq() > self._seq:
+            changes = self.catalog.changes_since(self._seq, self.embedder)
+            adds: list[tuple[int, NDArray[np.float32]]] = []
+            for sid, vec in changes.ops:
+                if vec is not None:
+                    adds.append((sid, vec))
+                    continue
+                self._add(index, adds)  # keep log order: pending additions before this removal
+                adds = []
+                index.remove(np.array([sid], np.int64))
+            self._add(index, adds)
+            applied += len(changes.ops)
+            self._seq = changes.last_seq
+        return applied
+
+    @staticmethod
+    def _add(index: VectorIndex, adds: list[tuple[int, NDArray[np.float32]]]) -> None:
+        if adds:
+            ids = np.array([a[0] for a in adds], np.int64)
+            index.remove(ids)  # replaying an entry already applied must not store a vector twice
+            index.add(ids, np.stack([a[1] for a in adds]))
+
+    def _open(self) -> None:
+        """Load the saved index if its metadata vouches for it, replay the log since, and check it against the
+        catalog; otherwise (or if the collection outgrew the index kind) rebuild from the catalog."""
+        with self._file_lock(exclusive=True):
+            self._remove_stale_temp_files()
+            loaded = self._load_verified()
+        if loaded is not None:
+            index, self._seq = loaded
+            self._replay(index)
+            expected = self.catalog.count_sightings(self.embedder)
+            if index.ntotal == expected and index.kind == factory_for(expected, self.flat_max):
+                self._index = index
+                return
+        self._index = self._rebuild()
+
+    def _load_verified(self) -> tuple[VectorIndex, int] | None:
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            if (
+                meta.get("embedder") != self.embedder
+                or meta.get("dim") != self.dim
+                or meta.get("bytes") != self.index_path.stat().st_size
+                or meta.get("sha256") != sha256_file(self.index_path)
+            ):
+                return None
+            return VectorIndex.load(self.index_path, self.dim), int(meta["seq"])
+        except (OSError, ValueError, KeyError, TypeError, IndexStateError):
+            return None  # missing, unreadable or not matching: the catalog is the truth
+
+    def _rebuild(self) -> VectorIndex:
+        """Build the index the policy calls for from the catalog's vectors (training an IVF on a sample), save it."""
+        seq = self.catalog.last_seq()  # vectors committed after this are replayed below, at worst twice: harmless
+        n = self.catalog.count_sightings(self.embedder)
+        index = VectorIndex(self.dim, factory=factory_for(n, self.flat_max))
+        if not index.is_trained:
+            ids = self.catalog.sighting_ids(self.embedder)
+            # k-means wants about 40 training points per list
+            sample = np.random.default_rng(0).choice(ids, min(len(ids), max(100_000, 40 * index.nlist)), replace=False)
+            index.train(self.catalog.embeddings(np.sort(sample))[1])
+        for ids, vecs in self.catalog.iter_embeddings(self.embedder):
+            index.add(ids, vecs)
+        self._seq = seq
+        self._replay(index)
+        self._index = index
+        self.save()
+        return index
+
+    def save(self) -> None:
+        """Write the index, then its metadata (sequence, size, sha256); each atomically (temp file + rename)."""
+        with self._lock:
+            if self._index is None:
+                return
+            with self._file_lock(exclusive=True):
+                self._write_files(self._index)
+
+    def _write_files(self, index: VectorIndex) -> None:
+        index.save(self.index_path)
+        meta = {
+            "embedder": self.embedder, "dim": self.dim, "seq": self._seq, "ntotal": index.ntotal, "kind": index.kind,
+            "bytes": self.index_path.stat().st_size, "sha256": sha256_file(self.index_path),
+        }  # fmt: skip
+        fd, tmp = tempfile.mkstemp(prefix=".index.", dir=self.meta_path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(meta, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.meta_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @contextmanager
+    def _file_lock(self, exclusive: bool) -> Iterator[None]:
+        """Between processes sharing the data dir: one writes the index files at a time, and nobody reads them
+        half-written (an advisory lock, released by the kernel if its holder dies)."""
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.index_path.with_suffix(".lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of a save that was killed mid-write (called under the exclusive file lock: no save is live)."""
+        if self.index_path.parent.is_dir():
+            for p in self.index_path.parent.glob(".index.*"):
+                p.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Save the index (if it changed since it was opened) and close the catalog."""
+        with self._lock:
+            if self._index is not None and self._saved_seq() != self._seq:
+                self.save()
+            self.catalog.close()
+
+    def _saved_seq(self) -> int | None:
+        try:
+            return int(json.loads(self.meta_path.read_text())["seq"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
