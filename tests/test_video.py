@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vsearch.errors import VideoError
-from vsearch.video import probe, sample_frames
+from vsearch.video import probe, read_frame_at, read_range, sample_frames
 
 from .conftest import SAMPLE_VIDEO, dataset
 
@@ -68,6 +68,29 @@ def test_missing_source_is_refused(tmp_path: Path) -> None:
     shutil.copy(SAMPLE_VIDEO, empty_dir / "not-a-frame.mp4")
     with pytest.raises(VideoError, match="no image frames"):
         probe(empty_dir)
+
+
+def test_ranges_of_a_file_are_read_back_frame_exact() -> None:
+    """read_range seeks to a frame index and gives the same pixels as decoding the whole file in order; a range
+    past the end stops at the last frame."""
+    info = probe(SAMPLE_VIDEO)
+    ranges = [(0, 2), (600, 603), (1390, 1400)]
+    wanted = {i for a, b in ranges for i in range(a, b + 1)}
+    in_order = {f.index: f.image_bgr for f in sample_frames(info, "c", 0.0, info.fps) if f.index in wanted}
+    for first, last in ranges:
+        got = list(read_range(SAMPLE_VIDEO, first, last))
+        assert [i for i, _ in got] == list(range(first, min(last, info.frame_count - 1) + 1))
+        assert all(np.array_equal(img, in_order[i]) for i, img in got)
+
+
+def test_a_range_of_a_frame_folder_and_single_frames_are_read() -> None:
+    seq = dataset("mot17-mini") / "train" / "MOT17-09-FRCNN" / "img1"
+    info = probe(seq)
+    got = list(read_range(seq, 1, 2))
+    want = [f for f in sample_frames(info, "mot", 0.0, info.fps) if f.index in (1, 2)]
+    assert [i for i, _ in got] == [1, 2]
+    assert all(np.array_equal(img, f.image_bgr) for (_, img), f in zip(got, want))
+    assert np.array_equal(read_frame_at(seq, 2 / info.fps), want[1].image_bgr)
 
 
 def test_a_stream_is_recorded_into_playable_timed_segments(tmp_path: Path) -> None:

@@ -167,21 +167,39 @@ def sample_frames(
         cap.release()
 
 
-def read_frame_at(path: Path, pts_s: float) -> np.ndarray:
+def read_range(path: Path, first_frame: int, last_frame: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """Yield (index, BGR frame) for frames first_frame..last_frame (inclusive) of a video file or frame folder.
+
+    For cutting a stretch out of a source (clips, single frames), not for ingest: a file is read from a seek to
+    `first_frame` and the range ends early at its first undecodable frame; an undecodable image in a folder is
+    skipped.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for i, f in enumerate(_frame_files(path)[first_frame : last_frame + 1]):
+            img = cv2.imread(str(f))
+            if img is not None:
+                yield first_frame + i, np.asarray(img, np.uint8)
+        return
+    cap = cv2.VideoCapture(str(path))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, first_frame)
+        for index in range(first_frame, last_frame + 1):
+            ok, img = cap.read()
+            if not ok:
+                break
+            yield index, np.asarray(img, np.uint8)
+    finally:
+        cap.release()
+
+
+def read_frame_at(path: Path, pts_s: float) -> NDArray[np.uint8]:
     """Decode the single frame nearest `pts_s` (BGR). Used for thumbnails and query tools, not the hot path."""
     info = probe(path)
     index = min(info.frame_count - 1, max(0, round(pts_s * info.fps)))
-    if info.kind == "frames":
-        img = cv2.imread(str(_frame_files(info.path)[index]))
-    else:
-        cap = cv2.VideoCapture(str(path))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, img = cap.read()
-        cap.release()
-        img = img if ok else None
-    if img is None:
-        raise VideoError(f"{path}: frame at {pts_s:.2f}s cannot be decoded")
-    return img
+    for _, img in read_range(path, index, index):
+        return img
+    raise VideoError(f"{path}: frame at {pts_s:.2f}s cannot be decoded")
 
 
 def prefetch(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
@@ -190,7 +208,6 @@ def prefetch(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
     Errors raised by the decoder (e.g. a truncated stream) are re-raised in the consumer, in order.
     """
     import queue
-    import threading
 
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
