@@ -91,30 +91,3 @@ def test_a_range_of_a_frame_folder_and_single_frames_are_read() -> None:
     assert [i for i, _ in got] == [1, 2]
     assert all(np.array_equal(img, f.image_bgr) for (_, img), f in zip(got, want))
     assert np.array_equal(read_frame_at(seq, 2 / info.fps), want[1].image_bgr)
-
-
-def test_a_stream_is_recorded_into_playable_timed_segments(tmp_path: Path) -> None:
-    """OpenCV opens the sample file like a stream; 25 s of it become three H.264 segments of <= 10 s."""
-    import time
-
-    import av
-
-    from vsearch.video import record_stream
-
-    t0 = time.time()
-    segs = list(record_stream(str(SAMPLE_VIDEO), tmp_path / "rec", segment_s=10.0, max_s=25.0))
-    assert [round(s.duration_s) for s in segs] == [10, 10, 5]
-    assert segs[0].start_ts_s == pytest.approx(t0, abs=5.0)
-    assert segs[1].start_ts_s - segs[0].start_ts_s == pytest.approx(10.0, abs=0.2)
-    for s in segs:
-        with av.open(str(s.path)) as c:
-            assert c.streams.video[0].codec_context.name == "h264"
-        assert probe(s.path).frame_count == round(s.duration_s * 10)
-    assert not list((tmp_path / "rec").glob(".rec.*")), "no partial files left behind"
-
-
-def test_an_unopenable_stream_is_a_clear_error(tmp_path: Path) -> None:
-    from vsearch.video import record_stream
-
-    with pytest.raises(VideoError, match="cannot open the stream"):
-        list(record_stream(str(tmp_path / "no-camera-here.mp4"), tmp_path / "rec"))

@@ -19,9 +19,9 @@ from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, NotFoundError
 from vsearch.index import VectorIndex, open_synced, sync
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
+from vsearch.record import RecordedSegment, record_stream
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.types import Sighting
-from vsearch.video import RecordedSegment, record_stream
 
 
 class VSearch:
