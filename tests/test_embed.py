@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vsearch.config import Settings
-from vsearch.embed import make_embedder
+from vsearch.embed import EMBEDDERS, make_embedder
 from vsearch.errors import InputError
 from vsearch.video import probe, sample_frames
 
@@ -64,6 +64,13 @@ def test_same_person_is_closer_than_empty_room(crops_rgb: list[np.ndarray]) -> N
 def test_malformed_crops_are_refused(bad: np.ndarray) -> None:
     with pytest.raises(InputError, match="expected an RGB crop"):
         make_embedder(IMAGENET).embed([bad])
+
+
+def test_the_registry_holds_every_embedder_under_its_own_name() -> None:
+    """One registry in embed.py; each embedder reports the name the catalog stores with its vectors."""
+    assert set(EMBEDDERS) == {"reid-mnv2", "reid-mnv2-flip", "mobilenetv2-imagenet", "hsv-parts"}
+    for name in EMBEDDERS:
+        assert make_embedder(Settings(embedder=name)).name == name
 
 
 def test_unknown_embedder_is_refused() -> None:

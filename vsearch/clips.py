@@ -21,7 +21,7 @@ from vsearch.catalog import Catalog
 from vsearch.config import Settings
 from vsearch.errors import InputError, NotFoundError
 from vsearch.types import Sighting, ts_to_iso
-from vsearch.video import _frame_files, probe, write_mp4
+from vsearch.video import probe, read_frame_at, read_range, write_mp4
 
 CLIP_MAX_S = 120.0
 BOX_BGR = (0, 0, 255)
@@ -109,7 +109,7 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     os.close(fd)
     try:
         write_mp4(
-            tmp, _frames_between(src, info.kind, a, b), info.fps,
+            tmp, read_range(src, a, b), info.fps,
             lambda idx, img: _annotate(
                 img, _interpolated_box(boxes, idx / info.fps, settings.clip_gap_s), label,
                 f"{video.camera_id}  {ts_to_iso(video.start_ts_s + idx / info.fps)}",
@@ -122,32 +122,11 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     return out
 
 
-def _frames_between(src: Path, kind: str, a: int, b: int):  # type: ignore[no-untyped-def]
-    if kind == "frames":
-        for i, f in enumerate(_frame_files(src)[a : b + 1]):
-            img = cv2.imread(str(f))
-            if img is not None:
-                yield a + i, img
-        return
-    cap = cv2.VideoCapture(str(src))
-    try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, a)
-        for idx in range(a, b + 1):
-            ok, img = cap.read()
-            if not ok:
-                break
-            yield idx, img
-    finally:
-        cap.release()
-
-
 def render_thumbnail(catalog: Catalog, sighting: Sighting, settings: Settings) -> Path:
     """Full frame of a sighting with its box drawn, as JPEG (cached under clips/)."""
     out = settings.clips_dir / f"sighting-{sighting.id}.jpg"
     if out.exists():
         return out
-    from vsearch.video import read_frame_at
-
     img = read_frame_at(Path(sighting.video_path), sighting.pts_s)
     _annotate(img, sighting.xyxy, f"{sighting.camera_id} track {sighting.track_id}", f"{sighting.camera_id}  {sighting.time_iso}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,6 @@ named in HSV and the most frequent name wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -86,28 +84,3 @@ def crop_keypoints(keypoints: NDArray[np.float32], xyxy: tuple[float, float, flo
     k[:, 1] -= int(round(max(0.0, xyxy[1])))
     return k
 
-
-class HsvPartsEmbedder:
-    """Hand-crafted colour baseline: HSV histograms of horizontal body parts (head, torso, upper and lower legs),
-    square-rooted (Hellinger) and L2-normalised. No model weights; registered as embedder "hsv-parts"."""
-
-    name = "hsv-parts"
-    PARTS = ((0.0, 0.18), (0.18, 0.5), (0.5, 0.75), (0.75, 1.0))  # fractions of the crop height
-    BINS = (8, 4, 4)
-    dim = len(PARTS) * BINS[0] * BINS[1] * BINS[2]
-
-    def load(self) -> None:
-        pass
-
-    def embed(self, crops_rgb: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
-        out = np.zeros((len(crops_rgb), self.dim), np.float32)
-        for i, crop in enumerate(crops_rgb):
-            hsv = cv2.cvtColor(cv2.resize(crop, (64, 128)), cv2.COLOR_RGB2HSV)
-            feats = []
-            for a, b in self.PARTS:
-                part = hsv[int(a * 128) : int(b * 128), 8:56]  # the central columns: less background
-                h = cv2.calcHist([part], [0, 1, 2], None, list(self.BINS), [0, 180, 0, 256, 0, 256]).ravel()
-                feats.append(np.sqrt(h / max(1.0, h.sum())))
-            v = np.concatenate(feats)
-            out[i] = v / max(1e-12, float(np.linalg.norm(v)))
-        return out

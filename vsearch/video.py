@@ -1,12 +1,13 @@
-"""Open a video file or a folder of frames, and sample frames by time with absolute timestamps."""
+"""Video in and out: open a file or a folder of frames, sample frames by time with absolute timestamps, read a
+stretch of frames back, and write browser-playable H.264 MP4.
+
+Live streams are recorded into files by record.py, which writes them with `write_mp4`.
+"""
 
 from __future__ import annotations
 
 import configparser
-import os
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,21 +168,39 @@ def sample_frames(
         cap.release()
 
 
-def read_frame_at(path: Path, pts_s: float) -> np.ndarray:
+def read_range(path: Path, first_frame: int, last_frame: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """Yield (index, BGR frame) for frames first_frame..last_frame (inclusive) of a video file or frame folder.
+
+    For cutting a stretch out of a source (clips, single frames), not for ingest: a file is read from a seek to
+    `first_frame` and the range ends early at its first undecodable frame; an undecodable image in a folder is
+    skipped.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for i, f in enumerate(_frame_files(path)[first_frame : last_frame + 1]):
+            img = cv2.imread(str(f))
+            if img is not None:
+                yield first_frame + i, np.asarray(img, np.uint8)
+        return
+    cap = cv2.VideoCapture(str(path))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, first_frame)
+        for index in range(first_frame, last_frame + 1):
+            ok, img = cap.read()
+            if not ok:
+                break
+            yield index, np.asarray(img, np.uint8)
+    finally:
+        cap.release()
+
+
+def read_frame_at(path: Path, pts_s: float) -> NDArray[np.uint8]:
     """Decode the single frame nearest `pts_s` (BGR). Used for thumbnails and query tools, not the hot path."""
     info = probe(path)
     index = min(info.frame_count - 1, max(0, round(pts_s * info.fps)))
-    if info.kind == "frames":
-        img = cv2.imread(str(_frame_files(info.path)[index]))
-    else:
-        cap = cv2.VideoCapture(str(path))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, img = cap.read()
-        cap.release()
-        img = img if ok else None
-    if img is None:
-        raise VideoError(f"{path}: frame at {pts_s:.2f}s cannot be decoded")
-    return img
+    for _, img in read_range(path, index, index):
+        return img
+    raise VideoError(f"{path}: frame at {pts_s:.2f}s cannot be decoded")
 
 
 def prefetch(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
@@ -190,7 +209,6 @@ def prefetch(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
     Errors raised by the decoder (e.g. a truncated stream) are re-raised in the consumer, in order.
     """
     import queue
-    import threading
 
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -258,84 +276,3 @@ def write_mp4(
     finally:
         container.close()
     return n
-
-
-@dataclass(frozen=True)
-class RecordedSegment:
-    """A finished piece of a live stream, written to disk as an ordinary video file."""
-
-    path: Path
-    start_ts_s: float
-    duration_s: float
-
-
-def record_stream(
-    url: str,
-    out_dir: Path,
-    segment_s: float = 60.0,
-    max_s: float | None = None,
-    stop: threading.Event | None = None,
-    default_fps: float = 25.0,
-) -> Iterator[RecordedSegment]:
-    """Record a live stream (RTSP/HTTP URL, device index, or any source OpenCV opens) into H.264 segment files.
-
-    Each finished segment is yielded as a file, so everything that works on files (idempotent, resumable ingest;
-    evidence clips cut from the source) works on streams. Absolute time is the wall clock when the stream was
-    opened plus the stream's own position; a source that reports no position uses the wall clock.
-    """
-    src: int | str = int(url) if url.isdigit() else url
-    cap = cv2.VideoCapture(src)
-    if not cap.isOpened():
-        raise VideoError(f"{url}: cannot open the stream")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    clock = _StreamClock(cap, time.time(), fps if 0 < fps < 1000 else default_fps, max_s, stop)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        while not clock.ended:
-            seg_start = clock.now_ts
-            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seg_start)) + f"{seg_start % 1:.3f}"[1:]
-            target = out_dir / f"{stamp}Z.mp4"
-            fd, tmp = tempfile.mkstemp(prefix=".rec.", suffix=".mp4", dir=out_dir)
-            os.close(fd)
-            try:
-                n = write_mp4(tmp, clock.frames_until(seg_start + segment_s), clock.fps)
-                os.replace(tmp, target)
-            except VideoError:
-                n = 0  # the stream ended exactly at a segment boundary
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-            if n:
-                yield RecordedSegment(target, seg_start, n / clock.fps)
-    finally:
-        cap.release()
-
-
-class _StreamClock:
-    """Reads a live source and keeps its absolute time: wall clock at open + the stream's own position."""
-
-    def __init__(
-        self, cap: cv2.VideoCapture, opened_ts: float, fps: float, max_s: float | None, stop: threading.Event | None
-    ) -> None:
-        self.cap, self.opened_ts, self.fps, self.max_s, self.stop = cap, opened_ts, fps, max_s, stop
-        self.position_s = 0.0
-        self.ended = False
-
-    @property
-    def now_ts(self) -> float:
-        return self.opened_ts + self.position_s
-
-    def frames_until(self, end_ts: float) -> Iterator[tuple[int, NDArray[np.uint8]]]:
-        i = 0
-        while self.now_ts < end_ts:
-            if (self.stop is not None and self.stop.is_set()) or (self.max_s is not None and self.position_s >= self.max_s):
-                self.ended = True
-                return
-            ok, img = self.cap.read()
-            if not ok:
-                self.ended = True
-                return
-            pos_ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
-            self.position_s = pos_ms / 1000 if pos_ms > 0 else time.time() - self.opened_ts
-            yield i, np.asarray(img, np.uint8)
-            i += 1

