@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.errors import IndexStateError, NotFoundError
+from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
 from vsearch.types import Sighting
 
 TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
@@ -56,6 +56,7 @@ class VideoRecord:
     frames_sampled: int
     error: str | None
     embedder: str
+    resume_state: str | None = None  # JSON the ingest left at its last checkpoint (track.TrackerState)
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,14 @@ class Catalog(Protocol):
         self, camera_id: str, path: str, sha256: str, start_ts_s: float, fps: float, frame_count: int,
         resolution_wh: tuple[int, int], embedder: str,
     ) -> VideoRecord: ...  # fmt: skip
-    def fail_video(self, video_id: int, error: str) -> None: ...
+    def fail_video(self, video_id: int, error: str, owner: str | None = None) -> None: ...
+    def claim_video(self, video_id: int, owner: str, lease_s: float, take_from: str | None = None) -> str | None: ...
+    def release_video(self, video_id: int, owner: str) -> None: ...
     def max_track_id(self, video_id: int) -> int: ...
     def commit_chunk(
         self, video_id: int, sightings: Sequence[NewSighting], boxes: Sequence[TrackBoxRow],
-        processed_until_s: float, frames_sampled: int, done: bool,
+        processed_until_s: float, frames_sampled: int, done: bool, owner: str | None = None,
+        resume_state: str | None = None,
     ) -> list[int]: ...  # fmt: skip
     def delete_video(self, video_id: int) -> list[int]: ...
 
@@ -192,6 +196,9 @@ SQLITE_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      "CREATE TABLE sighting_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, sighting_id INTEGER NOT NULL,"
      " embedder TEXT NOT NULL, added INTEGER NOT NULL);"
      " INSERT INTO sighting_log (sighting_id, embedder, added) SELECT id, embedder, 1 FROM sightings ORDER BY id;"),
+    (4, "ingest leases (one process owns a video's ingest) and the tracker's state at the last checkpoint",
+     "ALTER TABLE videos ADD COLUMN lease_owner TEXT; ALTER TABLE videos ADD COLUMN lease_until REAL;"
+     " ALTER TABLE videos ADD COLUMN resume_state TEXT;"),
 )  # fmt: skip
 SCHEMA_VERSION = SQLITE_MIGRATIONS[-1][0]
 
@@ -200,7 +207,8 @@ SIGHTING_COLS = (
     " s.upper_color, s.lower_color"
 )
 _VIDEO_COLS = (
-    "id, camera_id, path, sha256, start_ts, fps, frame_count, status, processed_until_s, frames_sampled, error, embedder"
+    "id, camera_id, path, sha256, start_ts, fps, frame_count, status, processed_until_s, frames_sampled, error, embedder,"
+    " resume_state"
 )
 
 
@@ -332,9 +340,38 @@ class SqliteCatalog:
                 video_id = int(cur.lastrowid or 0)
         return self.video(video_id)
 
-    def fail_video(self, video_id: int, error: str) -> None:
+    def fail_video(self, video_id: int, error: str, owner: str | None = None) -> None:
+        """Mark a video failed (and release the caller's lease on it)."""
         with self._tx() as db:
-            db.execute("UPDATE videos SET status='failed', error=? WHERE id=?", (error, video_id))
+            db.execute(
+                "UPDATE videos SET status='failed', error=?,"
+                " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END WHERE id=?",
+                (error, owner, video_id),
+            )
+
+    def claim_video(self, video_id: int, owner: str, lease_s: float, take_from: str | None = None) -> str | None:
+        """Take (or renew) the lease on a video's ingest for `lease_s` seconds. Returns None when `owner` holds it,
+        else the live holder's name. A lease whose holder stopped renewing it (it died) expires and can be taken;
+        `take_from` takes it from that holder at once (the caller knows its process is gone)."""
+        with self._tx() as db:
+            holder, until = db.execute("SELECT lease_owner, lease_until FROM videos WHERE id=?", (video_id,)).fetchone()
+            now = time.time()
+            if holder not in (None, owner, take_from) and until is not None and until > now:
+                return str(holder)
+            db.execute("UPDATE videos SET lease_owner=?, lease_until=? WHERE id=?", (owner, now + lease_s, video_id))
+            return None
+
+    def release_video(self, video_id: int, owner: str) -> None:
+        """Give up `owner`'s lease (no-op when another holds it)."""
+        with self._tx() as db:
+            db.execute("UPDATE videos SET lease_owner=NULL, lease_until=NULL WHERE id=? AND lease_owner=?", (video_id, owner))
+
+    def _check_lease(self, db: sqlite3.Connection, video_id: int, owner: str) -> None:
+        (holder,) = db.execute("SELECT lease_owner FROM videos WHERE id=?", (video_id,)).fetchone()
+        if holder != owner:
+            raise LeaseLostError(
+                f"video {video_id}: this ingest ({owner}) lost its lease to {holder or 'nobody'}; nothing was stored"
+            )
 
     def max_track_id(self, video_id: int) -> int:
         return int(self._q("SELECT COALESCE(MAX(track_id), 0) FROM track_boxes WHERE video_id=?", (video_id,))[0][0])
@@ -347,12 +384,18 @@ class SqliteCatalog:
         processed_until_s: float,
         frames_sampled: int,
         done: bool,
+        owner: str | None = None,
+        resume_state: str | None = None,
     ) -> list[int]:
         """Store one checkpoint's sightings and track boxes, log them, and advance the video's progress, atomically.
 
-        Returns the ids given to `sightings`, in order.
+        With `owner`, the checkpoint is stored only if that owner still holds the video's lease (else
+        LeaseLostError and nothing is stored); the lease is released when the video is done. Returns the ids given
+        to `sightings`, in order.
         """
         with self._tx() as db:
+            if owner is not None:
+                self._check_lease(db, video_id, owner)
             (embedder,) = db.execute("SELECT embedder FROM videos WHERE id=?", (video_id,)).fetchone()
             ids = []
             for s in sightings:
@@ -374,10 +417,10 @@ class SqliteCatalog:
                 [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in boxes],
             )
             db.execute(
-                "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?"
-                " WHERE id=?",
+                "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?,"
+                " resume_state=?, lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END WHERE id=?",
                 (processed_until_s, frames_sampled, "done" if done else "ingesting",
-                 time.time() if done else None, video_id),
+                 time.time() if done else None, None if done else resume_state, done, video_id),
             )  # fmt: skip
         return ids
 

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     track_buffer_s: float = 3.0  # how long a lost track may be re-found
     segment_max_s: float = 10.0
     crops_per_segment: int = Field(default=3, ge=1)
-    checkpoint_every_s: float = 60.0  # video seconds between durable commits during ingest
+    checkpoint_every_s: float = 60.0  # video seconds between durable commits, taken when nobody is tracked
+    checkpoint_max_s: float = 300.0  # ... or after this many video seconds even with people in view
+    ingest_lease_s: float = Field(default=60.0, gt=0)  # wall seconds a killed ingest blocks its file for others
 
     # embedder
     embedder: str = "reid-mnv2"  # the learned ReID model; "mobilenetv2-imagenet" and "hsv-parts" are baselines

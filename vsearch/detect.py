@@ -155,6 +155,10 @@ class StaticSceneGate:
             return True
         return float(np.mean(np.abs(small.astype(np.int16) - self._ref) > self.pixel_delta)) >= self.min_changed
 
+    def reset(self) -> None:
+        """Forget the reference frame: the next batch is detected in full."""
+        self._ref = None
+
     def observe(self, image_bgr: NDArray[np.uint8], dets: Detections) -> None:
         """Tell the gate what the detector found in the last detected frame."""
         self._ref = self._small(image_bgr) if len(dets) == 0 else None

@@ -25,3 +25,7 @@ class ModelError(VSearchError):
 
 class IndexStateError(VSearchError):
     """The index or catalog is inconsistent with the settings (e.g. built with another embedder)."""
+
+
+class LeaseLostError(VSearchError):
+    """Another process took over a video's ingest (this one stalled past its lease); this one must stop."""

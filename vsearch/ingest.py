@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,14 +20,14 @@ from pathlib import Path
 
 import cv2
 
-from vsearch.catalog import NewSighting
+from vsearch.catalog import Catalog, NewSighting
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
-from vsearch.errors import InputError, VideoError
+from vsearch.errors import InputError, LeaseLostError, VideoError
 from vsearch.store import Store
-from vsearch.track import SegmentTracker, TrackSegment
+from vsearch.track import SegmentTracker, TrackerState, TrackSegment
 from vsearch.types import Detections, Frame
 from vsearch.video import is_video_source, prefetch, probe, sample_frames
 
@@ -38,7 +40,7 @@ class IngestReport:
 
     path: str
     camera_id: str
-    status: str  # "ingested", "resumed", "already ingested" or "failed"
+    status: str  # "ingested", "resumed", "already ingested", "failed" or "busy" (another process is ingesting it)
     video_id: int | None = None
     frames_sampled: int = 0
     frames_skipped: int = 0  # sampled frames of a static, empty scene that skipped the detector
@@ -164,12 +166,17 @@ class Ingestor:
         path = Path(path).resolve()
         report = IngestReport(str(path), camera_id, "ingested")
         t0 = time.perf_counter()
+        lease = _Lease(self.catalog, self.settings.ingest_lease_s)
         try:
-            self._ingest(path, camera_id, start_ts_s, progress, report, sample_fps or self.settings.sample_fps)
+            self._ingest(path, camera_id, start_ts_s, progress, report, sample_fps or self.settings.sample_fps, lease)
         except VideoError as e:
             report.status, report.error = "failed", str(e)
             if report.video_id is not None:
-                self.catalog.fail_video(report.video_id, str(e))
+                self.catalog.fail_video(report.video_id, str(e), lease.owner)
+        except LeaseLostError as e:
+            report.status, report.error = "busy", str(e)
+        finally:
+            lease.release()  # Ctrl-C or an error: let a re-run take over at once (a killed process's lease expires)
         report.wall_s = time.perf_counter() - t0
         return report
 
@@ -181,6 +188,7 @@ class Ingestor:
         progress: ProgressFn | None,
         report: IngestReport,
         sample_fps: float,
+        lease: _Lease,
     ) -> None:
         s = self.settings
         timer = _Timed(report.stage_s)
@@ -195,6 +203,12 @@ class Ingestor:
             report.status = "already ingested"
             report.frames_sampled = rec.frames_sampled
             return
+        lease.claim(rec.id)  # one process ingests a file at a time; others get "busy"
+        rec = self.catalog.video(rec.id)  # what the last holder committed before we took over
+        if rec.status == "done":
+            report.status = "already ingested"
+            report.frames_sampled = rec.frames_sampled
+            return
         if rec.camera_id != camera_id or abs(rec.start_ts_s - start_ts_s) > 1e-3:
             # resuming keeps the first run's camera and start time: the stored sightings already use them
             camera_id, start_ts_s = rec.camera_id, rec.start_ts_s
@@ -202,10 +216,14 @@ class Ingestor:
         from_pts = rec.processed_until_s
         if from_pts > 0:
             report.status = "resumed"
-        tracker = SegmentTracker(s.model_copy(update={"sample_fps": sample_fps}), self.catalog.max_track_id(rec.id) + 1)
+        tracker = SegmentTracker(
+            s.model_copy(update={"sample_fps": sample_fps}), self.catalog.max_track_id(rec.id) + 1,
+            TrackerState.from_json(rec.resume_state),
+        )  # fmt: skip
         thumbs_dir = s.thumbs_dir / sha[:16]
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
+        gate = StaticSceneGate() if s.skip_static_frames else None
         closed: list[TrackSegment] = []
         frames_in_chunk = 0
         chunk_start = from_pts
@@ -233,11 +251,14 @@ class Ingestor:
             # the next resume starts at the first sampling bucket after the last processed frame
             until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s
             with timer("store"):
-                ids = self.store.commit_chunk(rec.id, new, boxes, until, frames_in_chunk, done)
+                ids = self.store.commit_chunk(
+                    rec.id, new, boxes, until, frames_in_chunk, done, lease.owner, tracker.state().to_json()
+                )
             report.sightings_added += len(ids)
             closed, frames_in_chunk, chunk_start = [], 0, last_pts
+            if gate is not None:
+                gate.reset()  # a resumed run starts with a fresh gate: so does this one, to stay identical
 
-        gate = StaticSceneGate() if s.skip_static_frames else None
         frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts))
         for batch in _batches(frames, s.detector_batch, timer):
             with timer("motion"):
@@ -255,13 +276,63 @@ class Ingestor:
             last_pts = batch[-1].pts_s
             if progress is not None:
                 progress(last_pts, info.duration_s)
-            if last_pts - chunk_start >= s.checkpoint_every_s:
+            lease.renew()
+            # checkpoint when nobody is being tracked, so that a resumed run tracks exactly as this one goes on;
+            # a scene that never empties is checkpointed anyway after checkpoint_max_s (tracks in view then split)
+            since = last_pts - chunk_start
+            if since >= s.checkpoint_every_s and (tracker.idle or since >= s.checkpoint_max_s):
                 commit(done=False)
         commit(done=True)
         report.frames_skipped = gate.skipped if gate else 0
         report.video_s = info.duration_s - from_pts
         if progress is not None:
             progress(info.duration_s, info.duration_s)
+
+
+class _Lease:
+    """This process's claim on one video's ingest, renewed while it works (catalog.claim_video)."""
+
+    def __init__(self, catalog: Catalog, lease_s: float) -> None:
+        self.catalog = catalog
+        self.lease_s = lease_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.video_id: int | None = None
+        self._renewed = 0.0
+
+    def claim(self, video_id: int) -> None:
+        holder = self.catalog.claim_video(video_id, self.owner, self.lease_s)
+        if holder is not None and _dead_here(holder):  # its process is gone: no need to wait for the lease to expire
+            holder = self.catalog.claim_video(video_id, self.owner, self.lease_s, take_from=holder)
+        if holder is not None:
+            raise LeaseLostError(f"being ingested by another process ({holder}); run again later to resume it if it stops")
+        self.video_id, self._renewed = video_id, time.monotonic()
+
+    def renew(self) -> None:
+        if self.video_id is not None and time.monotonic() - self._renewed > self.lease_s / 4:
+            holder = self.catalog.claim_video(self.video_id, self.owner, self.lease_s)
+            if holder is not None:
+                raise LeaseLostError(f"another process ({holder}) took over this ingest; stopping without storing more")
+            self._renewed = time.monotonic()
+
+    def release(self) -> None:
+        if self.video_id is not None:
+            self.catalog.release_video(self.video_id, self.owner)
+            self.video_id = None
+
+
+def _dead_here(holder: str) -> bool:
+    """True when a lease holder ('host:pid:nonce') ran on this host and its process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _batches(frames: Iterator[Frame], n: int, timer: _Timed) -> Iterator[list[Frame]]:

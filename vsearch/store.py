@@ -75,10 +75,14 @@ class Store:
         processed_until_s: float,
         frames_sampled: int,
         done: bool,
+        owner: str | None = None,
+        resume_state: str | None = None,
     ) -> list[int]:
-        """Commit one ingest checkpoint to the catalog and bring the index up to date; at the end of a file
-        (`done`) the index is saved too. Returns the new sighting ids."""
-        ids = self.catalog.commit_chunk(video_id, sightings, boxes, processed_until_s, frames_sampled, done)
+        """Commit one ingest checkpoint to the catalog (see Catalog.commit_chunk) and bring the index up to date;
+        at the end of a file (`done`) the index is saved too. Returns the new sighting ids."""
+        ids = self.catalog.commit_chunk(
+            video_id, sightings, boxes, processed_until_s, frames_sampled, done, owner, resume_state
+        )
         with self._lock:
             self.catch_up()
             if done:

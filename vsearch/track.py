@@ -7,6 +7,7 @@ stored, so the index grows with people and time, not with frames. Every sampled 
 
 from __future__ import annotations
 
+import json
 from argparse import Namespace
 from dataclasses import dataclass, field
 
@@ -83,14 +84,31 @@ def crop_quality(crop_bgr: NDArray[np.uint8], xyxy: NDArray[np.float32], conf: f
     return conf * min(1.0, h / 256.0) ** 0.5 * (1.0 - np.exp(-sharpness / 100.0)) * (0.6 if cut else 1.0)
 
 
+@dataclass(frozen=True)
+class TrackerState:
+    """What a tracker with no live track needs to go on exactly as before: ByteTrack's frame counter (a new
+    tracker confirms tracks on its first frame at once, a running one only on their second frame)."""
+
+    frame_id: int
+
+    def to_json(self) -> str:
+        return json.dumps({"frame_id": self.frame_id})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> TrackerState | None:
+        return None if text is None else cls(int(json.loads(text)["frame_id"]))
+
+
 class SegmentTracker:
     """ByteTrack over sampled frames, emitting closed TrackSegments.
 
     `update(frame, dets)` returns the segments that closed (too long, or their track was lost);
-    `flush()` closes all open ones (end of video, or a durable checkpoint).
+    `flush()` closes all open ones (end of video, or a forced checkpoint). Track ids are numbered from
+    `first_track_id` in order of confirmation, so a tracker resumed from an idle `state()` with the next free id
+    numbers tracks exactly as the uninterrupted one would.
     """
 
-    def __init__(self, settings: Settings, first_track_id: int = 1) -> None:
+    def __init__(self, settings: Settings, first_track_id: int = 1, state: TrackerState | None = None) -> None:
         import_ultralytics(settings)
         from ultralytics.trackers.byte_tracker import BYTETracker
 
@@ -104,37 +122,58 @@ class SegmentTracker:
             fuse_score=True,
         )
         self._tracker = BYTETracker(args)
-        self._id_offset = first_track_id - 1
+        if state is not None:
+            self._tracker.frame_id = state.frame_id
+        self._next_id = first_track_id
+        self._ids: dict[int, int] = {}  # ByteTrack's id -> ours
         self._open: dict[int, TrackSegment] = {}
-        self._pending: dict[int, tuple[Frame, Detections, int]] = {}
+        self._pending: dict[int, tuple[Frame, Detections, int]] = {}  # by ByteTrack's id
+
+    @property
+    def idle(self) -> bool:
+        """No track is open, pending or lost: `state()` then captures everything needed to resume."""
+        t = self._tracker
+        return not (self._open or self._pending or t.tracked_stracks or t.lost_stracks)
+
+    def state(self) -> TrackerState:
+        return TrackerState(int(self._tracker.frame_id))
+
+    def _own_id(self, raw: int) -> int:
+        if raw not in self._ids:
+            self._ids[raw] = self._next_id
+            self._next_id += 1
+        return self._ids[raw]
 
     def update(self, frame: Frame, dets: Detections) -> tuple[Detections, list[TrackSegment]]:
         """Track `dets` of `frame`; returns the tracked detections (tracker_id set) and segments that closed."""
         out = self._tracker.update(_TrackerInput(dets.xyxy, dets.confidence), frame.image_bgr)
         idx = out[:, 7].astype(np.int64) if len(out) else np.zeros(0, np.int64)
+        raw_ids = out[:, 4].astype(np.int64).tolist() if len(out) else []
         tracked = dets[idx]
-        tracked.tracker_id = (out[:, 4].astype(np.int64) + self._id_offset) if len(out) else tracked.tracker_id
+        tracked.tracker_id = np.array([self._own_id(r) for r in raw_ids], np.int64)
         closed = []
-        for i, tid in enumerate(tracked.tracker_id.tolist()):
+        for i, (raw, tid) in enumerate(zip(raw_ids, tracked.tracker_id.tolist())):
             seg = self._open.get(tid)
             if seg is not None and frame.pts_s - seg.start_pts_s >= self.settings.segment_max_s:
                 closed.append(self._close(tid))
                 seg = None
             if seg is None:
-                first = self._pending.get(tid)
+                first = self._pending.get(raw)
                 seg = self._open[tid] = TrackSegment(tid, first[0].pts_s if first else frame.pts_s)
                 if first is not None:  # the detection that started this track, one frame before it was confirmed
                     self._observe(seg, *first)
             self._observe(seg, frame, tracked, i)
         # ByteTrack confirms a track on its second frame; remember each new track's first detection until then
         self._pending = {
-            t.track_id + self._id_offset: (frame, dets, int(t.idx))
+            t.track_id: (frame, dets, int(t.idx))
             for t in self._tracker.tracked_stracks
             if not t.is_activated and t.frame_id == self._tracker.frame_id
         }
         lost_after = self.settings.track_buffer_s
         for tid in [t for t, s in self._open.items() if frame.pts_s - s.last_seen_pts_s > lost_after]:
             closed.append(self._close(tid))
+        live = {t.track_id for t in (*self._tracker.tracked_stracks, *self._tracker.lost_stracks)}
+        self._ids = {raw: own for raw, own in self._ids.items() if raw in live}
         return tracked, closed
 
     def flush(self) -> list[TrackSegment]:
