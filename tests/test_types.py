@@ -41,7 +41,9 @@ def test_missing_keypoints_become_an_empty_keypoint_axis() -> None:
 
 
 def test_a_mask_selects_the_same_rows_of_every_field() -> None:
-    d = Detections(BOXES, CONF, np.arange(3 * 17 * 3, dtype=np.float32).reshape(3, 17, 3), np.array([7, 8, 9]))
+    d = Detections(
+        BOXES, CONF, np.arange(3 * 17 * 3, dtype=np.float32).reshape(3, 17, 3), np.array([7, 8, 9])
+    )
     kept = d[d.confidence > 0.4]
     assert kept.tracker_id.tolist() == [7, 8]
     assert kept.keypoints[1, 0, 0] == d.keypoints[1, 0, 0] and kept.xyxy.tolist() == BOXES[:2].tolist()
