@@ -313,6 +313,15 @@ def test_health_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/search", "/sightings/{sighting_id}", "/clips/{clip_id}.mp4", "/ingest", "/jobs/{job_id}", "/cameras", "/health", "/audit"} <= set(schema["paths"])
+    # every JSON route declares its response model, documented at /docs
+    for path, method, model in [("/search", "post", "SearchOut"), ("/sightings/{sighting_id}", "get", "SightingOut"),
+                                ("/ingest", "post", "JobOut"), ("/jobs/{job_id}", "get", "JobOut"),
+                                ("/cameras", "get", "CameraOut"), ("/health", "get", "HealthOut"), ("/audit", "get", "AuditEntry")]:  # fmt: skip
+        ok = schema["paths"][path][method]["responses"]["2" + ("02" if path == "/ingest" else "00")]
+        assert f"#/components/schemas/{model}" in str(ok["content"]["application/json"]["schema"]), path
+        assert schema["components"]["schemas"][model]["description"]
+    assert set(client.get("/health").json()) == set(schema["components"]["schemas"]["HealthOut"]["properties"])
+    assert set(client.get("/cameras", headers=H()).json()[0]) == set(schema["components"]["schemas"]["CameraOut"]["properties"])
     page = client.get("/")
     assert page.status_code == 200 and "vsearch" in page.text
 
