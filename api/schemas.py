@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from vsearch.search import SearchResult
 from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
@@ -66,6 +68,68 @@ class SearchOut(BaseModel):
     clips: list[ClipOut]
 
 
+class CameraOut(BaseModel):
+    """A camera with footage: how much, over which span of time, and how many sightings it holds."""
+
+    id: str = Field(description="Camera id, as given at ingest.")
+    videos: int = Field(description="Videos (files or frame folders) ingested for this camera.")
+    footage_s: float = Field(description="Total length of its footage, seconds.")
+    first_ts_s: float | None = Field(description="Start of its earliest video, epoch seconds UTC (null: no video).")
+    last_ts_s: float | None = Field(description="End of its latest video, epoch seconds UTC (null: no video).")
+    sightings: int = Field(description="Stored sightings (person crops) on this camera.")
+
+
+class ModelsLoaded(BaseModel):
+    """Which models are in memory (they load on first use)."""
+
+    detector: bool = Field(description="The person detector is loaded.")
+    embedder: bool = Field(description="The appearance embedder is loaded.")
+
+
+class HealthOut(BaseModel):
+    """The service is up: its version, index size, models and the ingest queue."""
+
+    status: str = Field(description='Always "ok" when the service answers.')
+    version: str = Field(description="vsearch version.")
+    index_size: int = Field(description="Vectors in the search index (stored sightings of the current embedder).")
+    embedder: str = Field(description="Name of the appearance embedder the index was built with.")
+    detector_backend: str = Field(description="Inference backend of the person detector (torch, onnx, openvino).")
+    models_loaded: ModelsLoaded
+    jobs: dict[str, int] = Field(description="Ingest jobs per status (queued, running, done, failed).")
+
+
+class AuditFilters(BaseModel):
+    """The search's form fields as the caller sent them (before validation: a refused value is kept)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str | None = Field(alias="from", description="Window start as sent.")
+    to: str | None = Field(description="Window end as sent.")
+    cameras: list[str] = Field(description="Camera ids asked for (empty: all).")
+    top_k: int = Field(description="Clips asked for.")
+    min_score: float = Field(description="Minimum cosine similarity asked for.")
+    box: str | None = Field(description="Person box in the query image, x1,y1,x2,y2, as sent.")
+    upper: str | None = Field(description="Upper-body colour filter.")
+    lower: str | None = Field(description="Lower-body colour filter.")
+
+
+class AuditEntry(BaseModel):
+    """One search in the audit log: who asked, when, with which image and filters, and what came back.
+
+    Keys the log line does not hold are left out (a refused search has `error` and no clip ids)."""
+
+    time: str = Field(description="When the search was answered, ISO 8601 UTC.")
+    key_name: str = Field(description="Name of the API key that searched.")
+    role: str = Field(description="That key's role (investigator or admin).")
+    client: str | None = Field(default=None, description="Client address, when known.")
+    query_sha256: str = Field(description="SHA-256 of the query image's bytes.")
+    query_bytes: int = Field(description="Size of the query image.")
+    filters: AuditFilters
+    returned_sighting_ids: list[int] = Field(description="Sightings returned, in the order shown.")
+    returned_clip_ids: list[str] | None = Field(default=None, description="Clips returned, best first.")
+    error: str | None = Field(default=None, description="Why the search was refused, if it was.")
+
+
 class Detail(BaseModel):
     """Every error's body."""
 
@@ -106,3 +170,8 @@ def search_out(r: SearchResult, image_sha256: str) -> SearchOut:
         clips=[clip_out(c) for c in r.clips],
     )  # fmt: skip
 
+
+
+def camera_out(camera: Any) -> CameraOut:
+    """A camera's statistics (a CameraStats-like object or a dict with the same names) as the API shows them."""
+    return CameraOut.model_validate(camera, from_attributes=True)

@@ -226,14 +226,15 @@ def test_ingest_a_server_side_path_as_a_job(client: TestClient) -> None:
     assert r.status_code == 202, r.text
     assert r.headers["location"] == f"/jobs/{r.json()['id']}"
     job = wait_for(client, r.json()["id"])
-    assert job["status"] == "done" and job["result"] in ("ingested", "already ingested")
+    assert (job["status"], job["result"]) == ("done", "ingested")  # first seen by this module's private catalog
     assert job["frames_sampled"] == 8 and job["video_s_done"] == pytest.approx(job["video_s_total"])
     assert client.get("/health").json()["index_size"] > 0
     # a camera folder: its files as consecutive recordings (the same content: recognised, nothing added twice)
     folder = client.post("/ingest", data={"camera": "cam-11", "start": "2026-03-01T09:00:00", "path": "cam-11"}, headers=H(ADMIN))
     assert folder.status_code == 202, folder.text
     job = wait_for(client, folder.json()["id"])
-    assert job["status"] == "done" and job["files_total"] == job["files_done"] == 1 and not job["errors"]
+    assert (job["status"], job["result"], job["sightings_added"]) == ("done", "already ingested", 0)
+    assert job["files_total"] == job["files_done"] == 1 and not job["errors"]
 
 
 def test_health_answers_while_an_ingest_is_running(client: TestClient, api_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -312,6 +313,15 @@ def test_health_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/search", "/sightings/{sighting_id}", "/clips/{clip_id}.mp4", "/ingest", "/jobs/{job_id}", "/cameras", "/health", "/audit"} <= set(schema["paths"])
+    # every JSON route declares its response model, documented at /docs
+    for path, method, model in [("/search", "post", "SearchOut"), ("/sightings/{sighting_id}", "get", "SightingOut"),
+                                ("/ingest", "post", "JobOut"), ("/jobs/{job_id}", "get", "JobOut"),
+                                ("/cameras", "get", "CameraOut"), ("/health", "get", "HealthOut"), ("/audit", "get", "AuditEntry")]:  # fmt: skip
+        ok = schema["paths"][path][method]["responses"]["2" + ("02" if path == "/ingest" else "00")]
+        assert f"#/components/schemas/{model}" in str(ok["content"]["application/json"]["schema"]), path
+        assert schema["components"]["schemas"][model]["description"]
+    assert set(client.get("/health").json()) == set(schema["components"]["schemas"]["HealthOut"]["properties"])
+    assert set(client.get("/cameras", headers=H()).json()[0]) == set(schema["components"]["schemas"]["CameraOut"]["properties"])
     page = client.get("/")
     assert page.status_code == 200 and "vsearch" in page.text
 

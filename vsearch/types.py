@@ -43,15 +43,19 @@ class Detections:
     tracker_id: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0,), np.int64))
 
     def __post_init__(self) -> None:
+        # A field of another length is a bug in the code that built it (detector adapter, tracker), not bad user
+        # input: ValueError, not InputError. Length-0 keypoints / tracker ids are the defaults: none yet.
         n = len(self.xyxy)
+        for name in ("confidence", "keypoints", "tracker_id"):
+            m = len(getattr(self, name))
+            if m != n and not (m == 0 and name != "confidence"):
+                raise ValueError(f"Detections.{name} has {m} rows, expected {n} (one per box)")
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(n, 4)
         self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(n)
-        if len(self.keypoints) != n:
-            self.keypoints = np.zeros((n, 0, 3), np.float32)
-        self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
-        if len(self.tracker_id) != n:
-            self.tracker_id = np.full(n, -1, np.int64)
-        self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64)
+        kpts = self.keypoints if len(self.keypoints) == n else np.zeros((n, 0, 3), np.float32)
+        self.keypoints = np.asarray(kpts, dtype=np.float32)
+        ids = self.tracker_id if len(self.tracker_id) == n else np.full(n, -1, np.int64)
+        self.tracker_id = np.asarray(ids, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.xyxy)

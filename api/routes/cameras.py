@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Investigator, Service
-from api.schemas import Detail
+from api.schemas import CameraOut, Detail, camera_out
 
 router = APIRouter(tags=["cameras"])
 
 
-@router.get("/cameras", responses={401: {"model": Detail}})
-async def cameras(service: Service, _: Investigator) -> list[dict[str, Any]]:
+@router.get("/cameras", response_model=list[CameraOut], responses={401: {"model": Detail}})
+async def cameras(service: Service, _: Investigator) -> list[CameraOut]:
     """Cameras with their footage span and number of sightings."""
-    return [asdict(c) for c in await run_in_threadpool(service.cameras)]
+    return [camera_out(c) for c in await run_in_threadpool(service.cameras)]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Jobs, Service
+from api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
-async def health(service: Service, jobs: Jobs) -> dict[str, Any]:
+@router.get("/health", response_model=HealthOut)
+async def health(service: Service, jobs: Jobs) -> HealthOut:
     """Index size, models loaded, version, and the ingest queue."""
-    return {"status": "ok", **(await run_in_threadpool(service.health)), "jobs": jobs.counts()}
+    return HealthOut.model_validate({"status": "ok", **(await run_in_threadpool(service.health)), "jobs": jobs.counts()})

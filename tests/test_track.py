@@ -1,0 +1,118 @@
+"""Track segmenting on synthetic frames: ByteTrack (real) over boxes we place, so every expectation is exact."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vsearch.config import Settings
+from vsearch.track import Crop, SegmentTracker, TrackSegment, crop_quality, select_crops
+from vsearch.types import Detections, Frame
+
+W, H = 320, 240
+STEP_S = 0.5  # the settings' sample_fps below is 2
+
+
+def frame(i: int) -> Frame:
+    """Sampled frame i of a textured scene (texture gives the crops a sharpness to score)."""
+    img = np.random.default_rng(i).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    return Frame("cam", i * 4, i * STEP_S, 1_000.0 + i * STEP_S, img)
+
+
+def person(i: int, x0: float = 40.0) -> Detections:
+    """One confident person box, walking right 2 px per sampled frame."""
+    x = x0 + 2 * i
+    return Detections(np.array([[x, 60, x + 40, 180]], np.float32), np.array([0.9], np.float32))
+
+
+def track(
+    settings: Settings, visible: list[bool]
+) -> tuple[list[tuple[int, list[TrackSegment]]], list[TrackSegment]]:
+    """Run the tracker over len(visible) frames; (frame index, segments it closed) per update, then the flush."""
+    tracker = SegmentTracker(settings)
+    closed = []
+    for i, seen in enumerate(visible):
+        _, segs = tracker.update(frame(i), person(i) if seen else Detections.empty())
+        closed.append((i, segs))
+    return closed, tracker.flush()
+
+
+def test_a_long_track_is_cut_into_segments_of_at_most_segment_max_s() -> None:
+    settings = Settings(sample_fps=2.0, segment_max_s=10.0, crops_per_segment=3)
+    closed, flushed = track(settings, [True] * 50)  # 25 s of one person
+    segs = [s for _, ss in closed for s in ss] + flushed
+    assert [(s.start_pts_s, s.end_pts_s) for s in segs] == [(0.0, 9.5), (10.0, 19.5), (20.0, 24.5)]
+    assert [i for i, ss in closed if ss] == [20, 40]  # each cut at the first frame past segment_max_s
+    assert len({s.track_id for s in segs}) == 1
+    # every sampled box is kept exactly once (including the frame before ByteTrack confirmed the track)
+    assert [b.pts_s for s in segs for b in s.boxes] == [i * STEP_S for i in range(50)]
+    for s in segs:
+        assert len(s.crops) == 3
+        pts = [c.pts_s for c in s.crops]
+        assert pts == sorted(pts) and min(np.diff(pts)) >= 1.0
+        assert all(s.start_pts_s <= p <= s.end_pts_s for p in pts)
+
+
+@pytest.mark.parametrize("buffer_s, closes_at", [(1.0, 12), (3.0, 16)])
+def test_a_track_lost_longer_than_the_buffer_closes(buffer_s: float, closes_at: int) -> None:
+    """Seen in frames 0..9 (last at 4.5 s): closed at the first frame more than `buffer_s` later, not before."""
+    settings = Settings(sample_fps=2.0, track_buffer_s=buffer_s, segment_max_s=60.0)
+    closed, flushed = track(settings, [True] * 10 + [False] * 20)
+    assert [i for i, ss in closed if ss] == [closes_at]
+    (seg,) = dict(closed)[closes_at]
+    assert (seg.start_pts_s, seg.end_pts_s, len(seg.boxes)) == (0.0, 4.5, 10)
+    assert flushed == []
+
+
+def test_track_ids_start_at_the_given_offset_and_differ_between_people() -> None:
+    tracker = SegmentTracker(Settings(sample_fps=2.0), first_track_id=100)
+    for i in range(6):
+        two = Detections(
+            np.concatenate([person(i).xyxy, person(i, x0=220).xyxy]), np.array([0.9, 0.8], np.float32)
+        )
+        tracked, _ = tracker.update(frame(i), two)
+    assert sorted(tracked.tracker_id.tolist()) == [100, 101]
+    assert sorted(s.track_id for s in tracker.flush()) == [100, 101]
+
+
+def crop(pts_s: float, quality: float) -> Crop:
+    return Crop(
+        pts_s, pts_s, (0, 0, 1, 1), 0.9, quality, np.zeros((2, 1, 3), np.uint8), np.zeros((0, 3), np.float32)
+    )
+
+
+QUALITY = {0.0: 0.1, 0.5: 0.9, 1.0: 0.8, 1.5: 0.2, 2.0: 0.7}
+
+
+@pytest.mark.parametrize(
+    "k, min_gap_s, expected_pts",
+    [
+        (1, 1.0, [0.5]),  # the best
+        (2, 1.0, [0.5, 2.0]),  # 1.0 is second best but too close to 0.5
+        (3, 1.0, [0.5, 1.0, 2.0]),  # no third crop 1 s from both: topped up with the best remaining
+        (3, 0.0, [0.5, 1.0, 2.0]),  # no spacing asked: the top three
+        (2, 0.5, [0.5, 1.0]),  # exactly min_gap apart is far enough
+        (9, 1.0, [0.0, 0.5, 1.0, 1.5, 2.0]),  # fewer crops than k: all, in time order
+    ],
+)
+def test_select_crops_takes_the_best_spaced_crops_in_time_order(
+    k: int, min_gap_s: float, expected_pts: list[float]
+) -> None:
+    chosen = select_crops([crop(p, q) for p, q in QUALITY.items()], k, min_gap_s)
+    assert [c.pts_s for c in chosen] == expected_pts
+
+
+def test_select_crops_of_nothing_is_nothing() -> None:
+    assert select_crops([], 3, 1.0) == []
+
+
+def test_crop_quality_prefers_sharp_uncut_crops() -> None:
+    sharp = frame(0).image_bgr[60:180, 40:80]
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 6)
+    inside = np.array([40, 60, 80, 180], np.float32)
+    at_edge = np.array([0, 60, 40, 180], np.float32)
+    q = crop_quality(sharp, inside, 0.9, (W, H))
+    assert q > crop_quality(blurred, inside, 0.9, (W, H))
+    assert q > crop_quality(sharp, at_edge, 0.9, (W, H))
+    assert q > crop_quality(sharp, inside, 0.5, (W, H))
