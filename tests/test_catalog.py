@@ -114,3 +114,35 @@ def test_a_failed_video_is_taken_up_again_at_its_new_path(tmp_path: Path) -> Non
     cat.fail_video(v.id, "truncated")
     again = cat.begin_video("cam", "/moved/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e")
     assert (again.id, again.status, again.error, again.path) == (v.id, "ingesting", None, "/moved/a.mp4")
+
+
+def test_one_process_holds_a_video_lease_until_it_releases_or_it_expires(tmp_path: Path) -> None:
+    a, b = SqliteCatalog(tmp_path / "c.sqlite"), SqliteCatalog(tmp_path / "c.sqlite")  # two processes
+    v = a.begin_video("cam", "/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e").id
+    assert a.claim_video(v, "A", 60) is None
+    assert b.claim_video(v, "B", 60) == "A"  # refused, naming the holder
+    assert a.claim_video(v, "A", 60) is None  # renewal
+    a.release_video(v, "A")
+    assert b.claim_video(v, "B", 0.05) is None
+    import time
+
+    time.sleep(0.1)  # B died without releasing: its lease expires
+    assert a.claim_video(v, "A", 60) is None
+    assert b.claim_video(v, "B", 60, take_from="X") == "A"  # take_from only takes from the named holder
+    assert b.claim_video(v, "B", 60, take_from="A") is None
+
+
+def test_a_checkpoint_of_a_process_that_lost_its_lease_stores_nothing(tmp_path: Path) -> None:
+    from vsearch.errors import LeaseLostError
+
+    a, b = SqliteCatalog(tmp_path / "c.sqlite"), SqliteCatalog(tmp_path / "c.sqlite")
+    v = a.begin_video("cam", "/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e").id
+    a.claim_video(v, "A", 60)
+    b.claim_video(v, "B", 60, take_from="A")  # A stalled; B took over
+    with pytest.raises(LeaseLostError, match="lost its lease to B"):
+        a.commit_chunk(v, [_row("cam", 1.0)], [(1, 1.0, (0, 0, 1, 1), 0.9)], 60.0, 10, False, owner="A")
+    assert a.count_sightings() == 0 and a.last_seq() == 0 and a.video(v).processed_until_s == 0
+    b.commit_chunk(v, [_row("cam", 1.0)], [], 60.0, 10, True, owner="B", resume_state='{"frame_id": 3}')
+    done = a.video(v)
+    assert (done.status, done.processed_until_s, done.resume_state) == ("done", 60.0, None)
+    assert a.claim_video(v, "A", 60) is None  # the lease ended with the video

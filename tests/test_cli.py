@@ -63,3 +63,27 @@ def test_ingest_goes_on_past_a_corrupt_file(tmp_path: Path) -> None:
     assert "FAILED" in r.stderr and "a-broken.mp4" in r.stderr and "truncated" in r.stderr
     assert "ingested" in r.stdout and "camera=cam-08" in r.stdout
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_two_ingests_of_one_file_at_once_store_it_once(tmp_path: Path) -> None:
+    """Two operators (or the API and the CLI) start the same file on one data dir: one ingests, the other says
+    it is busy; nothing is stored twice."""
+    args = [sys.executable, "-m", "vsearch.cli", "ingest", str(SAMPLE_VIDEO), "--camera", "lobby",
+            "--start", "2026-03-01T14:00:00", "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    vsearch("cameras", data_dir=tmp_path / "d")  # the catalog exists before both start
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 75], outs
+    busy = next(err for (_, err), p in zip(outs, procs) if p.returncode == 75)
+    assert "BUSY" in busy and "being ingested by another process" in busy and "Traceback" not in busy
+    from vsearch.catalog import SqliteCatalog
+
+    cat = SqliteCatalog(tmp_path / "d" / "catalog.sqlite")
+    (v,) = cat.videos()
+    assert (v.status, v.frames_sampled) == ("done", 279)
+    n = cat.count_sightings()
+    assert n == len(set(cat._q("SELECT track_id, pts FROM sightings"))) and 40 <= n <= 50
+    again = vsearch("ingest", str(SAMPLE_VIDEO), "--camera", "lobby", "--start", "2026-03-01T14:00:00", data_dir=tmp_path / "d")
+    assert again.returncode == 0 and "already ingested" in again.stdout

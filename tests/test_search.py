@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsearch.catalog import Catalog
+from vsearch.catalog import Catalog, SqliteCatalog
 from vsearch.config import Settings
 from vsearch.search import group_clips
 from vsearch.types import SearchHit, Sighting
@@ -19,7 +19,7 @@ BOX = (10.0, 20.0, 50.0, 120.0)
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(tmp_path / "catalog.sqlite")
+    cat = SqliteCatalog(tmp_path / "catalog.sqlite")
     yield cat
     cat.close()
 

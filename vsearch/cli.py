@@ -69,6 +69,8 @@ def _print_reports(reports) -> int:  # type: ignore[no-untyped-def]
         if r.status == "failed":
             failed += 1
             typer.secho(f"FAILED  {r.path}: {r.error}", fg=typer.colors.RED, err=True)
+        elif r.status == "busy":
+            typer.secho(f"BUSY    {r.path}: {r.error}", fg=typer.colors.YELLOW, err=True)
         else:
             typer.echo(
                 f"{r.status:16s} {r.path} camera={r.camera_id} video_id={r.video_id} frames={r.frames_sampled}"
@@ -76,6 +78,9 @@ def _print_reports(reports) -> int:  # type: ignore[no-untyped-def]
                 f" speed={r.speed:.1f}x  [{stages}]"
             )
     return failed
+
+
+EXIT_BUSY = 75  # EX_TEMPFAIL: nothing wrong, try again later
 
 
 @app.command()
@@ -108,6 +113,8 @@ def ingest(
         _fail(str(e))
     if failed:
         _fail(f"{failed} of {len(reports)} sources failed (see above); the others were ingested", 1)
+    if busy := sum(r.status == "busy" for r in reports):
+        _fail(f"{busy} of {len(reports)} sources are being ingested by another process: run again later", EXIT_BUSY)
 
 
 @app.command()
