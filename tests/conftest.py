@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from vsearch.catalog import Catalog
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.types import parse_time
 
@@ -50,3 +52,76 @@ def demo_service(shared_settings: Settings):  # type: ignore[no-untyped-def]
     assert reports[0].status == "ingested", reports[0].error
     yield svc
     svc.close()
+
+
+# -- a real PostgreSQL server for the shared-catalog tests ----------------------------------------------------------
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """A PostgreSQL server of Debian's package on a free loopback port, in a temp dir, for the session (run as the
+    `postgres` user when we are root: the server refuses to run as root). Yields its base URL."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)")
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="vsearch-pg-"))  # pytest's temp dirs are private to root
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lambda *cmd: subprocess.run([*as_user, *map(str, cmd)], check=True, capture_output=True, text=True)  # noqa: E731
+    run(bin_dir / "initdb", "-D", data, "-U", "vsearch", "--auth=trust", "--no-sync")
+    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(bin_dir / "pg_ctl", "-D", data, "-o", opts, "-l", root / "server.log", "-w", "start")
+    try:
+        yield f"postgresql://vsearch@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the session's server."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Catalog]:
+    """Each catalog implementation: opens another connection to one catalog (as another process would): SQLite file or PostgreSQL database."""
+    if request.param == "postgres":
+        from vsearch.catalog_pg import PostgresCatalog
+
+        url = request.getfixturevalue("postgres_url")
+        return lambda: PostgresCatalog(url)
+    from vsearch.catalog import SqliteCatalog
+
+    return lambda: SqliteCatalog(tmp_path / "c.sqlite")
+
+
+@pytest.fixture
+def cat(reopen: Callable[[], Catalog]) -> Catalog:
+    return reopen()

@@ -3,12 +3,13 @@ index files; the index follows the catalog's log instead of rescanning it; filte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vsearch.catalog import NewSighting, SqliteCatalog
+from vsearch.catalog import Catalog, NewSighting
 from vsearch.index import VectorIndex, factory_for
 from vsearch.store import IndexFilter, Store
 
@@ -24,20 +25,15 @@ def _rows(x: np.ndarray, camera: str = "cam", t0: float = 0.0) -> list[NewSighti
     return [NewSighting(camera, 1 + i // 3, t0 + i, float(i), (0, 0, 1, 1), 0.9, 0.5, "t.jpg", v) for i, v in enumerate(x)]
 
 
-def _video(cat: SqliteCatalog, sha: str, camera: str = "cam") -> int:
+def _video(cat: Catalog, sha: str, camera: str = "cam") -> int:
     return cat.begin_video(camera, f"/{sha}.mp4", sha, 0.0, 10.0, 100, (64, 64), "e").id
 
 
-@pytest.fixture
-def cat(tmp_path: Path) -> SqliteCatalog:
-    return SqliteCatalog(tmp_path / "c.sqlite")
-
-
-def _store(cat: SqliteCatalog, tmp_path: Path, flat_max: int = 1_000_000) -> Store:
+def _store(cat: Catalog, tmp_path: Path, flat_max: int = 1_000_000) -> Store:
     return Store(cat, tmp_path / "index", "e", DIM, flat_max)
 
 
-def test_commits_through_the_store_are_searchable_at_once(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_commits_through_the_store_are_searchable_at_once(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     x = _unit(12)
     ids = store.commit_chunk(_video(cat, "a"), _rows(x), [], 1.0, 1, False)
@@ -45,7 +41,7 @@ def test_commits_through_the_store_are_searchable_at_once(cat: SqliteCatalog, tm
     assert list(m.ids) == [ids[4]] and m.scores[0] == pytest.approx(1.0, abs=1e-5) and m.candidates == 12
 
 
-def test_the_index_file_is_saved_at_the_end_of_a_file_not_at_every_checkpoint(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_the_index_file_is_saved_at_the_end_of_a_file_not_at_every_checkpoint(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     assert store.index.ntotal == 0  # opened (and saved empty)
     before = store.index_path.stat().st_mtime_ns, store.index_path.stat().st_size
@@ -56,21 +52,21 @@ def test_the_index_file_is_saved_at_the_end_of_a_file_not_at_every_checkpoint(ca
     assert store.index_path.stat().st_size > before[1]
 
 
-def test_after_a_crash_the_index_replays_the_log_since_its_save(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_after_a_crash_the_index_replays_the_log_since_its_save(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     vid = _video(cat, "a")
     first = store.commit_chunk(vid, _rows(_unit(20)), [], 1.0, 1, True)  # saved
     # a checkpoint commits to the catalog, then the process dies before the index is saved
     later = cat.commit_chunk(_video(cat, "b"), _rows(_unit(5, seed=9)), [], 2.0, 1, False)
-    again = _store(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path)
+    again = _store(reopen(), tmp_path)
     assert sorted(again.index.ids()) == sorted(first + later)
     assert again.catch_up() == 0  # nothing left to replay
 
 
-def test_a_running_store_follows_other_processes_commits_and_removals(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_a_running_store_follows_other_processes_commits_and_removals(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     first = store.commit_chunk(_video(cat, "a"), _rows(_unit(10)), [], 1.0, 1, True)
-    other = SqliteCatalog(tmp_path / "c.sqlite")  # a second process's connection
+    other = reopen()  # a second process's connection
     x = _unit(4, seed=3)
     new = other.commit_chunk(_video(other, "b", "cam2"), _rows(x, "cam2"), [], 1.0, 1, True)
     assert other.delete_video(1) == first
@@ -80,7 +76,7 @@ def test_a_running_store_follows_other_processes_commits_and_removals(cat: Sqlit
     assert list(store.search(x[2], 1).ids) == [new[2]]
 
 
-def test_replaying_an_entry_twice_stores_it_once(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_replaying_an_entry_twice_stores_it_once(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     ids = store.commit_chunk(_video(cat, "a"), _rows(_unit(6)), [], 1.0, 1, True)
     store._seq = 0  # as if the saved sequence lagged behind the saved vectors
@@ -98,7 +94,7 @@ def test_replaying_an_entry_twice_stores_it_once(cat: SqliteCatalog, tmp_path: P
         pytest.param(lambda p: p.with_suffix(".json").write_text("{"), id="metadata unreadable"),
     ],
 )
-def test_a_damaged_index_is_rebuilt_from_the_catalog_not_trusted(cat: SqliteCatalog, tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_index_is_rebuilt_from_the_catalog_not_trusted(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
     store = _store(cat, tmp_path)
     x = _unit(400)
     ids = store.commit_chunk(_video(cat, "a"), _rows(x), [], 1.0, 1, True)
@@ -107,31 +103,31 @@ def test_a_damaged_index_is_rebuilt_from_the_catalog_not_trusted(cat: SqliteCata
     if store.index_path.exists() and store.index_path.read_bytes() != b"garbage":
         assert store.index_path.stat().st_size == size  # same size, and it loads: only the checksum can tell
         VectorIndex.load(store.index_path, DIM)
-    again = _store(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path)
+    again = _store(reopen(), tmp_path)
     assert sorted(again.index.ids()) == sorted(ids)
     scores = again.search(x[7], 1).scores
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_a_stray_vector_in_a_vouched_for_file_is_caught_by_the_count(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_a_stray_vector_in_a_vouched_for_file_is_caught_by_the_count(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     ids = store.commit_chunk(_video(cat, "a"), _rows(_unit(20)), [], 1.0, 1, True)
     store.index.add(np.array([9999], np.int64), _unit(1, seed=5))
     store.save()  # the metadata now vouches for a file that disagrees with the catalog
-    again = _store(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path)
+    again = _store(reopen(), tmp_path)
     assert sorted(again.index.ids()) == sorted(ids)
 
 
-def test_temp_files_of_a_killed_save_are_removed_at_open(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_temp_files_of_a_killed_save_are_removed_at_open(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     store.commit_chunk(_video(cat, "a"), _rows(_unit(3)), [], 1.0, 1, True)
     (store.index_path.parent / ".index.abc123").write_bytes(b"half an index")
-    again = _store(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path)
+    again = _store(reopen(), tmp_path)
     assert again.index.ntotal == 3
     assert not list(store.index_path.parent.glob(".index.*"))
 
 
-def test_filtered_search_through_the_store_equals_brute_force(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_filtered_search_through_the_store_equals_brute_force(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     x = _unit(300, seed=4)
     ids = np.array(store.commit_chunk(_video(cat, "a"), _rows(x[:150], "north", 1000.0), [], 1.0, 1, True)
@@ -147,7 +143,7 @@ def test_filtered_search_through_the_store_equals_brute_force(cat: SqliteCatalog
     assert list(m.ids) == list(ids[inside][brute])
 
 
-def test_a_collection_that_outgrows_the_flat_limit_reopens_as_ivf(cat: SqliteCatalog, tmp_path: Path) -> None:
+def test_a_collection_that_outgrows_the_flat_limit_reopens_as_ivf(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     n = 3000
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((150, 16)).astype(np.float32)
@@ -156,7 +152,7 @@ def test_a_collection_that_outgrows_the_flat_limit_reopens_as_ivf(cat: SqliteCat
     small = Store(cat, tmp_path / "index", "e", 16, flat_max=10_000)
     ids = np.array(small.commit_chunk(_video(cat, "a"), _rows(x), [], 1.0, 1, True))
     assert small.index.kind == "Flat"
-    big = Store(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path / "index", "e", 16, flat_max=1000)
+    big = Store(reopen(), tmp_path / "index", "e", 16, flat_max=1000)
     assert big.index.kind == factory_for(n, 1000) and big.index.kind.startswith("IVF") and big.ntotal == n
     allowed = (1000.0 <= np.arange(n)) & (np.arange(n) < 1060)
     hits = 0

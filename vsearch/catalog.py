@@ -12,14 +12,15 @@ are versioned: each migration runs once, in order, inside a transaction.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -134,7 +135,7 @@ class Catalog(Protocol):
     def changes_since(self, seq: int, embedder: str, limit: int = 50_000) -> Changes: ...
 
 
-# -- SQLite ------------------------------------------------------------------------------------------------------
+# -- SQL catalogs ------------------------------------------------------------------------------------------------------
 
 _SCHEMA_V1 = """
 CREATE TABLE cameras (
@@ -187,8 +188,9 @@ CREATE TABLE track_boxes (
 );
 """
 
-# (version, what it adds, SQL). Append only: a released migration never changes.
-SQLITE_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+# (version, what it adds, SQL in SQLite's dialect; `to_postgres` translates it). Append only: a released
+# migration never changes.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
     (2, "dominant clothing colours per sighting",
      "ALTER TABLE sightings ADD COLUMN upper_color TEXT; ALTER TABLE sightings ADD COLUMN lower_color TEXT;"),
@@ -200,7 +202,7 @@ SQLITE_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      "ALTER TABLE videos ADD COLUMN lease_owner TEXT; ALTER TABLE videos ADD COLUMN lease_until REAL;"
      " ALTER TABLE videos ADD COLUMN resume_state TEXT;"),
 )  # fmt: skip
-SCHEMA_VERSION = SQLITE_MIGRATIONS[-1][0]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 SIGHTING_COLS = (
     "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
@@ -224,75 +226,38 @@ def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
     return np.stack([np.frombuffer(b, np.float32) for b in blobs])
 
 
-class SqliteCatalog:
-    """The embedded catalog: one SQLite file in WAL mode; safe to share between threads (one connection, serialised
-    by a lock) and between processes (SQLite's file locks; writers take the write lock at BEGIN IMMEDIATE)."""
+class SqlCatalog:
+    """The catalog's logic over SQL, written once; a subclass gives the dialect: how to run statements in one
+    transaction (`_tx`) or alone (`_q`), insert returning ids, select by a list of ids, and order the change log.
+    Statements use `?` placeholders."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=60)
-        self._lock = threading.RLock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._q("PRAGMA user_version")[0][0])
-
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version == 0:
-                version = self._adopt_unversioned(db)
-            if version > SCHEMA_VERSION:
-                raise IndexStateError(
-                    f"catalog {self.path} has schema version {version}, newer than this vsearch knows"
-                    f" ({SCHEMA_VERSION}): upgrade vsearch"
-                )
-            for v, _, sql in SQLITE_MIGRATIONS:
-                if v > version:
-                    for stmt in filter(str.strip, sql.split(";")):
-                        db.execute(stmt)
-                    db.execute(f"PRAGMA user_version = {v}")
-
-    @staticmethod
-    def _adopt_unversioned(db: sqlite3.Connection) -> int:
-        """Catalogs written before schema versions: tell which migrations their tables already have."""
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "sightings" not in tables:
-            return 0
-        cols = {r[1] for r in db.execute("PRAGMA table_info(sightings)")}
-        return 2 if "upper_color" in cols else 1
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so reads inside it are current)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+    # -- the dialect ------------------------------------------------------------------------------------------
+    def _tx(self) -> AbstractContextManager[_Db]:
+        raise NotImplementedError
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+        raise NotImplementedError
 
-    def _in_chunks(self, sql: str, ids: Sequence[int], each: Callable[[list[tuple]], None]) -> None:
-        """Run `sql` (with one `{}` for the id placeholders) over `ids` in chunks SQLite accepts."""
-        for i in range(0, len(ids), 900):
-            chunk = ids[i : i + 900]
-            each(self._q(sql.format(",".join("?" * len(chunk))), chunk))
+    def _select_ids(self, sql: str, column: str, ids: Sequence[int]) -> list[tuple]:
+        """Rows of `sql`, whose `{}` stands for the condition "`column` is one of `ids`"."""
+        raise NotImplementedError
+
+    def _insert_id(self, db: _Db, sql: str, args: Sequence) -> int:
+        raise NotImplementedError
+
+    def _order_log(self, db: _Db) -> None:
+        """Called in a transaction before it appends to the change log: log sequence numbers must become visible
+        in order (a follower that has read sequence n never later finds a smaller one)."""
+
+    _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+    _UPSERT_BOX = (
+        "INSERT INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (video_id, track_id, pts) DO UPDATE SET x1=excluded.x1, y1=excluded.y1, x2=excluded.x2,"
+        " y2=excluded.y2, confidence=excluded.confidence"
+    )
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     # -- cameras and videos ---------------------------------------------------------------------------------
     def cameras(self) -> list[CameraStats]:
@@ -302,7 +267,7 @@ class SqliteCatalog:
             " GROUP BY c.id ORDER BY c.id"
         )
         counts = dict(self._q("SELECT camera_id, COUNT(*) FROM sightings GROUP BY camera_id"))
-        return [CameraStats(r[0], r[1], r[2], r[3], r[4], counts.get(r[0], 0)) for r in rows]
+        return [CameraStats(r[0], int(r[1]), float(r[2]), r[3], r[4], int(counts.get(r[0], 0))) for r in rows]
 
     def video_by_sha(self, sha256: str) -> VideoRecord | None:
         rows = self._q(f"SELECT {_VIDEO_COLS} FROM videos WHERE sha256 = ?", (sha256,))
@@ -324,20 +289,20 @@ class SqliteCatalog:
         """Register a video (or return its existing record: ingest is idempotent per file hash). A failed video
         is put back to 'ingesting' at its new path."""
         with self._tx() as db:
-            existing = self.video_by_sha(sha256)
-            if existing is not None:
-                if existing.status == "failed":
-                    db.execute("UPDATE videos SET status='ingesting', error=NULL, path=? WHERE id=?", (path, existing.id))
-                video_id = existing.id
+            row = db.execute("SELECT id, status FROM videos WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is not None:
+                video_id = int(row[0])
+                if row[1] == "failed":
+                    db.execute("UPDATE videos SET status='ingesting', error=NULL, path=? WHERE id=?", (path, video_id))
             else:
-                db.execute("INSERT OR IGNORE INTO cameras (id, created_at) VALUES (?, ?)", (camera_id, time.time()))
-                cur = db.execute(
+                db.execute(self._UPSERT_CAMERA, (camera_id, time.time()))
+                video_id = self._insert_id(
+                    db,
                     "INSERT INTO videos (camera_id, path, sha256, start_ts, fps, frame_count, width, height, status,"
                     " embedder, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ingesting', ?, ?)",
                     (camera_id, path, sha256, start_ts_s, fps, frame_count, resolution_wh[0], resolution_wh[1],
                      embedder, time.time()),
                 )  # fmt: skip
-                video_id = int(cur.lastrowid or 0)
         return self.video(video_id)
 
     def fail_video(self, video_id: int, error: str, owner: str | None = None) -> None:
@@ -354,7 +319,9 @@ class SqliteCatalog:
         else the live holder's name. A lease whose holder stopped renewing it (it died) expires and can be taken;
         `take_from` takes it from that holder at once (the caller knows its process is gone)."""
         with self._tx() as db:
-            holder, until = db.execute("SELECT lease_owner, lease_until FROM videos WHERE id=?", (video_id,)).fetchone()
+            holder, until = db.execute(
+                "SELECT lease_owner, lease_until FROM videos WHERE id=? FOR UPDATE", (video_id,)
+            ).fetchone()
             now = time.time()
             if holder not in (None, owner, take_from) and until is not None and until > now:
                 return str(holder)
@@ -365,13 +332,6 @@ class SqliteCatalog:
         """Give up `owner`'s lease (no-op when another holds it)."""
         with self._tx() as db:
             db.execute("UPDATE videos SET lease_owner=NULL, lease_until=NULL WHERE id=? AND lease_owner=?", (video_id, owner))
-
-    def _check_lease(self, db: sqlite3.Connection, video_id: int, owner: str) -> None:
-        (holder,) = db.execute("SELECT lease_owner FROM videos WHERE id=?", (video_id,)).fetchone()
-        if holder != owner:
-            raise LeaseLostError(
-                f"video {video_id}: this ingest ({owner}) lost its lease to {holder or 'nobody'}; nothing was stored"
-            )
 
     def max_track_id(self, video_id: int) -> int:
         return int(self._q("SELECT COALESCE(MAX(track_id), 0) FROM track_boxes WHERE video_id=?", (video_id,))[0][0])
@@ -394,12 +354,17 @@ class SqliteCatalog:
         to `sightings`, in order.
         """
         with self._tx() as db:
-            if owner is not None:
-                self._check_lease(db, video_id, owner)
-            (embedder,) = db.execute("SELECT embedder FROM videos WHERE id=?", (video_id,)).fetchone()
-            ids = []
-            for s in sightings:
-                cur = db.execute(
+            row = db.execute("SELECT embedder, lease_owner FROM videos WHERE id=? FOR UPDATE", (video_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no video with id {video_id}")
+            embedder, holder = row
+            if owner is not None and holder != owner:
+                raise LeaseLostError(
+                    f"video {video_id}: this ingest ({owner}) lost its lease to {holder or 'nobody'}; nothing was stored"
+                )
+            ids = [
+                self._insert_id(
+                    db,
                     "INSERT INTO sightings (video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
                     " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -407,15 +372,14 @@ class SqliteCatalog:
                      s.thumb_path, embedder, np.ascontiguousarray(s.embedding, np.float32).tobytes(),
                      s.upper_color, s.lower_color),
                 )  # fmt: skip
-                ids.append(int(cur.lastrowid or 0))
-            db.executemany(
-                "INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 1)", [(i, embedder) for i in ids]
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in boxes],
-            )
+                for s in sightings
+            ]
+            if ids:
+                self._order_log(db)
+                db.executemany(
+                    "INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 1)", [(i, embedder) for i in ids]
+                )
+            db.executemany(self._UPSERT_BOX, [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in boxes])
             db.execute(
                 "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?,"
                 " resume_state=?, lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END WHERE id=?",
@@ -427,10 +391,12 @@ class SqliteCatalog:
     def delete_video(self, video_id: int) -> list[int]:
         """Remove a video and everything derived from it (logged); returns the removed sighting ids."""
         with self._tx() as db:
-            rows = db.execute("SELECT id, embedder FROM sightings WHERE video_id=?", (video_id,)).fetchall()
-            db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
+            rows = db.execute("SELECT id, embedder FROM sightings WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
+            if rows:
+                self._order_log(db)
+                db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
             db.execute("DELETE FROM videos WHERE id=?", (video_id,))
-        return [r[0] for r in rows]
+        return [int(r[0]) for r in rows]
 
     # -- sightings -----------------------------------------------------------------------------------------
     def count_sightings(self, embedder: str | None = None) -> int:
@@ -448,8 +414,7 @@ class SqliteCatalog:
 
     def embeddings(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(ids, vectors) of the given sighting ids that exist."""
-        rows: list[tuple] = []
-        self._in_chunks("SELECT id, embedding FROM sightings WHERE id IN ({})", [int(i) for i in ids], rows.extend)
+        rows = self._select_ids("SELECT id, embedding FROM sightings WHERE {}", "id", [int(i) for i in ids])
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         return np.array([r[0] for r in rows], np.int64), _vectors(r[1] for r in rows)
@@ -497,14 +462,11 @@ class SqliteCatalog:
         return np.array([r[0] for r in rows], np.int64)
 
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
-        out: dict[int, Sighting] = {}
-        wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (SQLite integers are 64-bit)
-        self._in_chunks(
-            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id WHERE s.id IN ({{}})",
-            wanted,
-            lambda rows: out.update((r[0], _sighting(r)) for r in rows),
+        wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (ids are 64-bit)
+        rows = self._select_ids(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id WHERE {{}}", "s.id", wanted
         )
-        return out
+        return {r[0]: _sighting(r) for r in rows}
 
     def sighting(self, sighting_id: int) -> Sighting:
         got = self.sightings([sighting_id])
@@ -532,13 +494,113 @@ class SqliteCatalog:
             (seq, limit),
         )
         ops: list[tuple[int, NDArray[np.float32] | None]] = [
-            (sid, np.frombuffer(blob, np.float32) if added and blob is not None else None)
+            (int(sid), np.frombuffer(blob, np.float32) if added and blob is not None else None)
             for _, sid, emb, added, blob in rows
             if emb == embedder
         ]
-        return Changes(ops, rows[-1][0] if rows else seq)
+        return Changes(ops, int(rows[-1][0]) if rows else seq)
 
 
-def open_catalog(path: Path) -> Catalog:
-    """The catalog at `path` (an SQLite file, created and migrated as needed)."""
-    return SqliteCatalog(path)
+class _Db(Protocol):
+    """The part of a DB-API connection the catalog uses inside a transaction."""
+
+    def execute(self, sql: str, args: Sequence = ()) -> Any: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> Any: ...
+
+
+class SqliteCatalog(SqlCatalog):
+    """The embedded catalog: one SQLite file in WAL mode; safe to share between threads (one connection, serialised
+    by a lock) and between processes (SQLite's file locks; writers take the write lock at BEGIN IMMEDIATE, so
+    SQLite commits, and the change log, are in one order)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=60)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._q("PRAGMA user_version")[0][0])
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version == 0:
+                version = self._adopt_unversioned(db)
+            if version > SCHEMA_VERSION:
+                raise IndexStateError(
+                    f"catalog {self.path} has schema version {version}, newer than this vsearch knows"
+                    f" ({SCHEMA_VERSION}): upgrade vsearch"
+                )
+            for v, _, sql in MIGRATIONS:
+                if v > version:
+                    for stmt in filter(str.strip, sql.split(";")):
+                        db.execute(stmt)
+                    db.execute(f"PRAGMA user_version = {v}")
+
+    @staticmethod
+    def _adopt_unversioned(db: _Db) -> int:
+        """Catalogs written before schema versions: tell which migrations their tables already have."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+        if "sightings" not in tables:
+            return 0
+        cols = {r[1] for r in db.execute("PRAGMA table_info(sightings)").fetchall()}
+        return 2 if "upper_color" in cols else 1
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Db]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so reads inside it are current)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def _select_ids(self, sql: str, column: str, ids: Sequence[int]) -> list[tuple]:
+        rows: list[tuple] = []
+        for i in range(0, len(ids), 900):  # SQLite takes at most 999 parameters
+            chunk = ids[i : i + 900]
+            rows += self._q(sql.format(f"{column} IN ({','.join('?' * len(chunk))})"), chunk)
+        return rows
+
+    def _insert_id(self, db: _Db, sql: str, args: Sequence) -> int:
+        return int(db.execute(sql, args).lastrowid or 0)
+
+
+class _SqliteTx:
+    """SQLite's connection as a `_Db`, without row locks (BEGIN IMMEDIATE already holds the database's)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, args: Sequence = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql.replace(" FOR UPDATE", ""), tuple(args))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> sqlite3.Cursor:
+        return self._db.executemany(sql, rows)
+
+
+def to_postgres(sql: str) -> str:
+    """A migration in SQLite's dialect -> PostgreSQL's (the types and the autoincrement key)."""
+    sql = re.sub(r"INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY", sql)
+    sql = re.sub(r"\bINTEGER\b", "BIGINT", sql)
+    sql = re.sub(r"\bREAL\b", "DOUBLE PRECISION", sql)
+    return re.sub(r"\bBLOB\b", "BYTEA", sql)
+

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     # where the catalog, index, thumbnails and clips live
     data_dir: Path = Field(default=Path("vsearch_data"))
+    # a shared catalog for several ingest workers and API nodes: postgresql://user@host:port/db (None: the SQLite
+    # file in data_dir). Thumbnails live under data_dir: nodes that share a catalog share that folder too.
+    catalog_url: str | None = None
     # exported model cache (OpenVINO / ONNX files keyed by the source weights' sha256)
     model_cache_dir: Path = Field(default=PROJECT_ROOT / "models" / "cache")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vsearch import __version__
-from vsearch.catalog import CameraStats, Catalog, open_catalog
+from vsearch.catalog import CameraStats, Catalog
 from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
@@ -20,7 +20,7 @@ from vsearch.errors import IndexStateError, NotFoundError
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
 from vsearch.record import RecordedSegment, record_stream
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
-from vsearch.store import Store
+from vsearch.store import Store, open_catalog
 from vsearch.types import Sighting
 
 
@@ -33,7 +33,7 @@ class VSearch:
         self.detector = detector or PersonDetector(settings)
         self.embedder = embedder or make_embedder(settings)
         self.store = Store(
-            open_catalog(settings.catalog_path), settings.index_dir, self.embedder.name, self.embedder.dim,
+            open_catalog(settings), settings.index_dir, self.embedder.name, self.embedder.dim,
             settings.index_flat_max,
         )  # fmt: skip
         self._ingest_lock = threading.Lock()

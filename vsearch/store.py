@@ -24,10 +24,20 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.catalog import Catalog, NewSighting, TrackBoxRow
+from vsearch.catalog import Catalog, NewSighting, SqliteCatalog, TrackBoxRow
+from vsearch.config import Settings
 from vsearch.errors import IndexStateError
 from vsearch.index import FLAT_MAX_VECTORS, VectorIndex, factory_for
 from vsearch.weights import sha256_file
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The catalog the settings name: PostgreSQL at `catalog_url`, else the SQLite file in the data dir."""
+    if settings.catalog_url:
+        from vsearch.catalog_pg import PostgresCatalog  # psycopg only where PostgreSQL is used
+
+        return PostgresCatalog(settings.catalog_url)
+    return SqliteCatalog(settings.catalog_path)
 
 
 @dataclass(frozen=True)

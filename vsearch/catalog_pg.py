@@ -1,0 +1,118 @@
+"""The catalog on PostgreSQL: one database shared by many ingest workers and API nodes.
+
+The same logic as the SQLite catalog (catalog.SqlCatalog) over a psycopg 3 connection pool; migrations are the
+same list, translated (catalog.to_postgres), recorded in `schema_migrations` and applied under an advisory lock so
+that two nodes starting together migrate once. Writers to the change log take a transaction-level advisory lock
+just before appending, so log sequence numbers become visible in commit order: a follower that has read sequence
+n never later finds a smaller one (a plain sequence would let a slow transaction commit a smaller number late).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from vsearch.catalog import MIGRATIONS, SCHEMA_VERSION, SqlCatalog, to_postgres
+from vsearch.errors import IndexStateError, InputError
+
+_MIGRATION_LOCK = 7_311_001  # advisory lock ids (arbitrary, fixed)
+_LOG_LOCK = 7_311_002
+
+
+class _PgTx:
+    """A psycopg connection inside a transaction as the catalog's `_Db`: `?` placeholders become `%s`."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, args: Sequence = ()) -> Any:
+        return self._conn.execute(sql.replace("?", "%s"), tuple(args))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> Any:
+        rows = [tuple(r) for r in rows]
+        with self._conn.cursor() as cur:
+            if rows:
+                cur.executemany(sql.replace("?", "%s"), rows)
+            return cur
+
+
+class PostgresCatalog(SqlCatalog):
+    """The shared catalog: `postgresql://user@host:port/db`."""
+
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError as e:  # pragma: no cover - a dependency of the package
+            raise InputError(f"a PostgreSQL catalog needs psycopg[binary,pool]: {e}") from None
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True})
+        try:
+            self._pool.open(wait=True, timeout=15)
+        except Exception as e:
+            self._pool.close()
+            raise InputError(f"cannot connect to the catalog at {_redact(url)}: {e}") from None
+        self._errors = psycopg.Error
+        self._closed = threading.Event()
+        self._migrate()
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._pool.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._q("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0])
+
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+                    " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone() or (0,)
+                if version > SCHEMA_VERSION:
+                    raise IndexStateError(
+                        f"catalog {_redact(self.url)} has schema version {version}, newer than this vsearch knows"
+                        f" ({SCHEMA_VERSION}): upgrade vsearch"
+                    )
+                for v, what, sql in MIGRATIONS:
+                    if v > version:
+                        for stmt in filter(str.strip, to_postgres(sql).split(";")):
+                            conn.execute(stmt)
+                        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)", (v, what))
+
+    @contextmanager
+    def _tx(self) -> Iterator[_PgTx]:
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                yield _PgTx(conn)
+
+    def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        with self._pool.connection() as conn:
+            return list(conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall())
+
+    def _select_ids(self, sql: str, column: str, ids: Sequence[int]) -> list[tuple]:
+        if not ids:
+            return []
+        return self._q(sql.format(f"{column} = ANY(?)"), (list(ids),))
+
+    def _insert_id(self, db: Any, sql: str, args: Sequence) -> int:
+        return int(db.execute(sql + " RETURNING id", args).fetchone()[0])
+
+    def _order_log(self, db: Any) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_LOG_LOCK,))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, userinfo = head.partition("//")
+    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
