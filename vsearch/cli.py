@@ -92,6 +92,8 @@ def ingest(
     backend: Annotated[str | None, typer.Option(help="Detector backend: openvino, onnx or torch.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (torch backend).")] = None,
     imgsz: Annotated[int | None, typer.Option(help="Detector input size in px (default: follows the footage).")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the files on a Ray cluster (RAY_ADDRESS, or a local one).")] = False,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU of the cluster).", min=1)] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run."""
@@ -104,11 +106,24 @@ def ingest(
         items = plan_ingest(paths, camera, parse_time(start) if start else None)
         svc = _service(settings)
         reports = []
-        for it in items:
-            typer.echo(f"ingesting {it.path} as camera {it.camera_id} from {ts_to_iso(it.start_ts_s)}", err=True)
-            reports += svc.ingest([it], _progress_bar(it.path.name))
-        failed = _print_reports(reports)
+        if ray:
+            from vsearch.cluster import ingest_on_ray
+
+            typer.echo(f"ingesting {len(items)} sources on Ray", err=True)
+
+            def done(r, n: int, total: int) -> None:  # type: ignore[no-untyped-def]
+                typer.echo(f"[{n}/{total}] ", nl=False)
+                _print_reports([r])
+
+            reports = ingest_on_ray(settings, items, workers, on_report=done)
+        else:
+            for it in items:
+                typer.echo(f"ingesting {it.path} as camera {it.camera_id} from {ts_to_iso(it.start_ts_s)}", err=True)
+                reports += svc.ingest([it], _progress_bar(it.path.name))
+                _print_reports(reports[-1:])
+        failed = sum(r.status == "failed" for r in reports)
         typer.echo(f"index now holds {svc.store.ntotal} sightings")
+        svc.close()
     except VSearchError as e:
         _fail(str(e))
     if failed:

@@ -27,14 +27,20 @@ from vsearch.types import Sighting
 class VSearch:
     """vsearch's library facade over one data directory."""
 
-    def __init__(self, settings: Settings, detector: PersonDetector | None = None, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        detector: PersonDetector | None = None,
+        embedder: Embedder | None = None,
+        follow_index: bool = True,
+    ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.detector = detector or PersonDetector(settings)
         self.embedder = embedder or make_embedder(settings)
         self.store = Store(
             open_catalog(settings), settings.index_dir, self.embedder.name, self.embedder.dim,
-            settings.index_flat_max,
+            settings.index_flat_max, follow_index,
         )  # fmt: skip
         self._ingest_lock = threading.Lock()
 

@@ -64,9 +64,16 @@ class Store:
     """The catalog and the vector index of one embedder, kept consistent. Thread-safe."""
 
     def __init__(
-        self, catalog: Catalog, index_dir: Path, embedder: str, dim: int, flat_max: int = FLAT_MAX_VECTORS
+        self,
+        catalog: Catalog,
+        index_dir: Path,
+        embedder: str,
+        dim: int,
+        flat_max: int = FLAT_MAX_VECTORS,
+        follow: bool = True,
     ) -> None:
         self.catalog = catalog
+        self.follow = follow  # False: an ingest worker that only writes; the index is followed where searches run
         self.embedder = embedder
         self.dim = dim
         self.flat_max = flat_max
@@ -93,6 +100,8 @@ class Store:
         ids = self.catalog.commit_chunk(
             video_id, sightings, boxes, processed_until_s, frames_sampled, done, owner, resume_state
         )
+        if not self.follow:
+            return ids
         with self._lock:
             self.catch_up()
             if done:
