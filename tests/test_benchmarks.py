@@ -63,3 +63,13 @@ def test_index_benchmark_smoke(tmp_path: Path) -> None:
     assert all(0.0 <= r["recall_at_10"] <= 1.0 for r in payload["rows"])
     assert all(r["recall_at_10"] == 1.0 for r in payload["rows"] if r["index"].startswith("Flat"))
     assert (tmp_path / "bench_index_S.json").exists()
+
+
+def test_cluster_benchmark_smoke(tmp_path: Path) -> None:
+    """A local Ray cluster with 1 and 2 workers stores exactly what one process stores, then reports throughput."""
+    from benchmarks import bench_cluster
+
+    payload = bench_cluster.main(["--size", "S", "--out", str(tmp_path)])
+    assert [(r["mode"], r["workers"]) for r in payload["rows"]] == [("one process", 1), ("ray", 1), ("ray", 2)]
+    assert all(r["files_per_hour"] > 0 for r in payload["rows"])
+    assert (tmp_path / "cluster_S.json").exists()

@@ -161,3 +161,37 @@ def test_a_collection_that_outgrows_the_flat_limit_reopens_as_ivf(cat: Catalog, 
         brute = ids[allowed][np.argsort(-(x[allowed] @ x[qi]))[:5]]
         hits += len(set(got) & set(brute))
     assert hits / 100 >= 0.9  # a 2% filter still finds the brute-force top matches: nprobe grows as it narrows
+
+
+@pytest.mark.parametrize(
+    "window",
+    [(1000.0, 5000.0), (1030.5, 1089.5), (1119.0, 1121.0), (None, 2000.0), (2500.0, None), (0.0, 999.0)],
+    ids=["hours", "inside one minute", "across one minute boundary", "open start", "open end", "before all"],
+)
+def test_a_time_window_is_one_id_range_and_equals_brute_force(cat: Catalog, tmp_path: Path, window) -> None:  # type: ignore[no-untyped-def]
+    """Ids follow time, so a window alone selects one range plus its two partial minutes (and legacy ids)."""
+    store = _store(cat, tmp_path)
+    x = _unit(400, seed=6)
+    ts = 1000.0 + np.arange(400) * 10.0  # 10 s apart: 6 per minute, over 66 minutes
+    rows = [NewSighting("cam", i, float(t), float(t), (0, 0, 1, 1), 0.9, 0.5, "t.jpg", v) for i, (t, v) in enumerate(zip(ts, x))]
+    ids = np.array(store.commit_chunk(_video(cat, "a"), rows, [], 1.0, 1, True))
+    assert (np.diff(ids) > 0).all()  # stored in time order: ids grow with time
+    lo, hi = (-np.inf if window[0] is None else window[0]), (np.inf if window[1] is None else window[1])
+    inside = (ts >= lo) & (ts <= hi)
+    sel = cat.select("e", window[0], window[1], None)
+    assert sel is not None and sel.count == int(inside.sum())
+    assert len(sel.ranges) <= 1 and len(sel.ids) <= 12  # the partial minutes only, whatever the window
+    q = _unit(1, seed=12)[0]
+    m = store.search(q, 10, IndexFilter(from_ts_s=window[0], to_ts_s=window[1]))
+    brute = ids[inside][np.argsort(-(x[inside] @ q))[:10]]
+    assert list(m.ids) == list(brute) and m.candidates == int(inside.sum())
+
+
+def test_ids_are_never_reused_after_a_removal(cat: Catalog, tmp_path: Path) -> None:
+    """An id an audit entry or a case names must never come to mean another sighting."""
+    store = _store(cat, tmp_path)
+    first = store.commit_chunk(_video(cat, "a"), _rows(_unit(3), t0=5000.0), [], 1.0, 1, True)
+    store.delete_video(1)
+    again = store.commit_chunk(_video(cat, "b"), _rows(_unit(3, seed=1), t0=5000.0), [], 1.0, 1, True)
+    assert not set(first) & set(again)
+    assert cat.select("e", 4900.0, 6000.0, None).count == 3  # type: ignore[union-attr]

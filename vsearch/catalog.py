@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
-from vsearch.types import Sighting
+from vsearch.types import IdSet, Sighting
 
 TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
 
@@ -126,6 +126,10 @@ class Catalog(Protocol):
         self, embedder: str, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None,
         upper_color: str | None = None, lower_color: str | None = None,
     ) -> NDArray[np.int64] | None: ...  # fmt: skip
+    def select(
+        self, embedder: str, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None,
+        upper_color: str | None = None, lower_color: str | None = None,
+    ) -> IdSet | None: ...  # fmt: skip
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]: ...
     def sighting(self, sighting_id: int) -> Sighting: ...
     def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]: ...
@@ -201,8 +205,27 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (4, "ingest leases (one process owns a video's ingest) and the tracker's state at the last checkpoint",
      "ALTER TABLE videos ADD COLUMN lease_owner TEXT; ALTER TABLE videos ADD COLUMN lease_until REAL;"
      " ALTER TABLE videos ADD COLUMN resume_state TEXT;"),
+    (5, "sighting ids allocated by minute of their time (id_buckets), so a time window is an id range",
+     "CREATE TABLE id_buckets (bucket INTEGER PRIMARY KEY, next_n INTEGER NOT NULL, n INTEGER NOT NULL);"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# A sighting's id says when it was seen: (minute + 1) << 24 | n, n counting that minute's sightings in the order they
+# are stored (never reused). A time window is then one id range, plus the ids of its two partial minutes, whatever
+# the collection holds; ids below 2**24 were allocated before this scheme and are selected by time in SQL.
+ID_BUCKET_S = 60
+ID_BUCKET_BITS = 24
+
+
+def id_bucket(ts_s: float) -> int:
+    """The minute (since the epoch, from 0) whose id range holds a sighting seen at ts_s."""
+    return max(0, int(ts_s // ID_BUCKET_S))
+
+
+def bucket_ids(bucket: int) -> tuple[int, int]:
+    """[lo, hi) of the ids of one minute."""
+    lo = (bucket + 1) << ID_BUCKET_BITS
+    return lo, lo + (1 << ID_BUCKET_BITS)
 
 SIGHTING_COLS = (
     "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
@@ -362,20 +385,18 @@ class SqlCatalog:
                 raise LeaseLostError(
                     f"video {video_id}: this ingest ({owner}) lost its lease to {holder or 'nobody'}; nothing was stored"
                 )
-            ids = [
-                self._insert_id(
-                    db,
-                    "INSERT INTO sightings (video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
+            ids = []
+            if sightings:
+                self._order_log(db)  # also serialises id allocation between writers
+                ids = self._allocate_ids(db, [s.ts_s for s in sightings])
+                db.executemany(
+                    "INSERT INTO sightings (id, video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
                     " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (video_id, s.camera_id, s.track_id, s.ts_s, s.pts_s, *s.xyxy, s.confidence, s.quality,
-                     s.thumb_path, embedder, np.ascontiguousarray(s.embedding, np.float32).tobytes(),
-                     s.upper_color, s.lower_color),
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(i, video_id, s.camera_id, s.track_id, s.ts_s, s.pts_s, *s.xyxy, s.confidence, s.quality,
+                      s.thumb_path, embedder, np.ascontiguousarray(s.embedding, np.float32).tobytes(),
+                      s.upper_color, s.lower_color) for i, s in zip(ids, sightings)],
                 )  # fmt: skip
-                for s in sightings
-            ]
-            if ids:
-                self._order_log(db)
                 db.executemany(
                     "INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 1)", [(i, embedder) for i in ids]
                 )
@@ -388,12 +409,42 @@ class SqlCatalog:
             )  # fmt: skip
         return ids
 
+    def _allocate_ids(self, db: _Db, ts_s: Sequence[float]) -> list[int]:
+        """Ids for sightings seen at ts_s (see ID_BUCKET_BITS); the caller holds the log order lock."""
+        per_bucket: dict[int, int] = {}
+        for t in ts_s:
+            per_bucket[id_bucket(t)] = per_bucket.get(id_bucket(t), 0) + 1
+        next_n: dict[int, int] = {}
+        for b, n in per_bucket.items():
+            row = db.execute("SELECT next_n FROM id_buckets WHERE bucket=?", (b,)).fetchone()
+            start = int(row[0]) if row else 0
+            if start + n > 1 << ID_BUCKET_BITS:
+                raise IndexStateError(f"more than {1 << ID_BUCKET_BITS} sightings in one minute ({b * ID_BUCKET_S} s)")
+            db.execute(
+                "INSERT INTO id_buckets (bucket, next_n, n) VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE"
+                " SET next_n = id_buckets.next_n + excluded.n, n = id_buckets.n + excluded.n",
+                (b, start + n, n),
+            )
+            next_n[b] = start
+        ids = []
+        for t in ts_s:
+            b = id_bucket(t)
+            ids.append(bucket_ids(b)[0] + next_n[b])
+            next_n[b] += 1
+        return ids
+
     def delete_video(self, video_id: int) -> list[int]:
         """Remove a video and everything derived from it (logged); returns the removed sighting ids."""
         with self._tx() as db:
             rows = db.execute("SELECT id, embedder FROM sightings WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
             if rows:
                 self._order_log(db)
+                gone: dict[int, int] = {}
+                for (i, _) in rows:
+                    if i >= 1 << ID_BUCKET_BITS:
+                        b = (int(i) >> ID_BUCKET_BITS) - 1
+                        gone[b] = gone.get(b, 0) + 1
+                db.executemany("UPDATE id_buckets SET n = n - ? WHERE bucket = ?", [(n, b) for b, n in gone.items()])
                 db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
             db.execute("DELETE FROM videos WHERE id=?", (video_id,))
         return [int(r[0]) for r in rows]
@@ -460,6 +511,47 @@ class SqlCatalog:
             return None
         rows = self._q(f"SELECT id FROM sightings WHERE {' AND '.join(where)}", args)
         return np.array([r[0] for r in rows], np.int64)
+
+    def select(
+        self,
+        embedder: str,
+        from_ts_s: float | None,
+        to_ts_s: float | None,
+        cameras: Sequence[str] | None,
+        upper_color: str | None = None,
+        lower_color: str | None = None,
+    ) -> IdSet | None:
+        """The sightings inside the filters, as the index searches them; None when nothing is filtered.
+
+        A time window alone costs what its two partial minutes hold: the whole minutes between them are one id
+        range, counted from id_buckets. Cameras and colours select their ids in SQL (by the camera/time index).
+        """
+        if cameras or upper_color or lower_color:
+            ids = self.filter_ids(embedder, from_ts_s, to_ts_s, cameras, upper_color, lower_color)
+            return None if ids is None else IdSet(ids=ids, count=len(ids))
+        if from_ts_s is None and to_ts_s is None:
+            return None
+        first = -1 if from_ts_s is None else id_bucket(from_ts_s)  # partial minutes at the ends (-1: none)
+        last = 1 << 40 if to_ts_s is None else id_bucket(to_ts_s)
+        whole = (first + 1, last - 1)  # every sighting of these minutes is inside the window
+        ranges: tuple[tuple[int, int], ...] = ()
+        count = 0
+        if whole[0] <= whole[1]:
+            ranges = ((bucket_ids(whole[0])[0], 1 << 62 if to_ts_s is None else bucket_ids(whole[1])[1]),)
+            count = int(self._q(
+                "SELECT COALESCE(SUM(n), 0) FROM id_buckets WHERE bucket >= ? AND bucket <= ?", whole
+            )[0][0])  # fmt: skip
+        exact = ["id < ?"]  # sightings stored before time-ordered ids
+        args: list[object] = [1 << ID_BUCKET_BITS]
+        for b in {first, last} - {-1, 1 << 40}:
+            exact.append("(id >= ? AND id < ?)")
+            args.extend(bucket_ids(b))
+        rows = self._q(
+            f"SELECT id FROM sightings WHERE embedder = ? AND ts >= ? AND ts <= ? AND ({' OR '.join(exact)})",
+            [embedder, -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s, *args],
+        )
+        ids = np.array([r[0] for r in rows], np.int64)
+        return IdSet(ranges, ids, count + len(ids))
 
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
         wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (ids are 64-bit)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vsearch.errors import IndexStateError
+from vsearch.types import IdSet
 
 # Index policy, from benchmarks/README.md ("FAISS retrieval"): exact search up to FLAT_MAX_VECTORS, where one
 # unfiltered query stays in tens of ms and a filtered one is cheaper still (the selector skips distances);
@@ -88,19 +89,23 @@ class VectorIndex:
             return int(self._index.remove_ids(np.ascontiguousarray(ids, np.int64)))  # type: ignore[arg-type]
 
     def search(
-        self, query: NDArray[np.float32], k: int, allowed_ids: NDArray[np.int64] | None = None
+        self, query: NDArray[np.float32], k: int, allowed: IdSet | NDArray[np.int64] | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """Top-k (scores, ids) for one query vector; only `allowed_ids` are considered when given."""
+        """Top-k (scores, ids) for one query vector; only the `allowed` ids are considered when given (an IdSet,
+        or an array of ids)."""
+        if allowed is not None and not isinstance(allowed, IdSet):
+            allowed = IdSet(ids=np.asarray(allowed, np.int64), count=len(allowed))
         q = np.ascontiguousarray(query, np.float32).reshape(1, self.dim)
-        if (allowed_ids is not None and len(allowed_ids) == 0) or self.ntotal == 0 or k <= 0:
+        if (allowed is not None and allowed.count == 0) or self.ntotal == 0 or k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        k = min(k, self.ntotal if allowed_ids is None else len(allowed_ids))
-        selector = None if allowed_ids is None else faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
+        k = min(k, self.ntotal if allowed is None else allowed.count)
+        keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
+        selector = None if allowed is None else _selector(allowed, keep_alive)
         if self._ivf is not None:
-            if allowed_ids is None:
+            if allowed is None:
                 nprobe = NPROBE
             else:
-                fraction = max(len(allowed_ids), 1) / max(self.ntotal, 1)
+                fraction = max(allowed.count, 1) / max(self.ntotal, 1)
                 nprobe = min(self._ivf.nlist, int(np.ceil(NPROBE_FILTERED / fraction)))
             params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
         else:
@@ -132,3 +137,16 @@ class VectorIndex:
         except Exception as e:
             raise IndexStateError(f"cannot read index {path}: {e}") from e
         return cls(dim, index)
+
+
+def _selector(allowed: IdSet, keep_alive: list[faiss.IDSelector]) -> faiss.IDSelector:
+    """One FAISS selector for ranges and single ids: a range costs two comparisons per vector, whatever it holds."""
+    parts: list[faiss.IDSelector] = [faiss.IDSelectorRange(lo, hi) for lo, hi in allowed.ranges]
+    if len(allowed.ids) or not parts:
+        parts.append(faiss.IDSelectorBatch(np.ascontiguousarray(allowed.ids, np.int64)))
+    keep_alive.extend(parts)
+    sel = parts[0]
+    for p in parts[1:]:
+        sel = faiss.IDSelectorOr(sel, p)
+        keep_alive.append(sel)
+    return sel

@@ -137,12 +137,12 @@ class Store:
         index = self.index
         allowed = None
         if where is not None:
-            allowed = self.catalog.filter_ids(
+            allowed = self.catalog.select(
                 self.embedder, where.from_ts_s, where.to_ts_s, where.cameras or None, where.upper_color,
                 where.lower_color,
             )  # fmt: skip
         scores, ids = index.search(query, k, allowed)
-        return Matches(scores, ids, index.ntotal if allowed is None else len(allowed))
+        return Matches(scores, ids, index.ntotal if allowed is None else min(allowed.count, index.ntotal))
 
     # -- keeping the index in step ----------------------------------------------------------------------------
     def catch_up(self) -> int:

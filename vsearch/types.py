@@ -74,6 +74,16 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class IdSet:
+    """Sighting ids as the index is asked to search them: id ranges [lo, hi) plus single ids. `count` is how many
+    sightings they hold (at least as many as the index holds of them; it tunes how widely the index searches)."""
+
+    ranges: tuple[tuple[int, int], ...] = ()
+    ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    count: int = 0
+
+
+@dataclass(frozen=True)
 class Sighting:
     """One stored appearance of a person: a crop of one track at one instant, with its embedding row id."""
 
