@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.audit import AuditLog
+from api.audit import AuditLog, AuditTrail
+from api.auth import KeyGate
 from api.errors import install_error_handlers
 from api.jobs import JobRunner
 from api.limits import FORM_OVERHEAD_BYTES, BodyLimit
@@ -20,6 +21,7 @@ from vsearch.config import Settings
 from vsearch.service import VSearch
 
 STATIC = Path(__file__).resolve().parent / "static"
+AUDITED = ("/search",)  # every request to these paths is written to the audit log, whatever its outcome
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in
@@ -31,7 +33,7 @@ Missing or unknown key: 401; wrong role: 403.
 **Errors** are always `{"detail": "<reason>"}`: 400 bad input (undecodable image, bad time or range), 404 unknown
 id, 413 upload over the limit, 415 not an image, 422 malformed field, 403 path outside the footage root.
 
-Every search is written to the audit log (`GET /audit`, admins).
+Every search attempt is written to the audit log with its outcome, refused ones too (`GET /audit`, admins).
 """
 
 
@@ -65,6 +67,8 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
         limits={"/search": settings.max_image_bytes + FORM_OVERHEAD_BYTES,
                 "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES},
     )  # fmt: skip
+    app.add_middleware(KeyGate)  # outside the body limit: a keyless request gets 401 whatever its size
+    app.add_middleware(AuditTrail, audit=app.state.audit, paths=AUDITED)  # outermost: sees every answer
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -1,4 +1,8 @@
-"""Append-only audit log of searches (JSON lines, fsync'd): who searched for whom, when, and what came back."""
+"""Append-only audit log of searches (JSON lines, fsync'd): who searched for whom, when, and what came back.
+
+Every attempt is recorded, refused ones too: the AuditTrail middleware sees every response of an audited path
+(401 from the key gate, 413 from the body limit, 415/422/400 from the route, malformed bodies, 500s) and writes
+one line with its status and reason; the route adds what it knows (query image, filters, results)."""
 
 from __future__ import annotations
 
@@ -7,8 +11,14 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_ERROR_BODY = 16 * 1024
 
 
 class AuditLog:
@@ -35,3 +45,64 @@ class AuditLog:
         with self._lock, open(self.path, encoding="utf-8") as f:
             lines = deque(f, maxlen=offset + limit)
         return [json.loads(line) for line in reversed(lines)][offset:]
+
+
+class AuditTrail:
+    """ASGI middleware: one audit record per request to an audited path, whatever its outcome.
+
+    The record holds the method, path, status, client address, the key's name and role (or `"key": "missing"` /
+    `"unknown"`, never the key itself), the fields a route put in `request.state.audit`, and for a refusal the
+    `error` its body gave."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog, paths: Collection[str]) -> None:
+        self.app, self.audit, self.paths = app, audit, frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        status, body = 0, bytearray()
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status >= 400 and len(body) < MAX_ERROR_BODY:
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as e:  # answered by the server-error handler outside this middleware
+            from api.errors import internal_error_detail
+
+            await run_in_threadpool(self.audit.append, self._record(scope, state, status or 500, internal_error_detail(e)))
+            raise
+        except BaseException:  # cancelled (the client went away): written without awaiting anything
+            self.audit.append(self._record(scope, state, status or 499, "the request was abandoned"))
+            raise
+        await run_in_threadpool(self.audit.append, self._record(scope, state, status, _detail(bytes(body)) if status >= 400 else None))
+
+    @staticmethod
+    def _record(scope: Scope, state: dict[str, Any], status: int, error: str | None) -> dict[str, Any]:
+        key = state.get("api_key")
+        client = scope.get("client")
+        record: dict[str, Any] = {"method": scope["method"], "path": scope["path"], "status": status,
+                                  "client": client[0] if client else None}  # fmt: skip
+        if key is not None:
+            record.update(key_name=key.name, role=key.role)
+        elif "key_problem" in state:
+            record["key"] = state["key_problem"]
+        record.update(state.get("audit", {}))
+        if error is not None:
+            record["error"] = error
+        return record
+
+
+def _detail(body: bytes) -> str:
+    try:
+        detail = json.loads(body)["detail"]
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace") or "no reason given"
+    return detail if isinstance(detail, str) else json.dumps(detail)

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vsearch.errors import NotFoundError
@@ -48,19 +49,23 @@ class JobRunner:
         self.service = service
         self._jobs: dict[str, Job] = {}
         self._items: dict[str, list[IngestItem]] = {}
+        self._uploads: dict[str, Path] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, path: str, items: Sequence[IngestItem]) -> Job:
-        """Queue `items` (from vsearch.ingest.plan_ingest) as one job named after `path`."""
+    def submit(self, path: str, items: Sequence[IngestItem], upload: Path | None = None) -> Job:
+        """Queue `items` (from vsearch.ingest.plan_ingest) as one job named after `path`. `upload`: a file uploaded
+        for this job alone, removed if the job fails (nothing of a failed upload stays in uploads/)."""
         first = items[0]
         job = Job(id=f"job-{next(self._ids)}", path=path, camera_id=first.camera_id, start_ts_s=first.start_ts_s,
                   files_total=len(items))  # fmt: skip
         with self._lock:
             self._jobs[job.id] = job
             self._items[job.id] = list(items)
+            if upload is not None:
+                self._uploads[job.id] = upload
             if self._thread is None or not self._thread.is_alive():  # started on first use, again after close()
                 self._thread = threading.Thread(target=self._run, name="vsearch-ingest-jobs", daemon=True)
                 self._thread.start()
@@ -111,4 +116,7 @@ class JobRunner:
             except Exception as e:  # a job never takes the worker down; the reason is reported
                 job.status = "failed"
                 job.errors.append(f"{type(e).__name__}: {e}")
+            upload = self._uploads.pop(job.id, None)
+            if upload is not None and job.status == "failed":
+                upload.unlink(missing_ok=True)
             job.finished_at = time.time()

@@ -114,20 +114,26 @@ class AuditFilters(BaseModel):
 
 
 class AuditEntry(BaseModel):
-    """One search in the audit log: who asked, when, with which image and filters, and what came back.
+    """One search attempt in the audit log: who asked, when, with which image and filters, how it was answered and
+    what came back.
 
-    Keys the log line does not hold are left out (a refused search has `error` and no clip ids)."""
+    Keys the log line does not hold are left out: a refused attempt has `error`, and only the fields known by the
+    time it was refused (a request without a valid key has `key` instead of a key name)."""
 
-    time: str = Field(description="When the search was answered, ISO 8601 UTC.")
-    key_name: str = Field(description="Name of the API key that searched.")
-    role: str = Field(description="That key's role (investigator or admin).")
+    time: str = Field(description="When the request was answered, ISO 8601 UTC.")
+    method: str | None = Field(default=None, description="HTTP method.")
+    path: str | None = Field(default=None, description="Route asked for.")
+    status: int | None = Field(default=None, description="HTTP status of the answer.")
+    key_name: str | None = Field(default=None, description="Name of the API key that searched.")
+    role: str | None = Field(default=None, description="That key's role (investigator or admin).")
+    key: str | None = Field(default=None, description="No valid key: `missing` or `unknown` (the key is never logged).")
     client: str | None = Field(default=None, description="Client address, when known.")
-    query_sha256: str = Field(description="SHA-256 of the query image's bytes.")
-    query_bytes: int = Field(description="Size of the query image.")
-    filters: AuditFilters
-    returned_sighting_ids: list[int] = Field(description="Sightings returned, in the order shown.")
+    query_sha256: str | None = Field(default=None, description="SHA-256 of the query image's bytes.")
+    query_bytes: int | None = Field(default=None, description="Size of the query image.")
+    filters: AuditFilters | None = None
+    returned_sighting_ids: list[int] | None = Field(default=None, description="Sightings returned, in the order shown.")
     returned_clip_ids: list[str] | None = Field(default=None, description="Clips returned, best first.")
-    error: str | None = Field(default=None, description="Why the search was refused, if it was.")
+    error: str | None = Field(default=None, description="Why the attempt was refused, if it was.")
 
 
 class Detail(BaseModel):

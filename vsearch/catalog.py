@@ -133,6 +133,7 @@ class Catalog(Protocol):
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]: ...
     def sighting(self, sighting_id: int) -> Sighting: ...
     def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]: ...
+    def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]: ...
 
     # the change log followers catch up from
     def last_seq(self) -> int: ...
@@ -572,6 +573,11 @@ class SqlCatalog:
             (video_id, track_id),
         )
         return [(r[0], (r[1], r[2], r[3], r[4]), r[5]) for r in rows]
+
+    def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]:
+        """Video times of the track's stored sightings (the moments its clips are built around), in order."""
+        rows = self._q("SELECT DISTINCT pts FROM sightings WHERE video_id=? AND track_id=? ORDER BY pts", (video_id, track_id))
+        return [r[0] for r in rows]
 
     # -- change log ----------------------------------------------------------------------------------------------
     def last_seq(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -33,6 +34,13 @@ def _service(settings: Settings):  # type: ignore[no-untyped-def]
     from vsearch.service import VSearch
 
     return VSearch(settings)
+
+
+def _finite(value: float | None) -> float | None:
+    """Callback of every float option: click's FLOAT takes nan, inf and 1e400, which nothing below can use."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -88,7 +96,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Video files, frame folders, or a folder of camera folders.")],
     camera: Annotated[str | None, typer.Option(help="Camera id (default: the parent folder's name).")] = None,
     start: Annotated[str | None, typer.Option(help="Absolute start time of the first file, ISO 8601 (UTC if no zone).")] = None,
-    sample_fps: Annotated[float | None, typer.Option(help="Frames sampled per second of video.")] = None,
+    sample_fps: Annotated[float | None, typer.Option(help="Frames sampled per second of video.", callback=_finite)] = None,
     backend: Annotated[str | None, typer.Option(help="Detector backend: openvino, onnx or torch.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (torch backend).")] = None,
     imgsz: Annotated[int | None, typer.Option(help="Detector input size in px (default: follows the footage).")] = None,
@@ -136,8 +144,8 @@ def ingest(
 def watch(
     url: Annotated[str, typer.Argument(help="Live source: rtsp://..., http://..., a device index, or a file.")],
     camera: Annotated[str, typer.Option(help="Camera id.")],
-    segment_s: Annotated[float, typer.Option(help="Seconds per recorded segment.")] = 60.0,
-    duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until the stream ends).")] = None,
+    segment_s: Annotated[float, typer.Option(help="Seconds per recorded segment.", callback=_finite)] = 60.0,
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until the stream ends).", callback=_finite)] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Record a live stream in segments and ingest each one as it completes (Ctrl-C stops cleanly)."""
@@ -201,7 +209,7 @@ def search_cmd(
     to: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
     camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
     top: Annotated[int, typer.Option(help="Number of clips to return.")] = 20,
-    min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.")] = -1.0,
+    min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.", callback=_finite)] = -1.0,
     box: Annotated[str | None, typer.Option(help="Person box in the query image: x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, typer.Option(help="Upper-body colour, e.g. red (see vsearch.colors).")] = None,
     lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,

@@ -57,9 +57,46 @@ def parse_clip_id(clip_id: str) -> tuple[int, int, float, float]:
     return v, t, a / 1000, b / 1000
 
 
+def track_clip(video_id: int, track_id: int, boxes: TrackBoxes, pts_s: float, settings: Settings) -> tuple[str, float, float]:
+    """The id and span (start_pts_s, end_pts_s) of the clip around a sighting of the track at `pts_s`: the one
+    place clip ids are made, by search and by the check before a clip is rendered."""
+    p0, p1 = clip_span(boxes, pts_s, settings)
+    return f"{video_id}-{track_id}-{round(p0 * 1000)}-{round(p1 * 1000)}", p0, p1
+
+
 def clip_id_for_sighting(catalog: Catalog, sighting: Sighting, settings: Settings) -> str:
-    p0, p1 = clip_span(catalog.track_boxes(sighting.video_id, sighting.track_id), sighting.pts_s, settings)
-    return f"{sighting.video_id}-{sighting.track_id}-{round(p0 * 1000)}-{round(p1 * 1000)}"
+    boxes = catalog.track_boxes(sighting.video_id, sighting.track_id)
+    return track_clip(sighting.video_id, sighting.track_id, boxes, sighting.pts_s, settings)[0]
+
+
+def check_clip_id(catalog: Catalog, clip_id: str, settings: Settings) -> tuple[int, int, float, float]:
+    """Parse `clip_id` and vouch for it: NotFoundError unless it is the clip of a stored sighting (as search
+    returns it), so nobody can have arbitrary spans rendered."""
+    video_id, track_id, p0, p1 = parse_clip_id(clip_id)
+    boxes = catalog.track_boxes(video_id, track_id)
+    if not any(track_clip(video_id, track_id, boxes, t, settings)[0] == clip_id
+               for t in catalog.track_sighting_pts(video_id, track_id)):  # fmt: skip
+        raise NotFoundError(f"{clip_id} is not a clip of any stored sighting (clip ids come from search results)")
+    return video_id, track_id, p0, p1
+
+
+def _evict(folder: Path, max_bytes: int, keep: Path) -> None:
+    """Remove the least recently used files of the clip cache until it holds at most `max_bytes` (never `keep`)."""
+    files = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p == keep:  # temp files being written, the file just made
+            continue
+        try:
+            st = p.stat()
+        except FileNotFoundError:  # evicted by another request meanwhile
+            continue
+        files.append((max(st.st_atime, st.st_mtime), st.st_size, p))
+    total = sum(size for _, size, _ in files) + keep.stat().st_size
+    for _, size, p in sorted(files):
+        if total <= max_bytes:
+            break
+        p.unlink(missing_ok=True)
+        total -= size
 
 
 def _interpolated_box(boxes: TrackBoxes, t: float, max_gap_s: float) -> tuple[float, ...] | None:
@@ -88,18 +125,19 @@ def _annotate(img: NDArray[np.uint8], box: tuple[float, ...] | None, label: str,
 
 
 def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
-    """Write (once, then reuse) the annotated MP4 for `clip_id` under the data dir's clips/ and return its path."""
-    video_id, track_id, p0, p1 = parse_clip_id(clip_id)
+    """Write (once, then reuse) the annotated MP4 for `clip_id` under the data dir's clips/ and return its path.
+    Only clips of stored sightings are made (check_clip_id); the cache keeps to `clip_cache_max_bytes`, the least
+    recently used clips leaving first."""
+    video_id, track_id, p0, p1 = check_clip_id(catalog, clip_id, settings)
     out = settings.clips_dir / f"{clip_id}.mp4"
     if out.exists():
+        os.utime(out)  # recently used: last to be evicted
         return out
     video = catalog.video(video_id)
     boxes = catalog.track_boxes(video_id, track_id)
-    if not boxes:
-        raise NotFoundError(f"clip {clip_id}: video {video_id} has no track {track_id}")
     src = Path(video.path)
     if not src.exists():
-        raise NotFoundError(f"clip {clip_id}: source video {src} is no longer on disk")
+        raise NotFoundError(f"clip {clip_id}: the source video {src.name} is no longer on disk")
     info = probe(src)
     a = max(0, int((p0 - settings.clip_pad_s) * info.fps))
     b = min(info.frame_count - 1, int(np.ceil((p1 + settings.clip_pad_s) * info.fps)))
@@ -119,6 +157,7 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _evict(out.parent, settings.clip_cache_max_bytes, keep=out)
     return out
 
 

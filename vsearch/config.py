@@ -65,11 +65,13 @@ class Settings(BaseSettings):
     query_whole_photo_max_fill: float = 0.6  # a detected person filling less than this is cropped out of the query
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
     clip_pad_s: float = 3.0  # seconds of video either side of a clip
+    clip_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # rendered clips kept in clips/, LRU evicted
 
     # API (api/): keys with roles, where server-side footage may be read from, upload limits
     api_keys: list[ApiKey] = Field(default_factory=list)  # env VSEARCH_API_KEYS='[{"name":..,"key":..,"role":..}]'
     footage_root: Path | None = None  # POST /ingest may read server-side paths only inside this folder
     max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = Field(default=40_000_000, ge=64)  # read from the header, refused before decoding
     max_video_bytes: int = 2 * 1024 * 1024 * 1024
 
     @property

@@ -11,6 +11,10 @@ class InputError(VSearchError):
     """The caller gave something unusable: a non-image, a bad time range, an unknown camera format."""
 
 
+class TooLargeError(InputError):
+    """An input over a size limit (e.g. an image over the pixel limit): refused before any work is done on it."""
+
+
 class VideoError(InputError):
     """A video (or folder of frames) cannot be opened or decoded; the message names the file."""
 

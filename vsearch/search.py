@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from vsearch import images
 from vsearch.catalog import Catalog
-from vsearch.clips import clip_span
+from vsearch.clips import track_clip
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
@@ -47,7 +48,7 @@ class SearchFilters:
             )
         if not 1 <= self.top_k <= MAX_TOP_K:
             raise InputError(f"top_k must be between 1 and {MAX_TOP_K}, got {self.top_k}")
-        if not -1.0 <= self.min_score <= 1.0:
+        if not -1.0 <= self.min_score <= 1.0:  # also refuses nan
             raise InputError(f"min_score is a cosine similarity in [-1, 1], got {self.min_score}")
 
     @property
@@ -84,20 +85,15 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError:
         raise InputError(f"expected a box as x1,y1,x2,y2 in pixels, got {text!r}") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise InputError(f"a box is x1,y1,x2,y2 in pixels, finite numbers; got {text!r}")
     return (x1, y1, x2, y2)
 
 
-def decode_image(data: bytes) -> NDArray[np.uint8]:
-    """Bytes of a JPEG/PNG/BMP/WebP image -> BGR array, or InputError saying what arrived."""
-    if not data:
-        raise InputError("expected an image, got an empty upload")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        head = data[:16]
-        raise InputError(f"expected an image (JPEG, PNG, BMP or WebP), got {len(data)} bytes that do not decode as one (starting {head!r})")
-    if img.shape[0] < 8 or img.shape[1] < 8:
-        raise InputError(f"image too small to hold a person: {img.shape[1]}x{img.shape[0]} pixels")
-    return np.asarray(img, np.uint8)
+def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
+    """Bytes of a JPEG/PNG/BMP/WebP image -> BGR array, its size checked against `max_pixels` before decoding
+    (vsearch.images)."""
+    return images.decode_image(data, max_pixels)
 
 
 def query_crop(
@@ -164,15 +160,15 @@ def group_clips(hits: list[SearchHit], catalog: Catalog, settings: Settings) -> 
     for (video_id, track_id), track_hits in by_track.items():
         boxes = catalog.track_boxes(video_id, track_id)
         start_ts_s = track_hits[0].sighting.ts_s - track_hits[0].sighting.pts_s
-        spans: dict[tuple[float, float], list[SearchHit]] = defaultdict(list)
+        spans: dict[tuple[str, float, float], list[SearchHit]] = defaultdict(list)
         for h in track_hits:
-            spans[clip_span(boxes, h.sighting.pts_s, settings)].append(h)
-        for (p0, p1), hs in spans.items():
+            spans[track_clip(video_id, track_id, boxes, h.sighting.pts_s, settings)].append(h)
+        for (clip_id, p0, p1), hs in spans.items():
             hs.sort(key=lambda h: -h.score)
             best = hs[0].sighting
             clips.append(
                 Clip(
-                    id=f"{video_id}-{track_id}-{round(p0 * 1000)}-{round(p1 * 1000)}",
+                    id=clip_id,
                     camera_id=best.camera_id, video_id=video_id, video_path=best.video_path, track_id=track_id,
                     start_ts_s=start_ts_s + p0, end_ts_s=start_ts_s + p1, start_pts_s=p0, end_pts_s=p1,
                     score=hs[0].score, best=best, sightings=tuple(hs),

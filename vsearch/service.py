@@ -98,7 +98,7 @@ class VSearch:
         """Search with an uploaded image (bytes). Raises InputError for a non-image or bad filters."""
         self._check_embedder()
         t = time.perf_counter()
-        q = query_crop(decode_image(image), self.detector, self.settings, box)
+        q = query_crop(decode_image(image, self.settings.max_image_pixels), self.detector, self.settings, box)
         detect_ms = (time.perf_counter() - t) * 1000
         result = search(q, filters, self.embedder, self.store, self.settings)
         result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
@@ -125,7 +125,7 @@ class VSearch:
     def crop_file(self, sighting_id: int) -> Path:
         p = self.settings.data_dir / self.sighting(sighting_id).thumb_path
         if not p.exists():
-            raise NotFoundError(f"crop of sighting {sighting_id} is missing on disk ({p})")
+            raise NotFoundError(f"the stored crop of sighting {sighting_id} is missing")
         return p
 
     def frame_file(self, sighting_id: int) -> Path:

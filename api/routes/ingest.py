@@ -121,7 +121,7 @@ async def ingest(request: Request, response: Response, settings: AppSettings, jo
     except BaseException:
         form.discard()
         raise
-    job = jobs.submit(name, items)
+    job = jobs.submit(name, items, upload=form.video if form.video_is_new else None)
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobOut(**job.as_dict())
 

@@ -1,4 +1,4 @@
-"""POST /search: a query image plus filters -> ranked clips. Every search is audited."""
+"""POST /search: a query image plus filters -> ranked clips. Every attempt is audited (api.audit.AuditTrail)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppSettings, Audit, Investigator, Service
+from api.deps import AppSettings, Investigator, Service
 from api.schemas import Detail, SearchOut, search_out
-from vsearch.errors import VSearchError
 from vsearch.search import SearchFilters, parse_box
 from vsearch.types import parse_time
 
@@ -37,39 +36,36 @@ async def search(
     request: Request,
     service: Service,
     settings: AppSettings,
-    audit: Audit,
-    key: Investigator,
+    _: Investigator,
     image: Annotated[UploadFile, File(description="Query image: a person crop or a photo (JPEG, PNG, BMP, WebP).")],
     from_: Annotated[str | None, Form(alias="from", description="Window start, ISO 8601 (UTC if no zone).")] = None,
     to: Annotated[str | None, Form(description="Window end, ISO 8601.")] = None,
     cameras: Annotated[list[str] | None, Form(description="Camera ids: comma-separated and/or the field repeated.")] = None,
     top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
-    min_score: Annotated[float, Form(ge=-1.0, le=1.0)] = -1.0,
+    min_score: Annotated[float, Form(ge=-1.0, le=1.0, allow_inf_nan=False)] = -1.0,
     box: Annotated[str | None, Form(description="Person box in the image: x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, Form(description="Upper-body colour name.")] = None,
     lower: Annotated[str | None, Form(description="Lower-body colour name.")] = None,
 ) -> SearchOut:
-    """Find where the person in the image was seen; filters are applied inside the index search, before ranking."""
+    """Find where the person in the image was seen; filters are applied inside the index search, before ranking.
+
+    Every attempt is audited with its outcome (api.audit.AuditTrail); this adds the query and its results."""
+    record: dict[str, Any] = {
+        "filters": {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
+                    "min_score": min_score, "box": box, "upper": upper, "lower": lower},
+        "returned_sighting_ids": [],
+    }  # fmt: skip
+    request.state.audit = record
     ctype = (image.content_type or "").lower()
     if not ctype.startswith("image/"):
         raise HTTPException(415, f"expected an image upload (image/jpeg, image/png, ...), got {ctype or 'no content type'!r}")
     data = await read_limited(image, settings.max_image_bytes, "image")
-    record: dict[str, Any] = {
-        "key_name": key.name, "role": key.role, "client": request.client.host if request.client else None,
-        "query_sha256": hashlib.sha256(data).hexdigest(), "query_bytes": len(data),
-        "filters": {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
-                    "min_score": min_score, "box": box, "upper": upper, "lower": lower},
-    }  # fmt: skip
-    try:
-        filters = SearchFilters(
-            parse_time(from_) if from_ else None, parse_time(to) if to else None, camera_list(cameras),
-            top_k, min_score, upper or None, lower or None,
-        )  # fmt: skip
-        result = await run_in_threadpool(service.search, data, filters, parse_box(box))
-    except VSearchError as e:  # refused searches are audited too, with the reason
-        await run_in_threadpool(audit.append, {**record, "error": str(e), "returned_sighting_ids": []})
-        raise
+    record.update(query_sha256=hashlib.sha256(data).hexdigest(), query_bytes=len(data))
+    filters = SearchFilters(
+        parse_time(from_) if from_ else None, parse_time(to) if to else None, camera_list(cameras),
+        top_k, min_score, upper or None, lower or None,
+    )  # fmt: skip
+    result = await run_in_threadpool(service.search, data, filters, parse_box(box))
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
-    await run_in_threadpool(audit.append, record)
     return search_out(result, record["query_sha256"])
