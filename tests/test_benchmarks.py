@@ -73,3 +73,13 @@ def test_cluster_benchmark_smoke(tmp_path: Path) -> None:
     assert [(r["mode"], r["workers"]) for r in payload["rows"]] == [("one process", 1), ("ray", 1), ("ray", 2)]
     assert all(r["files_per_hour"] > 0 for r in payload["rows"])
     assert (tmp_path / "cluster_S.json").exists()
+
+
+def test_store_benchmark_smoke(tmp_path: Path) -> None:
+    """Synthetic sightings through the real commit path; the benchmark checks recall before it times searches."""
+    from benchmarks import bench_store
+
+    payload = bench_store.main(["--size", "S", "--out", str(tmp_path)])
+    assert [r["window"] for r in payload["rows"]] == ["1%", "10%", "100%"]
+    assert all(r["recall_at_10"] >= 0.95 and r["write_sightings_per_s"] > 0 for r in payload["rows"])
+    assert (tmp_path / "bench_store_S_sqlite.json").exists()
