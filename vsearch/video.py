@@ -251,12 +251,15 @@ def write_mp4(
     frames: Iterable[tuple[int, NDArray[np.uint8]]],
     fps: float,
     draw: Callable[[int, NDArray[np.uint8]], None] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
     """Encode (index, BGR frame) pairs to H.264 High / yuv420p MP4 with the index first (+faststart, so browsers
-    can play and seek at once). `draw(index, frame)` may annotate each frame in place. Returns frames written."""
+    can play and seek at once). `draw(index, frame)` may annotate each frame in place; `metadata` goes into the
+    container's tags. Returns frames written."""
     import av
 
     container = av.open(str(path), mode="w", options={"movflags": "+faststart"})
+    container.metadata.update(metadata or {})
     stream = None
     n = 0
     try:
