@@ -3,7 +3,7 @@
 Each finished segment is an ordinary video file, so everything that works on files (idempotent, resumable ingest;
 evidence clips cut from the source) works on streams. A network camera that drops out is reconnected with
 exponential backoff up to a retry budget: the segment in progress is closed at the last frame received, the
-missing stretch is reported as a `StreamGap` on the next segment, and a camera that does not come back within
+missing stretch is yielded as a `StreamGap` between the segments, and a camera that does not come back within
 the budget (or never answers) ends the recording with a VideoError.
 """
 
@@ -64,7 +64,6 @@ class RecordedSegment:
     path: Path
     start_ts_s: float
     duration_s: float
-    gap_before: StreamGap | None = None  # the dropout this segment resumes after
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,10 @@ def record_stream(
     stop: StopFlag | None = None,
     retry: RetryPolicy | None = None,
     default_fps: float = 25.0,
-) -> Iterator[RecordedSegment]:
+) -> Iterator[RecordedSegment | StreamGap]:
     """Record a live stream (RTSP/HTTP URL, /dev/video device or index, or a file played as a stream) into H.264
-    segment files of `segment_s` seconds, yielding each as it is finished.
+    segment files of `segment_s` seconds, yielding each as it is finished, and each dropout (StreamGap) as the
+    stream comes back.
 
     Absolute time is the wall clock when a connection opened plus the stream's own position since then. A file is
     read as fast as it decodes and ends the recording at its end; a network source that ends or stalls is
@@ -95,13 +95,13 @@ def record_stream(
     out_dir.mkdir(parents=True, exist_ok=True)
     items = source.items()
     first_ts: float | None = None
-    gap: StreamGap | None = None
     nxt = next(items, None)
     while nxt is not None:
         if isinstance(nxt, _Lost):
             raise VideoError(nxt.error)
         if isinstance(nxt, StreamGap):
-            gap, nxt = nxt, next(items, None)
+            yield nxt
+            nxt = next(items, None)
             continue
         seg_start = nxt[0]
         first_ts = seg_start if first_ts is None else first_ts
@@ -131,8 +131,7 @@ def record_stream(
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        yield RecordedSegment(target, seg_start, n / source.fps, gap)
-        gap = None
+        yield RecordedSegment(target, seg_start, n / source.fps)
 
 
 class _Source:

@@ -122,9 +122,10 @@ class VSearch:
         retry = RetryPolicy(s.stream_retries, s.stream_backoff_s, timeout_s=s.stream_timeout_s)
         try:
             for seg in record_stream(url, s.data_dir / "recordings" / camera_id, segment_s, max_s, halt, retry):
-                if seg.gap_before is not None:
-                    result.gaps.append(seg.gap_before)
-                todo.put(seg)
+                if isinstance(seg, StreamGap):
+                    result.gaps.append(seg)
+                else:
+                    todo.put(seg)
         finally:
             todo.put(None)
             t.join()
