@@ -24,7 +24,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
+from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError, StorageError
+from vsearch.faults import kill_point
 from vsearch.types import Sighting
 
 TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
@@ -280,8 +281,11 @@ class SqliteCatalog:
             try:
                 yield self._db
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+                    raise StorageError(f"{self.path}: no space left to write the catalog ({e}); nothing was stored") from e
                 raise
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
@@ -422,6 +426,7 @@ class SqliteCatalog:
                 (processed_until_s, frames_sampled, "done" if done else "ingesting",
                  time.time() if done else None, None if done else resume_state, done, video_id),
             )  # fmt: skip
+            kill_point("catalog.commit_chunk")
         return ids
 
     def delete_video(self, video_id: int) -> list[int]:
