@@ -182,7 +182,7 @@ def test_watching_a_stream_ingests_each_segment(tmp_path: Path, shared_settings)
 
     svc = VSearch(shared_settings.model_copy(update={"data_dir": tmp_path / "d"}))
     t0 = time.time()
-    reports = svc.watch(str(SAMPLE_VIDEO), "live-01", segment_s=15.0, max_s=30.0)
+    reports = svc.watch(str(SAMPLE_VIDEO), "live-01", segment_s=15.0, max_s=30.0).reports
     assert [r.status for r in reports] == ["ingested", "ingested"]
     assert sum(r.sightings_added for r in reports) > 0
     first = min(svc.catalog.sightings(svc.store.index.ids().tolist()).values(), key=lambda x: x.ts_s)

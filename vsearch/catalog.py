@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
+from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError, StorageError
+from vsearch.faults import kill_point
 from vsearch.types import IdSet, Sighting
 
 TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
@@ -408,6 +409,7 @@ class SqlCatalog:
                 (processed_until_s, frames_sampled, "done" if done else "ingesting",
                  time.time() if done else None, None if done else resume_state, done, video_id),
             )  # fmt: skip
+            kill_point("catalog.commit_chunk")
         return ids
 
     def _allocate_ids(self, db: _Db, ts_s: Sequence[float]) -> list[int]:
@@ -663,8 +665,11 @@ class SqliteCatalog(SqlCatalog):
             try:
                 yield _SqliteTx(self._db)
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+                    raise StorageError(f"{self.path}: no space left to write the catalog ({e}); nothing was stored") from e
                 raise
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:

@@ -148,21 +148,36 @@ def watch(
     duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until the stream ends).", callback=_finite)] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Record a live stream in segments and ingest each one as it completes (Ctrl-C stops cleanly)."""
+    """Record a live stream in segments and ingest each one as it completes (Ctrl-C stops cleanly).
+
+    A camera that drops out is reconnected (VSEARCH_STREAM_RETRIES, VSEARCH_STREAM_BACKOFF_S) and the gap
+    reported; one that cannot be reached within that budget ends the command with an error."""
+    import signal
     import threading
 
     stop = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+        typer.echo("stopping: finishing the current segment (Ctrl-C again to abort)", err=True)
+        stop.set()
+
     try:
         svc = _service(_settings(data_dir))
         typer.echo(f"recording {url} as camera {camera} in {segment_s:.0f} s segments (Ctrl-C to stop)", err=True)
+        previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            reports = svc.watch(url, camera, segment_s, duration_s, stop, lambda r: _print_reports([r]))
-        except KeyboardInterrupt:
-            stop.set()
-            reports = []
-        typer.echo(f"{len(reports)} segments ingested; index now holds {svc.store.ntotal} sightings")
+            result = svc.watch(url, camera, segment_s, duration_s, stop, lambda r: _print_reports([r]))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        for g in result.gaps:
+            typer.echo(f"gap: no video from {ts_to_iso(g.from_ts_s)} to {ts_to_iso(g.to_ts_s)} ({g.duration_s:.1f} s)")
+        typer.echo(f"{len(result.reports)} segments ingested; index now holds {svc.store.ntotal} sightings")
     except VSearchError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("aborted: the segment being recorded is lost; recorded segments are ingested by a re-run of ingest", 130)
 
 
 def _print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-def]

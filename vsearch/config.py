@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     checkpoint_max_s: float = 300.0  # ... or after this many video seconds even with people in view
     ingest_lease_s: float = Field(default=60.0, gt=0)  # wall seconds a killed ingest blocks its file for others
 
+    # live streams (vsearch watch): a camera that drops out or does not answer is retried this many times, after
+    # stream_backoff_s doubling up to 30 s (1 s, 2 s, ... 30 s: about 3 minutes in all); no data for
+    # stream_timeout_s counts as a dropout
+    stream_retries: int = Field(default=8, ge=0)
+    stream_backoff_s: float = Field(default=1.0, gt=0)
+    stream_timeout_s: float = Field(default=10.0, gt=0)
+
     # embedder
     embedder: str = "reid-mnv2"  # the learned ReID model; "mobilenetv2-imagenet" and "hsv-parts" are baselines
     embed_batch: int = Field(default=16, ge=1)

@@ -31,5 +31,9 @@ class IndexStateError(VSearchError):
     """The index or catalog is inconsistent with the settings (e.g. built with another embedder)."""
 
 
+class StorageError(VSearchError):
+    """The data dir cannot take a write (its disk is full, or it is read-only); nothing half-written is kept."""
+
+
 class LeaseLostError(VSearchError):
     """Another process took over a video's ingest (this one stalled past its lease); this one must stop."""

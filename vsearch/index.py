@@ -17,7 +17,8 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.errors import IndexStateError
+from vsearch.errors import IndexStateError, StorageError
+from vsearch.faults import kill_point
 from vsearch.types import IdSet
 
 # Index policy, from benchmarks/README.md ("FAISS retrieval"): exact search up to FLAT_MAX_VECTORS, where one
@@ -121,10 +122,14 @@ class VectorIndex:
         fd, tmp = tempfile.mkstemp(prefix=".index.", dir=path.parent)
         os.close(fd)
         try:
-            with self._lock:
-                faiss.write_index(self._index, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+            try:
+                with self._lock:
+                    faiss.write_index(self._index, tmp)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            except (RuntimeError, OSError) as e:  # faiss reports a full disk as a RuntimeError
+                raise StorageError(f"{path}: cannot write the index ({e})") from e
+            kill_point("index.save")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

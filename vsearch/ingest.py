@@ -25,7 +25,7 @@ from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
-from vsearch.errors import InputError, LeaseLostError, VideoError
+from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
 from vsearch.store import Store
 from vsearch.track import SegmentTracker, TrackerState, TrackSegment
 from vsearch.types import Detections, Frame
@@ -242,7 +242,9 @@ class Ingestor:
             with timer("store"):
                 for (seg, c), v in zip(crops, vecs):
                     thumb = thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
-                    cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    if not cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
+                        # OpenCV reports a failed write (a full disk) only by returning False
+                        raise StorageError(f"{thumb}: cannot write the thumbnail (no space left?); nothing was stored")
                     upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
                     new.append(
                         NewSighting(camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,

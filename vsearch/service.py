@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsearch import __version__
@@ -16,12 +17,40 @@ from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
-from vsearch.errors import IndexStateError, NotFoundError
+from vsearch.errors import IndexStateError, NotFoundError, VSearchError
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
-from vsearch.record import RecordedSegment, record_stream
+from vsearch.record import RecordedSegment, RetryPolicy, StreamGap, record_stream
 from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
 from vsearch.store import Store, open_catalog
 from vsearch.types import Sighting
+
+
+@dataclass
+class WatchResult:
+    """What a watch did: one ingest report per recorded segment, and the camera's dropouts, in order."""
+
+    reports: list[IngestReport] = field(default_factory=list)
+    gaps: list[StreamGap] = field(default_factory=list)
+
+
+class _Either:
+    """A stop flag set by the caller's event or tripped from inside (the ingest worker failed)."""
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self._stop = stop or threading.Event()
+        self._tripped = threading.Event()
+
+    def trip(self) -> None:
+        self._tripped.set()
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or self._tripped.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set() and (deadline is None or time.monotonic() < deadline):
+            self._tripped.wait(0.1)
+        return self.is_set()
 
 
 class VSearch:
@@ -66,30 +95,53 @@ class VSearch:
         max_s: float | None = None,
         stop: threading.Event | None = None,
         on_report: Callable[[IngestReport], None] | None = None,
-    ) -> list[IngestReport]:
+    ) -> WatchResult:
         """Record a live stream into segment files under data_dir/recordings/<camera>/ and ingest each finished
-        segment while the next one records. Runs until the stream ends, `max_s` passes or `stop` is set."""
+        segment while the next one records. Runs until the stream ends, `max_s` passes or `stop` is set.
+
+        A network stream that drops out is reconnected (settings.stream_*) and the dropout returned in `gaps`.
+        Raises VideoError when the stream cannot be (re)connected within the retry budget, and VSearchError when
+        a segment cannot be ingested (recording stops then); either way after every recorded segment was handed
+        to ingest."""
         import queue
 
+        s = self.settings
         todo: queue.Queue[RecordedSegment | None] = queue.Queue()
-        reports: list[IngestReport] = []
+        result = WatchResult()
+        failed: list[tuple[Path, BaseException]] = []
+        halt = _Either(stop)
 
         def worker() -> None:
             while (seg := todo.get()) is not None:
-                r = self.ingest([IngestItem(seg.path, camera_id, seg.start_ts_s)])[0]
-                reports.append(r)
+                try:
+                    r = self.ingest([IngestItem(seg.path, camera_id, seg.start_ts_s)])[0]
+                except BaseException as e:  # handed to the recording thread, which stops and raises it
+                    failed.append((seg.path, e))
+                    halt.trip()
+                    return
+                result.reports.append(r)
                 if on_report is not None:
                     on_report(r)
 
         t = threading.Thread(target=worker, name="vsearch-watch-ingest", daemon=True)
         t.start()
+        retry = RetryPolicy(s.stream_retries, s.stream_backoff_s, timeout_s=s.stream_timeout_s)
         try:
-            for seg in record_stream(url, self.settings.data_dir / "recordings" / camera_id, segment_s, max_s, stop):
-                todo.put(seg)
+            for seg in record_stream(url, s.data_dir / "recordings" / camera_id, segment_s, max_s, halt, retry):
+                if isinstance(seg, StreamGap):
+                    result.gaps.append(seg)
+                else:
+                    todo.put(seg)
         finally:
             todo.put(None)
             t.join()
-        return reports
+            if failed:
+                path, e = failed[0]
+                raise VSearchError(
+                    f"ingest of {path} failed ({type(e).__name__}: {e}); recording stopped, the recorded segments"
+                    f" are kept in {path.parent}"
+                ) from e
+        return result
 
     # -- search --------------------------------------------------------------------------------------------
     def search(

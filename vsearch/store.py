@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from vsearch.catalog import Catalog, NewSighting, SqliteCatalog, TrackBoxRow
 from vsearch.config import Settings
 from vsearch.errors import IndexStateError
+from vsearch.faults import kill_point
 from vsearch.index import FLAT_MAX_VECTORS, VectorIndex, factory_for
 from vsearch.weights import sha256_file
 
@@ -100,6 +101,7 @@ class Store:
         ids = self.catalog.commit_chunk(
             video_id, sightings, boxes, processed_until_s, frames_sampled, done, owner, resume_state
         )
+        kill_point("store.commit_chunk")
         if not self.follow:
             return ids
         with self._lock:
@@ -234,6 +236,7 @@ class Store:
 
     def _write_files(self, index: VectorIndex) -> None:
         index.save(self.index_path)
+        kill_point("store.save")
         meta = {
             "embedder": self.embedder, "dim": self.dim, "seq": self._seq, "ntotal": index.ntotal, "kind": index.kind,
             "bytes": self.index_path.stat().st_size, "sha256": sha256_file(self.index_path),

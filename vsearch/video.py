@@ -92,28 +92,30 @@ def probe(path: Path) -> VideoInfo:
             raise VideoError(f"{path}: no frame could be decoded")
         if not (0 < fps < 1000):
             raise VideoError(f"{path}: container reports no usable frame rate ({fps})")
-        packets = _count_packets(path)
-        if packets is not None and packets < count:
+        promised, packets = _count_packets(path)
+        if promised and packets is not None and packets < promised:
             # a truncated file keeps its header's frame count but its data ends early
-            raise VideoError(f"{path}: truncated or corrupt: the header promises {count} frames, the file holds {packets}")
+            raise VideoError(f"{path}: truncated or corrupt: the header promises {promised} frames, the file holds {packets}")
         h, w = first.shape[:2]
-        return VideoInfo(path, "file", float(fps), max(count, 1), (w, h))
+        # the count (hence the duration) is what demuxing saw: a header without a frame count leaves FFmpeg to
+        # estimate the duration from the timestamps near the end, wrong by far for a program stream (.mpg) whose
+        # clock restarts part-way through (tests/test_probe_counts.py)
+        return VideoInfo(path, "file", float(fps), max(packets if packets is not None else count, 1), (w, h))
     finally:
         cap.release()
 
 
-def _count_packets(path: Path) -> int | None:
-    """Video packets actually present in the file (demuxed, not decoded: milliseconds per minute of video)."""
+def _count_packets(path: Path) -> tuple[int, int | None]:
+    """(frames the container's header promises, 0 if none; video packets actually in the file, None if it does
+    not demux). Demuxed, not decoded: milliseconds per minute of video."""
     import av
 
     try:
         with av.open(str(path)) as c:
             stream = c.streams.video[0]
-            if not stream.frames:
-                return None  # the container does not promise a count (e.g. some MKV): nothing to compare
-            return sum(1 for pk in c.demux(stream) if pk.size)
+            return int(stream.frames or 0), sum(1 for pk in c.demux(stream) if pk.size)
     except (av.FFmpegError, IndexError):
-        return None  # OpenCV decoded it; leave the verdict to the decode loop
+        return 0, None  # OpenCV decoded it; leave the verdict to the decode loop
 
 
 def sample_frames(
@@ -249,12 +251,15 @@ def write_mp4(
     frames: Iterable[tuple[int, NDArray[np.uint8]]],
     fps: float,
     draw: Callable[[int, NDArray[np.uint8]], None] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
     """Encode (index, BGR frame) pairs to H.264 High / yuv420p MP4 with the index first (+faststart, so browsers
-    can play and seek at once). `draw(index, frame)` may annotate each frame in place. Returns frames written."""
+    can play and seek at once). `draw(index, frame)` may annotate each frame in place; `metadata` goes into the
+    container's tags. Returns frames written."""
     import av
 
     container = av.open(str(path), mode="w", options={"movflags": "+faststart"})
+    container.metadata.update(metadata or {})
     stream = None
     n = 0
     try:
