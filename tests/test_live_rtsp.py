@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vsearch.catalog import open_catalog
+from vsearch.catalog import SqliteCatalog
 from vsearch.config import PROJECT_ROOT
 from vsearch.video import probe
 
@@ -135,7 +135,7 @@ class Watch:
 def _each_segment_ingested_once(w: Watch) -> None:
     """Every recorded segment is in the catalog, done, exactly once; none is missing from the reports."""
     segs = w.segments()
-    cat = open_catalog(w.data_dir / "catalog.sqlite")
+    cat = SqliteCatalog(w.data_dir / "catalog.sqlite")
     videos = cat.videos()
     cat.close()
     assert sorted(Path(v.path).name for v in videos) == [p.name for p in segs]
@@ -171,7 +171,7 @@ def test_a_camera_that_drops_out_for_10_s_is_reconnected_and_the_gap_recorded(ca
     segs = w.segments()
     assert len(segs) > before
     _each_segment_ingested_once(w)
-    cat = open_catalog(w.data_dir / "catalog.sqlite")
+    cat = SqliteCatalog(w.data_dir / "catalog.sqlite")
     timeline = sorted((v.start_ts_s, v.frame_count / v.fps) for v in cat.videos())
     cat.close()
     assert all(round(probe(p).duration_s, 1) <= 8.0 for p in segs)
