@@ -69,7 +69,7 @@ def naive(video: Path) -> dict[str, Any]:
 
 MOT17 = PROJECT_ROOT.parent / "shared" / "datasets" / "mot17-mini" / "train"
 MOT17_1080P = ("MOT17-02-FRCNN", "MOT17-04-FRCNN", "MOT17-09-FRCNN")  # static cameras, 1920x1080
-VARIANTS = {"regions off": {"detector_regions": False}, "regions on (default)": {}}
+VARIANTS = {"regions off (default)": {}, "regions on": {"detector_regions": True}}
 
 
 def warm(svc: VSearch, resolution_wh: tuple[int, int]) -> None:

@@ -44,7 +44,7 @@ SEQS = {
 # settings compared (Settings fields); the first is today's default
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "regions off": {"detector_regions": False},
+    "regions on": {"detector_regions": True},
     "min height 32": {"min_person_height_px": 32},
     "min height 32, conf 0.25": {"min_person_height_px": 32, "detector_conf": 0.25},
 }

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     min_person_height_px: int = 48
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
     # frame (detect.MotionRegions; OpenVINO backend)
-    detector_regions: bool = True
+    detector_regions: bool = False  # off: it loses people in crowded scenes (benchmarks/README.md, bench_recall)
     detector_full_every: int = Field(default=8, ge=1)
     skip_static_frames: bool = True  # skip the detector while an empty scene does not change (detect.StaticSceneGate)
 
