@@ -32,6 +32,14 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
                 break
     except OSError:
         pass
+    simd: list[str] = []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                simd = sorted({f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "sse4", "amx", "fma"))})
+                break
+    except OSError:
+        pass
     mem_gb = None
     try:
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
@@ -48,6 +56,7 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "simd": simd,  # OpenVINO's speed depends on them: AVX-512 VNNI / AMX hosts differ from AVX2-only ones
         "memory_gb": mem_gb,
         "os": platform.platform(),
         "python": platform.python_version(),

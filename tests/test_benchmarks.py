@@ -39,6 +39,7 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
 
     payload = bench_ingest.main(["--size", "S", "--out", str(tmp_path)])
     assert len(payload["rows"]) == 3 and all(r["speed_x_realtime"] > 0 for r in payload["rows"])
+    assert "simd" in payload["machine"]
     assert all(c["person_instants_recall"] >= 0.8 for c in payload["recall_checks"])
     assert (tmp_path / "bench_ingest_S.json").exists()
 
@@ -83,3 +84,15 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["window"] for r in payload["rows"]] == ["1%", "10%", "100%"]
     assert all(r["recall_at_10"] >= 0.95 and r["write_sightings_per_s"] > 0 for r in payload["rows"])
     assert (tmp_path / "bench_store_S_sqlite.json").exists()
+
+
+def test_recall_benchmark_smoke(tmp_path: Path) -> None:
+    """One MOT17 sequence through the real ingest, SD and full size, scored by height bucket."""
+    from benchmarks import bench_recall
+
+    payload = bench_recall.main(["--size", "S", "--variants", "default", "--out", str(tmp_path)])
+    assert [r["footage"] for r in payload["rows"]] == ["SD 384 px", "full (1080p)"]
+    for r in payload["rows"]:
+        assert all(b["instant_recall"] is None or 0.0 <= b["instant_recall"] <= 1.0 for b in r["buckets"].values())
+        assert sum(b["instants"] for b in r["buckets"].values()) > 0
+    assert (tmp_path / "bench_recall_S.json").exists()

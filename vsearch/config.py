@@ -43,7 +43,15 @@ class Settings(BaseSettings):
     detector_imgsz: int | None = None
     detector_conf: float = Field(default=0.35, ge=0, le=1)
     detector_batch: int = Field(default=4, ge=1)
+    # letterbox to the frame's aspect instead of a square: 1.7x fewer pixels at 16:9, but YOLO11n-pose then finds
+    # fewer small people (benchmarks/README.md), so off by default
+    detector_rect: bool = False
+    detector_requests: int = Field(default=2, ge=1)  # OpenVINO infer requests in flight (overlap pre/post-processing)
     min_person_height_px: int = 48
+    # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
+    # frame (detect.MotionRegions; OpenVINO backend)
+    detector_regions: bool = False  # off: it loses people in crowded scenes (benchmarks/README.md, bench_recall)
+    detector_full_every: int = Field(default=8, ge=1)
     skip_static_frames: bool = True  # skip the detector while an empty scene does not change (detect.StaticSceneGate)
 
     # tracking and segment selection

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +27,128 @@ TRACKER_MIN_CONF = 0.1
 
 
 def export_model(settings: Settings, backend: str, imgsz: int) -> Path:
-    """Path of the model file/folder for `backend`, exporting it once into the cache if needed."""
+    """Path of the model file/folder for `backend`, exporting it once into the cache if needed.
+
+    OpenVINO is exported once with dynamic shapes (`imgsz` is then ignored): vsearch reshapes it to each frame's
+    own letterboxed aspect, so a 16:9 frame is not padded to a square (`_OpenVinoPose`).
+    """
     pt = YOLO11N_POSE.verified_path()
     if backend == "torch":
         return pt
     fmt = {"openvino": "openvino", "onnx": "onnx"}.get(backend)
     if fmt is None:
         raise ModelError(f"unknown detector backend {backend!r}; expected openvino, onnx or torch")
+    dynamic = backend == "openvino"
 
     def build(target: Path) -> None:
         ul = import_ultralytics(settings)
         target.mkdir(parents=True)
         local_pt = target / "yolo11n-pose.pt"  # ultralytics writes the export beside its source file
         shutil.copyfile(pt, local_pt)
-        out = Path(ul.YOLO(str(local_pt)).export(format=fmt, imgsz=imgsz, dynamic=False, verbose=False))
+        out = Path(ul.YOLO(str(local_pt)).export(format=fmt, imgsz=imgsz, dynamic=dynamic, verbose=False))
         local_pt.unlink()
         if not out.exists():
             raise ModelError(f"ultralytics export to {fmt} produced nothing at {out}")
 
-    folder = cached_export(settings.model_cache_dir, YOLO11N_POSE, f"{backend}-{imgsz}", build)
+    variant = f"{backend}-dynamic" if dynamic else f"{backend}-{imgsz}"
+    folder = cached_export(settings.model_cache_dir, YOLO11N_POSE, variant, build)
     exported = [p for p in folder.iterdir() if p.suffix == ".onnx" or p.name.endswith("_openvino_model")]
     if len(exported) != 1:
         raise ModelError(f"model cache {folder} is damaged (expected one exported model); delete it to re-export")
     return exported[0]
+
+
+def letterbox_shape(resolution_wh: tuple[int, int], imgsz: int, rect: bool, stride: int = 32) -> tuple[float, int, int]:
+    """(scale, input height, input width): the frame scaled to fit `imgsz`, padded to a square or, with `rect`,
+    only up to multiples of `stride`."""
+    w, h = resolution_wh
+    r = min(imgsz / w, imgsz / h)
+    if not rect:
+        return r, imgsz, imgsz
+    nw, nh = round(w * r), round(h * r)
+    return r, -(-nh // stride) * stride, -(-nw // stride) * stride
+
+
+def nms_xyxy(xyxy: NDArray[np.float32], score: NDArray[np.float32], iou_max: float) -> NDArray[np.int64]:
+    """Indices kept by greedy non-maximum suppression, best score first."""
+    order = np.argsort(-score, kind="stable")
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep = []
+    while len(order):
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        lt = np.maximum(xyxy[i, :2], xyxy[rest, :2])
+        rb = np.minimum(xyxy[i, 2:], xyxy[rest, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        order = rest[inter / (area[i] + area[rest] - inter + 1e-9) <= iou_max]
+    return np.asarray(keep, np.int64)
+
+
+class _OpenVinoPose:
+    """The YOLO11n-pose OpenVINO model run directly, without ultralytics' per-call overhead.
+
+    Each frame is letterboxed at its own aspect (a 768x432 frame runs at 768x448, not 768x768: 42% fewer
+    pixels); one compiled model per input shape. Several infer requests are kept in flight so that the
+    pre- and post-processing of one frame overlaps the inference of the next. Boxes match ultralytics'
+    (benchmarks/bench_detector.py checks them against the PyTorch reference).
+    """
+
+    def __init__(self, model_dir: Path, requests: int, rect: bool, iou_max: float = 0.7, max_det: int = 300) -> None:
+        import openvino as ov
+
+        self._ov = ov
+        self._core = ov.Core()
+        self._xml = next(model_dir.glob("*.xml"))
+        self._requests = requests
+        self.rect = rect
+        self._queues: dict[tuple[int, int], Any] = {}
+        self.iou_max = iou_max
+        self.max_det = max_det
+
+    def _queue(self, in_hw: tuple[int, int]) -> Any:
+        if in_hw not in self._queues:
+            model = self._core.read_model(self._xml)
+            model.reshape([1, 3, *in_hw])
+            compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+            queue = self._ov.AsyncInferQueue(compiled, self._requests)
+            queue.set_callback(lambda req, slot: slot[0].__setitem__(slot[1], req.get_output_tensor(0).data[0].copy()))
+            self._queues[in_hw] = queue
+        return self._queues[in_hw]
+
+    def __call__(self, images_bgr: Sequence[NDArray[np.uint8]], imgsz: Sequence[int], conf: float) -> list[Detections]:
+        """Detections of each image, each run at its own inference size."""
+        import cv2
+
+        outs: list[Any] = [None] * len(images_bgr)
+        geometry = []
+        for i, (img, size) in enumerate(zip(images_bgr, imgsz)):
+            h, w = img.shape[:2]
+            r, in_h, in_w = letterbox_shape((w, h), size, self.rect)
+            nw, nh = round(w * r), round(h * r)
+            top, left = (in_h - nh) // 2, (in_w - nw) // 2
+            canvas = np.full((in_h, in_w, 3), 114, np.uint8)
+            canvas[top : top + nh, left : left + nw] = img if (nw, nh) == (w, h) else cv2.resize(img, (nw, nh))
+            blob = np.ascontiguousarray(canvas[None, :, :, ::-1].transpose(0, 3, 1, 2), np.float32) * (1 / 255)
+            queue = self._queue((in_h, in_w))
+            queue.start_async({0: blob}, userdata=(outs, i))
+            geometry.append((r, left, top, w, h, queue))
+        for q in {id(g[5]): g[5] for g in geometry}.values():
+            q.wait_all()
+        return [self._decode(out, *g[:5], conf) for out, g in zip(outs, geometry)]
+
+    def _decode(self, out: NDArray[np.float32], r: float, left: int, top: int, w: int, h: int, conf: float) -> Detections:
+        pred = out.T  # (anchors, 4 box cxcywh + 1 person score + 17*3 keypoints), in input pixels
+        pred = pred[pred[:, 4] > conf]
+        cxcy, wh = pred[:, :2], pred[:, 2:4]
+        xyxy = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1)
+        keep = nms_xyxy(xyxy, pred[:, 4], self.iou_max)[: self.max_det]
+        xyxy, score, kpts = xyxy[keep], pred[keep, 4], pred[keep, 5:].reshape(-1, 17, 3).copy()
+        offset = np.array([left, top], np.float32)
+        xyxy = ((xyxy.reshape(-1, 2, 2) - offset) / r).reshape(-1, 4)
+        xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+        kpts[:, :, :2] = (kpts[:, :, :2] - offset) / r
+        return Detections(xyxy, score.astype(np.float32), kpts.astype(np.float32))
 
 
 class PersonDetector:
@@ -71,10 +171,11 @@ class PersonDetector:
         return bool(self._models)
 
     def load(self, imgsz: int = 640) -> Any:
-        """Load (once per inference size) and return the ultralytics model."""
+        """Load (once; per inference size for the ultralytics backends) and return the model."""
         with self._lock:
-            if imgsz in self._models:
-                return self._models[imgsz]
+            key = 0 if self.backend == "openvino" else imgsz  # one dynamic-shape OpenVINO model serves every size
+            if key in self._models:
+                return self._models[key]
             if self.settings.device.startswith("cuda"):
                 import torch
 
@@ -82,40 +183,69 @@ class PersonDetector:
                     raise ModelError(f"device {self.settings.device!r} requested but no CUDA GPU is available")
                 if self.backend != "torch":
                     raise ModelError("device 'cuda' needs detector_backend 'torch' (OpenVINO/ONNX run on the CPU)")
-            ul = import_ultralytics(self.settings)
             path = export_model(self.settings, self.backend, imgsz)
             try:
-                self._models[imgsz] = ul.YOLO(str(path), task="pose")
+                if self.backend == "openvino":
+                    self._models[key] = _OpenVinoPose(path, self.settings.detector_requests, self.settings.detector_rect)
+                else:
+                    self._models[key] = import_ultralytics(self.settings).YOLO(str(path), task="pose")
             except Exception as e:
                 raise ModelError(f"cannot load detector model {path}: {e}") from e
-            return self._models[imgsz]
+            return self._models[key]
 
-    def detect(self, images_bgr: Sequence[NDArray[np.uint8]], conf: float | None = None) -> list[Detections]:
-        """Detect persons in each BGR image; boxes are xyxy pixels of that image, with COCO-17 keypoints."""
+    def detect(
+        self,
+        images_bgr: Sequence[NDArray[np.uint8]],
+        conf: float | None = None,
+        regions: Sequence[Region | None] | None = None,
+    ) -> list[Detections]:
+        """Detect persons in each BGR image; boxes are xyxy pixels of that image, with COCO-17 keypoints.
+
+        With `regions` (OpenVINO only), an image whose region is not None is detected in that crop alone, at the
+        same pixel scale as its full frame (so the same people stay detectable) and at a smaller input size.
+        """
         if len(images_bgr) == 0:
             return []
         imgsz = self.imgsz_for((images_bgr[0].shape[1], images_bgr[0].shape[0]))
-        results = self.load(imgsz).predict(
-            list(images_bgr),
-            imgsz=imgsz,
-            conf=TRACKER_MIN_CONF if conf is None else conf,
-            classes=[0],
-            device=self.settings.device,
-            verbose=False,
-        )
-        out = []
+        conf = TRACKER_MIN_CONF if conf is None else conf
+        model = self.load(imgsz)
+        if isinstance(model, _OpenVinoPose):
+            regions = regions or [None] * len(images_bgr)
+            crops = [img if rg is None else img[rg.y0 : rg.y1, rg.x0 : rg.x1] for img, rg in zip(images_bgr, regions)]
+            out = model(crops, [imgsz if rg is None else rg.imgsz for rg in regions], conf)
+            out = [d if rg is None else _shifted(d, rg.x0, rg.y0) for d, rg in zip(out, regions)]
+        else:
+            out = [_from_ultralytics(r) for r in model.predict(
+                list(images_bgr), imgsz=imgsz, conf=conf, classes=[0], device=self.settings.device, verbose=False
+            )]  # fmt: skip
         min_h = self.settings.min_person_height_px
-        for r in results:
-            boxes = r.boxes
-            xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
-            kpts = (
-                r.keypoints.data.cpu().numpy().astype(np.float32)
-                if r.keypoints is not None
-                else np.zeros((len(xyxy), 0, 3), np.float32)
-            )
-            dets = Detections(xyxy, boxes.conf.cpu().numpy(), kpts)
-            out.append(dets[(dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= min_h])
-        return out
+        return [d[(d.xyxy[:, 3] - d.xyxy[:, 1]) >= min_h] for d in out]
+
+
+def _shifted(d: Detections, dx: int, dy: int) -> Detections:
+    """Detections of a crop moved into the coordinates of the frame it was cut from."""
+    kpts = d.keypoints.copy()
+    kpts[:, :, :2] += np.array([dx, dy], np.float32)
+    return Detections(d.xyxy + np.array([dx, dy, dx, dy], np.float32), d.confidence, kpts)
+
+
+def _from_ultralytics(r: Any) -> Detections:
+    xyxy = r.boxes.xyxy.cpu().numpy().astype(np.float32)
+    kpts = (
+        r.keypoints.data.cpu().numpy().astype(np.float32)
+        if r.keypoints is not None
+        else np.zeros((len(xyxy), 0, 3), np.float32)
+    )
+    return Detections(xyxy, r.boxes.conf.cpu().numpy(), kpts)
+
+
+def small_gray(image_bgr: NDArray[np.uint8], width: int) -> NDArray[np.uint8]:
+    """The frame shrunk to `width` pixels wide, grey and blurred: what motion checks compare."""
+    import cv2
+
+    h, w = image_bgr.shape[:2]
+    small = cv2.resize(image_bgr, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0), np.uint8)
 
 
 class StaticSceneGate:
@@ -134,11 +264,7 @@ class StaticSceneGate:
         self.skipped = 0
 
     def _small(self, image_bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
-        import cv2
-
-        h, w = image_bgr.shape[:2]
-        small = cv2.resize(image_bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
-        return np.asarray(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0), np.uint8)
+        return small_gray(image_bgr, self.width)
 
     def needs_detection(self, images_bgr: Sequence[NDArray[np.uint8]]) -> list[bool]:
         """Which frames of a batch must go through the detector: all from the first one that changed."""
@@ -162,3 +288,100 @@ class StaticSceneGate:
     def observe(self, image_bgr: NDArray[np.uint8], dets: Detections) -> None:
         """Tell the gate what the detector found in the last detected frame."""
         self._ref = self._small(image_bgr) if len(dets) == 0 else None
+
+
+def _inside(box: NDArray[np.float32], boxes: NDArray[np.float32], margin: float) -> bool:
+    """True when `box` lies within the union bounding box of `boxes` grown by `margin`."""
+    return bool(np.all(box[:2] >= boxes[:, :2].min(axis=0) - margin) and np.all(box[2:] <= boxes[:, 2:].max(axis=0) + margin))
+
+
+@dataclass(frozen=True)
+class Region:
+    """A crop of a frame to detect in, and the (square) inference size that keeps the full frame's pixel scale."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    imgsz: int
+
+
+class MotionRegions:
+    """Where to run the detector in each sampled frame: a crop around what moved and who is tracked, or the whole
+    frame.
+
+    Surveillance frames are mostly unchanged background (NVRs such as Frigate detect only in motion regions). The
+    region is the bounding box of pixels that changed since the previous sampled frame, joined with the boxes of
+    persons detected in the previous frame (a person standing still makes no motion), padded, and widened to
+    one of a few square input sizes at the full frame's pixel scale; when only already-detected persons moved,
+    the crop is shrunk so that the smallest of them is still `min_person_px` tall in the input. The whole frame is detected every
+    `full_every` frames (so still people who were missed are found), and whenever the region would not be much
+    smaller than the frame. `plan()` returns None for "detect the whole frame".
+    """
+
+    SIZES = (256, 320, 416, 512)  # input sizes a region may use: one compiled model each
+
+    def __init__(self, imgsz_for: Any, full_every: int = 8, max_fill: float = 0.45, pixel_delta: int = 25,
+                 width: int = 160, pad_px: int = 48, min_person_px: int = 160) -> None:  # fmt: skip
+        self.imgsz_for = imgsz_for
+        self.full_every = full_every
+        self.max_fill = max_fill
+        self.pixel_delta = pixel_delta
+        self.width = width
+        self.pad_px = pad_px
+        self.min_person_px = min_person_px
+        self._prev: NDArray[np.uint8] | None = None
+        self._boxes: NDArray[np.float32] = np.zeros((0, 4), np.float32)
+        self._since_full = 0
+        self.full = self.cropped = 0
+
+    def _small(self, image_bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        return small_gray(image_bgr, self.width)
+
+    def plan(self, image_bgr: NDArray[np.uint8]) -> Region | None:
+        """The region to detect in this frame (None: the whole frame). Call `observe()` with what was found."""
+        h, w = image_bgr.shape[:2]
+        small = self._small(image_bgr)
+        prev, self._prev = self._prev, small
+        self._since_full += 1
+        if prev is None or prev.shape != small.shape or self._since_full >= self.full_every:
+            return self._whole()
+        boxes = [b for b in self._boxes]
+        ys, xs = np.nonzero(np.abs(small.astype(np.int16) - prev) > self.pixel_delta)
+        moved = None
+        if len(xs):
+            k = w / self.width
+            moved = np.array([xs.min() * k, ys.min() * k, (xs.max() + 1) * k, (ys.max() + 1) * k], np.float32)
+            boxes.append(moved)
+        if not boxes:
+            return self._whole()  # nothing moved and nobody was seen: cheap to check the whole frame now and then
+        b = np.stack(boxes)
+        x0, y0 = b[:, :2].min(axis=0) - self.pad_px
+        x1, y1 = b[:, 2:].max(axis=0) + self.pad_px
+        x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
+        scale = self.imgsz_for((w, h)) / max(w, h)  # input pixels per frame pixel in a whole-frame pass
+        if len(self._boxes) and (moved is None or _inside(moved, self._boxes, self.pad_px)):
+            # only known persons moved: they need not be seen larger than min_person_px in the input
+            scale = min(scale, self.min_person_px / float((self._boxes[:, 3] - self._boxes[:, 1]).min()))
+        need = max(x1 - x0, y1 - y0) * scale
+        size = next((s for s in self.SIZES if s >= need), None)
+        if size is None or (x1 - x0) * (y1 - y0) > self.max_fill * w * h:
+            return self._whole()
+        side = int(size / scale)  # the crop grows around the region to fill the input at the same scale
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        rx0 = int(min(max(0, cx - side / 2), max(0, w - side)))
+        ry0 = int(min(max(0, cy - side / 2), max(0, h - side)))
+        self.cropped += 1
+        return Region(rx0, ry0, min(w, rx0 + side), min(h, ry0 + side), size)
+
+    def _whole(self) -> Region | None:
+        self._since_full = 0
+        self.full += 1
+        return None
+
+    def observe(self, dets: Detections) -> None:
+        """Tell the planner which persons the detector found in the frame it last planned."""
+        self._boxes = dets.xyxy[dets.confidence >= TRACKER_MIN_CONF].copy()
+
+    def reset(self) -> None:
+        self._prev, self._boxes, self._since_full = None, np.zeros((0, 4), np.float32), 0

@@ -23,7 +23,7 @@ import cv2
 from vsearch.catalog import Catalog, NewSighting
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
-from vsearch.detect import PersonDetector, StaticSceneGate
+from vsearch.detect import MotionRegions, PersonDetector, StaticSceneGate
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
 from vsearch.store import Store
@@ -224,6 +224,11 @@ class Ingestor:
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
         gate = StaticSceneGate() if s.skip_static_frames else None
+        regions = (
+            MotionRegions(self.detector.imgsz_for, s.detector_full_every)
+            if s.detector_regions and s.detector_backend == "openvino"
+            else None
+        )
         closed: list[TrackSegment] = []
         frames_in_chunk = 0
         chunk_start = from_pts
@@ -260,16 +265,22 @@ class Ingestor:
             closed, frames_in_chunk, chunk_start = [], 0, last_pts
             if gate is not None:
                 gate.reset()  # a resumed run starts with a fresh gate: so does this one, to stay identical
+            if regions is not None:
+                regions.reset()
 
         frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts))
         for batch in _batches(frames, s.detector_batch, timer):
             with timer("motion"):
                 run = gate.needs_detection([f.image_bgr for f in batch]) if gate else [True] * len(batch)
+                todo = [f.image_bgr for f, r in zip(batch, run) if r]
+                plans = [regions.plan(img) for img in todo] if regions else None
             with timer("detect"):
-                found = iter(self.detector.detect([f.image_bgr for f, r in zip(batch, run) if r]))
+                found = iter(self.detector.detect(todo, regions=plans))
                 dets = [next(found) if r else Detections.empty() for r in run]
                 if gate and run[-1]:
                     gate.observe(batch[-1].image_bgr, dets[-1])
+                if regions and todo:
+                    regions.observe(dets[max(i for i, r in enumerate(run) if r)])
             with timer("track"):
                 for f, d in zip(batch, dets):
                     closed.extend(tracker.update(f, d)[1])
