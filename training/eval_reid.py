@@ -1,14 +1,13 @@
 """Re-ID accuracy table: every embedder on identity-disjoint folds of PKU-Reid (cross-camera protocol), with the
 learned model evaluated only on identities it was not trained on.
 
-    python -m benchmarks.eval_reid
+    python -m training.eval_reid        # writes training/results/reid_eval.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,41 +15,38 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import machine_info, print_table, write_json
+from training.datasets import PKU, convert_pku, pku_fold
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import EMBEDDERS, OnnxEmbedder, make_embedder
-from vsearch.evaluate import convert_pku, evaluate_folder, pku_ids
+from vsearch.evaluate import evaluate_folder
 
-PKU = PROJECT_ROOT.parent / "shared" / "datasets" / "pku-reid-subset"
-RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "reid"
+RESULTS = PROJECT_ROOT / "training" / "results"
 
 
-def fold_ids(fold: int, folds: int = 4, seed: int = 0) -> list[int]:
-    """The identities benchmarks/train_reid.py holds out for this fold (same shuffle)."""
-    ids = pku_ids(PKU)
-    random.Random(seed).shuffle(ids)
-    return sorted(ids[fold::folds])
+def onnx_embedder(path: Path, name: str | None = None) -> OnnxEmbedder:
+    """An embedder over a trained model file (256-d, 256x128 input), named after the file unless told."""
+    return OnnxEmbedder(name or path.stem, 256, lambda: path, (128, 256))
 
 
 def run() -> dict[str, Any]:
     rows = []
     baselines = [n for n in ("mobilenetv2-imagenet", "hsv-parts") if n in EMBEDDERS]
     with tempfile.TemporaryDirectory() as tmp:
-        sets = {"pku-all-44-ids": (None, None)}
+        sets: dict[str, tuple[list[int] | None, int | None]] = {"pku-all-44-ids": (None, None)}
         for f in range(4):
-            sets[f"pku-fold{f}-11-ids"] = (fold_ids(f), f)
+            sets[f"pku-fold{f}-11-ids"] = (pku_fold(f), f)
         for name, (ids, fold) in sets.items():
             folder = Path(tmp) / name
             convert_pku(PKU, folder, ids)
             for b in baselines:
                 rows.append({"set": name, **evaluate_folder(folder, make_embedder(Settings(embedder=b)))})
-            record = RESULTS / f"cv_fold{fold}.json" if fold is not None else None
+            record = RESULTS / "reid" / f"cv_fold{fold}.json" if fold is not None else None
             if record is not None and record.exists():
                 rec = json.loads(record.read_text())
                 assert sorted(rec["held_out_ids"]) == ids, "fold record does not match the fold's identities"
                 onnx = PROJECT_ROOT / rec["onnx"]["path"] if "onnx" in rec else None
                 if onnx is not None and onnx.exists():
-                    emb = OnnxEmbedder(onnx.stem, 256, lambda p=onnx: p, (128, 256))
-                    rows.append({"set": name, **evaluate_folder(folder, emb)})
+                    rows.append({"set": name, **evaluate_folder(folder, onnx_embedder(onnx))})
                 else:  # the fold's own evaluation, done by the training script on the same protocol
                     h = rec["held_out"]
                     rows.append({"set": name, "embedder": f"reid-mnv2 (fold {fold} model)", "dataset": name, **h})
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = summarise(result["rows"])
     print_table(summary, "\nMean over identity-disjoint folds (11 identities each)")
     payload = {"benchmark": "reid", "machine": machine_info(["torch", "onnxruntime"]), "summary": summary, **result}
-    write_json("reid_eval", payload, *([args.out] if args.out else []))
+    write_json("reid_eval", payload, args.out or RESULTS)
     return payload
 
 

@@ -5,8 +5,8 @@ Recipe (a small "bag of tricks" ReID baseline): the ImageNet MobileNetV2 from de
 smoothing on the BN'd feature plus a batch-hard triplet loss on the raw one, PK batches (P identities x K crops),
 random flips, crops and erasing. Identities: PKU-Reid (two cameras) and, optionally, MOT17-mini tracks.
 
-    python -m benchmarks.train_reid --out models/reid                     # final model on all PKU ids (+ MOT17)
-    python -m benchmarks.train_reid --folds 4 --fold 0 --no-export       # cross-validation: hold out fold 0
+    python -m training.train_reid --out models/reid                     # final model on all PKU ids (+ MOT17)
+    python -m training.train_reid --folds 4 --fold 0 --no-export       # cross-validation: hold out fold 0
 """
 
 from __future__ import annotations
@@ -24,46 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.datasets import PKU, load_mot, load_pku, pku_fold, pku_ids
 from vsearch.config import PROJECT_ROOT
 from vsearch.embed import IMAGENET_MEAN, IMAGENET_STD
-from vsearch.evaluate import cmc_map, pku_ids
+from vsearch.evaluate import cmc_map
 from vsearch.weights import MOBILENETV2_IMAGENET, sha256_file
 
-DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-PKU = DATASETS / "pku-reid-subset"
-MOT = DATASETS / "mot17-mini" / "train"
 H, W = 256, 128
-
-
-def load_pku(ids: set[int]) -> list[tuple[np.ndarray, int, int]]:
-    """(crop_rgb, pid, cam) for the given PKU identities (unique crops: val/query and val/gallery are copies)."""
-    out = []
-    for p in sorted(PKU.rglob("*.png")):
-        if {"query", "gallery"} & set(p.parts) or not p.parent.name.isdigit():
-            continue
-        pid, cam = int(p.parent.name), int(p.name.split("_")[0])
-        if pid in ids:
-            out.append((cv2.imread(str(p))[:, :, ::-1].copy(), pid, cam))
-    return out
-
-
-def load_mot(min_h: int = 96, min_vis: float = 0.6) -> list[tuple[np.ndarray, int, int]]:
-    """Crops of MOT17-mini pedestrians (visible, tall enough); identities unique per sequence, camera = sequence."""
-    out = []
-    for s_i, seq in enumerate(sorted(MOT.iterdir())):
-        rows = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
-        rows = rows[(rows[:, 6] == 1) & (rows[:, 7] == 1) & (rows[:, 8] >= min_vis) & (rows[:, 5] >= min_h)]
-        frames: dict[int, np.ndarray] = {}
-        for f, tid, x, y, w, h in rows[:, :6]:
-            img = frames.setdefault(int(f), cv2.imread(str(seq / "img1" / f"{int(f):06d}.jpg")))
-            x1, y1 = max(0, int(x)), max(0, int(y))
-            crop = img[y1 : int(y + h), x1 : int(x + w)]
-            if crop.shape[0] >= min_h and crop.shape[1] >= 16:
-                out.append((crop[:, :, ::-1].copy(), 100_000 + 1000 * s_i + int(tid), 100 + s_i))
-    by_pid: dict[int, int] = {}
-    for _, pid, _ in out:
-        by_pid[pid] = by_pid.get(pid, 0) + 1
-    return [o for o in out if by_pid[o[1]] >= 2]  # an identity needs two crops to be a triplet positive
 
 
 def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
@@ -190,7 +157,7 @@ def _scores(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[str, floa
 
 
 def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]], variants: bool = False) -> dict[str, Any]:
-    """Cross-camera protocol of vsearch.evaluate.convert_pku: camera 1 crops query camera 2 crops.
+    """Cross-camera protocol of training.datasets.convert_pku: camera 1 crops query camera 2 crops.
 
     With `variants`, also scores test-time flipping and fusions with the HSV part histograms (cosine similarity
     w * learned + (1 - w) * colour), under "variants"."""
@@ -218,10 +185,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     all_ids = pku_ids(PKU)
-    rng_ids = random.Random(args.seed)
-    shuffled = all_ids[:]
-    rng_ids.shuffle(shuffled)
-    held = set(shuffled[args.fold :: args.folds]) if args.folds > 1 else set()
+    held = set(pku_fold(args.fold, args.folds, args.seed)) if args.folds > 1 else set()
     if args.val_split:  # the dataset's own split: hold out the identities of val/all_imgs
         held = {pid for pid in all_ids if (PKU / "val" / "all_imgs" / f"{pid:03d}").is_dir()}
     train_ids = set(all_ids) - held
@@ -278,89 +242,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def fold_ids(fold: int, folds: int, seed: int = 0) -> list[int]:
-    """The PKU identities that `train` holds out for this fold (the same seeded shuffle)."""
-    ids = pku_ids(PKU)
-    random.Random(seed).shuffle(ids)
-    return sorted(ids[fold::folds])
-
-
-def report() -> dict[str, Any]:
-    """Every embedder on every evaluation set, cross-camera (camera 1 queries camera 2), written to
-    benchmarks/results/reid_eval.json.
-
-    Baselines are scored through vsearch.evaluate (Market-layout folders, the embedders' ONNX / numpy code). A
-    learned recipe is scored on a held-out set only from the record of the run that held that set out
-    (benchmarks/results/reid/cv_<recipe>_<set>.json, the same protocol computed at the end of training); the
-    shipped model (models/reid/reid-mnv2.onnx, trained on all 44 PKU identities and the MOT17-mini tracks) is scored
-    only on MOT17-mini, which it was trained on, and says so.
-    """
-    import tempfile
-
-    from benchmarks.common import machine_info, print_table, write_json
-    from vsearch.config import Settings
-    from vsearch.embed import make_embedder
-    from vsearch.evaluate import convert_mot, convert_pku, evaluate_folder
-
-    records = PROJECT_ROOT / "benchmarks" / "results" / "reid"
-    sets: dict[str, tuple[list[int] | None, str | None]] = {"pku-all-44ids": (None, None)}
-    for f in range(4):
-        sets[f"pku-4fold{f}-11ids"] = (fold_ids(f, 4), f"fold{f}")
-    for f in range(2):
-        sets[f"pku-2fold{f}-22ids"] = (fold_ids(f, 2), f"2fold{f}")
-    val = sorted(int(d.name) for d in (PKU / "val" / "all_imgs").iterdir() if d.name.isdigit())
-    sets["pku-val-9ids"] = (val, "val")
-    baselines = ["hsv-parts", "mobilenetv2-imagenet"]
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (ids, tag) in sets.items():
-            folder = Path(tmp) / name
-            convert_pku(PKU, folder, ids)
-            for b in baselines:
-                r = evaluate_folder(folder, make_embedder(Settings(embedder=b)))
-                rows.append({"set": name, "embedder": b, "held_out": True, **_metrics(r)})
-            for rec_path in sorted(records.glob(f"cv_*_{tag}.json")) if tag else []:
-                rec = json.loads(rec_path.read_text())
-                if sorted(rec["held_out_ids"]) != sorted(ids or []):
-                    raise SystemExit(f"{rec_path}: its held-out identities are not those of {name}")
-                recipe = rec_path.stem[len("cv_") : -len(f"_{tag}")]
-                rows.append({"set": name, "embedder": f"reid-mnv2[{recipe}]", "held_out": True,
-                             **_metrics(rec["held_out"])})  # fmt: skip
-                for v, r in rec["held_out"].get("variants", {}).items():
-                    if v != "hsv":
-                        rows.append({"set": name, "embedder": f"reid-mnv2[{recipe}]+{v}", "held_out": True, **_metrics(r)})
-        folder = Path(tmp) / "mot17-mini"
-        convert_mot(MOT, folder)
-        for e in [*baselines, "reid-mnv2"]:
-            r = evaluate_folder(folder, make_embedder(Settings(embedder=e)))
-            rows.append({"set": "mot17-mini-first-vs-last-frame", "embedder": e, "held_out": e != "reid-mnv2", **_metrics(r)})
-    summary = []
-    for group, n in (("pku-4fold", 4), ("pku-2fold", 2)):
-        by: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            if r["set"].startswith(group):
-                by.setdefault(r["embedder"], []).append(r)
-        for emb, rs in by.items():
-            if len(rs) == n:
-                r1, m = np.array([r["rank_1"] for r in rs]), np.array([r["mAP"] for r in rs])
-                summary.append({"sets": f"{group} mean of {n}", "embedder": emb, "rank_1_mean": round(float(r1.mean()), 4),
-                                "rank_1_std": round(float(r1.std()), 4), "rank_1_min": round(float(r1.min()), 4),
-                                "rank_1_max": round(float(r1.max()), 4), "mAP_mean": round(float(m.mean()), 4),
-                                "mAP_std": round(float(m.std()), 4)})  # fmt: skip
-    print_table(rows, "Re-ID, camera 1 queries camera 2 (MOT17: first frame queries last frame)")
-    print_table(summary, "\nMeans over identity-disjoint folds")
-    payload = {"benchmark": "reid", "machine": machine_info(["torch", "onnxruntime"]),
-               "anchor": {"model": "OSNet x1_0", "dataset": "Market-1501", "rank_1": 0.948, "mAP": 0.849,
-                          "source": "published (Zhou et al., ICCV 2019); not measured here"},
-               "summary": summary, "rows": rows}  # fmt: skip
-    write_json("reid_eval", payload)
-    return payload
-
-
-def _metrics(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(float(r[k]), 4) if k != "queries" else int(r[k]) for k in ("rank_1", "rank_5", "rank_10", "mAP", "queries")}
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "models" / "reid")
@@ -381,11 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--mot", action=argparse.BooleanOptionalAction, default=True, help="also train on MOT17-mini tracks")
     ap.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None, help="write the run's record here")
-    ap.add_argument("--report", action="store_true", help="no training: score every embedder on every evaluation "
-                    "set (learned models only on identities they never saw) into benchmarks/results/reid_eval.json")
     args = ap.parse_args(argv)
-    if args.report:
-        return report()
     result = train(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
