@@ -129,3 +129,18 @@ def test_pku_folds_partition_the_identities() -> None:
     assert len(set().union(*folds)) == 44 and folds[1] == pku_fold(1, 4)
     with pytest.raises(InputError, match="fold in 0..3"):
         pku_fold(4, 4)
+
+
+@pytest.mark.parametrize("name, n_ids", [("cuhk01", 671), ("cuhk03-labeled-pair1", 843)])
+def test_cuhk_test_split_is_identity_disjoint_and_cross_camera(tmp_path: Path, name: str, n_ids: int) -> None:
+    """100 identities of each CUHK set are held out of every training run; written in the Market layout, camera 1
+    queries camera 2, so `vsearch eval` scores them."""
+    from training.datasets import convert_two_camera, cuhk_split
+
+    train, test = cuhk_split(dataset(name))
+    assert len(test) == 100 and len(train) == n_ids - 100 and not set(train) & set(test)
+    assert cuhk_split(dataset(name)) == (train, test)  # seeded: the same split on every call
+    stats = convert_two_camera(dataset(name), tmp_path / "set", test)
+    q, g = read_split(tmp_path / "set" / "query"), read_split(tmp_path / "set" / "bounding_box_test")
+    assert stats["identities"] == 100 and stats["crops"] == len(q.paths) + len(g.paths)
+    assert set(q.cams) == {1} and set(g.cams) == {2} and set(q.pids) == set(g.pids) == set(test)

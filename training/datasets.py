@@ -12,6 +12,7 @@ import random
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,54 @@ from vsearch.errors import InputError
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 PKU = DATASETS / "pku-reid-subset"
 MOT = DATASETS / "mot17-mini" / "train"
+CUHK01 = DATASETS / "cuhk01"  # 671 ids x 2 cameras x 2 crops, 60x160
+CUHK03 = DATASETS / "cuhk03-labeled-pair1"  # 843 ids x 2 cameras x <= 4 crops, hand-drawn boxes
+CUHK_TEST_IDS = 100  # identities of each CUHK set held out of every training run, for scoring
+
+
+@dataclass(frozen=True)
+class CropFile:
+    """One crop of a two-camera re-ID set: its file, person id and camera (1 or 2)."""
+
+    path: Path
+    pid: int
+    cam: int
+
+
+def read_manifest(root: Path) -> list[CropFile]:
+    """The crops of a Market-named set with a `manifest.csv` (`file,identity,camera,...`), such as CUHK01/CUHK03."""
+    manifest = Path(root) / "manifest.csv"
+    if not manifest.is_file():
+        raise InputError(f"{root}: expected a manifest.csv (file,identity,camera,source_file), found none")
+    with open(manifest) as f:
+        return [CropFile(Path(root) / r["file"], int(r["identity"]), int(r["camera"])) for r in csv.DictReader(f)]
+
+
+def cuhk_split(root: Path, n_test: int = CUHK_TEST_IDS, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train ids, test ids) of a CUHK set: a seeded shuffle of its identities, the first `n_test` held out.
+    Identity-disjoint; the same on every call, so training never sees the ids that evaluation scores."""
+    ids = sorted({c.pid for c in read_manifest(root)})
+    random.Random(seed).shuffle(ids)
+    return sorted(ids[n_test:]), sorted(ids[:n_test])
+
+
+def load_manifest_crops(root: Path) -> list[tuple[np.ndarray, int, int]]:
+    """(crop_rgb, pid, cam) of every crop of a manifest set (CUHK01, CUHK03)."""
+    return [(read_bgr(c.path)[:, :, ::-1].copy(), c.pid, c.cam) for c in read_manifest(root)]
+
+
+def convert_two_camera(root: Path, out: Path, pids: Sequence[int]) -> dict[str, int]:
+    """Write the crops of `pids` of a manifest set in the Market layout, camera 1 as queries and camera 2 as the
+    gallery (the cross-camera protocol of `convert_pku`)."""
+    keep = set(pids)
+    crops = [c for c in read_manifest(root) if c.pid in keep]
+    if not crops:
+        raise InputError(f"{root}: none of the {len(keep)} requested identities found")
+    for sub in ("query", "bounding_box_test"):
+        (Path(out) / sub).mkdir(parents=True, exist_ok=True)
+    for c in crops:
+        shutil.copyfile(c.path, Path(out) / ("query" if c.cam == 1 else "bounding_box_test") / c.path.name)
+    return {"identities": len({c.pid for c in crops}), "crops": len(crops)}
 
 
 def pku_fold(fold: int, folds: int = 4, seed: int = 0) -> list[int]:

@@ -1,7 +1,10 @@
-"""Re-ID accuracy table: every embedder on identity-disjoint folds of PKU-Reid (cross-camera protocol), with the
-learned model evaluated only on identities it was not trained on.
+"""Re-ID accuracy tables, cross-camera (camera 1 queries camera 2), learned models scored only on people they
+were not trained on.
 
-    python -m training.eval_reid        # writes training/results/reid_eval.json
+    python -m training.eval_reid        # PKU folds: every embedder, each fold model on its fold -> reid_eval.json
+    python -m training.eval_reid --transfer --embedder reid-mnv2 --onnx run.onnx --json out.json
+        # transfer sets: all 44 PKU ids, the held-out CUHK01 and CUHK03 ids (training.datasets.cuhk_split), and
+        # the four PKU folds, for registered embedders and model files
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import machine_info, print_table, write_json
-from training.datasets import PKU, convert_pku, pku_fold
+from training.datasets import CUHK01, CUHK03, PKU, convert_pku, convert_two_camera, cuhk_split, pku_fold
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.embed import EMBEDDERS, OnnxEmbedder, make_embedder
+from vsearch.embed import EMBEDDERS, Embedder, OnnxEmbedder, make_embedder
 from vsearch.evaluate import evaluate_folder
 
 RESULTS = PROJECT_ROOT / "training" / "results"
@@ -72,10 +75,46 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def transfer_sets(root: Path) -> dict[str, Path]:
+    """Write the transfer sets under `root` in the Market layout; {set name: folder}."""
+    sets = {"pku-all-44-ids": root / "pku-all-44-ids"}
+    convert_pku(PKU, sets["pku-all-44-ids"])
+    for name, src in (("cuhk01-test-100-ids", CUHK01), ("cuhk03-test-100-ids", CUHK03)):
+        sets[name] = root / name
+        convert_two_camera(src, sets[name], cuhk_split(src)[1])
+    for k in range(4):
+        sets[f"pku-fold{k}-11-ids"] = root / f"pku-fold{k}-11-ids"
+        convert_pku(PKU, sets[f"pku-fold{k}-11-ids"], pku_fold(k))
+    return sets
+
+
+def transfer(embedders: list[Embedder]) -> dict[str, Any]:
+    """Every embedder on every transfer set; rows of rank-1/5/10 and mAP (fractions)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, folder in transfer_sets(Path(tmp)).items():
+            for e in embedders:
+                r = evaluate_folder(folder, e)
+                rows.append({"set": name, "embedder": e.name, **{k: round(r[k], 4) if isinstance(r[k], float) else r[k]
+                             for k in ("rank_1", "rank_5", "rank_10", "mAP", "queries", "gallery")}})  # fmt: skip
+    return {"benchmark": "reid-transfer", "machine": machine_info(["torch", "onnxruntime"]), "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--transfer", action="store_true", help="score on the transfer sets instead of the fold table")
+    ap.add_argument("--embedder", action="append", default=[], help="registered embedder name (repeatable)")
+    ap.add_argument("--onnx", type=Path, action="append", default=[], help="trained model file (repeatable)")
+    ap.add_argument("--json", type=Path, default=None, help="where --transfer writes its rows")
     args = ap.parse_args(argv)
+    if args.transfer:
+        embs = [make_embedder(Settings(embedder=n)) for n in args.embedder] + [onnx_embedder(p) for p in args.onnx]
+        out = transfer(embs)
+        print_table(out["rows"], "Re-ID transfer, cross-camera (camera 1 queries camera 2)")
+        if args.json:
+            write_json(args.json.stem, out, args.json.parent)
+        return out
     result = run()
     print_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in result["rows"]], "Re-ID, cross-camera (camera 1 queries camera 2)")
     summary = summarise(result["rows"])

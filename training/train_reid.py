@@ -24,7 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.datasets import PKU, load_mot, load_pku, pku_fold, pku_ids
+from training.cache import cached_crops
+from training.datasets import (
+    CUHK01,
+    CUHK03,
+    PKU,
+    cuhk_split,
+    load_manifest_crops,
+    load_mot,
+    load_pku,
+    pku_fold,
+    pku_ids,
+)
 from vsearch.config import PROJECT_ROOT
 from vsearch.embed import IMAGENET_MEAN, IMAGENET_STD
 from vsearch.evaluate import cmc_map
@@ -38,13 +49,19 @@ def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy())
 
 
-def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
+def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False) -> np.ndarray:
+    """Random flip, 10-px shift, brightness/contrast jitter and erasing; with `cctv`, also what surveillance
+    footage does to a person: down-and-up scaling to 40-80 px tall, blur, JPEG artefacts, per-channel colour and
+    saturation shifts (camera white balance)."""
     img = cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         img = img[:, ::-1]
     img = cv2.copyMakeBorder(np.ascontiguousarray(img), 10, 10, 10, 10, cv2.BORDER_REFLECT)
     y, x = rng.randint(0, 20), rng.randint(0, 20)
-    img = img[y : y + H, x : x + W].astype(np.float32)
+    img = img[y : y + H, x : x + W]
+    if cctv:
+        img = _cctv(np.ascontiguousarray(img), rng)
+    img = img.astype(np.float32)
     img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20), 0, 255)  # mild contrast/brightness
     if rng.random() < 0.5:  # random erasing
         for _ in range(10):
@@ -56,6 +73,24 @@ def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
                 img[ey : ey + eh, ex : ex + ew] = np.array([rng.uniform(0, 255) for _ in range(3)])
                 break
     return img.astype(np.uint8)
+
+
+def _cctv(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    if rng.random() < 0.5:  # a person 40-80 px tall in the frame, upscaled by the embedder
+        h = rng.randint(40, 80)
+        small = cv2.resize(img, (max(8, h // 2), h), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:  # focus / motion softness
+        img = cv2.GaussianBlur(img, (5, 5), rng.uniform(0.5, 1.5))
+    if rng.random() < 0.3:  # compression artefacts of the recorder
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(15, 60)])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        img = img if dec is None else np.asarray(dec, np.uint8)
+    if rng.random() < 0.5:  # white balance and saturation differ between cameras
+        f = img.astype(np.float32) * np.array([rng.uniform(0.85, 1.15) for _ in range(3)], np.float32)
+        grey = f.mean(2, keepdims=True)
+        img = np.clip(grey + (f - grey) * rng.uniform(0.6, 1.3), 0, 255).astype(np.uint8)
+    return img
 
 
 class GeM(nn.Module):
@@ -179,6 +214,33 @@ def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]], variants: bo
     return out
 
 
+SOURCES = {  # name -> (pid offset that keeps label spaces apart, loader of every crop)
+    "pku": (0, lambda: load_pku(set(pku_ids(PKU)))),
+    "mot": (0, load_mot),  # its pids are 100_000 + 1000 * sequence + track already
+    "cuhk01": (200_000, lambda: load_manifest_crops(CUHK01)),
+    "cuhk03": (300_000, lambda: load_manifest_crops(CUHK03)),
+}
+
+
+def training_data(names: list[str], pku_train_ids: set[int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(crops_rgb (n, H, W, 3) uint8, label-space pids (n,), what was used) of the named sources: PKU restricted
+    to `pku_train_ids`, CUHK sets to the ids cuhk_split does not hold out, MOT crops with two or more per track."""
+    images, pids, used = [], [], {}
+    for name in names:
+        offset, load = SOURCES[name]
+        imgs, p, _ = cached_crops(name, load, (H, W))
+        if name == "pku":
+            keep = np.isin(p, sorted(pku_train_ids))
+        elif name.startswith("cuhk"):
+            keep = np.isin(p, cuhk_split(CUHK01 if name == "cuhk01" else CUHK03)[0])
+        else:
+            keep = np.ones(len(p), bool)
+        images.append(np.asarray(imgs[keep]))
+        pids.append(p[keep] + offset)
+        used[name] = {"identities": len(set(p[keep].tolist())), "crops": int(keep.sum())}
+    return np.concatenate(images), np.concatenate(pids), used
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -188,10 +250,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     held = set(pku_fold(args.fold, args.folds, args.seed)) if args.folds > 1 else set()
     if args.val_split:  # the dataset's own split: hold out the identities of val/all_imgs
         held = {pid for pid in all_ids if (PKU / "val" / "all_imgs" / f"{pid:03d}").is_dir()}
+    if "pku" not in args.data:  # cross-dataset: every PKU identity is unseen, score them all
+        held = set(all_ids)
     train_ids = set(all_ids) - held
-    data = load_pku(train_ids) + (load_mot() if args.mot else [])
-    label_of = {pid: i for i, pid in enumerate(sorted({d[1] for d in data}))}
-    labels = [label_of[d[1]] for d in data]
+    images, gpids, used = training_data(args.data, train_ids)
+    label_of = {pid: i for i, pid in enumerate(sorted(set(gpids.tolist())))}
+    labels = [label_of[p] for p in gpids.tolist()]
     net = ReidNet(len(label_of), args.dim, args.parts)
     backbone = list(net.features.parameters())
     head = [p for n, p in net.named_parameters() if not n.startswith("features.")]
@@ -208,7 +272,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         net.train()
         losses = []
         for b in pk_batches(labels, args.p, args.k, rng):
-            x = to_tensor([augment(data[i][0], rng) for i in b])
+            x = to_tensor([augment(images[i], rng, args.cctv_aug) for i in b])
             y = torch.tensor([labels[i] for i in b])
             f, logits = net(x)
             loss = ce(logits, y) + batch_hard_triplet(f, y)
@@ -224,10 +288,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps(entry), flush=True)
     result: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_ids": sorted(train_ids), "held_out_ids": sorted(held),
-        "train_crops": len(data), "identities": len(label_of), "train_s": round(time.time() - t0, 1), "log": log,
+        "data": used, "train_crops": len(labels), "identities": len(label_of), "train_s": round(time.time() - t0, 1), "log": log,
     }  # fmt: skip
     if held:
-        result["held_out"] = evaluate(net, load_pku(held), variants=True)
+        result["held_out"] = evaluate(net, load_pku(held), variants=args.variants)
     if args.export:
         args.out.mkdir(parents=True, exist_ok=True)
         onnx_path = args.out / f"{args.name}.onnx"
@@ -239,6 +303,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
         result["onnx"] = {"path": str(shown), "sha256": sha256_file(onnx_path),
                           "bytes": onnx_path.stat().st_size}  # fmt: skip
+        if args.transfer:
+            from training.eval_reid import onnx_embedder, transfer
+
+            rows = transfer([onnx_embedder(onnx_path, args.name)])["rows"]
+            for r in rows:  # which sets this run never trained on
+                r["held_out"] = not r["set"].startswith("pku") or "pku" not in args.data or (
+                    args.folds == 4 and r["set"] == f"pku-fold{args.fold}-11-ids")
+            result["transfer"] = rows
     return result
 
 
@@ -259,7 +331,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--val-split", action="store_true", help="hold out the dataset's val/ identities instead of a fold")
     ap.add_argument("--eval-every", type=int, default=0)
-    ap.add_argument("--mot", action=argparse.BooleanOptionalAction, default=True, help="also train on MOT17-mini tracks")
+    ap.add_argument("--data", type=lambda v: v.split(","), default=["pku", "mot"],
+                    help=f"comma-separated training sources of {sorted(SOURCES)} (CUHK test ids are never used)")
+    ap.add_argument("--cctv-aug", action=argparse.BooleanOptionalAction, default=False,
+                    help="also down-and-up scale, blur, JPEG-compress and colour-shift the crops")
+    ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
+                    help="score flip / colour-fusion variants on the held-out PKU ids")
+    ap.add_argument("--transfer", action=argparse.BooleanOptionalAction, default=False,
+                    help="after export, score the ONNX model on training.eval_reid's transfer sets")
     ap.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None, help="write the run's record here")
     args = ap.parse_args(argv)
