@@ -46,7 +46,7 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
         mem_gb = round(mem_kb / 1024**2, 1)
     except (OSError, ValueError, IndexError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for p in packages:
         try:
             versions[p] = metadata.version(p)

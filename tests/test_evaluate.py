@@ -1,4 +1,5 @@
-"""Re-ID metrics against hand-computed examples, the Market-layout reader and the PKU-Reid converter."""
+"""Re-ID metrics against hand-computed examples, the Market-layout reader, and the dataset converters and folds of
+training/."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.datasets import convert_mot, convert_pku, pku_fold
 from vsearch.errors import InputError
-from vsearch.evaluate import cmc_map, convert_pku, evaluate_folder, read_split
+from vsearch.evaluate import cmc_map, evaluate_folder, read_split
 
 from .conftest import dataset
 
@@ -90,8 +92,8 @@ def test_footage_retrieval_through_ingest_and_search(tmp_path: Path) -> None:
     """MOT17-09 and -02 ingested frame by frame; a ground-truth crop of each person retrieves that person's other
     sightings (within one camera: MOT17 has no identity seen by two cameras). Measured with the ImageNet embedder on
     MOT17-02, -04 and -09: 31 queries, rank-1 1.00, recall@5 1.00, precision@5 0.39 (few positives per identity)."""
+    from training.footage import evaluate_footage
     from vsearch.config import Settings
-    from vsearch.evaluate import evaluate_footage
     from vsearch.service import VSearch
 
     root = dataset("mot17-mini") / "train"
@@ -105,8 +107,6 @@ def test_footage_retrieval_through_ingest_and_search(tmp_path: Path) -> None:
 def test_mot_converter_pairs_each_pedestrians_first_and_last_frame(tmp_path: Path) -> None:
     import cv2
 
-    from vsearch.evaluate import convert_mot
-
     src = dataset("mot17-mini") / "train"
     stats = convert_mot(src, tmp_path / "mot", min_h=64)
     q, g = read_split(tmp_path / "mot" / "query"), read_split(tmp_path / "mot" / "bounding_box_test")
@@ -119,3 +119,28 @@ def test_mot_converter_pairs_each_pedestrians_first_and_last_frame(tmp_path: Pat
     assert min(heights) >= 60  # boxes >= 64 px tall, a few cut by the frame border
     with pytest.raises(InputError, match="MOTChallenge"):
         convert_mot(tmp_path / "nope", tmp_path / "x")
+
+
+def test_pku_folds_partition_the_identities() -> None:
+    """The one fold definition training and evaluation share: 4 disjoint folds of 11 covering all 44 identities,
+    the same on every call (fold 1 is the held-out set of the committed fold-1 model)."""
+    folds = [pku_fold(k, 4) for k in range(4)]
+    assert [len(f) for f in folds] == [11, 11, 11, 11]
+    assert len(set().union(*folds)) == 44 and folds[1] == pku_fold(1, 4)
+    with pytest.raises(InputError, match="fold in 0..3"):
+        pku_fold(4, 4)
+
+
+@pytest.mark.parametrize("name, n_ids", [("cuhk01", 671), ("cuhk03-labeled-pair1", 843)])
+def test_cuhk_test_split_is_identity_disjoint_and_cross_camera(tmp_path: Path, name: str, n_ids: int) -> None:
+    """100 identities of each CUHK set are held out of every training run; written in the Market layout, camera 1
+    queries camera 2, so `vsearch eval` scores them."""
+    from training.datasets import convert_two_camera, cuhk_split
+
+    train, test = cuhk_split(dataset(name))
+    assert len(test) == 100 and len(train) == n_ids - 100 and not set(train) & set(test)
+    assert cuhk_split(dataset(name)) == (train, test)  # seeded: the same split on every call
+    stats = convert_two_camera(dataset(name), tmp_path / "set", test)
+    q, g = read_split(tmp_path / "set" / "query"), read_split(tmp_path / "set" / "bounding_box_test")
+    assert stats["identities"] == 100 and stats["crops"] == len(q.paths) + len(g.paths)
+    assert set(q.cams) == {1} and set(g.cams) == {2} and set(q.pids) == set(g.pids) == set(test)

@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.datasets import convert_pku, pku_fold
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import OnnxEmbedder, make_embedder
 from vsearch.errors import ModelError
-from vsearch.evaluate import convert_pku, evaluate_folder
+from vsearch.evaluate import evaluate_folder
 
 from .conftest import dataset
 
-FOLD1 = PROJECT_ROOT / "benchmarks" / "results" / "reid" / "cv_fold1.json"
+FOLD1 = PROJECT_ROOT / "training" / "results" / "reid" / "cv_fold1.json"
 
 
 def _pku_crops_rgb(n: int) -> list[np.ndarray]:
@@ -67,6 +68,7 @@ def test_learned_model_beats_imagenet_on_held_out_identities(tmp_path: Path) -> 
     record = json.loads(FOLD1.read_text())
     held = record["held_out_ids"]
     assert len(held) == 11 and not set(held) & set(record["train_ids"])
+    assert sorted(held) == pku_fold(1, 4)  # the fold evaluation scores is the one training held out
     onnx = PROJECT_ROOT / record["onnx"]["path"]
     from vsearch.weights import sha256_file
 

