@@ -155,10 +155,11 @@ def test_searches_during_an_ingest_never_fail_and_see_only_committed_sightings(
 
 
 # kill points, one per resumed run (counts are per process; the index is opened, and rebuilt and saved when it
-# has no file yet, at a run's first checkpoint): inside checkpoint 1's transaction; after checkpoint 1's commit,
-# before the index follows; inside the index write (checkpoint 2 committed); after the index file is replaced,
-# before its metadata (checkpoint 3 committed); inside the final checkpoint's transaction
-NAMED_POINTS = ["catalog.commit_chunk:1", "store.commit_chunk:1", "index.save:1", "store.save:1", "catalog.commit_chunk:1"]
+# has no file yet, at a run's first checkpoint). The clip has three checkpoints (two mid-file, one at its end):
+# inside checkpoint 1's transaction; after checkpoint 1's commit, before the index follows; inside checkpoint 2's
+# transaction; inside the index write (checkpoint 2 committed); after the index file is replaced, before its
+# metadata (the last checkpoint committed)
+NAMED_POINTS = ["catalog.commit_chunk:1", "store.commit_chunk:1", "catalog.commit_chunk:1", "index.save:1", "store.save:1"]
 
 
 def test_kills_inside_the_checkpoint_transaction_and_the_index_write_resume_exactly(
