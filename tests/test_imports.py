@@ -14,8 +14,9 @@ PACKAGE = "vsearch"
 ROOT = Path(__file__).resolve().parent.parent
 # the API, the benchmarks and the training scripts are built on the library, never the other way round
 OUTSIDERS = ("api", "benchmarks", "training")
-# ...except the command line, the other shell: `vsearch serve` starts the API app (it imports it in that command)
-SHELL_IMPORTS = {("vsearch.cli", "api")}
+# ...except the command line, the other shell like the API: `serve` starts the API, and the research commands (convert-pku,
+# eval-footage) run training code, each imported only inside its command
+SHELL_IMPORTS = {("vsearch.cli", "api"), ("vsearch.cli", "training")}
 
 
 def module_files(package: str = PACKAGE) -> dict[str, Path]:
