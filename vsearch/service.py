@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vsearch import __version__
+from vsearch.audit import AuditLog
+from vsearch.casework import Casework
 from vsearch.catalog import CameraStats, Catalog, open_catalog
 from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
@@ -37,6 +39,8 @@ class VSearch:
             settings.index_flat_max,
         )  # fmt: skip
         self._ingest_lock = threading.Lock()
+        self.audit = AuditLog(settings.audit_log_path)
+        self.casework = Casework(self.catalog, settings, self.audit)  # cases, routes, exports (vsearch/casework.py)
 
     @property
     def catalog(self) -> Catalog:
