@@ -348,3 +348,13 @@ def test_cli_case_new_add_list_show_export_verify_route(case_service, tmp_path: 
     assert missing.returncode != 0 and "no video with id 999" in missing.stderr
     audited = [json.loads(line) for line in (Path(data) / "audit.jsonl").read_text().splitlines()]
     assert {"case.create", "case.add", "case.export", "camera.set"} <= {r.get("action") for r in audited if r.get("role") == "cli"}
+
+
+@pytest.mark.slow
+def test_a_visitor_alone_in_the_room_has_no_companions(exported, case_service) -> None:  # type: ignore[no-untyped-def]
+    case, items, _, _ = exported
+    assert case_service.casework.companions(case.id) == []  # the sample's visitors came one at a time
+    loose = case_service.casework.companions(case.id, max_dt_s=60, max_dist_h=20)  # "together" stretched: 60 s, 20 heights
+    assert loose and all(c.encounters for c in loose)
+    with pytest.raises(InputError, match="max_dist_h must be"):
+        case_service.casework.companions(case.id, max_dist_h=-1)

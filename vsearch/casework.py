@@ -21,9 +21,11 @@ from vsearch.cases import (
     resolve_item,
 )  # fmt: skip
 from vsearch.catalog import CameraInfo, Case, CaseItem, Catalog
+from vsearch.companions import MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
 from vsearch.config import Settings
 from vsearch.errors import InputError
 from vsearch.evidence import ExportReport, export_case, keep_query_image
+from vsearch.identities import DEFAULT_THRESHOLD, Identity, identities_in_window
 
 
 class Casework:
@@ -109,6 +111,33 @@ class Casework:
     def camera_info(self) -> dict[str, CameraInfo]:
         """Every camera's metadata."""
         return self.catalog.camera_info()
+
+    # -- companions and identities ------------------------------------------------------------------------------
+    def companions(
+        self, case_id: int, item_ids: Sequence[int] | None = None, max_dt_s: float = MAX_DT_S,
+        max_dist_h: float = MAX_DIST_H, threshold: float = DEFAULT_THRESHOLD,
+    ) -> list[Companion]:  # fmt: skip
+        """Who the case's person was with: people close to them in their confirmed stays, grouped by appearance."""
+        _check_range("max_dt_s", max_dt_s, 0, 60)
+        _check_range("max_dist_h", max_dist_h, 0, 20)
+        _check_range("threshold", threshold, -1, 1)
+        return companions_of_items(self.catalog, items_for_ids(self.catalog, case_id, item_ids), max_dt_s, max_dist_h, threshold)
+
+    def identities(
+        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD
+    ) -> list[Identity]:
+        """The people seen in a time window: tracks grouped across cameras into putative identities."""
+        if not from_ts_s < to_ts_s:
+            raise InputError("the window must end after it starts")
+        _check_range("threshold", threshold, -1, 1)
+        return identities_in_window(self.catalog, from_ts_s, to_ts_s, cameras, threshold)
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    import math
+
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{name} must be a number in [{lo}, {hi}], got {value}")
 
 
 class _Contextual(AuditLog):

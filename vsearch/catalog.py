@@ -195,6 +195,7 @@ class Catalog(Protocol):
     def sightings_between(
         self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, limit: int = 200_000
     ) -> list[Sighting]: ...
+    def boxes_between(self, video_id: int, from_pts_s: float, to_pts_s: float) -> list[TrackBoxRow]: ...
 
     # camera metadata
     def set_camera_info(self, info: CameraInfo) -> CameraInfo: ...
@@ -300,6 +301,7 @@ CREATE TABLE case_items (
     UNIQUE (case_id, kind, ref)
 );
 CREATE INDEX case_items_case ON case_items (case_id, start_ts);
+CREATE INDEX track_boxes_time ON track_boxes (video_id, pts);
 """
 
 # (version, what it adds, SQL). Append only: a released migration never changes.
@@ -619,6 +621,15 @@ class SqliteCatalog:
             [*args, limit],
         )
         return [_sighting(r) for r in rows]
+
+    def boxes_between(self, video_id: int, from_pts_s: float, to_pts_s: float) -> list[TrackBoxRow]:
+        """Every track's sampled boxes in a span of one video: (track_id, pts_s, xyxy, confidence), in time order."""
+        rows = self._q(
+            "SELECT track_id, pts, x1, y1, x2, y2, confidence FROM track_boxes WHERE video_id=? AND pts BETWEEN ? AND ?"
+            " ORDER BY pts, track_id",
+            (video_id, from_pts_s, to_pts_s),
+        )
+        return [(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6]) for r in rows]
 
     # -- camera metadata -----------------------------------------------------------------------------------------
     def set_camera_info(self, info: CameraInfo) -> CameraInfo:

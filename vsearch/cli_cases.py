@@ -194,7 +194,57 @@ def register(
         except VSearchError as e:
             fail(str(e))
 
-    _ = parse_time  # kept for the window commands below
+    @case_app.command("companions")
+    def case_companions(
+        case_id: Annotated[int, typer.Argument(metavar="CASE")],
+        max_dt_s: Annotated[float, typer.Option(help="Seconds apart that still count as together.")] = 2.0,
+        max_dist_h: Annotated[float, typer.Option(help="Distance apart, in person heights, that counts as together.")] = 1.5,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Who the case's person was with: others close to them, grouped across places and times by appearance."""
+        try:
+            from vsearch.companions import companions_to_dict
+
+            rows = svc(data_dir).casework.companions(case_id, None, max_dt_s, max_dist_h)
+            if json_out:
+                typer.echo(json.dumps(companions_to_dict(rows), indent=2))
+                return
+            if not rows:
+                typer.echo("nobody was seen close to this person")
+            for c in rows:
+                sim = "-" if c.similarity_to_target is None else f"{c.similarity_to_target:.2f}"
+                typer.echo(f"{c.rank:>3}. stays={c.visits} cameras={','.join(c.cameras)} samples={c.samples}"
+                           f" closest={c.min_distance_h:.2f}h sighting={c.sighting_id} like-target={sim}"
+                           f" tracks={' '.join(f'{e.video_id}/{e.track_id}' for e in c.encounters)}")  # fmt: skip
+        except VSearchError as e:
+            fail(str(e))
+
+    @app.command("identities")
+    def identities_cmd(
+        from_: Annotated[str, typer.Option("--from", help="Window start, ISO 8601.")],
+        to: Annotated[str, typer.Option(help="Window end, ISO 8601.")],
+        camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
+        threshold: Annotated[float | None, typer.Option(help="Average cosine similarity to merge (default tuned).")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Group a window's tracks into putative people across cameras (operators: "who was seen here today")."""
+        try:
+            from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
+
+            people = svc(data_dir).casework.identities(
+                parse_time(from_), parse_time(to), camera or None, DEFAULT_THRESHOLD if threshold is None else threshold
+            )
+            if json_out:
+                typer.echo(json.dumps(identities_to_dict(people), indent=2))
+                return
+            typer.echo(f"{len(people)} putative people, {sum(len(p.tracks) for p in people)} tracks")
+            for p in people:
+                typer.echo(f"{p.id:>4}. sightings={p.sightings:<4} tracks={len(p.tracks):<3} cameras={','.join(p.cameras)}"
+                           f" {ts_to_iso(p.first_ts_s)[:19]} .. {ts_to_iso(p.last_ts_s)[11:19]} sighting={p.representative_sighting_id}")  # fmt: skip
+        except VSearchError as e:
+            fail(str(e))
 
 
 def _route_table(route: Any) -> str:
