@@ -14,7 +14,7 @@ from api.audit import AuditLog
 from api.errors import install_error_handlers
 from api.jobs import JobRunner
 from api.limits import FORM_OVERHEAD_BYTES, BodyLimit
-from api.routes import audit, cameras, clips, health, ingest, search, sightings
+from api.routes import audit, cameras, cases, clips, health, ingest, search, sightings
 from vsearch import __version__
 from vsearch.config import Settings
 from vsearch.service import VSearch
@@ -32,6 +32,10 @@ Missing or unknown key: 401; wrong role: 403.
 id, 413 upload over the limit, 415 not an image, 422 malformed field, 403 path outside the footage root.
 
 Every search is written to the audit log (`GET /audit`, admins).
+
+**Cases.** Investigators open cases, add confirmed clips, see the person's route and companions, and export
+verifiable evidence ZIPs; every change and export is in the audit log. Camera metadata and `GET /identities`
+(people seen in a window) are for admins.
 """
 
 
@@ -60,10 +64,12 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     install_error_handlers(app)
     for r in (search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)
+    app.include_router(cases.router)  # cases, routes, companions, evidence export/verify, identities
     app.add_middleware(
         BodyLimit,
         limits={"/search": settings.max_image_bytes + FORM_OVERHEAD_BYTES,
-                "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES},
+                "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES,
+                "/cases/verify": cases.MAX_ZIP_BYTES + FORM_OVERHEAD_BYTES},
     )  # fmt: skip
 
     @app.get("/", include_in_schema=False)

@@ -188,7 +188,7 @@ def test_people_seen_in_the_sample_window(demo_service) -> None:  # type: ignore
 
     q = clustering_quality([visit_of(t) for t, _ in tracks], [pid for _, pid in tracks])
     assert q["items"] >= 6 and q["true_identities"] == 6
-    assert q["bcubed_precision"] >= 0.5 and q["bcubed_recall"] >= 0.7, q  # measured 0.55 / 0.875 at threshold 0.8
+    assert q["bcubed_precision"] >= 0.5 and q["bcubed_recall"] >= 0.7, q  # measured 0.75 / 0.75 at threshold 0.8
     assert sum(p.sightings for p in people) == demo_service.catalog.count_sightings()
     with pytest.raises(Exception, match="end after it starts"):
         demo_service.casework.identities(parse_time(DEMO_START), parse_time(DEMO_START))
