@@ -63,7 +63,7 @@ def test_add_a_result_to_a_case_and_see_the_route(server: str, browser, tmp_path
     page.dispatch_event("#case-select", "change")
     page.wait_for_selector("#map:not([hidden])")
     assert page.eval_on_selector("#map", "c => c.dataset.points") == "1"
-    assert "Lobby" in page.inner_text("#route")
+    assert "Lobby" in page.eval_on_selector("#route", "s => s.textContent")  # the lane takes the camera name
     page.fill("#from", "2026-03-01T14:00:00")
     page.fill("#to", "2026-03-01T15:00:00")
     page.click("#people-go")
