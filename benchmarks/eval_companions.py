@@ -32,10 +32,17 @@ from numpy.typing import NDArray
 
 from benchmarks.common import RESULTS_DIR, machine_info, print_table, write_json
 from benchmarks.eval_identities import crops_by_person
-from vsearch.companions import MAX_DIST_H, Companion, Encounter, Presence, encounters_at, group_and_rank
+from vsearch.companions import (
+    GROUP_THRESHOLD,
+    MAX_DIST_H,
+    Companion,
+    Encounter,
+    Presence,
+    encounters_at,
+    group_and_rank,
+)
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import l2_normalize, make_embedder
-from vsearch.identities import DEFAULT_THRESHOLD
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 
@@ -139,7 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 20 episodes per setting (smoke)")
     ap.add_argument("--pool", type=int, default=150, help="strangers' identities")
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--threshold", type=float, default=GROUP_THRESHOLD)
+    ap.add_argument("--split", choices=("test", "tune"), default="test",
+                    help="CUHK03 identities: test = 0401-0843 (reported), tune = 0001-0400 (for choosing a threshold)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
@@ -148,7 +157,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     scenes = load_scenes(DATASETS / "mot17-mini" / "train")
     c03 = DATASETS / "cuhk03-labeled-pair1"
-    ids = sorted({int(r["identity"]) for r in csv.DictReader(open(c03 / "manifest.csv"))} - set(range(1, 401)))
+    every = {int(r["identity"]) for r in csv.DictReader(open(c03 / "manifest.csv"))}
+    ids = sorted(every - set(range(1, 401)) if args.split == "test" else every & set(range(1, 401)))
     chosen = rng.choice(ids, min(len(ids), args.pool + 2 * 60), replace=False).tolist()
     people = load_people(c03, chosen, make_embedder(Settings()))
     everyone = sorted(people)
@@ -168,12 +178,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             })  # fmt: skip
     print_table(rows, f"companion in the top 3 (threshold {args.threshold}; MOT17-mini geometry, CUHK03 appearances)")
     payload = {
-        "benchmark": "eval_companions", "seed": args.seed, "episodes_per_setting": episodes, "pool": args.pool,
+        "benchmark": "eval_companions", "split": args.split, "seed": args.seed, "episodes_per_setting": episodes, "pool": args.pool,
         "threshold": args.threshold, "max_dist_h": MAX_DIST_H, "rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
         "machine": machine_info(["onnxruntime", "numpy"]),
         "notes": "semi-synthetic: real MOT17-mini gt geometry, real CUHK03 crops of unseen identities, groups by construction",
     }  # fmt: skip
-    write_json(f"eval_companions_{args.size}", payload, args.out)
+    suffix = "" if args.split == "test" and args.threshold == GROUP_THRESHOLD else f"_{args.split}_t{args.threshold:g}"
+    write_json(f"eval_companions_{args.size}{suffix}", payload, args.out)
     return payload
 
 

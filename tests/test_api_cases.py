@@ -78,6 +78,10 @@ def test_an_investigator_works_a_case_end_to_end(client: TestClient, found: dict
     with zipfile.ZipFile(io.BytesIO(exp.content)) as z:
         assert hashlib.sha256(z.read("manifest.json")).hexdigest() == sha
         names = z.namelist()
+        search = json.loads(z.read("manifest.json"))["searches"][0]
+    audited = [e for e in search["audit_entries"] if "action" not in e]  # the /search request itself, as audited
+    assert audited and audited[0]["key_name"] == "ivan" and set(clip_ids) <= set(audited[0]["returned_clip_ids"])
+    assert search["filters"] == [{"top_k": 3}] and search["query_file"] in names
     ok = client.post("/cases/verify", files={"file": ("e.zip", exp.content, "application/zip")},
                      data={"expect_manifest_sha256": sha}, headers=H()).json()  # fmt: skip
     assert ok["ok"] and ok["files_checked"] == len(names) - 2

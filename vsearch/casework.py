@@ -21,7 +21,7 @@ from vsearch.cases import (
     resolve_item,
 )  # fmt: skip
 from vsearch.catalog import CameraInfo, Case, CaseItem, Catalog
-from vsearch.companions import MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
+from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
 from vsearch.config import Settings
 from vsearch.errors import InputError
 from vsearch.evidence import ExportReport, export_case, keep_query_image
@@ -115,7 +115,7 @@ class Casework:
     # -- companions and identities ------------------------------------------------------------------------------
     def companions(
         self, case_id: int, item_ids: Sequence[int] | None = None, max_dt_s: float = MAX_DT_S,
-        max_dist_h: float = MAX_DIST_H, threshold: float = DEFAULT_THRESHOLD,
+        max_dist_h: float = MAX_DIST_H, threshold: float = GROUP_THRESHOLD,
     ) -> list[Companion]:  # fmt: skip
         """Who the case's person was with: people close to them in their confirmed stays, grouped by appearance."""
         _check_range("max_dt_s", max_dt_s, 0, 60)

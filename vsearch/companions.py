@@ -22,10 +22,13 @@ from numpy.typing import NDArray
 
 from vsearch.catalog import CaseItem, Catalog
 from vsearch.embed import l2_normalize
-from vsearch.identities import DEFAULT_THRESHOLD, cannot_link, cluster
+from vsearch.identities import cannot_link, cluster
 
 MAX_DT_S = 2.0
 MAX_DIST_H = 1.5
+# merging threshold for the few encounters of one person: lower than auto-grouping's (identities.DEFAULT_THRESHOLD)
+# because the candidates are few; chosen on CUHK03 ids 0001-0400 (benchmarks/eval_companions.py --split tune)
+GROUP_THRESHOLD = 0.7
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def group_and_rank(
     encounters: Sequence[Encounter],
     appearance: dict[tuple[int, int], NDArray[np.float32]],
     target_appearance: NDArray[np.float32] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = GROUP_THRESHOLD,
     representative: dict[tuple[int, int], int] | None = None,
 ) -> list[Companion]:
     """Group encounters by appearance (`appearance[(video_id, track_id)]`, L2-normalised; encounters without one
@@ -170,7 +173,7 @@ def track_appearance(catalog: Catalog, keys: Sequence[tuple[int, int]]) -> tuple
 
 def companions_of_items(
     catalog: Catalog, items: Sequence[CaseItem], max_dt_s: float = MAX_DT_S, max_dist_h: float = MAX_DIST_H,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = GROUP_THRESHOLD,
 ) -> list[Companion]:  # fmt: skip
     """Companions of the person in a case's confirmed items (each item is one stay of the target)."""
     encounters: list[Encounter] = []

@@ -137,6 +137,9 @@ def export_case(
         entry, item_files, same = _clip_entry(catalog, settings, it, check_rendering, source_now)
         members.update(item_files)
         clips.append(entry)
+        src = entry["source_video"]
+        if src["sha256_at_export"] != src["sha256_at_ingest"]:
+            notes.append(f"clip {entry['clip_id']}: the source video {src['path']} no longer has the sha256 it had at ingest")
         if same is False:
             deterministic = False
             notes.append(f"clip {entry['clip_id']}: a second render gave different bytes ({entry['rerender_sha256']})")
@@ -233,10 +236,13 @@ def _searches(
             notes.append(f"query image {sha} was not kept on this server; only its hash is recorded")
         else:
             members[f"queries/{sha}{f.suffix}"] = f
+        mine = [e for e in entries if e.get("query_sha256") == sha]
+        if not [e for e in mine if "action" not in e]:  # API search records carry no "action"; case changes do
+            notes.append(f"query {sha[:12]}…: no search with this image is in the audit log (not searched through the API)")
         out.append({
             "query_sha256": sha, "query_file": f"queries/{sha}{f.suffix}" if f else None,
             "filters": [json.loads(x) for x in sorted(by_query[sha])],
-            "audit_entries": [e for e in entries if e.get("query_sha256") == sha],
+            "audit_entries": mine,  # the searches with this image and the case changes that cite it
         })  # fmt: skip
     return out
 

@@ -24,6 +24,8 @@ from vsearch.embed import l2_normalize
 from vsearch.errors import InputError
 
 DEFAULT_THRESHOLD = 0.8  # average cosine similarity to merge: best BCubed F1 on CUHK03 ids 1-400 (benchmarks/eval_identities.py)
+MAX_WINDOW_SIGHTINGS = 200_000
+MAX_WINDOW_TRACKS = 5000  # O(n^2) clustering memory: 5000 tracks take 200 MB
 OVERLAP_MARGIN_S = 0.0  # tracks of one camera overlapping by more than this are simultaneous
 
 
@@ -164,7 +166,10 @@ def track_observations(
 ) -> list[TrackObs]:
     """The tracks with sightings in a window: mean embedding, camera, and time span (from the track's boxes)."""
     by_track: dict[tuple[int, int], list] = defaultdict(list)
-    for s in catalog.sightings_between(from_ts_s, to_ts_s, cameras):
+    found = catalog.sightings_between(from_ts_s, to_ts_s, cameras, MAX_WINDOW_SIGHTINGS + 1)
+    if len(found) > MAX_WINDOW_SIGHTINGS:
+        raise InputError(f"more than {MAX_WINDOW_SIGHTINGS} sightings in this window: narrow it (time or cameras)")
+    for s in found:
         by_track[(s.video_id, s.track_id)].append(s)
     if not by_track:
         return []
@@ -211,8 +216,6 @@ def identities_in_window(
     people.sort(key=lambda p: (-p.sightings, p.first_ts_s))
     return [replace(p, id=i + 1) for i, p in enumerate(people)]
 
-
-MAX_WINDOW_TRACKS = 5000  # O(n^2) clustering memory: 5000 tracks take 200 MB
 
 
 def identities_to_dict(people: Sequence[Identity]) -> list[dict]:
