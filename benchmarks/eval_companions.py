@@ -142,6 +142,7 @@ def _rank_of(rows: list[Companion], who: dict[tuple[int, int], int], companion: 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the episodes, print the table, write benchmarks/results/eval_companions_<size>[...].json."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 20 episodes per setting (smoke)")

@@ -95,6 +95,7 @@ def mot_tracks(root: Path, embedder: Embedder) -> tuple[NDArray[np.float32], lis
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Tune the threshold, score every set, print the tables, write benchmarks/results/eval_identities_<size>.json."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ids", type=int, default=150, help="identities sampled per test set")
     ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 30 identities per set, short sweep (smoke)")

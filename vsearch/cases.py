@@ -86,6 +86,7 @@ class Stop:
 
     @property
     def duration_s(self) -> float:
+        """Seconds on this camera."""
         return self.end_ts_s - self.start_ts_s
 
 
@@ -101,6 +102,7 @@ class Move:
 
     @property
     def duration_s(self) -> float:
+        """Seconds between the two stops."""
         return self.to_ts_s - self.from_ts_s  # negative when two cameras saw the person at once (overlapping views)
 
 

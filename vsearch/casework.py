@@ -148,4 +148,5 @@ class _Contextual(AuditLog):
         self._context = context or {}
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append with the context's fields (the record's own win)."""
         super().append({**self._context, **record})

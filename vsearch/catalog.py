@@ -640,10 +640,12 @@ class SqliteCatalog:
         return self.camera_info()[info.id]
 
     def camera_info(self) -> dict[str, CameraInfo]:
+        """Every camera's name and coordinates (None where unset), by camera id."""
         return {r[0]: CameraInfo(*r) for r in self._q("SELECT id, name, lat, lon FROM cameras ORDER BY id")}
 
     # -- cases ---------------------------------------------------------------------------------------------------
     def create_case(self, name: str, notes: str, by: str) -> Case:
+        """Open a case (one transaction)."""
         now = time.time()
         with self._tx() as db:
             cur = db.execute(
@@ -658,15 +660,18 @@ class SqliteCatalog:
     )
 
     def case(self, case_id: int) -> Case:
+        """A case with its item count (NotFoundError if unknown)."""
         rows = self._q(f"{self._CASE_SQL} WHERE c.id = ? GROUP BY c.id", (case_id,))
         if not rows:
             raise NotFoundError(f"no case with id {case_id}")
         return Case(*rows[0])
 
     def cases(self) -> list[Case]:
+        """Every case, oldest first."""
         return [Case(*r) for r in self._q(f"{self._CASE_SQL} GROUP BY c.id ORDER BY c.id")]
 
     def update_case(self, case_id: int, name: str | None, notes: str | None) -> Case:
+        """Change a case's name and/or notes (None: unchanged), in one transaction."""
         with self._tx() as db:
             self._touch_case(db, case_id)
             if name is not None:
@@ -700,6 +705,7 @@ class SqliteCatalog:
         return [i for i in self.case_items(case_id) if (i.kind, i.ref) in wanted]
 
     def remove_case_item(self, case_id: int, item_id: int) -> None:
+        """Remove one item of a case (NotFoundError if the case has no such item), in one transaction."""
         with self._tx() as db:
             self._touch_case(db, case_id)
             if db.execute("DELETE FROM case_items WHERE case_id=? AND id=?", (case_id, item_id)).rowcount != 1:
