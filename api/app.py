@@ -15,7 +15,7 @@ from api.auth import KeyGate
 from api.errors import install_error_handlers
 from api.jobs import JobRunner
 from api.limits import FORM_OVERHEAD_BYTES, BodyLimit
-from api.routes import audit, cameras, clips, health, ingest, search, sightings
+from api.routes import audit, cameras, cases, clips, health, ingest, search, sightings
 from vsearch import __version__
 from vsearch.config import Settings
 from vsearch.service import VSearch
@@ -34,6 +34,10 @@ Missing or unknown key: 401; wrong role: 403.
 id, 413 upload over the limit, 415 not an image, 422 malformed field, 403 path outside the footage root.
 
 Every search attempt is written to the audit log with its outcome, refused ones too (`GET /audit`, admins).
+
+**Cases.** Investigators open cases, add confirmed clips, see the person's route and companions, and export
+verifiable evidence ZIPs; every change and export is in the audit log. Camera metadata and `GET /identities`
+(people seen in a window) are for admins.
 """
 
 
@@ -62,10 +66,12 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     install_error_handlers(app)
     for r in (search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)
+    app.include_router(cases.router)  # cases, routes, companions, evidence export/verify, identities
     app.add_middleware(
         BodyLimit,
         limits={"/search": settings.max_image_bytes + FORM_OVERHEAD_BYTES,
-                "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES},
+                "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES,
+                "/cases/verify": cases.MAX_ZIP_BYTES + FORM_OVERHEAD_BYTES},
     )  # fmt: skip
     app.add_middleware(KeyGate)  # outside the body limit: a keyless request gets 401 whatever its size
     app.add_middleware(AuditTrail, audit=app.state.audit, paths=AUDITED)  # outermost: sees every answer

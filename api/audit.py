@@ -1,4 +1,4 @@
-"""Append-only audit log of searches (JSON lines, fsync'd): who searched for whom, when, and what came back.
+"""The API's side of the audit log (the log itself, one writer for the API and the CLI, is vsearch.audit).
 
 Every attempt is recorded, refused ones too: the AuditTrail middleware sees every response of an audited path
 (401 from the key gate, 413 from the body limit, 415/422/400 from the route, malformed bodies, 500s) and writes
@@ -7,44 +7,17 @@ one line with its status and reason; the route adds what it knows (query image, 
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
-from collections import deque
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vsearch.audit import AuditLog
+
+__all__ = ["AuditLog", "AuditTrail"]
+
 MAX_ERROR_BODY = 16 * 1024
-
-
-class AuditLog:
-    """The audit log file: one JSON object per line, appended and fsync'd under a lock."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Append one record, stamped with the UTC time, and fsync it before returning."""
-        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}, sort_keys=True)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-
-    def read(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Records newest first, skipping `offset`; memory bounded by offset + limit lines."""
-        if not self.path.exists():
-            return []
-        with self._lock, open(self.path, encoding="utf-8") as f:
-            lines = deque(f, maxlen=offset + limit)
-        return [json.loads(line) for line in reversed(lines)][offset:]
 
 
 class AuditTrail:

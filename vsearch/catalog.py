@@ -90,6 +90,72 @@ class Changes:
     last_seq: int  # the sequence number these changes bring a follower to
 
 
+@dataclass(frozen=True)
+class CameraInfo:
+    """Optional metadata of a camera: a display name and WGS84 coordinates (degrees)."""
+
+    id: str
+    name: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """An investigation: a name, notes, and who opened it when."""
+
+    id: int
+    name: str
+    notes: str
+    created_by: str
+    created_at: float  # epoch seconds
+    updated_at: float
+    items: int = 0  # how many confirmed items it holds
+
+
+@dataclass(frozen=True)
+class NewCaseItem:
+    """A confirmed clip or sighting about to be added to a case, with where and when it is (checked by the
+    caller against the catalog) and the search that found it, if any."""
+
+    kind: str  # "clip" or "sighting"
+    ref: str  # the clip id, or the sighting id as text
+    camera_id: str
+    video_id: int
+    track_id: int
+    start_ts_s: float
+    end_ts_s: float
+    start_pts_s: float
+    end_pts_s: float
+    sighting_id: int  # the sighting whose crop and frame represent it
+    query_sha256: str | None = None
+    search_filters: str | None = None  # the search's filters as JSON text
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CaseItem:
+    """A confirmed item of a case: a NewCaseItem with its id, who added it and when."""
+
+    id: int
+    case_id: int
+    kind: str
+    ref: str
+    camera_id: str
+    video_id: int
+    track_id: int
+    start_ts_s: float
+    end_ts_s: float
+    start_pts_s: float
+    end_pts_s: float
+    sighting_id: int
+    query_sha256: str | None
+    search_filters: str | None
+    note: str
+    added_by: str
+    added_at: float
+
+
 class Catalog(Protocol):
     """What vsearch needs from a catalog (SQLite embedded; another database behind the same methods)."""
 
@@ -135,6 +201,25 @@ class Catalog(Protocol):
     def sighting(self, sighting_id: int) -> Sighting: ...
     def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]: ...
     def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]: ...
+
+    def track_sightings(self, video_id: int, track_id: int, from_pts_s: float, to_pts_s: float) -> list[Sighting]: ...
+    def sightings_between(
+        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, limit: int = 200_000
+    ) -> list[Sighting]: ...
+    def boxes_between(self, video_id: int, from_pts_s: float, to_pts_s: float) -> list[TrackBoxRow]: ...
+
+    # camera metadata
+    def set_camera_info(self, info: CameraInfo) -> CameraInfo: ...
+    def camera_info(self) -> dict[str, CameraInfo]: ...
+
+    # cases: every change to a case is one transaction
+    def create_case(self, name: str, notes: str, by: str) -> Case: ...
+    def case(self, case_id: int) -> Case: ...
+    def cases(self) -> list[Case]: ...
+    def update_case(self, case_id: int, name: str | None, notes: str | None) -> Case: ...
+    def add_case_items(self, case_id: int, items: Sequence[NewCaseItem], by: str) -> list[CaseItem]: ...
+    def remove_case_item(self, case_id: int, item_id: int) -> None: ...
+    def case_items(self, case_id: int) -> list[CaseItem]: ...
 
     # the change log followers catch up from
     def last_seq(self) -> int: ...
@@ -194,6 +279,42 @@ CREATE TABLE track_boxes (
 );
 """
 
+_SCHEMA_CASES = """
+ALTER TABLE cameras ADD COLUMN name TEXT;
+ALTER TABLE cameras ADD COLUMN lat REAL;
+ALTER TABLE cameras ADD COLUMN lon REAL;
+CREATE TABLE cases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    notes TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE case_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('clip', 'sighting')),
+    ref TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    video_id INTEGER NOT NULL,
+    track_id INTEGER NOT NULL,
+    start_ts REAL NOT NULL,
+    end_ts REAL NOT NULL,
+    start_pts REAL NOT NULL,
+    end_pts REAL NOT NULL,
+    sighting_id INTEGER NOT NULL,
+    query_sha256 TEXT,
+    search_filters TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    added_by TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    UNIQUE (case_id, kind, ref)
+);
+CREATE INDEX case_items_case ON case_items (case_id, start_ts);
+CREATE INDEX track_boxes_time ON track_boxes (video_id, pts);
+"""
+
 # (version, what it adds, SQL in SQLite's dialect; `to_postgres` translates it). Append only: a released
 # migration never changes.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -209,6 +330,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " ALTER TABLE videos ADD COLUMN resume_state TEXT;"),
     (5, "sighting ids allocated by minute of their time (id_buckets), so a time window is an id range",
      "CREATE TABLE id_buckets (bucket INTEGER PRIMARY KEY, next_n INTEGER NOT NULL, n INTEGER NOT NULL);"),
+    (6, "cases with confirmed items; camera names and coordinates", _SCHEMA_CASES),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -580,6 +702,131 @@ class SqlCatalog:
         """Video times of the track's stored sightings (the moments its clips are built around), in order."""
         rows = self._q("SELECT DISTINCT pts FROM sightings WHERE video_id=? AND track_id=? ORDER BY pts", (video_id, track_id))
         return [r[0] for r in rows]
+
+    def track_sightings(self, video_id: int, track_id: int, from_pts_s: float, to_pts_s: float) -> list[Sighting]:
+        """The stored sightings of one track between two video positions, in time order."""
+        rows = self._q(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id"
+            " WHERE s.video_id=? AND s.track_id=? AND s.pts BETWEEN ? AND ? ORDER BY s.pts, s.id",
+            (video_id, track_id, from_pts_s, to_pts_s),
+        )
+        return [_sighting(r) for r in rows]
+
+    def sightings_between(
+        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, limit: int = 200_000
+    ) -> list[Sighting]:
+        """Sightings inside a time window (and cameras), in time order; at most `limit`."""
+        where, args = "s.ts BETWEEN ? AND ?", [from_ts_s, to_ts_s]
+        if cameras:
+            where += f" AND s.camera_id IN ({','.join('?' * len(cameras))})"
+            args.extend(cameras)  # type: ignore[arg-type]
+        rows = self._q(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id WHERE {where}"
+            " ORDER BY s.ts, s.id LIMIT ?",
+            [*args, limit],
+        )
+        return [_sighting(r) for r in rows]
+
+    def boxes_between(self, video_id: int, from_pts_s: float, to_pts_s: float) -> list[TrackBoxRow]:
+        """Every track's sampled boxes in a span of one video: (track_id, pts_s, xyxy, confidence), in time order."""
+        rows = self._q(
+            "SELECT track_id, pts, x1, y1, x2, y2, confidence FROM track_boxes WHERE video_id=? AND pts BETWEEN ? AND ?"
+            " ORDER BY pts, track_id",
+            (video_id, from_pts_s, to_pts_s),
+        )
+        return [(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6]) for r in rows]
+
+    # -- camera metadata -----------------------------------------------------------------------------------------
+    def set_camera_info(self, info: CameraInfo) -> CameraInfo:
+        """Set a camera's name and coordinates (the camera is registered if no footage named it yet)."""
+        with self._tx() as db:
+            db.execute(self._UPSERT_CAMERA, (info.id, time.time()))
+            db.execute("UPDATE cameras SET name=?, lat=?, lon=? WHERE id=?", (info.name, info.lat, info.lon, info.id))
+        return self.camera_info()[info.id]
+
+    def camera_info(self) -> dict[str, CameraInfo]:
+        """Every camera's name and coordinates (None where unset), by camera id."""
+        return {r[0]: CameraInfo(*r) for r in self._q("SELECT id, name, lat, lon FROM cameras ORDER BY id")}
+
+    # -- cases ---------------------------------------------------------------------------------------------------
+    def create_case(self, name: str, notes: str, by: str) -> Case:
+        """Open a case (one transaction)."""
+        now = time.time()
+        with self._tx() as db:
+            case_id = self._insert_id(
+                db,
+                "INSERT INTO cases (name, notes, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (name, notes, by, now, now),
+            )
+        return self.case(case_id)
+
+    _CASE_SQL = (
+        "SELECT c.id, c.name, c.notes, c.created_by, c.created_at, c.updated_at, COUNT(i.id) FROM cases c"
+        " LEFT JOIN case_items i ON i.case_id = c.id"
+    )
+
+    def case(self, case_id: int) -> Case:
+        """A case with its item count (NotFoundError if unknown)."""
+        rows = self._q(f"{self._CASE_SQL} WHERE c.id = ? GROUP BY c.id", (case_id,))
+        if not rows:
+            raise NotFoundError(f"no case with id {case_id}")
+        return Case(*rows[0])
+
+    def cases(self) -> list[Case]:
+        """Every case, oldest first."""
+        return [Case(*r) for r in self._q(f"{self._CASE_SQL} GROUP BY c.id ORDER BY c.id")]
+
+    def update_case(self, case_id: int, name: str | None, notes: str | None) -> Case:
+        """Change a case's name and/or notes (None: unchanged), in one transaction."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            if name is not None:
+                db.execute("UPDATE cases SET name=? WHERE id=?", (name, case_id))
+            if notes is not None:
+                db.execute("UPDATE cases SET notes=? WHERE id=?", (notes, case_id))
+        return self.case(case_id)
+
+    @staticmethod
+    def _touch_case(db: _Db, case_id: int) -> None:
+        """Inside a transaction: the case must exist; mark it changed now."""
+        if db.execute("UPDATE cases SET updated_at=? WHERE id=?", (time.time(), case_id)).rowcount != 1:
+            raise NotFoundError(f"no case with id {case_id}")
+
+    def add_case_items(self, case_id: int, items: Sequence[NewCaseItem], by: str) -> list[CaseItem]:
+        """Add items to a case in one transaction; an item already in the case is kept as it was. Returns the
+        case's items that correspond to `items`, in order."""
+        now = time.time()
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            for it in items:
+                db.execute(
+                    "INSERT INTO case_items (case_id, kind, ref, camera_id, video_id, track_id, start_ts,"
+                    " end_ts, start_pts, end_pts, sighting_id, query_sha256, search_filters, note, added_by, added_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, kind, ref) DO NOTHING",
+                    (case_id, it.kind, it.ref, it.camera_id, it.video_id, it.track_id, it.start_ts_s, it.end_ts_s,
+                     it.start_pts_s, it.end_pts_s, it.sighting_id, it.query_sha256, it.search_filters, it.note, by,
+                     now),
+                )  # fmt: skip
+        wanted = {(it.kind, it.ref) for it in items}
+        return [i for i in self.case_items(case_id) if (i.kind, i.ref) in wanted]
+
+    def remove_case_item(self, case_id: int, item_id: int) -> None:
+        """Remove one item of a case (NotFoundError if the case has no such item), in one transaction."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            if db.execute("DELETE FROM case_items WHERE case_id=? AND id=?", (case_id, item_id)).rowcount != 1:
+                raise NotFoundError(f"case {case_id} has no item {item_id}")
+
+    def case_items(self, case_id: int) -> list[CaseItem]:
+        """A case's items in time order (NotFoundError for an unknown case)."""
+        self.case(case_id)
+        rows = self._q(
+            "SELECT id, case_id, kind, ref, camera_id, video_id, track_id, start_ts, end_ts, start_pts, end_pts,"
+            " sighting_id, query_sha256, search_filters, note, added_by, added_at FROM case_items WHERE case_id=?"
+            " ORDER BY start_ts, id",
+            (case_id,),
+        )
+        return [CaseItem(*r) for r in rows]
 
     # -- change log ----------------------------------------------------------------------------------------------
     def last_seq(self) -> int:

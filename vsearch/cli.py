@@ -267,13 +267,28 @@ def clip(
         _fail(str(e))
 
 
-@app.command()
-def cameras(data_dir: DataDir = None) -> None:
-    """List cameras with their footage and sightings."""
+cameras_app = typer.Typer(help="List cameras; `cameras set` names and places one.", invoke_without_command=True)
+app.add_typer(cameras_app, name="cameras")
+
+
+@cameras_app.callback()
+def cameras(ctx: typer.Context, data_dir: DataDir = None) -> None:
+    """List cameras with their footage and sightings (and name and coordinates when set)."""
+    if ctx.invoked_subcommand is not None:
+        return
     svc = _service(_settings(data_dir))
+    info = svc.casework.camera_info()
     for c in svc.cameras():
         span = f"{ts_to_iso(c.first_ts_s)} .. {ts_to_iso(c.last_ts_s)}" if c.first_ts_s and c.last_ts_s else "-"
-        typer.echo(f"{c.id:16} videos={c.videos} footage={c.footage_s:.0f}s sightings={c.sightings} {span}")
+        meta = info.get(c.id)
+        where = f" name={meta.name!r}" if meta and meta.name else ""
+        where += f" lat={meta.lat} lon={meta.lon}" if meta and meta.lat is not None else ""
+        typer.echo(f"{c.id:16} videos={c.videos} footage={c.footage_s:.0f}s sightings={c.sightings} {span}{where}")
+
+
+from vsearch.cli_cases import register as _register_case_commands  # noqa: E402  (the case commands live apart)
+
+_register_case_commands(app, cameras_app, _settings, _service, _fail)
 
 
 @app.command()

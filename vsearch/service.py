@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsearch import __version__
+from vsearch.audit import AuditLog
+from vsearch.casework import Casework
 from vsearch.catalog import CameraStats, Catalog
 from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
@@ -72,6 +74,8 @@ class VSearch:
             settings.index_flat_max, follow_index,
         )  # fmt: skip
         self._ingest_lock = threading.Lock()
+        self.audit = AuditLog(settings.audit_log_path)
+        self.casework = Casework(self.catalog, settings, self.audit)  # cases, routes, exports (vsearch/casework.py)
 
     @property
     def catalog(self) -> Catalog:

@@ -1,0 +1,226 @@
+"""Cases (investigators): create, list, show, add and remove confirmed items, route, companions, evidence export and
+verification; camera metadata and "people seen in this window" (admins, who operate the system).
+
+Thin over `VSearch.casework`: every change and every export is audited there, with the caller's key, role and
+address.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from api.case_schemas import CaseDetailOut, CaseOut, VerifyOut, case_detail_out, case_out
+from api.deps import Admin, AppSettings, Investigator, Service
+from api.routes.search import camera_list, read_limited
+from api.schemas import Detail
+from vsearch.companions import MAX_DIST_H, MAX_DT_S, companions_to_dict
+from vsearch.config import ApiKey
+from vsearch.errors import InputError
+from vsearch.evidence import verify_zip
+from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
+from vsearch.types import parse_time
+
+router = APIRouter(tags=["cases"])
+CaseId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Case id.")]
+ItemId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Case item id.")]
+E: dict[int | str, dict[str, Any]] = {c: {"model": Detail} for c in (400, 401, 403, 404, 413, 422)}
+MAX_ZIP_BYTES = 4 * 1024**3
+
+
+def _ctx(request: Request, key: ApiKey) -> dict[str, Any]:
+    return {"role": key.role, "client": request.client.host if request.client else None}
+
+
+class CaseIn(BaseModel):
+    """A new case."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    notes: Annotated[str, Field(max_length=20_000)] = ""
+
+
+class CasePatch(BaseModel):
+    """A change to a case's name or notes (omitted fields stay)."""
+
+    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    notes: Annotated[str | None, Field(max_length=20_000)] = None
+
+
+class CameraIn(BaseModel):
+    """A camera's display name and WGS84 coordinates (both or neither)."""
+
+    name: Annotated[str | None, Field(max_length=200)] = None
+    lat: Annotated[float | None, Field(ge=-90, le=90)] = None
+    lon: Annotated[float | None, Field(ge=-180, le=180)] = None
+
+
+@router.post("/cases", response_model=CaseOut, status_code=201, responses=E)
+async def create_case(body: CaseIn, request: Request, service: Service, key: Investigator) -> CaseOut:
+    """Open a case."""
+    case = await run_in_threadpool(service.casework.create, body.name, body.notes, key.name, _ctx(request, key))
+    return case_out(case)
+
+
+@router.get("/cases", response_model=list[CaseOut], responses=E)
+async def list_cases(service: Service, _: Investigator) -> list[CaseOut]:
+    """Every case, oldest first."""
+    return [case_out(c) for c in await run_in_threadpool(service.casework.cases)]
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetailOut, responses=E)
+async def get_case(case_id: CaseId, service: Service, _: Investigator) -> CaseDetailOut:
+    """A case with its confirmed items in time order."""
+    case, items = await run_in_threadpool(service.casework.case, case_id)
+    return case_detail_out(case, items)
+
+
+@router.patch("/cases/{case_id}", response_model=CaseOut, responses=E)
+async def patch_case(case_id: CaseId, body: CasePatch, request: Request, service: Service, key: Investigator) -> CaseOut:
+    """Rename a case or change its notes."""
+    case = await run_in_threadpool(service.casework.update, case_id, body.name, body.notes, key.name, _ctx(request, key))
+    return case_out(case)
+
+
+@router.post("/cases/{case_id}/items", response_model=CaseDetailOut, responses=E)
+async def add_items(
+    case_id: CaseId,
+    request: Request,
+    service: Service,
+    settings: AppSettings,
+    key: Investigator,
+    ids: Annotated[list[str], Form(description="Clip ids (or sighting ids): comma-separated and/or repeated.")],
+    query_image: Annotated[UploadFile | None, File(description="The query image of the search that found them.")] = None,
+    query_sha256: Annotated[str | None, Form(description="Or only its sha256 (as in the audit log).")] = None,
+    filters: Annotated[str | None, Form(description="The search's filters, a JSON object.")] = None,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> CaseDetailOut:
+    """Add confirmed clips or sightings to a case (one transaction; items already there stay as they were)."""
+    refs = list(camera_list(ids))
+    image = await read_limited(query_image, settings.max_image_bytes, "query image") if query_image is not None else None
+    parsed = None
+    if filters:
+        try:
+            parsed = json.loads(filters)
+        except ValueError:
+            raise InputError(f"filters: expected a JSON object, got {filters[:80]!r}") from None
+        if not isinstance(parsed, dict):
+            raise InputError(f"filters: expected a JSON object, got {type(parsed).__name__}")
+    await run_in_threadpool(
+        service.casework.add, case_id, refs, key.name, image, query_sha256 or None, parsed, note, _ctx(request, key)
+    )
+    case, items = await run_in_threadpool(service.casework.case, case_id)
+    return case_detail_out(case, items)
+
+
+@router.delete("/cases/{case_id}/items/{item_id}", status_code=204, responses=E)
+async def remove_item(case_id: CaseId, item_id: ItemId, request: Request, service: Service, key: Investigator) -> Response:
+    """Remove an item from a case."""
+    await run_in_threadpool(service.casework.remove, case_id, item_id, key.name, _ctx(request, key))
+    return Response(status_code=204)
+
+
+@router.get("/cases/{case_id}/route", responses={**E, 200: {"content": {"application/json": {}, "text/csv": {}, "application/geo+json": {}}}})
+async def route(
+    case_id: CaseId,
+    service: Service,
+    _: Investigator,
+    format: Annotated[Literal["json", "csv", "geojson"], Query(description="json, csv or geojson")] = "json",
+    item: Annotated[list[int] | None, Query(description="Only these item ids (repeat).")] = None,
+    merge_gap_s: Annotated[float, Query(ge=0, le=86_400)] = 0.0,
+) -> Any:
+    """The person's route: stops in time order (a lane per camera on the page), time per camera, gaps and
+    transits; as JSON, CSV (a row per stop) or GeoJSON (cameras with coordinates and the line through them)."""
+    r = await run_in_threadpool(service.casework.route, case_id, item, merge_gap_s)
+    if format == "csv":
+        return PlainTextResponse(r.to_csv(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="case-{case_id}-route.csv"'})
+    if format == "geojson":
+        return Response(json.dumps(r.to_geojson()), media_type="application/geo+json")
+    return r.to_dict()
+
+
+@router.get("/cases/{case_id}/companions", responses=E)
+async def companions(
+    case_id: CaseId,
+    service: Service,
+    _: Investigator,
+    max_dt_s: Annotated[float, Query(ge=0, le=60)] = MAX_DT_S,
+    max_dist_h: Annotated[float, Query(gt=0, le=20)] = MAX_DIST_H,
+) -> list[dict[str, Any]]:
+    """Who the case's person was with: others close to them during their confirmed stays, grouped by appearance
+    across places and times, ranked by how many stays they shared, then cameras, then time together."""
+    rows = await run_in_threadpool(service.casework.companions, case_id, None, max_dt_s, max_dist_h)
+    return companions_to_dict(rows)
+
+
+@router.post("/cases/{case_id}/export", response_class=FileResponse, responses=E)
+async def export(case_id: CaseId, request: Request, service: Service, key: Investigator) -> FileResponse:
+    """The case's evidence ZIP (clips, frames, crops, query images, manifest.json with every hash); the manifest's
+    sha256 is in the `X-Manifest-SHA256` header and in the audit log: keep it to prove the manifest later."""
+    tmp = Path(tempfile.mkdtemp(prefix="vsearch-export-")) / f"case-{case_id}.zip"
+    try:
+        r = await run_in_threadpool(service.casework.export, case_id, tmp, key.name, _ctx(request, key))
+    except BaseException:
+        _cleanup(tmp)
+        raise
+    return FileResponse(
+        tmp, media_type="application/zip", filename=f"case-{case_id}-evidence.zip",
+        headers={"X-Manifest-SHA256": r.manifest_sha256}, background=BackgroundTask(_cleanup, tmp),
+    )  # fmt: skip
+
+
+def _cleanup(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.parent.rmdir()
+
+
+@router.post("/cases/verify", response_model=VerifyOut, responses=E)
+async def verify(
+    _: Investigator,
+    file: Annotated[UploadFile, File(description="An evidence ZIP exported by vsearch.")],
+    expect_manifest_sha256: Annotated[str | None, Form(description="The manifest sha256 recorded at export.")] = None,
+) -> VerifyOut:
+    """Recompute every hash of an evidence ZIP: `ok`, and each changed, missing or added file by name."""
+    with tempfile.NamedTemporaryFile(suffix=".zip") as f:
+        size = 0
+        while chunk := await file.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_ZIP_BYTES:
+                raise HTTPException(413, f"evidence ZIP larger than the limit of {MAX_ZIP_BYTES} bytes")
+            f.write(chunk)
+        f.flush()
+        r = await run_in_threadpool(verify_zip, Path(f.name), expect_manifest_sha256 or None)
+    return VerifyOut(ok=r.ok, changed=r.changed, missing=r.missing, added=r.added, problems=r.problems,
+                     files_checked=r.files_checked, manifest_sha256=r.manifest_sha256)  # fmt: skip
+
+
+@router.put("/cameras/{camera_id}", responses=E)
+async def set_camera(camera_id: str, body: CameraIn, request: Request, service: Service, key: Admin) -> dict[str, Any]:
+    """Set a camera's display name and coordinates (admins)."""
+    info = await run_in_threadpool(service.casework.set_camera, camera_id, body.name, body.lat, body.lon, key.name, _ctx(request, key))
+    return {"id": info.id, "name": info.name, "lat": info.lat, "lon": info.lon}
+
+
+@router.get("/identities", responses=E)
+async def identities(
+    service: Service,
+    _: Admin,
+    from_: Annotated[str, Query(alias="from", description="Window start, ISO 8601 (UTC if no zone).")],
+    to: Annotated[str, Query(description="Window end, ISO 8601.")],
+    cameras: Annotated[list[str] | None, Query(description="Camera ids: comma-separated and/or repeated.")] = None,
+    threshold: Annotated[float, Query(ge=-1, le=1)] = DEFAULT_THRESHOLD,
+) -> list[dict[str, Any]]:
+    """People seen in a window (admins): the window's tracks grouped across cameras into putative identities, most
+    sightings first; two tracks on one camera at one time are never grouped."""
+    people = await run_in_threadpool(
+        service.casework.identities, parse_time(from_), parse_time(to), camera_list(cameras) or None, threshold
+    )
+    return identities_to_dict(people)

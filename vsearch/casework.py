@@ -1,0 +1,152 @@
+"""Case work as the CLI and the API do it: validated at the edge, stored in the catalog, every change audited.
+
+`VSearch.casework` holds one `Casework`; the CLI and the API call it and do nothing else of their own, so that a
+change made from either lands in the same catalog and the same audit log (`audit.jsonl` in the data dir).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vsearch.audit import AuditLog
+from vsearch.cases import (
+    MAX_ITEMS_PER_CALL,
+    Route,
+    build_route,
+    check_camera_info,
+    check_case_text,
+    items_for_ids,
+    resolve_item,
+)  # fmt: skip
+from vsearch.catalog import CameraInfo, Case, CaseItem, Catalog
+from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
+from vsearch.config import Settings
+from vsearch.errors import InputError
+from vsearch.evidence import ExportReport, export_case, keep_query_image
+from vsearch.identities import DEFAULT_THRESHOLD, Identity, identities_in_window
+
+
+class Casework:
+    """Cases, camera metadata, routes and evidence exports over one catalog and one audit log."""
+
+    def __init__(self, catalog: Catalog, settings: Settings, audit: AuditLog) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.audit = audit
+
+    def _audit(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> None:
+        self.audit.append({"action": action, "key_name": by, **(context or {}), **fields})
+
+    # -- cases ---------------------------------------------------------------------------------------------
+    def create(self, name: str, notes: str, by: str, context: dict[str, Any] | None = None) -> Case:
+        """Open a case (audited)."""
+        check_case_text(name, notes)
+        case = self.catalog.create_case(name.strip(), notes, by)
+        self._audit("case.create", by, context, case_id=case.id, name=case.name)
+        return case
+
+    def update(self, case_id: int, name: str | None, notes: str | None, by: str, context: dict[str, Any] | None = None) -> Case:
+        """Rename a case or change its notes (audited)."""
+        check_case_text(name, notes)
+        case = self.catalog.update_case(case_id, name.strip() if name is not None else None, notes)
+        self._audit("case.update", by, context, case_id=case_id, name=name, notes_changed=notes is not None)
+        return case
+
+    def cases(self) -> list[Case]:
+        """Every case, oldest first."""
+        return self.catalog.cases()
+
+    def case(self, case_id: int) -> tuple[Case, list[CaseItem]]:
+        """A case and its items in time order."""
+        return self.catalog.case(case_id), self.catalog.case_items(case_id)
+
+    def add(
+        self, case_id: int, refs: Sequence[str], by: str, query_image: bytes | None = None,
+        query_sha256: str | None = None, filters: dict[str, Any] | None = None, note: str = "",
+        context: dict[str, Any] | None = None,
+    ) -> list[CaseItem]:  # fmt: skip
+        """Add confirmed clips or sightings to a case, in one transaction (audited). `query_image` (kept, so the
+        export can include it) or `query_sha256` name the search that found them; `filters` are its filters."""
+        if not refs:
+            raise InputError("give at least one clip or sighting id to add")
+        if len(refs) > MAX_ITEMS_PER_CALL:
+            raise InputError(f"at most {MAX_ITEMS_PER_CALL} items per call, got {len(refs)}")
+        self.catalog.case(case_id)  # an unknown case is reported before the items
+        if query_image is not None:
+            sha = keep_query_image(self.settings, query_image)
+            if query_sha256 is not None and query_sha256 != sha:
+                raise InputError(f"the query image's sha256 is {sha}, not the {query_sha256} given")
+            query_sha256 = sha
+        new = [resolve_item(self.catalog, r, self.settings, query_sha256, filters, note) for r in refs]
+        items = self.catalog.add_case_items(case_id, new, by)
+        self._audit("case.add", by, context, case_id=case_id, refs=[i.ref for i in new],
+                    item_ids=[i.id for i in items], query_sha256=query_sha256)  # fmt: skip
+        return items
+
+    def remove(self, case_id: int, item_id: int, by: str, context: dict[str, Any] | None = None) -> None:
+        """Remove one item from a case (audited)."""
+        self.catalog.remove_case_item(case_id, item_id)
+        self._audit("case.remove", by, context, case_id=case_id, item_id=item_id)
+
+    def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True) -> ExportReport:
+        """Write the case's evidence ZIP (the export is audited with the manifest's sha256)."""
+        return export_case(self.catalog, self.settings, case_id, out, by, _Contextual(self.audit, context), check_rendering)
+
+    # -- route and cameras ----------------------------------------------------------------------------------------
+    def route(self, case_id: int, item_ids: Sequence[int] | None = None, merge_gap_s: float = 0.0) -> Route:
+        """The person's route over a case's items (or some of them)."""
+        return build_route(items_for_ids(self.catalog, case_id, item_ids), self.catalog.camera_info(), merge_gap_s)
+
+    def set_camera(
+        self, camera_id: str, name: str | None, lat: float | None, lon: float | None, by: str,
+        context: dict[str, Any] | None = None,
+    ) -> CameraInfo:  # fmt: skip
+        """Set a camera's display name and coordinates (audited)."""
+        info = self.catalog.set_camera_info(check_camera_info(camera_id, name, lat, lon))
+        self._audit("camera.set", by, context, camera_id=camera_id, name=info.name, lat=info.lat, lon=info.lon)
+        return info
+
+    def camera_info(self) -> dict[str, CameraInfo]:
+        """Every camera's metadata."""
+        return self.catalog.camera_info()
+
+    # -- companions and identities ------------------------------------------------------------------------------
+    def companions(
+        self, case_id: int, item_ids: Sequence[int] | None = None, max_dt_s: float = MAX_DT_S,
+        max_dist_h: float = MAX_DIST_H, threshold: float = GROUP_THRESHOLD,
+    ) -> list[Companion]:  # fmt: skip
+        """Who the case's person was with: people close to them in their confirmed stays, grouped by appearance."""
+        _check_range("max_dt_s", max_dt_s, 0, 60)
+        _check_range("max_dist_h", max_dist_h, 0, 20)
+        _check_range("threshold", threshold, -1, 1)
+        return companions_of_items(self.catalog, items_for_ids(self.catalog, case_id, item_ids), max_dt_s, max_dist_h, threshold)
+
+    def identities(
+        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD
+    ) -> list[Identity]:
+        """The people seen in a time window: tracks grouped across cameras into putative identities."""
+        if not from_ts_s < to_ts_s:
+            raise InputError("the window must end after it starts")
+        _check_range("threshold", threshold, -1, 1)
+        return identities_in_window(self.catalog, from_ts_s, to_ts_s, cameras, threshold)
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    import math
+
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{name} must be a number in [{lo}, {hi}], got {value}")
+
+
+class _Contextual(AuditLog):
+    """The audit log with the caller's context (role, client address) added to each record."""
+
+    def __init__(self, inner: AuditLog, context: dict[str, Any] | None) -> None:
+        super().__init__(inner.path)
+        self._context = context or {}
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append with the context's fields (the record's own win)."""
+        super().append({**self._context, **record})

@@ -1,0 +1,343 @@
+"""Evidence export of a case as a verifiable ZIP, and its verification.
+
+The ZIP holds, for every confirmed item, the clip (the MP4 exactly as the API serves it), the full frame with the
+box drawn and the stored person crop; the query images of the searches that found them; `manifest.json`; and
+`manifest.json.sha256`. The manifest lists every other file with its sha256 and size, every clip's camera, absolute
+start and end, source video (path, sha256 recorded at ingest and re-hashed at export) and frame range in the
+source, the searches (filters, query hash) with their audit entries, and the software and model versions.
+
+The ZIP is written deterministically (sorted names, fixed timestamps and permissions), so the same case exported
+twice differs only in the manifest's export stamp. Clip rendering is checked at export: each clip is rendered a
+second time into a scratch folder and its sha256 compared with the served file's; the manifest records the result.
+
+`manifest.json.sha256` inside the ZIP catches accidental damage to the manifest. Deliberate tampering that also
+rewrites that file is caught only against the manifest sha256 recorded outside the ZIP: the export's audit entry
+and the receipt printed to the investigator (`verify_zip(..., expect_manifest_sha256=...)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vsearch import __version__
+from vsearch.audit import AuditLog
+from vsearch.cases import clip_id_of
+from vsearch.catalog import CaseItem, Catalog
+from vsearch.clips import render_clip, render_thumbnail
+from vsearch.config import Settings
+from vsearch.errors import InputError, NotFoundError
+from vsearch.types import ts_to_iso
+from vsearch.weights import YOLO11N_POSE, sha256_file
+
+FORMAT = "vsearch-evidence/1"
+MANIFEST = "manifest.json"
+MANIFEST_SHA = "manifest.json.sha256"
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP can hold: no export clock leaks into the file bytes
+QUERY_EXT = {b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png", b"BM": ".bmp", b"RIFF": ".webp"}
+
+
+def queries_dir(settings: Settings) -> Path:
+    """Where query images that led to case items are kept, named by their sha256."""
+    return settings.data_dir / "queries"
+
+
+def keep_query_image(settings: Settings, data: bytes) -> str:
+    """Store a query image (content-addressed, once) so that exports can include it; returns its sha256."""
+    ext = next((e for magic, e in QUERY_EXT.items() if data.startswith(magic)), None)
+    if ext is None:
+        raise InputError(f"expected a query image (JPEG, PNG, BMP or WebP), got {len(data)} bytes starting {data[:8]!r}")
+    sha = hashlib.sha256(data).hexdigest()
+    folder = queries_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{sha}{ext}"
+    if not out.exists():
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    return sha
+
+
+def _query_file(settings: Settings, sha: str) -> Path | None:
+    return next(iter(sorted(queries_dir(settings).glob(f"{sha}.*"))), None) if queries_dir(settings).exists() else None
+
+
+def software_versions() -> dict[str, str]:
+    """The software that produced the files: vsearch, Python, PyAV and its FFmpeg, OpenCV, NumPy."""
+    import av
+    import cv2
+    import numpy as np
+
+    libav = ".".join(map(str, av.library_versions.get("libavcodec", ())))
+    return {
+        "vsearch": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+        "pyav": av.__version__, "libavcodec": libav, "opencv": cv2.__version__, "numpy": np.__version__,
+    }  # fmt: skip
+
+
+def model_hashes(catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    """The detector's and the embedders' weights (name and sha256) behind the catalog's sightings."""
+    from vsearch.embed import REID_MNV2
+    from vsearch.weights import MOBILENETV2_IMAGENET
+
+    weights = {"reid-mnv2": REID_MNV2, "reid-mnv2-flip": REID_MNV2, "mobilenetv2-imagenet": MOBILENETV2_IMAGENET}
+    embedders = {}
+    for name in catalog.embedders():
+        w = weights.get(name)
+        embedders[name] = {"weights": w.name, "sha256": w.sha256} if w else {"weights": None, "sha256": None,
+                                                                            "note": "no weights (hand-crafted)"}
+    return {
+        "detector": {"weights": YOLO11N_POSE.name, "sha256": YOLO11N_POSE.sha256, "backend": settings.detector_backend},
+        "embedders": embedders,
+    }
+
+
+def _frame_range(p0: float, p1: float, fps: float, frame_count: int, pad_s: float) -> tuple[int, int]:
+    # the same arithmetic as clips.render_clip: the frames it cuts, padding included
+    import math
+
+    return max(0, int((p0 - pad_s) * fps)), min(frame_count - 1, int(math.ceil((p1 + pad_s) * fps)))
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote: the ZIP, the manifest's sha256 (keep it: it proves the manifest later), counts."""
+
+    path: Path
+    manifest_sha256: str
+    files: int
+    clips: int
+    deterministic: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def export_case(
+    catalog: Catalog, settings: Settings, case_id: int, out: Path, by: str, audit: AuditLog,
+    check_rendering: bool = True,
+) -> ExportReport:  # fmt: skip
+    """Write the case's evidence ZIP to `out` (atomically) and append the export to the audit log."""
+    case = catalog.case(case_id)
+    items = catalog.case_items(case_id)
+    if not items:
+        raise InputError(f"case {case_id} ({case.name!r}) has no confirmed items to export")
+    members: dict[str, Path] = {}
+    clips: list[dict[str, Any]] = []
+    notes: list[str] = []
+    deterministic = True
+    source_now: dict[str, str] = {}
+    for it in items:
+        entry, item_files, same = _clip_entry(catalog, settings, it, check_rendering, source_now)
+        members.update(item_files)
+        clips.append(entry)
+        src = entry["source_video"]
+        if src["sha256_at_export"] != src["sha256_at_ingest"]:
+            notes.append(f"clip {entry['clip_id']}: the source video {src['path']} no longer has the sha256 it had at ingest")
+        if same is False:
+            deterministic = False
+            notes.append(f"clip {entry['clip_id']}: a second render gave different bytes ({entry['rerender_sha256']})")
+    searches = _searches(settings, items, audit, members, notes)
+    files = [
+        {"path": name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for name, p in sorted(members.items())
+    ]
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "case": {"id": case.id, "name": case.name, "notes": case.notes, "created_by": case.created_by,
+                 "created_at": ts_to_iso(case.created_at)},
+        "exported_by": by,
+        "software": software_versions(),
+        "models": model_hashes(catalog, settings),
+        "rendering": {
+            "checked": check_rendering, "deterministic": deterministic if check_rendering else None,
+            "how": "each clip rendered again from its source into a scratch folder at export; sha256 compared with the served MP4",
+            "encoder": "libx264 crf 23 preset veryfast, yuv420p, +faststart (vsearch.video.write_mp4)",
+        },
+        "clips": clips,
+        "searches": searches,
+        "files": files,
+        "notes": notes,
+    }  # fmt: skip
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    _write_zip(out, members, manifest_bytes, manifest_sha)
+    audit.append({
+        "action": "case.export", "case_id": case_id, "key_name": by, "file": str(out), "manifest_sha256": manifest_sha,
+        "zip_sha256": sha256_file(out), "clip_ids": [c["clip_id"] for c in clips], "deterministic": manifest["rendering"]["deterministic"],
+    })  # fmt: skip
+    return ExportReport(out, manifest_sha, len(files), len(clips), deterministic, notes)
+
+
+def _clip_entry(
+    catalog: Catalog, settings: Settings, it: CaseItem, check_rendering: bool, source_now: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Path], bool | None]:
+    """One item's manifest entry and its files (clip, frame, crop); whether a second render matched."""
+    clip_id = clip_id_of(it, catalog, settings)
+    mp4 = render_clip(catalog, clip_id, settings)
+    sighting = catalog.sighting(it.sighting_id)
+    frame = render_thumbnail(catalog, sighting, settings)
+    crop = settings.data_dir / sighting.thumb_path
+    if not crop.exists():
+        raise NotFoundError(f"crop of sighting {sighting.id} is missing on disk ({crop})")
+    video = catalog.video(it.video_id)
+    src = Path(video.path)
+    if video.path not in source_now:
+        from vsearch.ingest import source_sha256
+
+        source_now[video.path] = source_sha256(src) if src.exists() else "missing"
+    from vsearch.clips import parse_clip_id
+
+    _, _, p0, p1 = parse_clip_id(clip_id)
+    a, b = _frame_range(p0, p1, video.fps, video.frame_count, settings.clip_pad_s)
+    tag = f"item{it.id:05d}-{clip_id}"
+    files = {f"clips/{tag}.mp4": mp4, f"frames/{tag}.jpg": frame, f"crops/{tag}.jpg": crop}
+    same: bool | None = None
+    rerender = None
+    if check_rendering:
+        with tempfile.TemporaryDirectory(prefix="vsearch-rerender-") as tmp:
+            again = render_clip(catalog, clip_id, settings.model_copy(update={"data_dir": Path(tmp)}))
+            rerender = sha256_file(again)
+        same = rerender == sha256_file(mp4)
+    entry = {
+        "item_id": it.id, "kind": it.kind, "ref": it.ref, "clip_id": clip_id, "camera_id": it.camera_id,
+        "track_id": it.track_id, "sighting_id": sighting.id, "start": ts_to_iso(it.start_ts_s),
+        "end": ts_to_iso(it.end_ts_s), "start_ts_s": it.start_ts_s, "end_ts_s": it.end_ts_s,
+        "clip_start": ts_to_iso(video.start_ts_s + a / video.fps), "clip_end": ts_to_iso(video.start_ts_s + b / video.fps),
+        "source_video": {"video_id": video.id, "path": video.path, "sha256_at_ingest": video.sha256,
+                         "sha256_at_export": source_now[video.path], "fps": video.fps, "start": ts_to_iso(video.start_ts_s)},
+        "source_frames": {"first": a, "last": b, "pts_s": [round(a / video.fps, 3), round(b / video.fps, 3)]},
+        "added_by": it.added_by, "added_at": ts_to_iso(it.added_at), "note": it.note,
+        "query_sha256": it.query_sha256, "files": {"clip": f"clips/{tag}.mp4", "frame": f"frames/{tag}.jpg",
+                                                     "crop": f"crops/{tag}.jpg"},
+        "rerender_sha256": rerender, "rerender_matches": same,
+    }  # fmt: skip
+    return entry, files, same
+
+
+def _searches(
+    settings: Settings, items: list[CaseItem], audit: AuditLog, members: dict[str, Path], notes: list[str]
+) -> list[dict[str, Any]]:
+    """The searches that found the items: query image (added to `members`), filters, audit entries."""
+    by_query: dict[str, set[str]] = {}
+    for it in items:
+        if it.query_sha256:
+            by_query.setdefault(it.query_sha256, set()).add(it.search_filters or "null")
+    entries = audit.matching("query_sha256", set(by_query))
+    out = []
+    for sha in sorted(by_query):
+        f = _query_file(settings, sha)
+        if f is None:
+            notes.append(f"query image {sha} was not kept on this server; only its hash is recorded")
+        else:
+            members[f"queries/{sha}{f.suffix}"] = f
+        mine = [e for e in entries if e.get("query_sha256") == sha]
+        if not [e for e in mine if "action" not in e]:  # API search records carry no "action"; case changes do
+            notes.append(f"query {sha[:12]}…: no search with this image is in the audit log (not searched through the API)")
+        out.append({
+            "query_sha256": sha, "query_file": f"queries/{sha}{f.suffix}" if f else None,
+            "filters": [json.loads(x) for x in sorted(by_query[sha])],
+            "audit_entries": mine,  # the searches with this image and the case changes that cite it
+        })  # fmt: skip
+    return out
+
+
+def _write_zip(out: Path, members: dict[str, Path], manifest: bytes, manifest_sha: str) -> None:
+    """Sorted names, fixed times and modes; media stored, text deflated; written to a temp file then renamed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Path | bytes] = {**members, MANIFEST: manifest, MANIFEST_SHA: f"{manifest_sha}  {MANIFEST}\n".encode()}
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for name in sorted(payload):
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.external_attr = 0o100644 << 16
+            info.create_system = 3
+            data = payload[name]
+            raw = data if isinstance(data, bytes) else data.read_bytes()
+            info.compress_type = zipfile.ZIP_DEFLATED if name.endswith((".json", ".sha256")) else zipfile.ZIP_STORED
+            z.writestr(info, raw)
+    tmp.replace(out)
+
+
+# -- verify ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of checking an evidence ZIP: every problem names its file."""
+
+    ok: bool
+    changed: list[str]
+    missing: list[str]
+    added: list[str]
+    problems: list[str]  # one line per problem, for people
+    files_checked: int
+    manifest_sha256: str | None
+
+
+def verify_zip(path: Path, expect_manifest_sha256: str | None = None) -> VerifyReport:
+    """Recompute every hash of an evidence ZIP against its manifest: changed, missing and added files, a changed
+    manifest (against its in-ZIP hash and, if given, the sha256 recorded at export)."""
+    changed: list[str] = []
+    missing: list[str] = []
+    added: list[str] = []
+    problems: list[str] = []
+
+    def fail(kind: list[str], name: str, why: str) -> None:
+        kind.append(name)
+        problems.append(f"{why}: {name}")
+
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        return VerifyReport(False, [], [], [], [f"not a readable ZIP: {path} ({e})"], 0, None)
+    with z:
+        names = [i.filename for i in z.infolist()]
+        contents: dict[str, bytes | None] = {}
+        for n in names:
+            try:
+                contents[n] = z.read(n)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:  # a flipped bit fails the ZIP's CRC
+                contents[n] = None
+                fail(changed, n, f"changed (unreadable: {e})")
+    dupes = {n for n in names if names.count(n) > 1}
+    for n in sorted(dupes):
+        fail(added, n, "added (a second entry with the same name)")
+    manifest_bytes = contents.get(MANIFEST)
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest() if manifest_bytes is not None else None
+    if MANIFEST not in contents:
+        fail(missing, MANIFEST, "missing")
+        return VerifyReport(False, changed, missing, added, problems, 0, None)
+    recorded = contents.get(MANIFEST_SHA)
+    if MANIFEST_SHA not in contents:
+        fail(missing, MANIFEST_SHA, "missing")
+    elif recorded is not None and manifest_sha is not None and recorded.decode(errors="replace").split()[:1] != [manifest_sha]:
+        fail(changed, MANIFEST, "changed (its sha256 differs from manifest.json.sha256)")
+    if expect_manifest_sha256 and manifest_sha is not None and manifest_sha != expect_manifest_sha256.lower():
+        fail(changed, MANIFEST, f"changed (sha256 {manifest_sha} is not the {expect_manifest_sha256} recorded at export)")
+    try:
+        manifest = json.loads(manifest_bytes or b"")
+        listed = {f["path"]: f for f in manifest["files"]}
+    except (ValueError, KeyError, TypeError) as e:
+        if MANIFEST not in changed:
+            fail(changed, MANIFEST, f"changed (not a vsearch manifest: {e})")
+        return VerifyReport(False, changed, missing, added, problems, 0, manifest_sha)
+    for name, f in sorted(listed.items()):
+        if name not in contents:
+            fail(missing, name, "missing")
+            continue
+        data = contents[name]
+        if data is None:
+            continue  # already reported as changed
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != f.get("sha256") or len(data) != f.get("bytes"):
+            fail(changed, name, f"changed (sha256 {sha[:16]}…, {len(data)} bytes; manifest: {str(f.get('sha256'))[:16]}…, {f.get('bytes')} bytes)")
+    for name in sorted(set(contents) - set(listed) - {MANIFEST, MANIFEST_SHA}):
+        fail(added, name, "added (not in the manifest)")
+    ok = not problems
+    return VerifyReport(ok, changed, missing, added, problems, len(listed), manifest_sha)
