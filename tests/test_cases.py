@@ -61,7 +61,8 @@ def test_create_add_list_show_and_every_change_is_audited(synthetic: Casework) -
     items = cw.add(case.id, ["1-1-0-10000", "2-1-30000-40000"], "ivan", filters={"cameras": ["cam-a"]})
     assert [(i.kind, i.camera_id, i.start_ts_s, i.end_ts_s) for i in items] == [
         ("clip", "cam-a", T0, T0 + 10), ("clip", "cam-b", T0 + 30, T0 + 40)]  # fmt: skip
-    again = cw.add(case.id, ["1-1-0-10000", "3"], "ana")  # a repeat is kept as it was; sighting 3 is new
+    third = str(sorted(cw.catalog.sighting_ids("e"))[2])  # cam-a's sighting at 4 s
+    again = cw.add(case.id, ["1-1-0-10000", third], "ana")  # a repeat is kept as it was; the sighting is new
     assert [i.added_by for i in again] == ["ivan", "ana"] and again[0].id == items[0].id
     listed = cw.cases()
     assert [(c.id, c.items) for c in listed] == [(case.id, 3)]
