@@ -59,7 +59,14 @@ class Settings(BaseSettings):
     index_flat_max: int = 1_000_000
 
     # search
-    query_whole_photo_max_fill: float = 0.6  # a detected person filling less than this is cropped out of the query
+    # query selection (search.query_crop): the upload is taken whole when it is itself a person crop, i.e. person
+    # shaped (height/width >= query_person_min_aspect and longest side <= query_person_max_side_px), or its largest
+    # detected person fills >= query_whole_photo_max_fill of its area or >= query_person_min_height_fill of its
+    # height; otherwise that largest person is cropped out of the photo
+    query_whole_photo_max_fill: float = Field(default=0.6, ge=0, le=1)
+    query_person_min_height_fill: float = Field(default=0.65, ge=0, le=1)
+    query_person_min_aspect: float = Field(default=1.5, gt=0)
+    query_person_max_side_px: int = Field(default=640, ge=8)
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
     clip_pad_s: float = 3.0  # seconds of video either side of a clip
 

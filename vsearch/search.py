@@ -106,8 +106,9 @@ def query_crop(
     settings: Settings,
     box: tuple[float, float, float, float] | None = None,
 ) -> QueryCrop:
-    """Choose the person to search for: a given box, else the largest detected person when the image is a wider
-    photo, else the whole image (it is already a person crop)."""
+    """Choose the person to search for: a given box; else the whole image when it is itself a person crop (person
+    shaped and small, or its largest detected person spans most of it: a detector's partial box of a crop must not
+    replace the crop); else the largest detected person of the photo; else (nobody detected) the whole image."""
     h, w = image_bgr.shape[:2]
     rgb = image_bgr[:, :, ::-1]
     if box is not None:
@@ -118,12 +119,25 @@ def query_crop(
         return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "given box")
     dets = detector.detect([image_bgr], conf=settings.detector_conf)[0]
     persons = [tuple(float(v) for v in b) for b in dets.xyxy]
-    if len(dets):
-        i = int(np.argmax(dets.area))
-        if dets.area[i] < settings.query_whole_photo_max_fill * w * h:
-            x1, y1, x2, y2 = np.clip(np.round(dets.xyxy[i]), 0, [w, h, w, h]).astype(int)
-            return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "detected person", persons)  # type: ignore[arg-type]
-    return QueryCrop(np.ascontiguousarray(rgb), (0, 0, w, h), "whole image", persons)  # type: ignore[arg-type]
+    whole = QueryCrop(np.ascontiguousarray(rgb), (0, 0, w, h), "whole image", persons)  # type: ignore[arg-type]
+    if not len(dets) or is_person_crop((w, h), dets.xyxy, settings):
+        return whole
+    i = int(np.argmax(dets.area))
+    x1, y1, x2, y2 = np.clip(np.round(dets.xyxy[i]), 0, [w, h, w, h]).astype(int)
+    return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "detected person", persons)  # type: ignore[arg-type]
+
+
+def is_person_crop(size_wh: tuple[int, int], persons_xyxy: NDArray[np.float32], settings: Settings) -> bool:
+    """True when an image of this size with these detected persons is itself a crop of one person."""
+    w, h = size_wh
+    if h / w >= settings.query_person_min_aspect and max(w, h) <= settings.query_person_max_side_px:
+        return True
+    if not len(persons_xyxy):
+        return False
+    wh = persons_xyxy[:, 2:] - persons_xyxy[:, :2]
+    i = int(np.argmax(wh[:, 0] * wh[:, 1]))
+    fills_area = wh[i, 0] * wh[i, 1] >= settings.query_whole_photo_max_fill * w * h
+    return bool(fills_area or wh[i, 1] >= settings.query_person_min_height_fill * h)
 
 
 def search(
