@@ -92,6 +92,7 @@ def ingest(
     backend: Annotated[str | None, typer.Option(help="Detector backend: openvino, onnx or torch.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (torch backend).")] = None,
     imgsz: Annotated[int | None, typer.Option(help="Detector input size in px (default: follows the footage).")] = None,
+    frame_interval_s: Annotated[float | None, typer.Option(help="Frame folders are stills taken this many seconds apart (not video): every still is ingested and, past the tracker's buffer, nobody is tracked from one still to the next.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run."""
@@ -101,7 +102,7 @@ def ingest(
         )
         from vsearch.ingest import plan_ingest
 
-        items = plan_ingest(paths, camera, parse_time(start) if start else None)
+        items = plan_ingest(paths, camera, parse_time(start) if start else None, frame_interval_s)
         svc = _service(settings)
         reports = []
         for it in items:

@@ -50,7 +50,10 @@ class VSearch:
         """Ingest each item in turn; one bad file is reported and the rest go on."""
         with self._ingest_lock:
             ing = Ingestor(self.settings, self.detector, self.embedder, self.store)
-            return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps) for it in items]
+            return [
+                ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps, it.frame_interval_s)
+                for it in items
+            ]
 
     def watch(
         self,
