@@ -146,3 +146,16 @@ def test_a_checkpoint_of_a_process_that_lost_its_lease_stores_nothing(tmp_path: 
     done = a.video(v)
     assert (done.status, done.processed_until_s, done.resume_state) == ("done", 60.0, None)
     assert a.claim_video(v, "A", 60) is None  # the lease ended with the video
+
+
+def test_marks_are_stored_newest_first_and_kept_per_sighting(tmp_path: Path) -> None:
+    from vsearch.catalog import Mark
+
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    cat.add_marks([Mark(7, "same", "abc", "ana"), Mark(9, "different", "abc", "ana")])
+    cat.add_marks([Mark(7, "different", "def", "bo")])
+    assert [(m.sighting_id, m.mark, m.marked_by) for m in cat.marks()] == [(7, "different", "bo"), (9, "different", "ana"), (7, "same", "ana")]
+    assert [m.query_sha256 for m in cat.marks(7)] == ["def", "abc"] and all(m.ts_s > 0 for m in cat.marks())
+    with pytest.raises(sqlite3.IntegrityError):  # only the two verdicts
+        cat.add_marks([Mark(7, "maybe", "abc", "ana")])
+    assert len(cat.marks()) == 3
