@@ -33,8 +33,10 @@ class FixedDetector:
         ((64, 128), [(5, 25, 56, 84)], "whole image", (0, 0, 64, 128)),
         # a person crop with no detection at all: the whole crop
         ((48, 128), [], "whole image", (0, 0, 48, 128)),
-        # a larger, not person-shaped image whose largest person spans most of its height: the whole image
-        ((400, 300), [(150, 20, 260, 290)], "whole image", (0, 0, 400, 300)),
+        # a loosely cut, not person-shaped crop whose person spans most of its height and width: the whole image
+        ((200, 300), [(30, 20, 180, 290)], "whole image", (0, 0, 200, 300)),
+        # a wide camera frame with a tall person near the camera (81 % of the height, 18 % of the width): that person
+        ((768, 432), [(362, 32, 498, 380)], "detected person", (362, 32, 498, 380)),
         # a wide photo with a small person: that person
         ((1280, 720), [(100, 200, 180, 420), (600, 300, 640, 380)], "detected person", (100, 200, 180, 420)),
         # a tall but large image (a phone photo of a street) with a small person: that person, not the whole photo
