@@ -50,3 +50,13 @@ def demo_service(shared_settings: Settings):  # type: ignore[no-untyped-def]
     assert reports[0].status == "ingested", reports[0].error
     yield svc
     svc.close()
+
+
+def private_copy(svc, folder: Path):  # type: ignore[no-untyped-def]
+    """A service over a copy of `svc`'s data dir in `folder` (for tests that write), sharing its loaded models."""
+    import shutil
+
+    from vsearch.service import VSearch
+
+    shutil.copytree(svc.settings.data_dir, folder / "data")
+    return VSearch(svc.settings.model_copy(update={"data_dir": folder / "data"}), svc.detector, svc.embedder)
