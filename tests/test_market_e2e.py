@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vsearch.config import Settings
+from vsearch.errors import InputError
 from vsearch.ingest import plan_ingest
 from vsearch.search import SearchFilters
 from vsearch.service import VSearch
@@ -87,3 +89,16 @@ def test_stills_are_never_tracked_into_each_other(market: tuple[VSearch, dict[st
     # and she is stored in every one of the 16 stills
     assert sum(is_her(svc, frames, i) for i in ids) == 16
     assert np.isclose(max(s.pts_s for s in sightings if s.camera_id == "c1"), 12 * INTERVAL_S)
+
+
+def test_stills_folders_are_planned_at_their_interval(tmp_path: Path) -> None:
+    src = dataset("market1501-fullframe-demo") / "frames"
+    for name in ("a", "b"):  # one camera, two folders of stills in name order
+        (tmp_path / "cam" / name).mkdir(parents=True)
+        for f in sorted(src.glob("c3*.jpg")):
+            shutil.copyfile(f, tmp_path / "cam" / name / f.name)
+    items = plan_ingest([tmp_path / "cam"], "c3", 1000.0, frame_interval_s=20.0)
+    assert [(it.start_ts_s, it.frame_interval_s) for it in items] == [(1000.0, 20.0), (1060.0, 20.0)]
+    assert [it.frame_interval_s for it in plan_ingest([tmp_path / "cam"], "c3", 1000.0)] == [None, None]
+    with pytest.raises(InputError, match="must be positive"):
+        plan_ingest([tmp_path / "cam"], "c3", 1000.0, frame_interval_s=0.0)
