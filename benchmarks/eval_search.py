@@ -14,8 +14,10 @@ Re-ranking is applied per query to its top `RERANK_TOP_N` candidates, as in the 
 Feedback: for each single-image query, the first correct hit is confirmed (fused into the query, taken out of the
 gallery), and the person's remaining gallery crops are scored before and after.
 
-Footage (M only): the bundled sample clip (six visitors, `sample_videos/visits_approx.csv`) and MOT17-mini through
-the real ingest and search path (vsearch.evaluate.evaluate_footage), with re-ranking off and on.
+Footage (M only), through the real ingest and search path: the bundled sample clip (six visitors,
+`sample_videos/visits_approx.csv`), Market's 16 frames as two cameras of stills with both query crops of person 0001
+(her boxes: `benchmarks/data/market1501_0001_boxes.json`), and MOT17-mini (vsearch.evaluate.evaluate_footage); re-ranking
+off and on, and feedback on the first two.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from vsearch.ranking import FUSIONS, RERANKS, Fusion, Rerank, fused_scores, rera
 
 CUHK03 = PROJECT_ROOT.parent / "shared" / "datasets" / "cuhk03-labeled-pair1"
 MOT = PROJECT_ROOT.parent / "shared" / "datasets" / "mot17-mini" / "train"
+MARKET = PROJECT_ROOT.parent / "shared" / "datasets" / "market1501-fullframe-demo"
 RERANK_TOP_N = 100
 
 
@@ -156,57 +159,107 @@ def _ranked_ids(svc: Any, query: bytes, feedback: Any = None) -> list[int]:
     return [h.sighting.id for c in r.clips for h in c.sightings]
 
 
-def run_footage(tmp: Path) -> dict[str, list[dict[str, Any]]]:
-    """The sample clip's six visits and MOT17-mini through ingest and search, re-ranking off and on; and feedback
-    (the first correct hit confirmed) on the visits."""
-    import csv
+# a footage query: its image, the sightings that are its person, and sightings left out of the ranking
+FootageQuery = tuple[bytes, set[int], set[int]]
 
-    from vsearch.evaluate import evaluate_footage
-    from vsearch.ingest import IngestItem
+
+def footage_rows(svc: Any, name: str, queries: list[FootageQuery]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Re-ranking off and on, and feedback (first correct hit confirmed), through svc.search on one footage set."""
     from vsearch.search import Feedback
-    from vsearch.service import VSearch
 
-    video = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
-    with open(PROJECT_ROOT / "sample_videos" / "visits_approx.csv") as f:
-        visits = [(int(r["visit"]), float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f)]
-    svc = VSearch(Settings(data_dir=tmp / "clip"))
-    svc.ingest([IngestItem(video, "lobby", 0.0)])
-    every = svc.catalog.sightings(svc.store.index.ids().tolist())
-    queries = []
-    for visit, a, b in visits:
-        q_pts = (a + b) / 2 + 0.3
-        # the visit's other sightings: not the instants next to the query crop (the same pixels, nearly)
-        pos = {i for i, x in every.items() if a - 1.5 <= x.pts_s <= b + 1.5 and abs(x.pts_s - q_pts) > 1.0}
-        near = {i for i, x in every.items() if abs(x.pts_s - q_pts) <= 1.0}
-        queries.append((visit, visitor_query(svc, video, q_pts), pos, near))
-    rerank_rows, feedback_rows = [], []
+    rerank_rows = []
     for method in RERANKS:
         svc.settings = svc.settings.model_copy(update={"search_rerank": method})
         r1, aps = [], []
-        for _, q, pos, near in queries:
-            lab = np.array([i in pos for i in _ranked_ids(svc, q) if i not in near])
+        for q, pos, skip in queries:
+            lab = np.array([i in pos for i in _ranked_ids(svc, q) if i not in skip])
             r1.append(bool(lab[0]))
             aps.append(_ap(lab) * lab.sum() / len(pos))  # AP over all positives (missing ones count as 0)
-        rerank_rows.append({"set": f"sample-clip-{len(queries)}-visits", "rerank": method,
-                            "rank_1_pct": round(100 * float(np.mean(r1)), 1), "mAP_pct": round(100 * float(np.mean(aps)), 1),
-                            "queries": len(queries), "sightings": len(every)})  # fmt: skip
+        rerank_rows.append({"set": name, "rerank": method, "rank_1_pct": round(100 * float(np.mean(r1)), 1),
+                            "mAP_pct": round(100 * float(np.mean(aps)), 1), "queries": len(queries)})  # fmt: skip
     svc.settings = svc.settings.model_copy(update={"search_rerank": "none"})
     before, after, first_at = [], [], []
-    for _, q, pos, near in queries:
-        ranked = [i for i in _ranked_ids(svc, q) if i not in near]
+    for q, pos, skip in queries:
+        ranked = [i for i in _ranked_ids(svc, q) if i not in skip]
         first = next(i for i in ranked if i in pos)
         first_at.append(ranked.index(first) + 1)
         rest = pos - {first}
         for out, fb in ((before, None), (after, Feedback(confirmed=(first,)))):
-            ids = [i for i in _ranked_ids(svc, q, fb) if i not in near and i != first]
+            ids = [i for i in _ranked_ids(svc, q, fb) if i not in skip and i != first]
             out.append((_ap(np.array([i in rest for i in ids])), float(np.mean([ids.index(i) + 1 for i in rest if i in ids]))))
-    feedback_rows.append({"set": f"sample-clip-{len(queries)}-visits", "fusion": "max", "queries": len(queries),
-                          "first_correct_at_mean": round(float(np.mean(first_at)), 2),
-                          "rest_mAP_before_pct": round(100 * float(np.mean([b[0] for b in before])), 1),
-                          "rest_mAP_after_pct": round(100 * float(np.mean([a[0] for a in after])), 1),
-                          "rest_mean_rank_before": round(float(np.mean([b[1] for b in before])), 2),
-                          "rest_mean_rank_after": round(float(np.mean([a[1] for a in after])), 2)})  # fmt: skip
-    svc.close()
+    feedback = {"set": name, "fusion": "max", "queries": len(queries),
+                "first_correct_at_mean": round(float(np.mean(first_at)), 2),
+                "rest_mAP_before_pct": round(100 * float(np.mean([b[0] for b in before])), 1),
+                "rest_mAP_after_pct": round(100 * float(np.mean([a[0] for a in after])), 1),
+                "rest_mean_rank_before": round(float(np.mean([b[1] for b in before])), 2),
+                "rest_mean_rank_after": round(float(np.mean([a[1] for a in after])), 2)}  # fmt: skip
+    return rerank_rows, feedback
+
+
+def sample_clip_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
+    """The sample clip ingested; per visit a visitor crop mid-visit, the visit's other sightings as positives."""
+    import csv
+
+    from vsearch.ingest import IngestItem
+    from vsearch.service import VSearch
+
+    video = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
+    with open(PROJECT_ROOT / "sample_videos" / "visits_approx.csv") as f:
+        visits = [(float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f)]
+    svc = VSearch(Settings(data_dir=tmp / "clip"))
+    svc.ingest([IngestItem(video, "lobby", 0.0)])
+    every = svc.catalog.sightings(svc.store.index.ids().tolist())
+    queries = []
+    for a, b in visits:
+        q_pts = (a + b) / 2 + 0.3
+        # the instants next to the query crop are (nearly) its own pixels: left out
+        near = {i for i, x in every.items() if abs(x.pts_s - q_pts) <= 1.0}
+        pos = {i for i, x in every.items() if a - 1.5 <= x.pts_s <= b + 1.5} - near
+        queries.append((visitor_query(svc, video, q_pts), pos, near))
+    return svc, queries
+
+
+def market_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
+    """The 16 Market frames as two cameras of stills; both query crops of person 0001; her sightings by IoU >= 0.5
+    with her hand-read boxes (benchmarks/data/market1501_0001_boxes.json). Nothing is left out: the query crops'
+    frames are not in the index (camera 6), or are (camera 1: her own crop there is a match, as for an investigator)."""
+    import json
+    import shutil
+
+    from vsearch.evaluate import _iou
+    from vsearch.ingest import plan_ingest
+    from vsearch.service import VSearch
+
+    boxes = json.loads((Path(__file__).parent / "data" / "market1501_0001_boxes.json").read_text())["xyxy"]
+    frames: dict[str, list[str]] = {}
+    for f in sorted((MARKET / "frames").glob("*.jpg")):
+        (tmp / "market-footage" / f.name[:2]).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, tmp / "market-footage" / f.name[:2] / f.name)
+        frames.setdefault(f.name[:2], []).append(f.stem)
+    svc = VSearch(Settings(data_dir=tmp / "market"))
+    svc.ingest(plan_ingest([tmp / "market-footage"], None, 0.0, frame_interval_s=10.0))
+    every = svc.catalog.sightings(svc.store.index.ids().tolist())
+    her = set()
+    for i, x in every.items():
+        ref = np.array([boxes[frames[x.camera_id][round(x.pts_s / 10.0)]]], np.float32)
+        if _iou(np.array([x.xyxy], np.float32), ref)[0, 0] >= 0.5:
+            her.add(i)
+    return svc, [(p.read_bytes(), her, set()) for p in sorted((MARKET / "query").glob("*.jpg"))]
+
+
+def run_footage(tmp: Path) -> dict[str, list[dict[str, Any]]]:
+    """Footage through ingest and search: the sample clip's visits and Market's two cameras (re-ranking off and on,
+    feedback), MOT17-mini (re-ranking off and on, vsearch.evaluate.evaluate_footage)."""
+    from vsearch.evaluate import evaluate_footage
+    from vsearch.service import VSearch
+
+    rerank_rows, feedback_rows = [], []
+    for name, make in (("sample-clip-6-visits", sample_clip_queries), ("market-2-cams-16-stills", market_queries)):
+        svc, queries = make(tmp)
+        rows, feedback = footage_rows(svc, name, queries)
+        rerank_rows += rows
+        feedback_rows.append(feedback)
+        svc.close()
     mot = VSearch(Settings(data_dir=tmp / "mot"))
     seqs = sorted(d for d in MOT.iterdir() if (d / "gt" / "gt.txt").is_file())
     for method in RERANKS:

@@ -3,6 +3,7 @@ real detector and embedder, and both Market query crops of person 0001 (issue 13
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsearch.config import Settings
+from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.errors import InputError
 from vsearch.ingest import plan_ingest
 from vsearch.search import SearchFilters
@@ -20,14 +21,7 @@ from .conftest import dataset
 
 INTERVAL_S = 10.0  # the stills are 1 s to minutes apart in their recordings: not video
 # Person 0001's box in every frame (she is in all 16), read by eye from a contact sheet of the detector's crops.
-HER_XYXY = {
-    "c1s1_001051": (1214, 435, 1371, 748), "c1s1_002301": (843, 445, 941, 705), "c1s1_002326": (774, 447, 878, 727),
-    "c1s1_002351": (700, 446, 799, 754), "c1s1_002376": (598, 453, 707, 792), "c1s1_002401": (483, 458, 602, 842),
-    "c1s1_009376": (1755, 368, 1919, 792), "c1s1_009451": (1390, 425, 1523, 741), "c1s1_009476": (1373, 427, 1479, 708),
-    "c1s1_009526": (1512, 422, 1636, 666), "c1s1_014601": (1776, 409, 1826, 565), "c1s1_014776": (1422, 426, 1499, 655),
-    "c1s1_014901": (1096, 440, 1232, 831), "c3s1_000501": (991, 426, 1064, 600), "c3s1_000551": (1166, 423, 1222, 616),
-    "c3s1_001626": (1615, 419, 1712, 624),
-}  # fmt: skip
+HER_XYXY = {k: tuple(v) for k, v in json.loads((PROJECT_ROOT / "benchmarks" / "data" / "market1501_0001_boxes.json").read_text())["xyxy"].items()}
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
