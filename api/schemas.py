@@ -62,7 +62,9 @@ class QueryOut(BaseModel):
 class SearchOut(BaseModel):
     """A search's answer: the query, how many sightings passed the filters, timings and the ranked clips."""
 
-    query: QueryOut
+    query: QueryOut = Field(description="The first query image.")
+    queries: list[QueryOut] = Field(description="Every query image, in upload order (searched together).")
+    demoted: int = Field(description="Sightings shown last because they were rejected or look like a rejected one.")
     candidates: int
     latency_ms: dict[str, float]
     clips: list[ClipOut]
@@ -128,8 +130,11 @@ class AuditEntry(BaseModel):
     role: str | None = Field(default=None, description="That key's role (investigator or admin).")
     key: str | None = Field(default=None, description="No valid key: `missing` or `unknown` (the key is never logged).")
     client: str | None = Field(default=None, description="Client address, when known.")
-    query_sha256: str | None = Field(default=None, description="SHA-256 of the query image's bytes.")
-    query_bytes: int | None = Field(default=None, description="Size of the query image.")
+    query_sha256: str | None = Field(default=None, description="SHA-256 of the (first) query image's bytes.")
+    query_bytes: int | None = Field(default=None, description="Size of the query image (of all of them, for several).")
+    query_sha256s: list[str] | None = Field(default=None, description="SHA-256 of each query image, when several.")
+    confirmed: list[int] | None = Field(default=None, description="Sightings marked 'same person' in this search.")
+    rejected: list[int] | None = Field(default=None, description="Sightings marked 'not this person' in this search.")
     filters: AuditFilters | None = None
     returned_sighting_ids: list[int] | None = Field(default=None, description="Sightings returned, in the order shown.")
     returned_clip_ids: list[str] | None = Field(default=None, description="Clips returned, best first.")
@@ -167,12 +172,15 @@ def clip_out(c: Clip) -> ClipOut:
     )  # fmt: skip
 
 
-def search_out(r: SearchResult, image_sha256: str) -> SearchOut:
-    """A search result as the API shows it."""
+def search_out(r: SearchResult, image_sha256s: list[str]) -> SearchOut:
+    """A search result as the API shows it (`image_sha256s`: of the query images, in order)."""
+    queries = [
+        QueryOut(source=q.source, box_xyxy=[float(v) for v in q.xyxy], persons_xyxy=[list(p) for p in q.persons],
+                 image_sha256=sha)
+        for q, sha in zip(r.queries, image_sha256s)
+    ]  # fmt: skip
     return SearchOut(
-        query=QueryOut(source=r.query.source, box_xyxy=[float(v) for v in r.query.xyxy],
-                       persons_xyxy=[list(p) for p in r.query.persons], image_sha256=image_sha256),
-        candidates=r.candidates, latency_ms={k: round(v, 2) for k, v in r.latency_ms.items()},
+        query=queries[0], queries=queries, demoted=r.demoted, candidates=r.candidates, latency_ms={k: round(v, 2) for k, v in r.latency_ms.items()},
         clips=[clip_out(c) for c in r.clips],
     )  # fmt: skip
 

@@ -125,3 +125,12 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Catal
 @pytest.fixture
 def cat(reopen: Callable[[], Catalog]) -> Catalog:
     return reopen()
+
+def private_copy(svc, folder: Path):  # type: ignore[no-untyped-def]
+    """A service over a copy of `svc`'s data dir in `folder` (for tests that write), sharing its loaded models."""
+    import shutil
+
+    from vsearch.service import VSearch
+
+    shutil.copytree(svc.settings.data_dir, folder / "data")
+    return VSearch(svc.settings.model_copy(update={"data_dir": folder / "data"}), svc.detector, svc.embedder)

@@ -96,3 +96,22 @@ def test_recall_benchmark_smoke(tmp_path: Path) -> None:
         assert all(b["instant_recall"] is None or 0.0 <= b["instant_recall"] <= 1.0 for b in r["buckets"].values())
         assert sum(b["instants"] for b in r["buckets"].values()) > 0
     assert (tmp_path / "bench_recall_S.json").exists()
+
+def test_search_quality_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks.eval_reid import PKU, fold_ids
+
+    from benchmarks import eval_search
+    from vsearch.config import PROJECT_ROOT
+    from vsearch.embed import OnnxEmbedder
+    from vsearch.evaluate import convert_pku, evaluate_folder
+
+    payload = eval_search.main(["--size", "S", "--out", str(tmp_path)])
+    assert (tmp_path / "eval_search_S.json").exists()
+    one = next(r for r in payload["fusion"] if r["set"] == "pku-fold1-heldout" and r["images"] == 1)
+    # one image per query is the standard protocol: the same figures as vsearch.evaluate on the same set and model
+    convert_pku(PKU, tmp_path / "pku1", fold_ids(1))
+    onnx = PROJECT_ROOT / "models" / "reid" / "reid-mnv2-fold1.onnx"
+    ref = evaluate_folder(tmp_path / "pku1", OnnxEmbedder("reid-mnv2-fold1", 256, lambda: onnx, (128, 256)))
+    assert (one["rank_1_pct"], one["mAP_pct"]) == (round(100 * ref["rank_1"], 1), round(100 * ref["mAP"], 1))
+    assert {r["rerank"] for r in payload["rerank"]} == {"none", "k-reciprocal", "aqe"}
+    assert all(r["rest_mAP_after_pct"] >= 0 for r in payload["feedback"])

@@ -164,3 +164,15 @@ def test_an_unreachable_postgres_is_a_clear_error() -> None:
 
     with pytest.raises(InputError, match=r"cannot connect to the catalog at postgresql://vsearch:\*\*\*@127.0.0.1:9/x"):
         PostgresCatalog("postgresql://vsearch:secret@127.0.0.1:9/x")
+
+def test_marks_are_stored_newest_first_and_kept_per_sighting(tmp_path: Path) -> None:
+    from vsearch.catalog import Mark
+
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    cat.add_marks([Mark(7, "same", "abc", "ana"), Mark(9, "different", "abc", "ana")])
+    cat.add_marks([Mark(7, "different", "def", "bo")])
+    assert [(m.sighting_id, m.mark, m.marked_by) for m in cat.marks()] == [(7, "different", "bo"), (9, "different", "ana"), (7, "same", "ana")]
+    assert [m.query_sha256 for m in cat.marks(7)] == ["def", "abc"] and all(m.ts_s > 0 for m in cat.marks())
+    with pytest.raises(sqlite3.IntegrityError):  # only the two verdicts
+        cat.add_marks([Mark(7, "maybe", "abc", "ana")])
+    assert len(cat.marks()) == 3

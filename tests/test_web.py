@@ -128,7 +128,21 @@ def test_search_from_the_page_and_play_a_clip(server: str, browser, tmp_path: Pa
     page.wait_for_function("document.getElementById('status').textContent.includes('query: given box')", timeout=60_000)
     assert page.query_selector("#persons rect.chosen") and page.query_selector_all(".card")
     page.screenshot(path=str(tmp_path / "photo.png"))
-    for name in ("results", "player", "photo"):
+    # feedback: mark the first result "same person" and the second "not this person", then search again
+    page.set_input_files("#file", [str(SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg")] * 2)  # two images
+    page.click("#go")
+    page.wait_for_function("document.getElementById('status').textContent.includes('query: whole image, whole image')", timeout=60_000)
+    cards = page.query_selector_all(".card")
+    rejected = cards[1].get_attribute("data-sighting")
+    cards[0].query_selector(".same-btn").click()
+    cards[1].query_selector(".different-btn").click()
+    assert page.is_visible("#refine") and page.query_selector(".card.same") and page.query_selector(".card.different")
+    page.click("#refine")
+    page.wait_for_function("document.getElementById('status').textContent.includes('refined by 1 confirmed, 1 rejected')", timeout=60_000)
+    order = [c.get_attribute("data-sighting") for c in page.query_selector_all(".card")]
+    assert order.index(rejected) > 1, "the rejected result went down"
+    page.screenshot(path=str(tmp_path / "feedback.png"))
+    for name in ("results", "player", "photo", "feedback"):
         shutil.copy(tmp_path / f"{name}.png", f"/tmp/vsearch-web-{name}.png")
     assert not errors, errors
 

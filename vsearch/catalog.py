@@ -156,6 +156,18 @@ class CaseItem:
     added_at: float
 
 
+@dataclass(frozen=True)
+class Mark:
+    """An investigator's verdict on a search result: the sighting is the person searched for ("same") or not
+    ("different"); with the query images' sha256s (comma-separated) and who marked it."""
+
+    sighting_id: int
+    mark: str  # "same" or "different"
+    query_sha256: str
+    marked_by: str
+    ts_s: float = 0.0  # when it was stored (epoch seconds); set by the catalog
+
+
 class Catalog(Protocol):
     """What vsearch needs from a catalog (SQLite embedded; another database behind the same methods)."""
 
@@ -224,6 +236,10 @@ class Catalog(Protocol):
     # the change log followers catch up from
     def last_seq(self) -> int: ...
     def changes_since(self, seq: int, embedder: str, limit: int = 50_000) -> Changes: ...
+
+    # investigators' marks on search results
+    def add_marks(self, marks: Sequence[Mark]) -> None: ...
+    def marks(self, sighting_id: int | None = None, limit: int = 1000) -> list[Mark]: ...
 
 
 # -- SQL catalogs ------------------------------------------------------------------------------------------------------
@@ -331,6 +347,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (5, "sighting ids allocated by minute of their time (id_buckets), so a time window is an id range",
      "CREATE TABLE id_buckets (bucket INTEGER PRIMARY KEY, next_n INTEGER NOT NULL, n INTEGER NOT NULL);"),
     (6, "cases with confirmed items; camera names and coordinates", _SCHEMA_CASES),
+    (7, "investigators' marks on search results (same person / different person)",
+     "CREATE TABLE search_marks (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL,"
+     " sighting_id INTEGER NOT NULL, mark TEXT NOT NULL CHECK (mark IN ('same', 'different')),"
+     " query_sha256 TEXT NOT NULL, marked_by TEXT NOT NULL);"
+     " CREATE INDEX search_marks_sighting ON search_marks (sighting_id);"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -847,6 +868,26 @@ class SqlCatalog:
         ]
         return Changes(ops, int(rows[-1][0]) if rows else seq)
 
+
+    # -- marks ------------------------------------------------------------------------------------------------
+    def add_marks(self, marks: Sequence[Mark]) -> None:
+        """Store marks in one transaction, stamped with the current time (a sighting's marks are kept even if the
+        sighting is later deleted: they are a record of what an investigator decided)."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO search_marks (ts, sighting_id, mark, query_sha256, marked_by) VALUES (?, ?, ?, ?, ?)",
+                [(now, m.sighting_id, m.mark, m.query_sha256, m.marked_by) for m in marks],
+            )
+
+    def marks(self, sighting_id: int | None = None, limit: int = 1000) -> list[Mark]:
+        """Marks newest first, of one sighting or of all."""
+        where, args = ("WHERE sighting_id=?", (sighting_id,)) if sighting_id is not None else ("", ())
+        rows = self._q(
+            f"SELECT sighting_id, mark, query_sha256, marked_by, ts FROM search_marks {where} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [Mark(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 class _Db(Protocol):
     """The part of a DB-API connection the catalog uses inside a transaction."""

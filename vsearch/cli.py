@@ -102,6 +102,7 @@ def ingest(
     imgsz: Annotated[int | None, typer.Option(help="Detector input size in px (default: follows the footage).")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run the files on a Ray cluster (RAY_ADDRESS, or a local one).")] = False,
     workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU of the cluster).", min=1)] = None,
+    frame_interval_s: Annotated[float | None, typer.Option(help="Frame folders are stills taken this many seconds apart (not video): every still is ingested and, past the tracker's buffer, nobody is tracked from one still to the next.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run."""
@@ -111,7 +112,7 @@ def ingest(
         )
         from vsearch.ingest import plan_ingest
 
-        items = plan_ingest(paths, camera, parse_time(start) if start else None)
+        items = plan_ingest(paths, camera, parse_time(start) if start else None, frame_interval_s)
         svc = _service(settings)
         reports = []
         if ray:
@@ -184,8 +185,10 @@ def _print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-de
     if json_out:
         typer.echo(json.dumps(result_to_dict(result), indent=2))
         return
-    q = result.query
-    typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}; {result.candidates} sightings in the filters")
+    for q in result.queries:
+        typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}")
+    demoted = f"; {result.demoted} shown last as rejected or like a rejected one" if result.demoted else ""
+    typer.echo(f"{result.candidates} sightings in the filters{demoted}")
     if not result.clips:
         typer.echo("no matching sightings")
     typer.echo(
@@ -203,6 +206,8 @@ def result_to_dict(result) -> dict:  # type: ignore[no-untyped-def]
     """A search result as plain JSON-able data (used by the CLI's --json)."""
     return {
         "query": {"source": result.query.source, "xyxy": list(result.query.xyxy)},
+        "queries": [{"source": q.source, "xyxy": list(q.xyxy)} for q in result.queries],
+        "demoted": result.demoted,
         "candidates": result.candidates,
         "latency_ms": result.latency_ms,
         "clips": [
@@ -219,30 +224,37 @@ def result_to_dict(result) -> dict:  # type: ignore[no-untyped-def]
 
 @app.command("search")
 def search_cmd(
-    image: Annotated[Path, typer.Argument(help="Query image: a person crop or a photo.")],
+    images: Annotated[list[Path], typer.Argument(help="Query image(s) of one person: person crops or photos.")],
     from_: Annotated[str | None, typer.Option("--from", help="Window start, ISO 8601.")] = None,
     to: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
     camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
     top: Annotated[int, typer.Option(help="Number of clips to return.")] = 20,
     min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.", callback=_finite)] = -1.0,
-    box: Annotated[str | None, typer.Option(help="Person box in the query image: x1,y1,x2,y2.")] = None,
+    box: Annotated[str | None, typer.Option(help="Person box in the (one) query image: x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, typer.Option(help="Upper-body colour, e.g. red (see vsearch.colors).")] = None,
     lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,
+    confirm: Annotated[list[int] | None, typer.Option(help="Sighting id that IS the person (repeat): joins the query.")] = None,
+    reject: Annotated[list[int] | None, typer.Option(help="Sighting id that is NOT the person (repeat): ranked last, with look-alikes.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Find where the person in IMAGE was seen, ranked, grouped into clips."""
+    """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored."""
     try:
-        from vsearch.search import SearchFilters, parse_box
+        import getpass
 
-        if not image.is_file():
-            raise InputError(f"{image}: no such image file")
+        from vsearch.search import Feedback, SearchFilters, parse_box
+
+        for image in images:
+            if not image.is_file():
+                raise InputError(f"{image}: no such image file")
         filters = SearchFilters(
             parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top, min_score,
             upper, lower,
         )  # fmt: skip
+        feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
         svc = _service(_settings(data_dir))
-        _print_result(svc.search(image.read_bytes(), filters, parse_box(box)), json_out)
+        result = svc.search([p.read_bytes() for p in images], filters, parse_box(box), feedback, f"cli:{getpass.getuser()}")
+        _print_result(result, json_out)
     except VSearchError as e:
         _fail(str(e))
 

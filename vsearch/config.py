@@ -77,7 +77,24 @@ class Settings(BaseSettings):
     index_flat_max: int = 1_000_000
 
     # search
-    query_whole_photo_max_fill: float = 0.6  # a detected person filling less than this is cropped out of the query
+    # query selection (search.query_crop): the upload is taken whole when it is itself a person crop, i.e. person
+    # shaped (height/width >= query_person_min_aspect and longest side <= query_person_max_side_px), or its largest
+    # detected person fills >= query_whole_photo_max_fill of its area, or spans >= query_person_min_height_fill of
+    # its height and >= query_person_min_width_fill of its width (a tall person in a wide frame is not a crop);
+    # otherwise that largest person is cropped out of the photo
+    query_whole_photo_max_fill: float = Field(default=0.6, ge=0, le=1)
+    query_person_min_height_fill: float = Field(default=0.65, ge=0, le=1)
+    query_person_min_width_fill: float = Field(default=0.5, ge=0, le=1)
+    query_person_min_aspect: float = Field(default=1.5, gt=0)
+    query_person_max_side_px: int = Field(default=640, ge=8)
+    # re-ranking of the top candidates inside the filters (vsearch.ranking). Off: measured on held-out PKU ids, 200
+    # CUHK03 ids and footage (benchmarks/eval_search.py), k-reciprocal lowers rank-1 everywhere (PKU 79.5 -> 71.6 %,
+    # MOT17 98.0 -> 95.9 %); aqe keeps rank-1 and raises PKU mAP (62.4 -> 67.6 %) but lowers rank-5 and leaves
+    # footage unchanged (MOT17) or within noise (sample clip mAP 93.7 -> 94.2 %, 6 queries)
+    search_rerank: Literal["none", "k-reciprocal", "aqe"] = "none"
+    rerank_top_n: int = Field(default=100, ge=2, le=5000)
+    # investigator feedback: a rejected sighting's own track and sightings at least this similar to it are demoted
+    feedback_reject_similarity: float = Field(default=0.9, ge=-1, le=1)
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
     clip_pad_s: float = 3.0  # seconds of video either side of a clip
     clip_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # rendered clips kept in clips/, LRU evicted

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -64,14 +64,19 @@ class IngestItem:
     camera_id: str
     start_ts_s: float
     sample_fps: float | None = None  # None: the settings' rate
+    # a frame folder of stills taken this many seconds apart (not video): every still is ingested, and past the
+    # tracker's buffer nobody is followed from one still to the next (None: the folder's frame rate, video)
+    frame_interval_s: float | None = None
 
 
-def plan_ingest(paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None) -> list[IngestItem]:
+def plan_ingest(
+    paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None, frame_interval_s: float | None = None
+) -> list[IngestItem]:
     """Expand files, frame folders and camera folders (DIR/<camera>/<video files>) into ingest items.
 
     Start times: with `start_ts_s`, the files of one camera are taken as consecutive recordings in name order
     (each starts where the previous ended). Without it, a file is taken to end at its modification time, as a
-    recorder leaves it.
+    recorder leaves it. `frame_interval_s` marks frame folders as stills taken that many seconds apart.
     """
     groups: dict[str, list[Path]] = {}
     for p in (Path(p) for p in paths):
@@ -95,22 +100,23 @@ def plan_ingest(paths: Sequence[Path], camera_id: str | None, start_ts_s: float 
                         found = True
         if not found:
             raise InputError(f"{p}: holds no video files or frame folders")
+    if frame_interval_s is not None and not frame_interval_s > 0:
+        raise InputError(f"the interval between stills must be positive seconds, got {frame_interval_s}")
     items = []
     for cam, files in groups.items():
         t = start_ts_s
         for f in sorted(files):
+            interval = frame_interval_s if f.is_dir() else None
+            try:
+                info = probe(f)
+                duration = info.frame_count * interval if interval else info.duration_s
+            except Exception:
+                duration = 0.0  # the ingest itself reports the bad file
             if t is None:
-                try:
-                    duration = probe(f).duration_s
-                except Exception:
-                    duration = 0.0  # the ingest itself reports the bad file
-                items.append(IngestItem(f, cam, os.path.getmtime(f) - duration))
+                items.append(IngestItem(f, cam, os.path.getmtime(f) - duration, frame_interval_s=interval))
             else:
-                items.append(IngestItem(f, cam, t))
-                try:
-                    t += probe(f).duration_s
-                except Exception:
-                    pass
+                items.append(IngestItem(f, cam, t, frame_interval_s=interval))
+                t += duration
     return items
 
 
@@ -161,14 +167,19 @@ class Ingestor:
         start_ts_s: float,
         progress: ProgressFn | None = None,
         sample_fps: float | None = None,
+        frame_interval_s: float | None = None,
     ) -> IngestReport:
-        """Ingest one video file or folder of frames. Bad input gives a 'failed' report, never an exception."""
+        """Ingest one video file or folder of frames (of stills `frame_interval_s` apart, see IngestItem). Bad input
+        gives a 'failed' report, never an exception."""
         path = Path(path).resolve()
         report = IngestReport(str(path), camera_id, "ingested")
         t0 = time.perf_counter()
         lease = _Lease(self.catalog, self.settings.ingest_lease_s)
         try:
-            self._ingest(path, camera_id, start_ts_s, progress, report, sample_fps or self.settings.sample_fps, lease)
+            self._ingest(
+                path, camera_id, start_ts_s, progress, report, sample_fps or self.settings.sample_fps, lease,
+                frame_interval_s,
+            )  # fmt: skip
         except VideoError as e:
             report.status, report.error = "failed", str(e)
             if report.video_id is not None:
@@ -189,12 +200,18 @@ class Ingestor:
         report: IngestReport,
         sample_fps: float,
         lease: _Lease,
+        frame_interval_s: float | None = None,
     ) -> None:
         s = self.settings
         timer = _Timed(report.stage_s)
         with timer("probe"):
             info = probe(path)
             sha = source_sha256(path)
+        stills = False
+        if frame_interval_s is not None and info.kind == "frames":
+            info = replace(info, fps=1.0 / frame_interval_s)
+            sample_fps = info.fps  # every still
+            stills = frame_interval_s > s.track_buffer_s
         rec = self.catalog.begin_video(
             camera_id, str(path), sha, start_ts_s, info.fps, info.frame_count, info.resolution_wh, self.embedder.name
         )
@@ -216,10 +233,9 @@ class Ingestor:
         from_pts = rec.processed_until_s
         if from_pts > 0:
             report.status = "resumed"
-        tracker = SegmentTracker(
-            s.model_copy(update={"sample_fps": sample_fps}), self.catalog.max_track_id(rec.id) + 1,
-            TrackerState.from_json(rec.resume_state),
-        )  # fmt: skip
+        track_settings = s.model_copy(update={"sample_fps": sample_fps})
+        next_track_id = self.catalog.max_track_id(rec.id) + 1
+        tracker = SegmentTracker(track_settings, next_track_id, TrackerState.from_json(rec.resume_state))
         thumbs_dir = s.thumbs_dir / sha[:16]
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
@@ -284,6 +300,11 @@ class Ingestor:
             with timer("track"):
                 for f, d in zip(batch, dets):
                     closed.extend(tracker.update(f, d)[1])
+                    if stills:  # seconds between stills: each one's people are segments of their own
+                        segs = tracker.flush()
+                        closed.extend(segs)
+                        next_track_id = max((g.track_id + 1 for g in segs), default=next_track_id)
+                        tracker = SegmentTracker(track_settings, next_track_id)
             frames_in_chunk += len(batch)
             report.frames_sampled += len(batch)
             last_pts = batch[-1].pts_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,7 +18,8 @@ from vsearch.clips import track_clip
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
-from vsearch.errors import InputError
+from vsearch.errors import InputError, NotFoundError
+from vsearch.ranking import fuse_mean, fused_scores, near_duplicates, rerank_scores
 from vsearch.store import IndexFilter, Store
 from vsearch.types import Clip, SearchHit, ts_to_iso
 
@@ -68,13 +70,48 @@ class QueryCrop:
     persons: list[tuple[float, float, float, float]] = field(default_factory=list)  # all persons found
 
 
+MAX_MARKS = 200  # confirmed plus rejected sightings in one refinement
+MAX_QUERY_IMAGES = 16  # images of one person in one search
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An investigator's marks on earlier results: sightings confirmed as the person searched for ("same person"),
+    and sightings rejected ("not this person")."""
+
+    confirmed: tuple[int, ...] = ()
+    rejected: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [i for i in (*self.confirmed, *self.rejected) if not 0 < i < 2**63]
+        if bad:
+            raise InputError(f"sighting ids are positive 64-bit integers, got {bad[:5]}")
+        both = sorted(set(self.confirmed) & set(self.rejected))
+        if both:
+            raise InputError(f"sightings {both} are both confirmed and rejected")
+        if len(self.confirmed) + len(self.rejected) > MAX_MARKS:
+            raise InputError(f"at most {MAX_MARKS} marked sightings per search, got {len(self.confirmed) + len(self.rejected)}")
+
+    def __bool__(self) -> bool:
+        return bool(self.confirmed or self.rejected)
+
+
+NO_FEEDBACK = Feedback()
+
+
 @dataclass
 class SearchResult:
-    query: QueryCrop
+    queries: list[QueryCrop]  # one per query image, in upload order
     clips: list[Clip]
     hits: list[SearchHit]
     candidates: int  # sightings that passed the filters
     latency_ms: dict[str, float]
+    demoted: int = 0  # hits pushed below the others as rejected or near-duplicates of a rejected sighting
+
+    @property
+    def query(self) -> QueryCrop:
+        """The first query image's crop."""
+        return self.queries[0]
 
 
 def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
@@ -102,8 +139,9 @@ def query_crop(
     settings: Settings,
     box: tuple[float, float, float, float] | None = None,
 ) -> QueryCrop:
-    """Choose the person to search for: a given box, else the largest detected person when the image is a wider
-    photo, else the whole image (it is already a person crop)."""
+    """Choose the person to search for: a given box; else the whole image when it is itself a person crop (person
+    shaped and small, or its largest detected person spans most of it: a detector's partial box of a crop must not
+    replace the crop); else the largest detected person of the photo; else (nobody detected) the whole image."""
     h, w = image_bgr.shape[:2]
     rgb = image_bgr[:, :, ::-1]
     if box is not None:
@@ -114,41 +152,107 @@ def query_crop(
         return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "given box")
     dets = detector.detect([image_bgr], conf=settings.detector_conf)[0]
     persons = [tuple(float(v) for v in b) for b in dets.xyxy]
-    if len(dets):
-        i = int(np.argmax(dets.area))
-        if dets.area[i] < settings.query_whole_photo_max_fill * w * h:
-            x1, y1, x2, y2 = np.clip(np.round(dets.xyxy[i]), 0, [w, h, w, h]).astype(int)
-            return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "detected person", persons)  # type: ignore[arg-type]
-    return QueryCrop(np.ascontiguousarray(rgb), (0, 0, w, h), "whole image", persons)  # type: ignore[arg-type]
+    whole = QueryCrop(np.ascontiguousarray(rgb), (0, 0, w, h), "whole image", persons)  # type: ignore[arg-type]
+    if not len(dets) or is_person_crop((w, h), dets.xyxy, settings):
+        return whole
+    i = int(np.argmax(dets.area))
+    x1, y1, x2, y2 = np.clip(np.round(dets.xyxy[i]), 0, [w, h, w, h]).astype(int)
+    return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "detected person", persons)  # type: ignore[arg-type]
+
+
+def is_person_crop(size_wh: tuple[int, int], persons_xyxy: NDArray[np.float32], settings: Settings) -> bool:
+    """True when an image of this size with these detected persons is itself a crop of one person."""
+    w, h = size_wh
+    if h / w >= settings.query_person_min_aspect and max(w, h) <= settings.query_person_max_side_px:
+        return True
+    if not len(persons_xyxy):
+        return False
+    wh = persons_xyxy[:, 2:] - persons_xyxy[:, :2]
+    i = int(np.argmax(wh[:, 0] * wh[:, 1]))
+    fills_area = wh[i, 0] * wh[i, 1] >= settings.query_whole_photo_max_fill * w * h
+    spans = wh[i, 1] >= settings.query_person_min_height_fill * h and wh[i, 0] >= settings.query_person_min_width_fill * w
+    return bool(fills_area or spans)
 
 
 def search(
-    query: QueryCrop,
+    queries: QueryCrop | Sequence[QueryCrop],
     filters: SearchFilters,
     embedder: Embedder,
     store: Store,
     settings: Settings,
+    feedback: Feedback = NO_FEEDBACK,
 ) -> SearchResult:
-    """Embed the query crop and return the best clips inside the filters (filter applied inside FAISS)."""
+    """Embed the query crops (several images of one person) and return the best clips inside the filters.
+
+    The images are fused into one vector (the mean of their embeddings: better than the max of similarities on
+    held-out PKU ids, benchmarks/eval_search.py); each confirmed sighting stands beside it, and a candidate scores
+    its best similarity to any of them. Candidates come from filtered index searches (filter inside FAISS); with
+    `settings.search_rerank` the top `rerank_top_n` of them are re-ranked among themselves, never past the filter.
+    Rejected sightings, the rest of their tracks and near-duplicates of them are ranked after all others.
+    Raises NotFoundError when a marked sighting does not exist.
+    """
+    crops = [queries] if isinstance(queries, QueryCrop) else list(queries)
+    if not crops:
+        raise InputError("expected at least one query image")
     lat: dict[str, float] = {}
     t = time.perf_counter()
-    qvec = embedder.embed([query.crop_rgb])[0]
+    catalog = store.catalog
+    confirmed = marked_vectors(catalog, feedback.confirmed, "confirmed", embedder.dim)
+    rejected = marked_vectors(catalog, feedback.rejected, "rejected", embedder.dim)
+    qset = np.vstack([fuse_mean(embedder.embed([q.crop_rgb for q in crops]))[None, :], confirmed])
     lat["embed_ms"] = (time.perf_counter() - t) * 1000
     # several crops per track segment: fetch enough vectors to fill top_k distinct clips
     k = filters.top_k * settings.crops_per_segment * 4
     t = time.perf_counter()
-    found = store.search(qvec, k, filters.where)
+    found = [store.search(v, k, filters.where) for v in qset]
     lat["search_ms"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    scores, ids = found.scores, found.ids
-    keep = scores >= filters.min_score
-    catalog = store.catalog
-    sightings = catalog.sightings(ids[keep].tolist())
-    hits = [SearchHit(sightings[int(i)], float(sc)) for sc, i in zip(scores[keep], ids[keep]) if int(i) in sightings]
-    clips = group_clips(hits, catalog, settings)[: filters.top_k]
-    kept = {h.sighting.id for c in clips for h in c.sightings}
+    ids, scores = found[0].ids, found[0].scores
+    rerank = settings.search_rerank
+    if len(qset) > 1 or rerank != "none" or len(rejected):
+        # rescore the union of the candidates exactly, from their stored vectors (work grows with k, not the index)
+        ids, vecs = catalog.embeddings(np.unique(np.concatenate([f.ids for f in found])))
+        scores = fused_scores(qset, vecs, "max") if len(ids) else np.zeros(0, np.float32)
+        order = np.argsort(-scores, kind="stable")
+        ids, vecs, scores = ids[order], vecs[order], scores[order]
+        keep = scores >= filters.min_score
+        ids, vecs, scores = ids[keep], vecs[keep], scores[keep]
+        if rerank != "none" and len(ids):
+            n = max(settings.rerank_top_n, filters.top_k * settings.crops_per_segment)
+            ids, vecs = ids[:n], vecs[:n]
+            scores = rerank_scores(qset, vecs, "max", rerank)
+            order = np.argsort(-scores, kind="stable")
+            ids, vecs, scores = ids[order], vecs[order], scores[order]
+        dup = near_duplicates(vecs, rejected, settings.feedback_reject_similarity)
+    else:
+        keep = scores >= filters.min_score
+        ids, scores = ids[keep], scores[keep]
+        dup = np.zeros(len(ids), bool)
+    sightings = catalog.sightings(ids.tolist())
+    hits = [SearchHit(sightings[int(i)], float(sc)) for sc, i in zip(scores, ids) if int(i) in sightings]
+    demote = {int(i) for i, d in zip(ids, dup) if d} | set(feedback.rejected)
+    if feedback.rejected:
+        tracks = {(x.video_id, x.track_id) for x in catalog.sightings(feedback.rejected).values()}
+        demote |= {h.sighting.id for h in hits if (h.sighting.video_id, h.sighting.track_id) in tracks}
+    kept = [h for h in hits if h.sighting.id not in demote]
+    pushed = [h for h in hits if h.sighting.id in demote]
+    clips = (group_clips(kept, catalog, settings) + group_clips(pushed, catalog, settings))[: filters.top_k]
+    shown = {h.sighting.id for c in clips for h in c.sightings}
     lat["group_ms"] = (time.perf_counter() - t) * 1000
-    return SearchResult(query, clips, [h for h in hits if h.sighting.id in kept], found.candidates, lat)
+    return SearchResult(
+        crops, clips, [h for h in hits if h.sighting.id in shown], found[0].candidates, lat, len(shown & demote)
+    )
+
+
+def marked_vectors(catalog: Catalog, ids: Sequence[int], what: str, dim: int) -> NDArray[np.float32]:
+    """The stored embeddings of marked sightings (n, d); NotFoundError naming the ids that do not exist."""
+    if not ids:
+        return np.zeros((0, dim), np.float32)
+    got, vecs = catalog.embeddings(np.array(sorted(set(ids)), np.int64))
+    missing = sorted(set(ids) - set(got.tolist()))
+    if missing:
+        raise NotFoundError(f"{what} sightings {missing} do not exist")
+    return vecs
 
 
 def group_clips(hits: list[SearchHit], catalog: Catalog, settings: Settings) -> list[Clip]:

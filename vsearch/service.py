@@ -5,6 +5,7 @@ Models load lazily on first use; the store opens its index on first use (see sto
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,15 +15,24 @@ from pathlib import Path
 from vsearch import __version__
 from vsearch.audit import AuditLog
 from vsearch.casework import Casework
-from vsearch.catalog import CameraStats, Catalog
+from vsearch.catalog import CameraStats, Catalog, Mark
 from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
-from vsearch.errors import IndexStateError, NotFoundError, VSearchError
+from vsearch.errors import IndexStateError, InputError, NotFoundError, VSearchError
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
 from vsearch.record import RecordedSegment, RetryPolicy, StreamGap, record_stream
-from vsearch.search import SearchFilters, SearchResult, decode_image, query_crop, search
+from vsearch.search import (
+    MAX_QUERY_IMAGES,
+    NO_FEEDBACK,
+    Feedback,
+    SearchFilters,
+    SearchResult,
+    decode_image,
+    query_crop,
+    search,
+)
 from vsearch.store import Store, open_catalog
 from vsearch.types import Sighting
 
@@ -89,7 +99,10 @@ class VSearch:
         """Ingest each item in turn; one bad file is reported and the rest go on."""
         with self._ingest_lock:
             ing = Ingestor(self.settings, self.detector, self.embedder, self.store)
-            return [ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps) for it in items]
+            return [
+                ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps, it.frame_interval_s)
+                for it in items
+            ]
 
     def watch(
         self,
@@ -149,15 +162,34 @@ class VSearch:
 
     # -- search --------------------------------------------------------------------------------------------
     def search(
-        self, image: bytes, filters: SearchFilters, box: tuple[float, float, float, float] | None = None
+        self,
+        images: bytes | Sequence[bytes],
+        filters: SearchFilters,
+        box: tuple[float, float, float, float] | None = None,
+        feedback: Feedback = NO_FEEDBACK,
+        marked_by: str = "library",
     ) -> SearchResult:
-        """Search with an uploaded image (bytes). Raises InputError for a non-image or bad filters."""
+        """Search with one or several uploaded images of one person (bytes), refined by an investigator's marks
+        (stored in the catalog, by `marked_by`). Raises InputError for a non-image or bad filters, NotFoundError
+        for a marked sighting that does not exist."""
         self._check_embedder()
+        images = [images] if isinstance(images, bytes) else list(images)
+        if not 1 <= len(images) <= MAX_QUERY_IMAGES:
+            raise InputError(f"expected 1 to {MAX_QUERY_IMAGES} query images, got {len(images)}")
+        if box is not None and len(images) > 1:
+            raise InputError(f"a box picks the person in one image; got {len(images)} images")
         t = time.perf_counter()
-        q = query_crop(decode_image(image, self.settings.max_image_pixels), self.detector, self.settings, box)
+        decoded = [decode_image(b, self.settings.max_image_pixels) for b in images]  # refuse a bad image before any model runs
+        crops = [query_crop(img, self.detector, self.settings, box) for img in decoded]
         detect_ms = (time.perf_counter() - t) * 1000
-        result = search(q, filters, self.embedder, self.store, self.settings)
+        result = search(crops, filters, self.embedder, self.store, self.settings, feedback)
         result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
+        if feedback:
+            sha = ",".join(hashlib.sha256(b).hexdigest() for b in images)
+            self.catalog.add_marks(
+                [Mark(i, "same", sha, marked_by) for i in feedback.confirmed]
+                + [Mark(i, "different", sha, marked_by) for i in feedback.rejected]
+            )
         return result
 
     def _check_embedder(self) -> None:

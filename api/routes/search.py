@@ -10,11 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppSettings, Investigator, Service
 from api.schemas import Detail, SearchOut, search_out
-from vsearch.search import SearchFilters, parse_box
+from vsearch.search import MAX_QUERY_IMAGES, Feedback, SearchFilters, parse_box
 from vsearch.types import parse_time
 
 router = APIRouter(tags=["search"])
-ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Detail}, 401: {"model": Detail}, 413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}}
+ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Detail}, 401: {"model": Detail}, 404: {"model": Detail}, 413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}}
 
 
 async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
@@ -36,18 +36,30 @@ async def search(
     request: Request,
     service: Service,
     settings: AppSettings,
-    _: Investigator,
-    image: Annotated[UploadFile, File(description="Query image: a person crop or a photo (JPEG, PNG, BMP, WebP).")],
+    key: Investigator,
+    image: Annotated[
+        list[UploadFile],
+        File(description="Query image: a person crop or a photo (JPEG, PNG, BMP, WebP). Repeat the field for several"
+                         " images of the same person: they are searched together."),
+    ],  # fmt: skip
     from_: Annotated[str | None, Form(alias="from", description="Window start, ISO 8601 (UTC if no zone).")] = None,
     to: Annotated[str | None, Form(description="Window end, ISO 8601.")] = None,
     cameras: Annotated[list[str] | None, Form(description="Camera ids: comma-separated and/or the field repeated.")] = None,
     top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
     min_score: Annotated[float, Form(ge=-1.0, le=1.0, allow_inf_nan=False)] = -1.0,
-    box: Annotated[str | None, Form(description="Person box in the image: x1,y1,x2,y2.")] = None,
+    box: Annotated[str | None, Form(description="Person box in the image (one image only): x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, Form(description="Upper-body colour name.")] = None,
     lower: Annotated[str | None, Form(description="Lower-body colour name.")] = None,
+    confirmed: Annotated[
+        list[int] | None, Form(description="Sighting ids the investigator marked 'same person' (repeat the field).")
+    ] = None,
+    rejected: Annotated[
+        list[int] | None, Form(description="Sighting ids the investigator marked 'not this person' (repeat the field).")
+    ] = None,
 ) -> SearchOut:
-    """Find where the person in the image was seen; filters are applied inside the index search, before ranking.
+    """Find where the person in the image(s) was seen; filters are applied inside the index search, before ranking.
+    With `confirmed` / `rejected` the search is refined: confirmed sightings join the query, rejected ones (and
+    their near-duplicates) are ranked last; the marks are stored and audited. Unknown sighting ids: 404.
 
     Every attempt is audited with its outcome (api.audit.AuditTrail); this adds the query and its results."""
     record: dict[str, Any] = {
@@ -55,17 +67,27 @@ async def search(
                     "min_score": min_score, "box": box, "upper": upper, "lower": lower},
         "returned_sighting_ids": [],
     }  # fmt: skip
+    if confirmed or rejected:
+        record["confirmed"], record["rejected"] = list(confirmed or ()), list(rejected or ())
     request.state.audit = record
-    ctype = (image.content_type or "").lower()
-    if not ctype.startswith("image/"):
-        raise HTTPException(415, f"expected an image upload (image/jpeg, image/png, ...), got {ctype or 'no content type'!r}")
-    data = await read_limited(image, settings.max_image_bytes, "image")
-    record.update(query_sha256=hashlib.sha256(data).hexdigest(), query_bytes=len(data))
+    if len(image) > MAX_QUERY_IMAGES:
+        raise HTTPException(400, f"at most {MAX_QUERY_IMAGES} query images per search, got {len(image)}")
+    data: list[bytes] = []
+    for upload in image:
+        ctype = (upload.content_type or "").lower()
+        if not ctype.startswith("image/"):
+            raise HTTPException(415, f"expected an image upload (image/jpeg, image/png, ...), got {ctype or 'no content type'!r}")
+        data.append(await read_limited(upload, settings.max_image_bytes, "image"))
+    shas = [hashlib.sha256(d).hexdigest() for d in data]
+    record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
+    if len(shas) > 1:
+        record["query_sha256s"] = shas
     filters = SearchFilters(
         parse_time(from_) if from_ else None, parse_time(to) if to else None, camera_list(cameras),
         top_k, min_score, upper or None, lower or None,
     )  # fmt: skip
-    result = await run_in_threadpool(service.search, data, filters, parse_box(box))
+    feedback = Feedback(tuple(dict.fromkeys(confirmed or ())), tuple(dict.fromkeys(rejected or ())))
+    result = await run_in_threadpool(service.search, data, filters, parse_box(box), feedback, f"api:{key.name}")
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
-    return search_out(result, record["query_sha256"])
+    return search_out(result, shas)

@@ -4,7 +4,9 @@
 const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
 const COLOURS = ["black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"];
-let queryFile = null, chosenBox = null, lastResult = null, persons = [];
+let queryFiles = [], chosenBox = null, lastResult = null, persons = [];
+// investigator feedback on the results, by sighting id (each card's best sighting): sent with the next search
+const marks = { confirmed: new Set(), rejected: new Set() };
 
 function setKey(key) {
   localStorage.setItem("vsearch_key", key);
@@ -31,12 +33,34 @@ async function loadCameras() {
   } catch (e) { box.innerHTML = `<legend>Cameras</legend><span class="hint">${esc(e.message)}</span>`; }
 }
 
-function showPreview(file) {
-  queryFile = file; chosenBox = null; persons = [];
+function showPreview(files) {
+  // several images of the same person are searched together; a new query clears the marks of the last one
+  queryFiles = [...files]; chosenBox = null; persons = [];
+  marks.confirmed.clear(); marks.rejected.clear(); showMarks();
   const img = $("preview");
   img.onload = () => { $("preview-wrap").hidden = false; $("go").disabled = false; drawPersons([]); };
-  img.src = URL.createObjectURL(file);
-  status(`query: ${file.name} (${Math.round(file.size / 1024)} KB)`);
+  img.src = URL.createObjectURL(queryFiles[0]);
+  $("more").innerHTML = queryFiles.slice(1).map((f) => `<img alt="${esc(f.name)}" src="${URL.createObjectURL(f)}">`).join("");
+  const kb = Math.round(queryFiles.reduce((a, f) => a + f.size, 0) / 1024);
+  status(`query: ${queryFiles.map((f) => f.name).join(", ")} (${kb} KB)`);
+}
+
+function showMarks() {
+  const n = marks.confirmed.size + marks.rejected.size;
+  $("refine").hidden = n === 0;
+  $("refine").textContent = `Search again with ${marks.confirmed.size} confirmed, ${marks.rejected.size} rejected`;
+  document.querySelectorAll(".card").forEach((card) => {
+    const id = Number(card.dataset.sighting);
+    card.classList.toggle("same", marks.confirmed.has(id));
+    card.classList.toggle("different", marks.rejected.has(id));
+  });
+}
+
+function mark(id, verdict) {
+  const [mine, other] = verdict === "same" ? [marks.confirmed, marks.rejected] : [marks.rejected, marks.confirmed];
+  other.delete(id);
+  if (mine.has(id)) mine.delete(id); else mine.add(id);
+  showMarks();
 }
 
 function drawPersons(boxes) {
@@ -57,9 +81,11 @@ function utc(inputId) { const v = $(inputId).value; return v ? v + (v.length ===
 
 async function search(ev) {
   if (ev) ev.preventDefault();
-  if (!queryFile) return;
+  if (!queryFiles.length) return;
   const form = new FormData();
-  form.append("image", queryFile);
+  queryFiles.forEach((f) => form.append("image", f));
+  marks.confirmed.forEach((id) => form.append("confirmed", id));
+  marks.rejected.forEach((id) => form.append("rejected", id));
   if (utc("from")) form.append("from", utc("from"));
   if (utc("to")) form.append("to", utc("to"));
   const cams = [...document.querySelectorAll("input[name=cam]")];
@@ -67,7 +93,7 @@ async function search(ev) {
   if ($("upper").value) form.append("upper", $("upper").value);
   if ($("lower").value) form.append("lower", $("lower").value);
   form.append("top_k", $("topk").value || "20");
-  if (chosenBox) form.append("box", chosenBox.map(Math.round).join(","));
+  if (chosenBox && queryFiles.length === 1) form.append("box", chosenBox.map(Math.round).join(","));
   status("searching…");
   $("go").disabled = true;
   try {
@@ -75,7 +101,8 @@ async function search(ev) {
     lastResult = r;
     if (!chosenBox) persons = r.query.persons_xyxy;  // a search with a chosen box does not detect again
     drawPersons(persons);
-    status(`${r.clips.length} clips from ${r.candidates} sightings in the filters; query: ${r.query.source}; ` +
+    const refined = marks.confirmed.size + marks.rejected.size ? `; refined by ${marks.confirmed.size} confirmed, ${marks.rejected.size} rejected` : "";
+    status(`${r.clips.length} clips from ${r.candidates} sightings in the filters; query: ${r.queries.map((q) => q.source).join(", ")}${refined}; ` +
       `${Math.round(Object.values(r.latency_ms).reduce((a, b) => a + b, 0))} ms`);
     showResults(r.clips);
     showTimeline(r.clips);
@@ -89,13 +116,18 @@ function showResults(clips) {
   $("results").innerHTML = clips.length ? "" : '<p class="hint">No matching sightings.</p>';
   clips.forEach((c, i) => {
     const card = document.createElement("div");
-    card.className = "card"; card.dataset.clip = c.id;
+    card.className = "card"; card.dataset.clip = c.id; card.dataset.sighting = c.best.id;
     card.innerHTML = `<img loading="lazy" src="${esc(c.thumbnail_url)}" alt="match ${i + 1}">
       <div class="meta"><span class="score">${(c.score * 100).toFixed(1)}%</span> · ${esc(c.camera_id)}<br>
-      ${fmtTime(c.start)} · ${c.duration_s.toFixed(0)} s<br><span class="hint">${esc(c.best.upper_color || "?")} / ${esc(c.best.lower_color || "?")}</span></div>`;
+      ${fmtTime(c.start)} · ${c.duration_s.toFixed(0)} s<br><span class="hint">${esc(c.best.upper_color || "?")} / ${esc(c.best.lower_color || "?")}</span>
+      <div class="verdict"><button type="button" class="same-btn" title="This is the person: add to the query">Same person</button>
+      <button type="button" class="different-btn" title="Not the person: rank it and look-alikes last">Not this person</button></div></div>`;
     card.addEventListener("click", () => play(c));
+    card.querySelector(".same-btn").addEventListener("click", (e) => { e.stopPropagation(); mark(c.best.id, "same"); });
+    card.querySelector(".different-btn").addEventListener("click", (e) => { e.stopPropagation(); mark(c.best.id, "different"); });
     $("results").appendChild(card);
   });
+  showMarks();
 }
 
 function showTimeline(clips) {
@@ -137,11 +169,12 @@ function init() {
   $("apikey").value = key();
   if (key()) setKey(key());
   $("apikey").addEventListener("change", () => { setKey($("apikey").value.trim()); loadCameras(); });
-  $("file").addEventListener("change", (e) => e.target.files[0] && showPreview(e.target.files[0]));
+  $("file").addEventListener("change", (e) => e.target.files.length && showPreview(e.target.files));
+  $("refine").addEventListener("click", () => search());
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) showPreview(e.dataTransfer.files[0]); });
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files.length) showPreview(e.dataTransfer.files); });
   $("filters").addEventListener("submit", search);
   $("close").addEventListener("click", () => { $("video").pause(); $("player").close(); });
   if (key()) loadCameras();
