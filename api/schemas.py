@@ -122,6 +122,10 @@ class AuditEntry(BaseModel):
     Keys the log line does not hold are left out: a refused attempt has `error`, and only the fields known by the
     time it was refused (a request without a valid key has `key` instead of a key name)."""
 
+    model_config = ConfigDict(extra="allow")  # case changes, exports and camera edits carry their own fields
+
+    action: str | None = Field(default=None, description="What was done, for other than searches: case.create,"
+                               " case.add, case.remove, case.export, camera.set, ...")
     time: str = Field(description="When the request was answered, ISO 8601 UTC.")
     method: str | None = Field(default=None, description="HTTP method.")
     path: str | None = Field(default=None, description="Route asked for.")

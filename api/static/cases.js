@@ -40,7 +40,7 @@ async function addToCase(clipId, button) {
   if (!currentCase) { caseStatus("choose or open a case first", true); $("case-wrap").scrollIntoView(); return; }
   const form = new FormData();
   form.append("ids", clipId);
-  if (queryFile) form.append("query_image", queryFile);
+  if (queryFiles.length) form.append("query_image", queryFiles[0]);  // the (first) query image of the search
   if (searchSnapshot) form.append("filters", JSON.stringify(searchSnapshot));
   try {
     button.disabled = true;
