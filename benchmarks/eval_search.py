@@ -33,10 +33,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.common import machine_info, print_table, write_json
-from benchmarks.eval_reid import PKU, fold_ids
+from training.datasets import PKU, convert_pku
+from training.datasets import pku_fold as fold_ids
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import OnnxEmbedder, make_embedder
-from vsearch.evaluate import ReidSet, cmc_map, convert_pku, embed_paths, read_split
+from vsearch.evaluate import ReidSet, cmc_map, embed_paths, read_split
 from vsearch.ranking import FUSIONS, RERANKS, Fusion, Rerank, fused_scores, rerank_scores
 
 CUHK03 = PROJECT_ROOT.parent / "shared" / "datasets" / "cuhk03-labeled-pair1"

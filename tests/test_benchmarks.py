@@ -97,13 +97,14 @@ def test_recall_benchmark_smoke(tmp_path: Path) -> None:
         assert sum(b["instants"] for b in r["buckets"].values()) > 0
     assert (tmp_path / "bench_recall_S.json").exists()
 
-def test_search_quality_benchmark_smoke(tmp_path: Path) -> None:
-    from benchmarks.eval_reid import PKU, fold_ids
 
+def test_search_quality_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import eval_search
+    from training.datasets import PKU, convert_pku
+    from training.datasets import pku_fold as fold_ids
     from vsearch.config import PROJECT_ROOT
     from vsearch.embed import OnnxEmbedder
-    from vsearch.evaluate import convert_pku, evaluate_folder
+    from vsearch.evaluate import evaluate_folder
 
     payload = eval_search.main(["--size", "S", "--out", str(tmp_path)])
     assert (tmp_path / "eval_search_S.json").exists()

@@ -73,7 +73,7 @@ def test_near_duplicates_of_rejected_vectors() -> None:
 @pytest.mark.parametrize("method", RERANKS)
 def test_reranking_stays_inside_the_filters(demo_service: VSearch, method: str) -> None:
     settings = demo_service.settings.model_copy(update={"search_rerank": method})
-    crop = demo_service.store.catalog.sighting(1)
+    crop = demo_service.store.catalog.sighting(int(min(demo_service.store.index.ids())))  # the first one stored
     image = np.asarray(cv2.imread(str(demo_service.settings.data_dir / crop.thumb_path)), np.uint8)
     q = QueryCrop(np.ascontiguousarray(image[:, :, ::-1]), (0, 0, image.shape[1], image.shape[0]), "whole image")
     every = search(q, SearchFilters(top_k=50), demo_service.embedder, demo_service.store, settings)

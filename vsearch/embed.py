@@ -203,7 +203,7 @@ REID_MNV2 = WeightFile(
 
 
 def reid_mnv2(settings: Settings) -> OnnxEmbedder:
-    """vsearch's own person re-identification model (256-d, 256x128 input), trained by benchmarks/train_reid.py;
+    """vsearch's own person re-identification model (256-d, 256x128 input), trained by training/train_reid.py;
     see models/reid/README.md for its data, command and accuracy."""
     return OnnxEmbedder("reid-mnv2", 256, REID_MNV2.verified_path, (128, 256), settings.embed_batch)
 
