@@ -19,7 +19,7 @@ from vsearch.catalog import SqliteCatalog
 from vsearch.config import PROJECT_ROOT
 from vsearch.video import probe
 
-from .conftest import SAMPLE_VIDEO
+from .conftest import SAMPLE_VIDEO, missing
 
 pytestmark = pytest.mark.slow
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -74,7 +74,7 @@ class Camera:
 @pytest.fixture
 def camera():  # type: ignore[no-untyped-def]
     if reason := _gst_missing():
-        pytest.skip(reason)
+        missing(reason)
     cam = Camera(free_port())
     cam.start()
     yield cam

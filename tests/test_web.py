@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import SAMPLE_VIDEO
+from .conftest import SAMPLE_VIDEO, missing
 
 KEY = "web-test-admin-key-0123456789"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -83,9 +83,12 @@ def test_serve_without_keys_makes_a_local_admin_key_and_stays_on_loopback(demo_s
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is needed for the browser test")
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        missing("playwright (pip) is needed for the browser test")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+        missing(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -96,13 +99,19 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
-def test_search_from_the_page_and_play_a_clip(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_page(browser, server: str, height: int = 900, key: str = KEY):  # type: ignore[no-untyped-def]
+    """The investigators' page with the key entered; returns it and the list its script errors collect into."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/")
-    page.fill("#apikey", KEY)
+    page.fill("#apikey", key)
     page.dispatch_event("#apikey", "change")
+    return page, errors
+
+
+def test_search_from_the_page_and_play_a_clip(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page, errors = open_page(browser, server)
     page.wait_for_selector("input[name=cam][value=lobby]")
     page.set_input_files("#file", str(SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"))
     page.click("#go")

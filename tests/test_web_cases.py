@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from .conftest import SAMPLE_VIDEO
-from .test_web import browser, start_serve, stop  # noqa: F401  (browser is a fixture)
+from .test_web import browser, open_page, start_serve, stop  # noqa: F401  (browser is a fixture)
 
 KEY = "web-cases-admin-key-0123456789"
 pytestmark = pytest.mark.slow
@@ -29,12 +29,7 @@ def server(demo_service, tmp_path_factory: pytest.TempPathFactory):  # type: ign
 
 
 def test_add_a_result_to_a_case_and_see_the_route(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server + "/")
-    page.fill("#apikey", KEY)
-    page.dispatch_event("#apikey", "change")
+    page, errors = open_page(browser, server, height=1400, key=KEY)
     page.wait_for_selector("input[name=cam][value=lobby]")
     page.fill("#case-name", "Visitor 3 from the page")
     page.click("#case-form button[type=submit]")
