@@ -166,17 +166,32 @@ def batch_hard_triplet(f: torch.Tensor, y: torch.Tensor, margin: float = 0.3) ->
     return F.relu(hardest_pos - hardest_neg + margin).mean()
 
 
-def pk_batches(labels: list[int], p: int, k: int, rng: random.Random) -> list[list[int]]:
-    """One epoch of PK batches: P identities with K crops each (sampled with replacement when fewer)."""
+def pk_batches(labels: list[int], p: int, k: int, rng: random.Random, boosted: frozenset[int] = frozenset(),
+               per_batch: int = 0) -> list[list[int]]:
+    """One epoch of PK batches: P identities with K crops each (sampled with replacement when fewer).
+
+    With `per_batch` > 0, `per_batch` of each batch's P identities come from the `boosted` labels (cycled through
+    in shuffled order, never twice in one batch) and the rest from the others, each once an epoch: a small set
+    (PKU's 44 people among 1,400) is then seen many times an epoch instead of once."""
     by_id: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
         by_id.setdefault(y, []).append(i)
-    ids = list(by_id)
+    boost = [y for y in by_id if y in boosted] if per_batch else []
+    ids = [y for y in by_id if y not in boosted] if boost else list(by_id)
     rng.shuffle(ids)
+    step = p - len(boost[:per_batch]) if boost else p
+    cycle: list[int] = []
     out = []
-    for j in range(0, len(ids) - p + 1, p):
+    for j in range(0, len(ids) - step + 1, step):
+        chosen, deferred = ids[j : j + step], []
+        while len(chosen) < p:
+            if not cycle:
+                cycle = rng.sample(boost, len(boost))
+            y = cycle.pop()
+            (deferred if y in chosen else chosen).append(y)
+        cycle += deferred  # a boosted identity already in this batch opens the next one
         b = []
-        for pid in ids[j : j + p]:
+        for pid in chosen:
             idx = by_id[pid]
             b += rng.sample(idx, k) if len(idx) >= k else [rng.choice(idx) for _ in range(k)]
         out.append(b)
@@ -273,7 +288,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     opt = torch.optim.Adam([{"params": backbone, "lr": args.lr * args.backbone_lr_mult}, {"params": head, "lr": args.lr}],
                            weight_decay=5e-4)  # fmt: skip
     rng = random.Random(args.seed)
-    n_batches = len(pk_batches(labels, args.p, args.k, random.Random(0)))
+    boosted = frozenset(label_of[p] for p in label_of if p < 100_000) if args.pku_per_batch else frozenset()  # PKU pids < 100,000
+    n_batches = len(pk_batches(labels, args.p, args.k, random.Random(0), boosted, args.pku_per_batch))
     total = args.epochs * n_batches
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr * args.backbone_lr_mult, args.lr], total_steps=total, pct_start=0.1)
     ce = nn.CrossEntropyLoss(label_smoothing=0.1)
@@ -282,7 +298,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     for epoch in range(args.epochs):
         net.train()
         losses = []
-        for b in pk_batches(labels, args.p, args.k, rng):
+        for b in pk_batches(labels, args.p, args.k, rng, boosted, args.pku_per_batch):
             x = to_tensor([augment(images[i], rng, args.cctv_aug) for i in b])
             y = torch.tensor([labels[i] for i in b])
             f, logits = net(x)
@@ -332,6 +348,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--p", type=int, default=8)
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--pku-per-batch", type=int, default=0,
+                    help="PKU identities in every batch (cycled), the other sources once an epoch (0: all once an epoch)")
     ap.add_argument("--lr", type=float, default=3.5e-4)
     ap.add_argument("--backbone-lr-mult", type=float, default=1.0)
     ap.add_argument("--dim", type=int, default=256)

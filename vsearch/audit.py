@@ -3,11 +3,11 @@ changes and evidence exports. One writer for the API and the CLI: both append to
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,18 @@ class AuditLog:
                 os.fsync(f.fileno())
 
     def read(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Records newest first, skipping `offset`; memory bounded by offset + limit lines."""
+        """Records newest first, skipping `offset`; two passes over the file, memory bounded by `limit` lines."""
         if not self.path.exists():
             return []
         with self._lock, open(self.path, encoding="utf-8") as f:
-            lines = deque(f, maxlen=offset + limit)
-        return [json.loads(line) for line in reversed(lines)][offset:]
+            total = sum(1 for _ in f)
+            stop = total - offset  # the page is lines [start, stop) counted from the oldest
+            if stop <= 0:
+                return []
+            start = max(0, stop - limit)
+            f.seek(0)
+            lines = list(itertools.islice(f, start, stop))
+        return [json.loads(line) for line in reversed(lines)]
 
     def matching(self, key: str, values: set[str]) -> list[dict[str, Any]]:
         """Records whose `key` is one of `values`, oldest first (reads the whole file: for exports, not queries)."""
