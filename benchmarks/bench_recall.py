@@ -44,10 +44,13 @@ SEQS = {
 # settings compared (Settings fields); the first is today's default
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "before (square, SD at 640, min height 48)": {"detector_rect": False, "detector_sd_imgsz": 640,
+                                                  "min_person_height_px": 48},
+    "no rect margin": {"detector_margin_px": 0},
+    "SD at 640": {"detector_sd_imgsz": 640},
+    "conf 0.25": {"detector_conf": 0.25},
     "regions on": {"detector_regions": True},
-    "min height 32": {"min_person_height_px": 32},
-    "min height 32, conf 0.25": {"min_person_height_px": 32, "detector_conf": 0.25},
-}
+}  # fmt: skip
 
 
 def ground_truth(seq: Path, scale: float) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -39,15 +39,20 @@ class Settings(BaseSettings):
     detector_backend: Literal["openvino", "onnx", "torch"] = "openvino"
     device: str = "cpu"  # "cpu" or "cuda" / "cuda:0" (torch backend only)
     # inference size in pixels (longest side); None = the frame's longest side, clamped to 640..1280: YOLO11n-pose
-    # at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py)
+    # at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py) ...
     detector_imgsz: int | None = None
+    # ... except SD frames (longest side <= 640 px: CIF, SD, VGA), enlarged to this size so that their small
+    # people reach a size the detector sees: MOT17 at 384 px wide, people 40-100 px tall, 0.73 of person-instants
+    # found at 960 instead of 0.47 at 640 (benchmarks/README.md, "Recall by person height")
+    detector_sd_imgsz: int = Field(default=960, ge=32)
     detector_conf: float = Field(default=0.35, ge=0, le=1)
     detector_batch: int = Field(default=4, ge=1)
-    # letterbox to the frame's aspect instead of a square: 1.7x fewer pixels at 16:9, but YOLO11n-pose then finds
-    # fewer small people (benchmarks/README.md), so off by default
-    detector_rect: bool = False
+    # letterbox to the frame's aspect plus a grey margin instead of a square: 1.4x fewer pixels at 16:9, and as
+    # many people found as the square (without the margin, people at the frame's edges are missed)
+    detector_rect: bool = True
+    detector_margin_px: int = Field(default=32, ge=0)
     detector_requests: int = Field(default=2, ge=1)  # OpenVINO infer requests in flight (overlap pre/post-processing)
-    min_person_height_px: int = 48
+    min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
     # frame (detect.MotionRegions; OpenVINO backend)
     detector_regions: bool = False  # off: it loses people in crowded scenes (benchmarks/README.md, bench_recall)
