@@ -69,7 +69,12 @@ def naive(video: Path) -> dict[str, Any]:
 
 MOT17 = PROJECT_ROOT.parent / "shared" / "datasets" / "mot17-mini" / "train"
 MOT17_1080P = ("MOT17-02-FRCNN", "MOT17-04-FRCNN", "MOT17-09-FRCNN")  # static cameras, 1920x1080
-VARIANTS = {"regions off (default)": {}, "regions on": {"detector_regions": True}}
+VARIANTS = {  # the first is today's default
+    "default (regions on)": {},
+    "regions off": {"detector_regions": False},
+    "before issue 12 (square letterbox, min height 48, regions off)": {"detector_rect": False, "min_person_height_px": 48,
+                                                                       "detector_regions": False},
+}  # fmt: skip
 
 
 def warm(svc: VSearch, resolution_wh: tuple[int, int]) -> None:

@@ -176,3 +176,22 @@ def test_marks_are_stored_newest_first_and_kept_per_sighting(tmp_path: Path) -> 
     with pytest.raises(sqlite3.IntegrityError):  # only the two verdicts
         cat.add_marks([Mark(7, "maybe", "abc", "ana")])
     assert len(cat.marks()) == 3
+
+
+def test_a_time_window_reads_sightings_by_id_range_only(tmp_path: Path) -> None:
+    """The partial minutes of a time window are read by id range: the query plan of every statement select()
+    runs on `sightings` uses the primary key alone (it used the embedder index: every sighting, at every query)."""
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
+    ids = cat.commit_chunk(v, [_row("north", 1000.0 + 7 * i) for i in range(60)], [], 1.0, 1, True)
+    statements: list[str] = []
+    cat._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    got = cat.select("e", 1030.0, 1200.0, None)
+    cat._db.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert got is not None and got.count == sum(1030.0 <= 1000.0 + 7 * i <= 1200.0 for i in range(60))
+    assert set(got.ids.tolist()) <= set(ids)
+    reads = [s for s in statements if "FROM sightings" in s]
+    assert reads
+    for sql in reads:
+        plan = " | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql))  # type: ignore[attr-defined]
+        assert "INTEGER PRIMARY KEY" in plan and "USING INDEX" not in plan and "SCAN" not in plan, plan

@@ -142,3 +142,40 @@ def test_small_people_in_sd_footage_are_found() -> None:
     no_margin = recall(Settings(detector_margin_px=0))
     print(f"SD 40-100 px recall: default {now:.3f}, no margin {no_margin:.3f}, before {before:.3f}")
     assert now >= 0.6 and now >= before + 0.15 and now > no_margin
+
+
+def test_motion_regions_crop_only_where_something_is_known_or_moved() -> None:
+    """The planner's rules on a 1280x720 scene (a textured background, a 'person' block that moves): whole frames
+    until persons are known, then a crop holding the known person and the motion; a person missed once stays in
+    the crop; a crowd (more than 4 persons) and every `full_every`-th frame get the whole frame."""
+    from vsearch.detect import MotionRegions
+    from vsearch.types import Detections
+
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (720, 1280, 3), np.uint8)
+
+    def frame(x: int) -> np.ndarray:
+        img = background.copy()
+        img[300:500, x : x + 80] = 255  # a bright block 200 px tall
+        return img
+
+    def dets(*boxes: tuple[int, int, int, int]) -> Detections:
+        return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+
+    det = PersonDetector(Settings())
+    planner = MotionRegions(det.imgsz_for, full_every=8)
+    assert planner.plan(frame(100)) is None  # the first frame
+    assert planner.plan(frame(110)) is None  # planned before anything was observed
+    planner.observe(dets((110, 300, 190, 500)))
+    r = planner.plan(frame(120))
+    assert r is not None and r.x0 <= 110 and r.x1 >= 200 and r.y0 <= 300 and r.y1 >= 500 and r.x1 - r.x0 < 1280
+    planner.observe(dets())  # the detector missed the person once: the last known box still counts
+    r = planner.plan(frame(120))
+    assert r is not None and r.x0 <= 110 and r.x1 >= 190
+    planner.observe(dets(*[(100 * i, 300, 100 * i + 60, 500) for i in range(5)]))
+    assert planner.plan(frame(130)) is None  # five persons in view: a crowd, the whole frame
+    planner.observe(dets((130, 300, 210, 500)))
+    plans = [planner.plan(frame(140 + i)) for i in range(8)]
+    assert None in plans and any(p is not None for p in plans)  # the periodic whole frame
+    planner.reset()
+    assert planner.plan(frame(200)) is None and planner.plan(frame(210)) is None

@@ -183,7 +183,7 @@ def pk_batches(labels: list[int], p: int, k: int, rng: random.Random, boosted: f
     cycle: list[int] = []
     out = []
     for j in range(0, len(ids) - step + 1, step):
-        chosen, deferred = ids[j : j + step], []
+        chosen, deferred = ids[j : j + step], list[int]()
         while len(chosen) < p:
             if not cycle:
                 cycle = rng.sample(boost, len(boost))

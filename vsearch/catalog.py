@@ -692,9 +692,11 @@ class SqlCatalog:
         for b in {first, last} - {-1, 1 << 40}:
             exact.append("(id >= ? AND id < ?)")
             args.extend(bucket_ids(b))
+        # only the id ranges may drive the query: `embedder || ''` and `ts + 0` keep both engines off the embedder
+        # and time indexes, which would visit every sighting of the embedder or of the whole window
         rows = self._q(
-            f"SELECT id FROM sightings WHERE embedder = ? AND ts >= ? AND ts <= ? AND ({' OR '.join(exact)})",
-            [embedder, -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s, *args],
+            f"SELECT id FROM sightings WHERE ({' OR '.join(exact)}) AND embedder || '' = ? AND ts + 0 >= ? AND ts + 0 <= ?",
+            [*args, embedder, -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s],
         )
         ids = np.array([r[0] for r in rows], np.int64)
         return IdSet(ranges, ids, count + len(ids))

@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
     # frame (detect.MotionRegions; OpenVINO backend)
-    detector_regions: bool = False  # off: it loses people in crowded scenes (benchmarks/README.md, bench_recall)
+    # (the whole frame too while more than 4 persons are in view, and until a frame's persons are known: crowds
+    # lost people to crops; benchmarks/README.md, bench_recall and bench_ingest)
+    detector_regions: bool = True
     detector_full_every: int = Field(default=8, ge=1)
     skip_static_frames: bool = True  # skip the detector while an empty scene does not change (detect.StaticSceneGate)
 

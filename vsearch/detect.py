@@ -330,16 +330,22 @@ class MotionRegions:
     persons detected in the previous frame (a person standing still makes no motion), padded, and widened to
     one of a few square input sizes at the full frame's pixel scale; when only already-detected persons moved,
     the crop is shrunk so that the smallest of them is still `min_person_px` tall in the input. The whole frame is detected every
-    `full_every` frames (so still people who were missed are found), and whenever the region would not be much
-    smaller than the frame. `plan()` returns None for "detect the whole frame".
+    `full_every` frames (so still people who were missed are found), whenever the region would not be much
+    smaller than the frame, and while more than `max_persons` people are in view: in a crowd, most people stand
+    or move slowly and a person the detector missed once would fall outside the crop (MOT17 lost a third of its
+    people that way). Persons found in either of the last two detected frames count as known, so one missed
+    detection does not cut a person out. `plan()` returns None for "detect the whole frame".
     """
 
     SIZES = (256, 320, 416, 512)  # input sizes a region may use: one compiled model each
 
     def __init__(self, imgsz_for: Any, full_every: int = 8, max_fill: float = 0.45, pixel_delta: int = 25,
-                 width: int = 160, pad_px: int = 48, min_person_px: int = 160) -> None:  # fmt: skip
+                 width: int = 160, pad_px: int = 48, min_person_px: int = 160, max_persons: int = 4) -> None:  # fmt: skip
         self.imgsz_for = imgsz_for
         self.full_every = full_every
+        self.max_persons = max_persons
+        self._last: NDArray[np.float32] = np.zeros((0, 4), np.float32)  # the last detected frame's persons
+        self._observed = False  # whether observe() was called since the start or the last reset()
         self.max_fill = max_fill
         self.pixel_delta = pixel_delta
         self.width = width
@@ -361,6 +367,8 @@ class MotionRegions:
         self._since_full += 1
         if prev is None or prev.shape != small.shape or self._since_full >= self.full_every:
             return self._whole()
+        if not self._observed or len(self._last) > self.max_persons:
+            return self._whole()  # nothing known yet (a batch is planned before its first frame is detected)
         boxes = [b for b in self._boxes]
         ys, xs = np.nonzero(np.abs(small.astype(np.int16) - prev) > self.pixel_delta)
         moved = None
@@ -396,7 +404,10 @@ class MotionRegions:
 
     def observe(self, dets: Detections) -> None:
         """Tell the planner which persons the detector found in the frame it last planned."""
-        self._boxes = dets.xyxy[dets.confidence >= TRACKER_MIN_CONF].copy()
+        found = dets.xyxy[dets.confidence >= TRACKER_MIN_CONF].copy()
+        self._boxes = np.concatenate([self._last, found]) if len(self._last) else found
+        self._last, self._observed = found, True
 
     def reset(self) -> None:
-        self._prev, self._boxes, self._since_full = None, np.zeros((0, 4), np.float32), 0
+        self._prev, self._since_full, self._observed = None, 0, False
+        self._boxes = self._last = np.zeros((0, 4), np.float32)
