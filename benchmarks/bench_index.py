@@ -41,7 +41,7 @@ def synthetic(n: int, d: int, seed: int = 0, members: int = 20) -> tuple[np.ndar
         j = min(n, i + 200_000)
         owner = rng.integers(0, n_ids, j - i)
         x[i:j] = centres[owner] + (0.6 / np.sqrt(d)) * rng.standard_normal((j - i, d)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+        x[i:j] /= np.linalg.norm(x[i:j], axis=1, keepdims=True)  # per chunk: a whole-array norm doubles the memory
     q = x[rng.integers(0, n, N_QUERIES)] + (0.3 / np.sqrt(d)) * rng.standard_normal((N_QUERIES, d)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return x, q

@@ -195,3 +195,20 @@ def test_a_time_window_reads_sightings_by_id_range_only(tmp_path: Path) -> None:
     for sql in reads:
         plan = " | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql))  # type: ignore[attr-defined]
         assert "INTEGER PRIMARY KEY" in plan and "USING INDEX" not in plan and "SCAN" not in plan, plan
+
+
+def test_a_camera_filter_reads_that_cameras_sightings_only(tmp_path: Path) -> None:
+    """Cameras are read by the camera/time index, with or without a window (the embedder index was chosen)."""
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
+    ids = cat.commit_chunk(v, [_row("north" if i % 3 else "south", 1000.0 + i) for i in range(30)], [], 1.0, 1, True)
+    for window in ((None, None), (1005.0, 1020.0)):
+        statements: list[str] = []
+        cat._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        got = cat.select("e", *window, ["south"])
+        cat._db.set_trace_callback(None)  # type: ignore[attr-defined]
+        lo, hi = window[0] or 0, window[1] or 1e9
+        assert got is not None and sorted(got.ids.tolist()) == [ids[i] for i in range(0, 30, 3) if lo <= 1000 + i <= hi]
+        (sql,) = [s for s in statements if "FROM sightings" in s]
+        plan = " | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql))  # type: ignore[attr-defined]
+        assert "sightings_cam_ts" in plan, plan

@@ -637,8 +637,9 @@ class SqlCatalog:
         upper_color: str | None = None,
         lower_color: str | None = None,
     ) -> NDArray[np.int64] | None:
-        """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered."""
-        where: list[str] = ["embedder = ?"]
+        """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered.
+        Read by the camera/time or the time index, never by the embedder's (which would visit every sighting)."""
+        where: list[str] = ["embedder || '' = ?"]
         args: list[object] = [embedder]
         if from_ts_s is not None:
             where.append("ts >= ?")
