@@ -67,7 +67,7 @@ def test_malformed_crops_are_refused(bad: np.ndarray) -> None:
 
 def test_the_registry_holds_every_embedder_under_its_own_name() -> None:
     """One registry in embed.py; each embedder reports the name the catalog stores with its vectors."""
-    assert set(EMBEDDERS) == {"reid-mnv2", "reid-mnv2-flip", "mobilenetv2-imagenet", "hsv-parts"}
+    assert set(EMBEDDERS) == {"reid-mnv2-1400", "reid-mnv2", "reid-mnv2-flip", "mobilenetv2-imagenet", "hsv-parts"}
     for name in EMBEDDERS:
         assert make_embedder(Settings(embedder=name)).name == name
 

@@ -10,7 +10,7 @@ import pytest
 
 from vsearch.catalog import Catalog, SqliteCatalog
 from vsearch.config import Settings
-from vsearch.search import group_clips
+from vsearch.search import group_clips, spread_cameras
 from vsearch.types import SearchHit, Sighting
 
 START_TS_S = 1_772_373_600.0  # 2026-03-01T14:00:00Z
@@ -71,3 +71,18 @@ def test_hits_group_into_clips_of_continuous_presence_best_first(catalog: Catalo
 
 def test_no_hits_no_clips(catalog: Catalog) -> None:
     assert group_clips([], catalog, Settings()) == []
+
+
+def test_each_camera_close_to_the_top_is_listed_before_second_clips(catalog: Catalog) -> None:
+    """Seven clips on camera A at 0.95..0.81 and one on B at 0.79: B comes second with a 0.2 margin; a camera
+    further than the margin below the top keeps its place; margin 0 is pure score order."""
+    from dataclasses import replace
+
+    v = add_video(catalog, "a", {t: np.arange(0, 2.5, 0.5) for t in range(1, 10)})
+    hits = [hit(v, t, 1.0, 0.95 - 0.02 * t, 100 + t) for t in range(1, 8)] + [hit(v, 8, 1.0, 0.79, 108), hit(v, 9, 1.0, 0.5, 109)]
+    clips = group_clips(hits, catalog, Settings())
+    clips = [replace(c, camera_id="B" if c.track_id == 8 else "C" if c.track_id == 9 else "A") for c in clips]
+    order = [(c.camera_id, round(c.score, 2)) for c in spread_cameras(clips, 0.2)]
+    assert order[:3] == [("A", 0.93), ("B", 0.79), ("A", 0.91)] and order[-1] == ("C", 0.5)
+    assert [c.score for c in spread_cameras(clips, 0.0)] == sorted((c.score for c in clips), reverse=True)
+    assert len(spread_cameras(clips, 0.2)) == len(clips)

@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     stream_timeout_s: float = Field(default=10.0, gt=0)
 
     # embedder
-    embedder: str = "reid-mnv2"  # the learned ReID model; "mobilenetv2-imagenet" and "hsv-parts" are baselines
+    # the learned ReID model (models/reid/README.md); "reid-mnv2" (its predecessor, 102 identities),
+    # "mobilenetv2-imagenet" and "hsv-parts" are baselines
+    embedder: str = "reid-mnv2-1400"
     embed_batch: int = Field(default=16, ge=1)
 
     # index: exact search up to this many vectors, then IVF-SQ8 (vsearch.index.factory_for; benchmarks/README.md)
@@ -102,6 +104,10 @@ class Settings(BaseSettings):
     rerank_top_n: int = Field(default=100, ge=2, le=5000)
     # investigator feedback: a rejected sighting's own track and sightings at least this similar to it are demoted
     feedback_reject_similarity: float = Field(default=0.9, ge=-1, le=1)
+    # "on which cameras?": each camera's best clip scoring within this margin of the top clip is listed before any
+    # camera's second clip (the Market stills: a query from camera 1 found her 7 times there at 0.81-0.95 before
+    # camera 3 at 0.79); 0 keeps pure score order
+    camera_spread_margin: float = Field(default=0.2, ge=0, le=2)
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
     clip_pad_s: float = 3.0  # seconds of video either side of a clip
     clip_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # rendered clips kept in clips/, LRU evicted

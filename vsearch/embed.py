@@ -3,8 +3,8 @@
 Every embedder implements the small `Embedder` protocol and registers a factory in `EMBEDDERS`, so the ingest and
 search paths never know which model they use. The catalog records the embedder's name with each vector.
 
-The embedders: `OnnxEmbedder` runs a learned model (vsearch's own "reid-mnv2", the ImageNet baseline
-"mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with test-time flip averaging ("reid-mnv2-flip");
+The embedders: `OnnxEmbedder` runs a learned model (vsearch's own "reid-mnv2-1400", the default, and its
+predecessor "reid-mnv2"; the ImageNet baseline "mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with test-time flip averaging ("reid-mnv2-flip");
 `HsvPartsEmbedder` is the hand-crafted colour baseline ("hsv-parts").
 """
 
@@ -202,6 +202,20 @@ REID_MNV2 = WeightFile(
 )
 
 
+REID_MNV2_1400 = WeightFile(
+    name="reid-mnv2-1400",
+    sha256="daa4127b10cd6629e36f8c8422802f882fc81e1cdeb017ed48fbf7cddbabbed2",
+    path=PROJECT_ROOT / "models" / "reid" / "reid-mnv2-1400.onnx",
+)
+
+
+def reid_mnv2_1400(settings: Settings) -> OnnxEmbedder:
+    """vsearch's default person re-identification model (256-d, 256x128 input): the reid-mnv2 architecture
+    trained on 1,405 identities (CUHK01, CUHK03, PKU-Reid minus its fold 1, MOT17) with CCTV augmentation by
+    training/train_reid.py (run (c) in models/reid/README.md, with its held-out accuracy)."""
+    return OnnxEmbedder("reid-mnv2-1400", 256, REID_MNV2_1400.verified_path, (128, 256), settings.embed_batch)
+
+
 def reid_mnv2(settings: Settings) -> OnnxEmbedder:
     """vsearch's own person re-identification model (256-d, 256x128 input), trained by training/train_reid.py;
     see models/reid/README.md for its data, command and accuracy."""
@@ -219,6 +233,7 @@ def hsv_parts(settings: Settings) -> HsvPartsEmbedder:
 
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
+    "reid-mnv2-1400": reid_mnv2_1400,
     "reid-mnv2": reid_mnv2,
     "reid-mnv2-flip": reid_mnv2_flip,
     "mobilenetv2-imagenet": mobilenetv2_imagenet,

@@ -236,7 +236,8 @@ def search(
         demote |= {h.sighting.id for h in hits if (h.sighting.video_id, h.sighting.track_id) in tracks}
     kept = [h for h in hits if h.sighting.id not in demote]
     pushed = [h for h in hits if h.sighting.id in demote]
-    clips = (group_clips(kept, catalog, settings) + group_clips(pushed, catalog, settings))[: filters.top_k]
+    clips = spread_cameras(group_clips(kept, catalog, settings), settings.camera_spread_margin)
+    clips = (clips + group_clips(pushed, catalog, settings))[: filters.top_k]
     shown = {h.sighting.id for c in clips for h in c.sightings}
     lat["group_ms"] = (time.perf_counter() - t) * 1000
     return SearchResult(
@@ -253,6 +254,19 @@ def marked_vectors(catalog: Catalog, ids: Sequence[int], what: str, dim: int) ->
     if missing:
         raise NotFoundError(f"{what} sightings {missing} do not exist")
     return vecs
+
+
+def spread_cameras(clips: list[Clip], margin: float) -> list[Clip]:
+    """Clips (best first) reordered so that the best clip of each camera scoring within `margin` of the top clip
+    comes before every camera's second clip; the rest keep score order."""
+    if not clips or margin <= 0:
+        return clips
+    firsts: dict[str, Clip] = {}
+    for c in clips:
+        if c.score >= clips[0].score - margin:
+            firsts.setdefault(c.camera_id, c)
+    lead = {id(c) for c in firsts.values()}
+    return list(firsts.values()) + [c for c in clips if id(c) not in lead]
 
 
 def group_clips(hits: list[SearchHit], catalog: Catalog, settings: Settings) -> list[Clip]:
