@@ -88,6 +88,18 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "bench_store_S_sqlite.json").exists()
 
 
+def test_fleet_simulation_smoke(tmp_path: Path, postgres_url: str) -> None:
+    """Two cameras for two hours into a real PostgreSQL while a second node follows by the change log: every
+    hour the node holds every sighting and its searches match exact search."""
+    from benchmarks import fleet_sim
+
+    payload = fleet_sim.main(["--cameras", "2", "--hours", "2", "--rate", "120", "--catalog-url", postgres_url,
+                              "--out", str(tmp_path)])  # fmt: skip
+    assert [(r["hours"], r["sightings"]) for r in payload["rows"]] == [(1, 240), (2, 480)]
+    assert all(r[f"{f} recall@10"] == 1.0 for r in payload["rows"] for f in ("1 h window", "1 camera", "no filter"))
+    assert (tmp_path / "fleet_postgresql_2x2.json").exists()
+
+
 def test_recall_benchmark_smoke(tmp_path: Path) -> None:
     """One MOT17 sequence through the real ingest, SD and full size, scored by height bucket."""
     from benchmarks import bench_recall
