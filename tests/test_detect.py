@@ -179,3 +179,21 @@ def test_motion_regions_crop_only_where_something_is_known_or_moved() -> None:
     assert None in plans and any(p is not None for p in plans)  # the periodic whole frame
     planner.reset()
     assert planner.plan(frame(200)) is None and planner.plan(frame(210)) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["openvino", "onnx"])
+def test_concurrent_detections_from_many_threads_agree(backend: str) -> None:
+    """The API searches from a thread pool: 8 threads detecting at once on one detector (OpenVINO infer queue)
+    must neither raise nor mix up their frames (bench_api at 16 clients got 500s: RuntimeError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seq = dataset("mot17-mini") / "train"
+    frames = [cv2.imread(str(p)) for p in sorted((seq / "MOT17-09-FRCNN" / "img1").glob("*.jpg"))[:2]]
+    frames += [cv2.imread(str(p)) for p in sorted((seq / "MOT17-05-FRCNN" / "img1").glob("*.jpg"))[:2]]
+    det = PersonDetector(Settings(detector_backend=backend))  # type: ignore[arg-type]
+    want = [det.detect([f])[0] for f in frames]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: (i % 4, det.detect([frames[i % 4]])[0]), range(48)))
+    for i, d in got:
+        assert np.allclose(d.xyxy, want[i].xyxy, atol=1e-3), i

@@ -116,6 +116,9 @@ class _OpenVinoPose:
         self._queues: dict[tuple[int, int], Any] = {}
         self.iou_max = iou_max
         self.max_det = max_det
+        # one call at a time: the infer queues are shared, and wait_all() of one caller would return on another's
+        # requests (concurrent API searches got each other's boxes, or a RuntimeError)
+        self._call_lock = threading.Lock()
 
     def _queue(self, in_hw: tuple[int, int]) -> Any:
         if in_hw not in self._queues:
@@ -128,7 +131,11 @@ class _OpenVinoPose:
         return self._queues[in_hw]
 
     def __call__(self, images_bgr: Sequence[NDArray[np.uint8]], imgsz: Sequence[int], conf: float) -> list[Detections]:
-        """Detections of each image, each run at its own inference size."""
+        """Detections of each image, each run at its own inference size (one caller at a time)."""
+        with self._call_lock:
+            return self._detect(images_bgr, imgsz, conf)
+
+    def _detect(self, images_bgr: Sequence[NDArray[np.uint8]], imgsz: Sequence[int], conf: float) -> list[Detections]:
         import cv2
 
         outs: list[Any] = [None] * len(images_bgr)
@@ -170,6 +177,7 @@ class PersonDetector:
         self.backend = settings.detector_backend
         self._models: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._predict_lock = threading.Lock()
 
     def imgsz_for(self, resolution_wh: tuple[int, int]) -> int:
         """Inference size: the configured one; for SD frames (longest side <= 640) detector_sd_imgsz; else the
@@ -230,9 +238,10 @@ class PersonDetector:
             out = model(crops, [imgsz if rg is None else rg.imgsz for rg in regions], conf)
             out = [d if rg is None else _shifted(d, rg.x0, rg.y0) for d, rg in zip(out, regions)]
         else:
-            out = [_from_ultralytics(r) for r in model.predict(
-                list(images_bgr), imgsz=imgsz, conf=conf, classes=[0], device=self.settings.device, verbose=False
-            )]  # fmt: skip
+            with self._predict_lock:  # an ultralytics model is not safe to share between threads
+                out = [_from_ultralytics(r) for r in model.predict(
+                    list(images_bgr), imgsz=imgsz, conf=conf, classes=[0], device=self.settings.device, verbose=False
+                )]  # fmt: skip
         min_h = self.settings.min_person_height_px
         return [d[(d.xyxy[:, 3] - d.xyxy[:, 1]) >= min_h] for d in out]
 
