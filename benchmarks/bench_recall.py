@@ -49,7 +49,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no rect margin": {"detector_margin_px": 0},
     "SD at 640": {"detector_sd_imgsz": 640},
     "conf 0.25": {"detector_conf": 0.25},
-    "regions on": {"detector_regions": True},
+    "regions off": {"detector_regions": False},
 }  # fmt: skip
 
 

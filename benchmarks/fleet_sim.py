@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_index import synthetic
-from benchmarks.common import machine_info, percentiles_ms, print_table, write_json
+from benchmarks.bench_store import recall_then_latency
+from benchmarks.common import machine_info, print_table, write_json
 from vsearch.catalog import NewSighting
 from vsearch.config import Settings
 from vsearch.store import IndexFilter, Store, open_catalog
@@ -78,19 +79,7 @@ def simulate(cameras: int, hours: int, rate_per_h: int, catalog_url: str | None,
                        "1 camera": (IndexFilter(cameras=("cam-0000",)), cam_all[:done] == 0),
                        "no filter": (None, np.ones(done, bool))}  # fmt: skip
             for name, (where, inside) in filters.items():
-                recall = []
-                for q in queries[:10]:  # correctness first
-                    got_ids = node.search(q, 50, where).ids[:10]
-                    scores = np.where(inside, x[:done] @ q, -np.inf)
-                    exact = ids_all[:done][np.argsort(-scores)[:10]]
-                    recall.append(len(set(got_ids) & set(exact)) / len(exact))
-                lat = []
-                for q in queries:
-                    t = time.perf_counter()
-                    node.search(q, 50, where)
-                    lat.append((time.perf_counter() - t) * 1000)
-                p = percentiles_ms(np.array(lat))
-                row[f"{name} recall@10"] = round(float(np.mean(recall)), 3)
+                row[f"{name} recall@10"], p = recall_then_latency(node, queries, where, inside, x[:done], ids_all[:done], 10)
                 row[f"{name} p50 ms"], row[f"{name} p99 ms"] = p["p50_ms"], p["p99_ms"]
             rows_out.append(row)
             print(row, flush=True)

@@ -638,7 +638,7 @@ class SqlCatalog:
         lower_color: str | None = None,
     ) -> NDArray[np.int64] | None:
         """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered.
-        Read by the camera/time or the time index, never by the embedder's (which would visit every sighting)."""
+        Never read through the embedder index (that visits every sighting): cameras and windows use their own."""
         where: list[str] = ["embedder || '' = ?"]
         args: list[object] = [embedder]
         if from_ts_s is not None:

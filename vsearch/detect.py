@@ -116,9 +116,6 @@ class _OpenVinoPose:
         self._queues: dict[tuple[int, int], Any] = {}
         self.iou_max = iou_max
         self.max_det = max_det
-        # one call at a time: the infer queues are shared, and wait_all() of one caller would return on another's
-        # requests (concurrent API searches got each other's boxes, or a RuntimeError)
-        self._call_lock = threading.Lock()
 
     def _queue(self, in_hw: tuple[int, int]) -> Any:
         if in_hw not in self._queues:
@@ -131,11 +128,8 @@ class _OpenVinoPose:
         return self._queues[in_hw]
 
     def __call__(self, images_bgr: Sequence[NDArray[np.uint8]], imgsz: Sequence[int], conf: float) -> list[Detections]:
-        """Detections of each image, each run at its own inference size (one caller at a time)."""
-        with self._call_lock:
-            return self._detect(images_bgr, imgsz, conf)
-
-    def _detect(self, images_bgr: Sequence[NDArray[np.uint8]], imgsz: Sequence[int], conf: float) -> list[Detections]:
+        """Detections of each image, each run at its own inference size. Not for concurrent callers: the infer
+        queues are shared (PersonDetector.detect serialises its calls)."""
         import cv2
 
         outs: list[Any] = [None] * len(images_bgr)
@@ -177,7 +171,10 @@ class PersonDetector:
         self.backend = settings.detector_backend
         self._models: dict[int, Any] = {}
         self._lock = threading.Lock()
-        self._predict_lock = threading.Lock()
+        # one detection at a time, whatever the backend: neither an OpenVINO infer queue (one caller's wait_all()
+        # returns on another's requests: concurrent API searches got each other's boxes) nor an ultralytics model
+        # may be shared between threads
+        self._detect_lock = threading.Lock()
 
     def imgsz_for(self, resolution_wh: tuple[int, int]) -> int:
         """Inference size: the configured one; for SD frames (longest side <= 640) detector_sd_imgsz; else the
@@ -235,10 +232,11 @@ class PersonDetector:
         if isinstance(model, _OpenVinoPose):
             regions = regions or [None] * len(images_bgr)
             crops = [img if rg is None else img[rg.y0 : rg.y1, rg.x0 : rg.x1] for img, rg in zip(images_bgr, regions)]
-            out = model(crops, [imgsz if rg is None else rg.imgsz for rg in regions], conf)
+            with self._detect_lock:
+                out = model(crops, [imgsz if rg is None else rg.imgsz for rg in regions], conf)
             out = [d if rg is None else _shifted(d, rg.x0, rg.y0) for d, rg in zip(out, regions)]
         else:
-            with self._predict_lock:  # an ultralytics model is not safe to share between threads
+            with self._detect_lock:
                 out = [_from_ultralytics(r) for r in model.predict(
                     list(images_bgr), imgsz=imgsz, conf=conf, classes=[0], device=self.settings.device, verbose=False
                 )]  # fmt: skip

@@ -4,8 +4,9 @@ Every embedder implements the small `Embedder` protocol and registers a factory 
 search paths never know which model they use. The catalog records the embedder's name with each vector.
 
 The embedders: `OnnxEmbedder` runs a learned model (vsearch's own "reid-mnv2-1400", the default, and its
-predecessor "reid-mnv2"; the ImageNet baseline "mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with test-time flip averaging ("reid-mnv2-flip");
-`HsvPartsEmbedder` is the hand-crafted colour baseline ("hsv-parts").
+predecessor "reid-mnv2"; the ImageNet baseline "mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with
+test-time flip averaging ("reid-mnv2-flip"); `HsvPartsEmbedder` is the hand-crafted colour baseline ("hsv-parts").
+`WEIGHTS` names the weight file behind each learned embedder (the evidence manifest records their sha256).
 """
 
 from __future__ import annotations
@@ -209,17 +210,20 @@ REID_MNV2_1400 = WeightFile(
 )
 
 
+def _learned_reid(weights: WeightFile, settings: Settings) -> OnnxEmbedder:
+    """One of vsearch's own re-identification models (256-d, 256x128 input), trained by training/train_reid.py."""
+    return OnnxEmbedder(weights.name, 256, weights.verified_path, (128, 256), settings.embed_batch)
+
+
 def reid_mnv2_1400(settings: Settings) -> OnnxEmbedder:
-    """vsearch's default person re-identification model (256-d, 256x128 input): the reid-mnv2 architecture
-    trained on 1,405 identities (CUHK01, CUHK03, PKU-Reid minus its fold 1, MOT17) with CCTV augmentation by
-    training/train_reid.py (run (c) in models/reid/README.md, with its held-out accuracy)."""
-    return OnnxEmbedder("reid-mnv2-1400", 256, REID_MNV2_1400.verified_path, (128, 256), settings.embed_batch)
+    """The default: the reid-mnv2 architecture trained on 1,405 identities (CUHK01, CUHK03, PKU-Reid minus its
+    fold 1, MOT17) with CCTV augmentation (run (c) in models/reid/README.md, with its held-out accuracy)."""
+    return _learned_reid(REID_MNV2_1400, settings)
 
 
 def reid_mnv2(settings: Settings) -> OnnxEmbedder:
-    """vsearch's own person re-identification model (256-d, 256x128 input), trained by training/train_reid.py;
-    see models/reid/README.md for its data, command and accuracy."""
-    return OnnxEmbedder("reid-mnv2", 256, REID_MNV2.verified_path, (128, 256), settings.embed_batch)
+    """The predecessor, trained on 102 identities (PKU-Reid, MOT17); see models/reid/README.md."""
+    return _learned_reid(REID_MNV2, settings)
 
 
 def reid_mnv2_flip(settings: Settings) -> FlipAveragedEmbedder:
@@ -231,6 +235,14 @@ def hsv_parts(settings: Settings) -> HsvPartsEmbedder:
     """Colour histograms over body parts: the hand-crafted baseline."""
     return HsvPartsEmbedder()
 
+
+# the weight file behind each learned embedder, by the name the catalog stores
+WEIGHTS: dict[str, WeightFile] = {
+    "reid-mnv2-1400": REID_MNV2_1400,
+    "reid-mnv2": REID_MNV2,
+    "reid-mnv2-flip": REID_MNV2,
+    "mobilenetv2-imagenet": MOBILENETV2_IMAGENET,
+}
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
     "reid-mnv2-1400": reid_mnv2_1400,

@@ -85,11 +85,7 @@ def software_versions() -> dict[str, str]:
 
 def model_hashes(catalog: Catalog, settings: Settings) -> dict[str, Any]:
     """The detector's and the embedders' weights (name and sha256) behind the catalog's sightings."""
-    from vsearch.embed import REID_MNV2, REID_MNV2_1400
-    from vsearch.weights import MOBILENETV2_IMAGENET
-
-    weights = {"reid-mnv2-1400": REID_MNV2_1400, "reid-mnv2": REID_MNV2, "reid-mnv2-flip": REID_MNV2,
-               "mobilenetv2-imagenet": MOBILENETV2_IMAGENET}  # fmt: skip
+    from vsearch.embed import WEIGHTS as weights
     embedders = {}
     for name in catalog.embedders():
         w = weights.get(name)
