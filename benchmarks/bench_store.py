@@ -25,7 +25,7 @@ from vsearch.catalog import NewSighting
 from vsearch.config import Settings
 from vsearch.store import IndexFilter, Store, open_catalog
 
-SIZES = {"S": 20_000, "M": 1_000_000, "L": 10_000_000}
+SIZES = {"S": 20_000, "M": 1_000_000, "L": 10_000_000, "T": 200_000}
 T0 = 1_772_323_200.0  # 2026-03-01T00:00Z
 CAMERAS, HOURS, DIM, N_QUERIES = 50, 24, 256, 100
 
@@ -86,10 +86,14 @@ def rss_bytes() -> int:
     return 0
 
 
-def bench(n: int, catalog_url: str | None, seed: int = 0, chunk: int = 100) -> list[dict[str, Any]]:
+def bench(
+    n: int, catalog_url: str | None, seed: int = 0, chunk: int = 100, flat_max: int | None = None
+) -> list[dict[str, Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
         settings = Settings(data_dir=tmp, catalog_url=catalog_url)
+        if flat_max is not None:
+            settings = Settings(data_dir=tmp, catalog_url=catalog_url, index_flat_max=flat_max)
         store, ids, ts, x, write_rate = populate(settings, n, seed, chunk)
         t, rss0 = time.perf_counter(), rss_bytes()
         assert store.index.ntotal == n  # built (IVF past the flat limit: trained on a sample) and saved
@@ -107,7 +111,8 @@ def bench(n: int, catalog_url: str | None, seed: int = 0, chunk: int = 100) -> l
             inside = np.ones(n, bool) if lo is None else (ts >= lo) & (ts <= lo + frac * span)
             recall, p = recall_then_latency(store, queries, where, inside, x, ids, n_recall=20)
             rows.append({
-                "sightings": n, "window": f"{frac:.0%}", "index": store.index.kind, "recall_at_10": recall,
+                "sightings": n, "window": f"{frac:.0%}", "index": store.index.kind, "shards": store.index.shards,
+                "recall_at_10": recall,
                 "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"], "write_sightings_per_s": round(write_rate),
                 "index_build_s": round(build_s, 1), "index_bytes_per_sighting": round(bytes_per),
                 "index_ram_bytes_per_sighting": round(ram_per), "commit_chunk": chunk,
@@ -123,12 +128,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--size", choices=list(SIZES), default="S")
     ap.add_argument("--catalog-url", default=None, help="PostgreSQL (an empty database); default: SQLite")
     ap.add_argument("--chunk", type=int, default=100, help="sightings per checkpoint (ingest commits ~60 s of video)")
+    ap.add_argument("--flat-max", type=int, default=None, help="exact search up to this many (default: the setting)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    rows = bench(SIZES[args.size], args.catalog_url, chunk=args.chunk)
+    rows = bench(SIZES[args.size], args.catalog_url, chunk=args.chunk, flat_max=args.flat_max)
     catalog = "postgresql" if args.catalog_url else "sqlite"
     print_table(rows, f"\nsearch through the store ({catalog} catalog), top-50, {N_QUERIES} single queries")
-    payload = {"benchmark": "store", "size": args.size, "catalog": catalog,
+    payload = {"benchmark": "store", "size": args.size, "catalog": catalog, "flat_max": args.flat_max,
                "machine": machine_info(["faiss-cpu", "numpy", "psycopg"]), "rows": rows}  # fmt: skip
     write_json(f"bench_store_{args.size}_{catalog}", payload, args.out or RESULTS_DIR)
     return payload

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
+from vsearch.errors import IndexStateError
 from vsearch.index import VectorIndex
+from vsearch.types import ID_BUCKET_BITS, IdSet
 
 
 def _data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,3 +52,75 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     again = VectorIndex.load(tmp_path / "i.faiss", 32)
     assert again.ntotal == 300 and list(again.search(x[5], 1)[1]) == [ids[5]]
     assert [p.name for p in tmp_path.iterdir()] == ["i.faiss"]  # no temporary files left behind
+
+
+# -- the time-sharded IVF layout (collections past the flat limit) ---------------------------------------------------
+def _timed(n: int, d: int, minutes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n vectors seen over `minutes` minutes, with the catalog's time-ordered ids; returns ids, vectors, minutes."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    minute = 29_000_000 + np.sort(rng.integers(0, minutes, n))
+    return ((minute + 1) << ID_BUCKET_BITS) + np.arange(n), x, minute
+
+
+def _ivf(ids: np.ndarray, x: np.ndarray, nlist: int = 32) -> VectorIndex:
+    index = VectorIndex(x.shape[1], factory=f"IVF{nlist},SQ8")
+    index.train(x, ids)
+    index.add(ids, x)
+    return index
+
+
+@pytest.mark.parametrize("window", [(0, 3), (10, 45), (0, 240)])
+def test_sharded_ivf_window_search_matches_brute_force_and_visits_only_the_windows_shards(
+    window: tuple[int, int],
+) -> None:
+    ids, x, minute = _timed(8000, 32, 240)
+    index = _ivf(ids, x)
+    assert index.kind == "IVF32,SQ8" and index.shards == 15 and index.ntotal == 8000
+    lo_min, hi_min = 29_000_000 + window[0], 29_000_000 + window[1]
+    inside = (minute >= lo_min) & (minute < hi_min)
+    allowed = IdSet((((lo_min + 1) << ID_BUCKET_BITS, (hi_min + 1) << ID_BUCKET_BITS),), np.zeros(0, np.int64), int(inside.sum()))
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        q = x[rng.integers(0, 8000)] + 0.2 * rng.standard_normal(32).astype(np.float32)
+        faiss.cvar.indexIVF_stats.reset()
+        scores, got = index.search(q, 10, allowed)
+        exact = np.argsort(-np.where(inside, x @ q, -np.inf))[:10]
+        # 8-bit codes: the same neighbours, scores within quantisation error
+        assert len(set(got) & set(ids[exact])) >= 9
+        assert np.allclose(scores, np.sort(x[exact] @ q)[::-1], atol=0.02)
+        shards_touched = len(set((minute[inside] - 29_000_000) // 16))
+        assert faiss.cvar.indexIVF_stats.nlist <= shards_touched * 32  # the other shards are not scanned
+
+
+def test_sharded_ivf_single_ids_removal_and_legacy_ids() -> None:
+    ids, x, _ = _timed(3000, 16, 120)
+    legacy = np.arange(1, 201, dtype=np.int64)  # ids from before time-ordered ids: a shard of their own
+    index = _ivf(np.concatenate([legacy, ids]), np.concatenate([x[:200], x]), nlist=16)
+    assert index.ntotal == 3200
+    assert set(index.search(x[0], 2)[1]) == {legacy[0], ids[0]}  # the same vector under both ids
+    picked = np.sort(np.concatenate([legacy[:5], ids[::300]]))
+    got = index.search(x[300], 50, IdSet(ids=picked, count=len(picked)))[1]
+    assert set(got) == set(picked) and got[0] == ids[300]
+    assert index.remove(np.array([ids[300], legacy[0], 12345], np.int64)) == 2
+    assert ids[300] not in index.search(x[300], 50, IdSet(ids=picked, count=len(picked)))[1]
+    assert index.ntotal == 3198 and sorted(index.ids()) == sorted(set(np.concatenate([legacy, ids])) - {ids[300], legacy[0]})
+
+
+def test_sharded_ivf_save_load_round_trip_and_compaction(tmp_path: Path) -> None:
+    ids, x, _ = _timed(4000, 16, 300)
+    index = _ivf(ids, x, nlist=16)
+    before = [index.search(x[i], 5) for i in range(0, 4000, 400)]
+    index.compact()
+    index.save(tmp_path / "i.faiss")
+    again = VectorIndex.load(tmp_path / "i.faiss", 16)
+    assert (again.kind, again.shards, again.ntotal) == (index.kind, index.shards, 4000)
+    for i, (scores, got) in zip(range(0, 4000, 400), before, strict=True):
+        s2, g2 = again.search(x[i], 5)
+        assert list(g2) == list(got) and np.allclose(s2, scores)
+    again.add(ids[:1] + 1_000_000 * (1 << ID_BUCKET_BITS), x[:1])  # a new shard, much later
+    assert again.shards == index.shards + 1 and again.search(x[0], 2)[1].tolist().count(ids[0]) == 1
+    with pytest.raises(IndexStateError):
+        VectorIndex.load(tmp_path / "i.faiss", 32)  # another dimension
+    assert [p.name for p in tmp_path.iterdir()] == ["i.faiss"]

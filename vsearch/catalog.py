@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError, StorageError
 from vsearch.faults import kill_point
-from vsearch.types import IdSet, Sighting
+from vsearch.types import ID_BUCKET_BITS, ID_BUCKET_S, IdSet, Sighting
 
 TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
 
@@ -355,11 +355,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-# A sighting's id says when it was seen: (minute + 1) << 24 | n, n counting that minute's sightings in the order they
-# are stored (never reused). A time window is then one id range, plus the ids of its two partial minutes, whatever
-# the collection holds; ids below 2**24 were allocated before this scheme and are selected by time in SQL.
-ID_BUCKET_S = 60
-ID_BUCKET_BITS = 24
+# A sighting's id says when it was seen (vsearch.types.ID_BUCKET_BITS). A time window is then one id range, plus
+# the ids of its two partial minutes, whatever the collection holds; ids below 2**24 were allocated before this
+# scheme and are selected by time in SQL.
 
 
 def id_bucket(ts_s: float) -> int:

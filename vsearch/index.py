@@ -1,14 +1,25 @@
 """FAISS vector index: add, remove, filtered search, atomic save/load. Pure FAISS: store.py keeps it in step with
 the catalog.
 
-Vectors are L2-normalised, so inner product is cosine similarity. Ids are the catalog's sighting ids. Filters
-(time window, cameras) become an ID selector passed INTO the search, so a narrow window still returns its best
-matches instead of whatever survives a global top-k.
+Vectors are L2-normalised, so inner product is cosine similarity. Ids are the catalog's sighting ids, allocated in
+time order (`catalog.ID_BUCKET_BITS`: the minute a sighting was seen is in its id's high bits). Filters (time
+window, cameras) become an ID selector passed INTO the search, so a narrow window still returns its best matches
+instead of whatever survives a global top-k.
+
+Two layouts, chosen by the collection's size (`factory_for`):
+- up to FLAT_MAX_VECTORS, one exact `Flat` index;
+- above it, IVF with 8-bit scalar quantisation, split into **time shards** (a run of minutes each, ~16 shards
+  over the collection's span when it is built) that share one trained coarse quantizer. A query is assigned to
+  its nearest lists once; then only the shards its time window touches are scanned, a shard inside the window
+  with no selector, a shard at its edges with the window's id range. So a narrow window costs what it selects,
+  not what the collection holds (`benchmarks/README.md`, "Search through the store").
 """
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import tempfile
 import threading
 from pathlib import Path
@@ -19,76 +30,166 @@ from numpy.typing import NDArray
 
 from vsearch.errors import IndexStateError, StorageError
 from vsearch.faults import kill_point
-from vsearch.types import IdSet
+from vsearch.types import ID_BUCKET_BITS, IdSet
 
-# Index policy, from benchmarks/README.md ("FAISS retrieval"): exact search up to FLAT_MAX_VECTORS, where one
-# unfiltered query stays in tens of ms and a filtered one is cheaper still (the selector skips distances);
-# above it IVF with 8-bit scalar quantisation (4x less memory, recall@10 0.97 unfiltered at 1M). A fixed nprobe
-# loses most true neighbours under a narrow time filter (recall 0.20 at a 1% window, 1M vectors), so a filtered
-# search probes NPROBE_FILTERED / selectivity lists: at 1M, recall 0.95-0.99 for 50%, 10% and 1% windows in
-# 1-8 ms (benchmarks/bench_nprobe.py).
+# Index policy, from benchmarks/README.md ("FAISS retrieval", "Search through the store"): exact search up to
+# FLAT_MAX_VECTORS; above it time-sharded IVF-SQ8 (4x less memory than Flat, recall@10 >= 0.95). An unfiltered
+# search probes nlist / NPROBE_DIVISOR lists (16 of 4,096 at 1 M: recall 0.97; a fixed 16 of 16,384 found 0.755
+# at 10 M). A filtered one probes NPROBE_FILTER_FACTOR x that / selectivity: the window's nearest vectors are
+# sparser, so spread over more lists (bench_nprobe: recall 0.95-0.99 for 50 %, 10 % and 1 % windows at 1 M).
 FLAT_MAX_VECTORS = 1_000_000
 NPROBE = 16
-NPROBE_FILTERED = 64
+NPROBE_DIVISOR = 256
+NPROBE_FILTER_FACTOR = 4
+SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
+_MAGIC = b"VSEARCH-SHARDED-IVF\n"
 
 
 def factory_for(n_vectors: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
-    """The FAISS index_factory string vsearch uses for a collection of n_vectors."""
+    """The index kind vsearch uses for a collection of n_vectors."""
     if n_vectors <= flat_max:
         return "Flat"
     nlist = int(2 ** round(np.log2(4 * np.sqrt(n_vectors))))
     return f"IVF{nlist},SQ8"
 
 
+def minute_of(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The minute (since the epoch) each id was allocated for; -1 for ids from before time-ordered ids."""
+    return (np.asarray(ids, np.int64) >> ID_BUCKET_BITS) - 1
+
+
 class VectorIndex:
-    """An IndexIDMap2 (64-bit sighting ids) over an inner-product index chosen by `factory_for`."""
+    """Exact `Flat` (an IndexIDMap2 of 64-bit sighting ids) or time-sharded `IVF{nlist},SQ8` (see the module)."""
 
     def __init__(self, dim: int, index: faiss.Index | None = None, factory: str = "Flat") -> None:
         self.dim = dim
-        if index is None:
-            index = faiss.IndexIDMap2(faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT))
-        self._index = index
-        if self._index.d != dim:
-            raise IndexStateError(f"index has dimension {self._index.d}, expected {dim}")
-        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
-        self._ivf = faiss.extract_index_ivf(inner) if isinstance(inner, faiss.IndexIVF) else None
         self._lock = threading.RLock()
+        self._flat: faiss.Index | None = None
+        self._template: faiss.IndexIVFScalarQuantizer | None = None  # trained, empty: the shared quantizer + SQ
+        self._shards: dict[int, faiss.IndexIVFScalarQuantizer] = {}
+        self._span = 1  # minutes per shard
+        if index is not None:
+            self._flat = index
+        elif factory == "Flat":
+            self._flat = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif factory.startswith("IVF") and factory.endswith(",SQ8"):
+            nlist = int(factory[3:].split(",")[0])
+            quantizer = faiss.IndexFlatIP(dim)
+            self._template = faiss.IndexIVFScalarQuantizer(
+                quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT, False
+            )
+            quantizer.this.disown()  # the template owns its quantizer; the shards share it
+            self._template.own_fields = True
+        else:
+            raise IndexStateError(f"unknown index kind {factory!r}")
+        if (self._flat if self._flat is not None else self._template).d != dim:  # type: ignore[union-attr]
+            raise IndexStateError(f"index has dimension {self._index_d()}, expected {dim}")
 
+    def _index_d(self) -> int:
+        return int((self._flat if self._flat is not None else self._template).d)  # type: ignore[union-attr]
+
+    # -- what it is ------------------------------------------------------------------------------------------
     @property
     def kind(self) -> str:
-        return "Flat" if self._ivf is None else f"IVF{self._ivf.nlist},SQ8"
+        return "Flat" if self._template is None else f"IVF{self._template.nlist},SQ8"
 
     @property
     def nlist(self) -> int:
-        """Inverted lists of an IVF index (1 for an exact one)."""
-        return 1 if self._ivf is None else int(self._ivf.nlist)
+        """Inverted lists of the IVF layout (1 for an exact one)."""
+        return 1 if self._template is None else int(self._template.nlist)
+
+    @property
+    def shards(self) -> int:
+        """Time shards holding vectors (1 for an exact index)."""
+        return 1 if self._template is None else len(self._shards)
 
     @property
     def is_trained(self) -> bool:
-        return bool(self._index.is_trained)
+        return self._template is None or bool(self._template.is_trained)
 
-    def train(self, sample: NDArray[np.float32]) -> None:
-        self._index.train(np.ascontiguousarray(sample, np.float32))
+    def train(self, sample: NDArray[np.float32], ids: NDArray[np.int64] | None = None) -> None:
+        """Train the coarse quantizer and the scalar quantizer on `sample`; `ids` (the collection's ids) set the
+        shard span: a power of two of minutes, at most SHARDS_AT_BUILD shards over the minutes they cover."""
+        if self._template is None:
+            return
+        self._template.train(np.ascontiguousarray(sample, np.float32))
+        minutes = minute_of(ids) if ids is not None and len(ids) else np.zeros(1, np.int64)
+        minutes = minutes[minutes >= 0] if (minutes >= 0).any() else np.zeros(1, np.int64)
+        extent = int(minutes.max() - minutes.min()) + 1
+        self._span = int(2 ** max(0, int(np.ceil(np.log2(max(1, extent / SHARDS_AT_BUILD))))))
 
     @property
     def ntotal(self) -> int:
-        return int(self._index.ntotal)
+        if self._flat is not None:
+            return int(self._flat.ntotal)
+        return sum(int(s.ntotal) for s in self._shards.values())
 
     def ids(self) -> NDArray[np.int64]:
         """Every id the index holds (a copy; O(n))."""
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
+        with self._lock:
+            if self._flat is not None:
+                return faiss.vector_to_array(self._flat.id_map).astype(np.int64)  # type: ignore[attr-defined]
+            out = []
+            for shard in self._shards.values():
+                inv = shard.invlists
+                for lst in range(shard.nlist):
+                    n = inv.list_size(lst)
+                    if n:
+                        out.append(faiss.rev_swig_ptr(inv.get_ids(lst), n).copy())
+            return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
+    # -- writes ------------------------------------------------------------------------------------------------
     def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         if len(ids) == 0:
             return
+        ids = np.ascontiguousarray(ids, np.int64)
         vectors = np.ascontiguousarray(vectors, np.float32).reshape(len(ids), self.dim)
         with self._lock:
-            self._index.add_with_ids(vectors, np.ascontiguousarray(ids, np.int64))
+            if self._flat is not None:
+                self._flat.add_with_ids(vectors, ids)
+                return
+            if not self.is_trained:
+                raise IndexStateError("the IVF index must be trained before vectors are added")
+            keys = self._keys(ids)
+            for key in np.unique(keys):
+                at = keys == key
+                self._shard(int(key)).add_with_ids(np.ascontiguousarray(vectors[at]), np.ascontiguousarray(ids[at]))
 
     def remove(self, ids: NDArray[np.int64]) -> int:
+        ids = np.ascontiguousarray(ids, np.int64)
         with self._lock:
-            return int(self._index.remove_ids(np.ascontiguousarray(ids, np.int64)))  # type: ignore[arg-type]
+            if self._flat is not None:
+                return int(self._flat.remove_ids(ids))  # type: ignore[arg-type]
+            removed = 0
+            keys = self._keys(ids)
+            for key in np.unique(keys):
+                shard = self._shards.get(int(key))
+                if shard is not None:
+                    removed += int(shard.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids[keys == key]))))
+                    if shard.ntotal == 0:
+                        del self._shards[int(key)]
+            return removed
 
+    def _keys(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        minutes = minute_of(ids)
+        return np.where(minutes >= 0, minutes // self._span, -1)
+
+    def _shard_ids(self, key: int) -> tuple[int, int]:
+        """[lo, hi) of the ids shard `key` holds."""
+        if key < 0:
+            return 0, 1 << ID_BUCKET_BITS
+        return (key * self._span + 1) << ID_BUCKET_BITS, ((key + 1) * self._span + 1) << ID_BUCKET_BITS
+
+    def _shard(self, key: int) -> faiss.IndexIVFScalarQuantizer:
+        shard = self._shards.get(key)
+        if shard is None:
+            assert self._template is not None
+            # an empty copy of the trained template (its scalar quantizer's ranges) sharing its coarse quantizer
+            shard = _load_shard(_dump_shard(self._template, faiss.IndexFlatIP(self.dim)), self._template)
+            self._shards[key] = shard
+        return shard
+
+    # -- search ------------------------------------------------------------------------------------------------
     def search(
         self, query: NDArray[np.float32], k: int, allowed: IdSet | NDArray[np.int64] | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
@@ -97,25 +198,69 @@ class VectorIndex:
         if allowed is not None and not isinstance(allowed, IdSet):
             allowed = IdSet(ids=np.asarray(allowed, np.int64), count=len(allowed))
         q = np.ascontiguousarray(query, np.float32).reshape(1, self.dim)
-        if (allowed is not None and allowed.count == 0) or self.ntotal == 0 or k <= 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        k = min(k, self.ntotal if allowed is None else allowed.count)
-        keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
-        selector = None if allowed is None else _selector(allowed, keep_alive)
-        if self._ivf is not None:
-            if allowed is None:
-                nprobe = NPROBE
-            else:
-                fraction = max(allowed.count, 1) / max(self.ntotal, 1)
-                nprobe = min(self._ivf.nlist, int(np.ceil(NPROBE_FILTERED / fraction)))
-            params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
-        else:
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         with self._lock:
-            scores, ids = self._index.search(q, k, params=params)
-        keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
+            ntotal = self.ntotal
+            if (allowed is not None and allowed.count == 0) or ntotal == 0 or k <= 0:
+                return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            k = min(k, ntotal if allowed is None else allowed.count)
+            if self._flat is not None:
+                keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
+                params = faiss.SearchParameters(sel=None if allowed is None else _selector(allowed, keep_alive))  # type: ignore[call-arg]
+                scores, ids = self._flat.search(q, k, params=params)
+                keep = ids[0] >= 0
+                return scores[0][keep], ids[0][keep]
+            return self._search_shards(q, k, allowed, ntotal)
 
+    def _search_shards(
+        self, q: NDArray[np.float32], k: int, allowed: IdSet | None, ntotal: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        assert self._template is not None
+        nlist = int(self._template.nlist)
+        nprobe = max(NPROBE, nlist // NPROBE_DIVISOR)
+        if allowed is not None:
+            fraction = max(allowed.count, 1) / ntotal
+            nprobe = int(np.ceil(NPROBE_FILTER_FACTOR * nprobe / fraction))
+        nprobe = min(nlist, nprobe)
+        centroid_scores, lists = self._template.quantizer.search(q, nprobe)  # once, for every shard
+        single = np.sort(allowed.ids) if allowed is not None else np.zeros(0, np.int64)
+        all_scores, all_ids = [], []
+        for key, shard in self._shards.items():
+            lo, hi = self._shard_ids(key)
+            keep_alive: list[faiss.IDSelector] = []
+            selector = None
+            if allowed is not None:
+                part = _clip(allowed, lo, hi, single)
+                if part is None:
+                    continue  # the filter does not touch this shard
+                if part is not True:
+                    selector = _selector(IdSet(*part), keep_alive)
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
+            d = np.empty((1, k), np.float32)
+            i = np.empty((1, k), np.int64)
+            shard.search_preassigned_c(
+                1, faiss.swig_ptr(q), k, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
+                faiss.swig_ptr(i), False, params,
+            )  # fmt: skip
+            all_scores.append(d[0])
+            all_ids.append(i[0])
+        if not all_ids:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores, ids = np.concatenate(all_scores), np.concatenate(all_ids)
+        keep = ids >= 0
+        scores, ids = scores[keep], ids[keep]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return scores[order], ids[order]
+
+    def compact(self) -> None:
+        """Reallocate every shard's lists at their exact sizes (after a bulk build: grown lists hold slack)."""
+        with self._lock:
+            if self._template is None:
+                return
+            stand_in = faiss.IndexFlatIP(self.dim)
+            for key in list(self._shards):
+                self._shards[key] = _load_shard(_dump_shard(self._shards[key], stand_in), self._template)
+
+    # -- files -------------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write to a temporary file in the same folder, fsync, then rename over `path` (atomic)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +269,10 @@ class VectorIndex:
         try:
             try:
                 with self._lock:
-                    faiss.write_index(self._index, tmp)
+                    if self._flat is not None:
+                        faiss.write_index(self._flat, tmp)
+                    else:
+                        self._write_sharded(tmp)
                 with open(tmp, "rb") as f:
                     os.fsync(f.fileno())
             except (RuntimeError, OSError) as e:  # faiss reports a full disk as a RuntimeError
@@ -135,13 +283,95 @@ class VectorIndex:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    def _write_sharded(self, tmp: str) -> None:
+        """The sharded layout in one file: magic, the length of the header, the template (with the coarse
+        quantizer), each shard serialised with an empty stand-in quantizer (the shared one is written once), then
+        the JSON header (span, shard keys, blob sizes)."""
+        assert self._template is not None
+        stand_in = faiss.IndexFlatIP(self.dim)
+        keys = sorted(self._shards)
+        with open(tmp, "wb") as f:
+            template = faiss.serialize_index(self._template)
+            blobs_sizes = [len(template)]
+            f.write(_MAGIC)
+            header_pos = f.tell()
+            f.write(b"\0" * 8)  # the header's length, filled in at the end
+            f.write(template)
+            del template
+            for key in keys:
+                blob = _dump_shard(self._shards[key], stand_in)
+                blobs_sizes.append(len(blob))
+                f.write(blob)
+                del blob
+            header = json.dumps({"dim": self.dim, "span": self._span, "keys": keys, "sizes": blobs_sizes}).encode()
+            f.write(header)
+            f.seek(header_pos)
+            f.write(struct.pack("<q", len(header)))
+
     @classmethod
     def load(cls, path: Path, dim: int) -> VectorIndex:
         try:
-            index = faiss.read_index(str(path))
+            with open(path, "rb") as f:
+                sharded = f.read(len(_MAGIC)) == _MAGIC
+            if not sharded:
+                return cls(dim, faiss.read_index(str(path)))
+            return cls._read_sharded(path, dim)
+        except IndexStateError:
+            raise
         except Exception as e:
             raise IndexStateError(f"cannot read index {path}: {e}") from e
-        return cls(dim, index)
+
+    @classmethod
+    def _read_sharded(cls, path: Path, dim: int) -> VectorIndex:
+        with open(path, "rb") as f:
+            f.seek(len(_MAGIC))
+            (header_len,) = struct.unpack("<q", f.read(8))
+            f.seek(-header_len, os.SEEK_END)
+            header = json.loads(f.read(header_len))
+            f.seek(len(_MAGIC) + 8)
+            sizes = header["sizes"]
+            template = faiss.deserialize_index(np.frombuffer(f.read(sizes[0]), np.uint8))
+            if not isinstance(template, faiss.IndexIVFScalarQuantizer) or template.d != dim:
+                raise IndexStateError(f"{path}: not a {dim}-d sharded IVF-SQ8 index")
+            index = cls(dim, factory=f"IVF{template.nlist},SQ8")
+            index._template = template
+            index._span = int(header["span"])
+            for key, size in zip(header["keys"], sizes[1:], strict=True):
+                index._shards[int(key)] = _load_shard(np.frombuffer(f.read(size), np.uint8), template)
+        return index
+
+
+def _dump_shard(shard: faiss.IndexIVFScalarQuantizer, stand_in: faiss.Index) -> NDArray[np.uint8]:
+    """A shard's bytes, with an empty stand-in for the shared quantizer (written once, with the template)."""
+    shared = shard.quantizer
+    shard.quantizer = stand_in
+    try:
+        return faiss.serialize_index(shard)  # type: ignore[no-any-return]
+    finally:
+        shard.quantizer = shared
+
+
+def _load_shard(blob: NDArray[np.uint8], template: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuantizer:
+    """A shard from `_dump_shard`'s bytes, given the template whose quantizer it shares. Its lists are allocated
+    at their exact sizes (lists grown by adding keep up to twice the memory they use)."""
+    shard = faiss.deserialize_index(blob)
+    shard.quantizer = template.quantizer  # the shared one; the shard must not free it (its empty stand-in, a
+    shard.own_fields = False  # hundred bytes, is left: SWIG cannot free it through a base-class proxy)
+    return shard
+
+
+def _clip(
+    allowed: IdSet, lo: int, hi: int, single: NDArray[np.int64]
+) -> tuple[tuple[tuple[int, int], ...], NDArray[np.int64], int] | bool | None:
+    """The part of `allowed` inside ids [lo, hi) as (ranges, single ids, 0): True when it is the whole of [lo, hi),
+    None when nothing (`single`: allowed.ids, sorted)."""
+    ranges = tuple((max(a, lo), min(b, hi)) for a, b in allowed.ranges if a < hi and b > lo)
+    if any(a <= lo and b >= hi for a, b in ranges):
+        return True
+    ids = single[np.searchsorted(single, lo) : np.searchsorted(single, hi)]
+    if not ranges and not len(ids):
+        return None
+    return ranges, ids, 0
 
 
 def _selector(allowed: IdSet, keep_alive: list[faiss.IDSelector]) -> faiss.IDSelector:

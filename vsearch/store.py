@@ -217,9 +217,10 @@ class Store:
             ids = self.catalog.sighting_ids(self.embedder)
             # k-means wants about 40 training points per list
             sample = np.random.default_rng(0).choice(ids, min(len(ids), max(100_000, 40 * index.nlist)), replace=False)
-            index.train(self.catalog.embeddings(np.sort(sample))[1])
+            index.train(self.catalog.embeddings(np.sort(sample))[1], ids)
         for ids, vecs in self.catalog.iter_embeddings(self.embedder):
             index.add(ids, vecs)
+        index.compact()
         self._seq = seq
         self._replay(index)
         self._index = index
