@@ -161,6 +161,31 @@ def test_a_collection_that_outgrows_the_flat_limit_reopens_as_ivf(cat: Catalog, 
         brute = ids[allowed][np.argsort(-(x[allowed] @ x[qi]))[:5]]
         hits += len(set(got) & set(brute))
     assert hits / 100 >= 0.9  # a 2% filter still finds the brute-force top matches: nprobe grows as it narrows
+    assert big.index.shards == 13  # 51 minutes of sightings: 13 shards of 4 minutes
+
+
+def test_a_sharded_ivf_index_follows_commits_and_deletions_of_another_node(
+    cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path
+) -> None:
+    """Past the flat limit, a node's time-sharded index catches up from the log (new shards for new hours, removals
+    from their shards) and reopens from its saved file without a rebuild."""
+    x = _unit(2400, 16, seed=3)
+    writer = Store(cat, tmp_path / "writer", "e", 16, flat_max=1000)
+    writer.commit_chunk(_video(cat, "a"), _rows(x[:2000], t0=10_000.0), [], 1.0, 1, True)
+    node = Store(reopen(), tmp_path / "node", "e", 16, flat_max=1000)
+    assert node.index.kind.startswith("IVF") and node.ntotal == 2000
+    shards = node.index.shards
+    later = _video(cat, "b", camera="later")
+    new_ids = writer.commit_chunk(later, _rows(x[2000:], camera="later", t0=50_000.0), [], 1.0, 1, True)
+    m = node.search(x[2100], 5, IndexFilter(from_ts_s=50_000.0, to_ts_s=50_400.0))
+    assert m.ids[0] == new_ids[100] and node.ntotal == 2400 and node.index.shards > shards
+    writer.delete_video(later)
+    assert node.search(x[2100], 5, IndexFilter(from_ts_s=50_000.0, to_ts_s=50_400.0)).ids.size == 0
+    assert node.ntotal == 2000 and node.index.shards == shards
+    node.close()
+    again = Store(reopen(), tmp_path / "node", "e", 16, flat_max=1000)
+    assert again.ntotal == 2000 and again.index.shards == shards
+    assert again.search(x[7], 1).ids[0] == again.catalog.select("e", 10_007.0, 10_007.0, None).ids[0]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
