@@ -23,6 +23,7 @@ import struct
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -41,6 +42,7 @@ FLAT_MAX_VECTORS = 1_000_000
 NPROBE = 16
 NPROBE_DIVISOR = 256
 NPROBE_FILTER_FACTOR = 4
+DEFAULT_SPAN_MINUTES = 64
 SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
 _MAGIC = b"VSEARCH-SHARDED-IVF\n"
 
@@ -67,7 +69,7 @@ class VectorIndex:
         self._flat: faiss.Index | None = None
         self._template: faiss.IndexIVFScalarQuantizer | None = None  # trained, empty: the shared quantizer + SQ
         self._shards: dict[int, faiss.IndexIVFScalarQuantizer] = {}
-        self._span = 1  # minutes per shard
+        self._span = DEFAULT_SPAN_MINUTES  # minutes per shard (set by train() from the collection's ids)
         if index is not None:
             self._flat = index
         elif factory == "Flat":
@@ -78,7 +80,8 @@ class VectorIndex:
             self._template = faiss.IndexIVFScalarQuantizer(
                 quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT, False
             )
-            quantizer.this.disown()  # the template owns its quantizer; the shards share it
+            # the template owns its quantizer; the shards share it
+            quantizer.this.disown()  # type: ignore[attr-defined]
             self._template.own_fields = True
         else:
             raise IndexStateError(f"unknown index kind {factory!r}")
@@ -113,10 +116,12 @@ class VectorIndex:
         if self._template is None:
             return
         self._template.train(np.ascontiguousarray(sample, np.float32))
-        minutes = minute_of(ids) if ids is not None and len(ids) else np.zeros(1, np.int64)
-        minutes = minutes[minutes >= 0] if (minutes >= 0).any() else np.zeros(1, np.int64)
-        extent = int(minutes.max() - minutes.min()) + 1
-        self._span = int(2 ** max(0, int(np.ceil(np.log2(max(1, extent / SHARDS_AT_BUILD))))))
+        minutes = minute_of(ids) if ids is not None else np.zeros(0, np.int64)
+        minutes = minutes[minutes >= 0]
+        if len(minutes):  # the middle 98 %: a stray clock (a sighting in 1970) must not make one giant shard
+            lo, hi = np.percentile(minutes, [1, 99])
+            extent = hi - lo + 1
+            self._span = int(2 ** max(0, int(np.ceil(np.log2(max(1.0, extent / SHARDS_AT_BUILD))))))
 
     @property
     def ntotal(self) -> int:
@@ -132,6 +137,7 @@ class VectorIndex:
             out = []
             for shard in self._shards.values():
                 inv = shard.invlists
+                assert inv is not None
                 for lst in range(shard.nlist):
                     n = inv.list_size(lst)
                     if n:
@@ -232,12 +238,12 @@ class VectorIndex:
                 part = _clip(allowed, lo, hi, single)
                 if part is None:
                     continue  # the filter does not touch this shard
-                if part is not True:
+                if isinstance(part, tuple):  # (True: the shard is wholly inside the filter)
                     selector = _selector(IdSet(*part), keep_alive)
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
             d = np.empty((1, k), np.float32)
             i = np.empty((1, k), np.int64)
-            shard.search_preassigned_c(
+            shard.search_preassigned_c(  # type: ignore[attr-defined]
                 1, faiss.swig_ptr(q), k, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
                 faiss.swig_ptr(i), False, params,
             )  # fmt: skip
@@ -296,12 +302,12 @@ class VectorIndex:
             f.write(_MAGIC)
             header_pos = f.tell()
             f.write(b"\0" * 8)  # the header's length, filled in at the end
-            f.write(template)
+            template.tofile(f)
             del template
             for key in keys:
                 blob = _dump_shard(self._shards[key], stand_in)
                 blobs_sizes.append(len(blob))
-                f.write(blob)
+                blob.tofile(f)
                 del blob
             header = json.dumps({"dim": self.dim, "span": self._span, "keys": keys, "sizes": blobs_sizes}).encode()
             f.write(header)
@@ -354,7 +360,7 @@ def _dump_shard(shard: faiss.IndexIVFScalarQuantizer, stand_in: faiss.Index) -> 
 def _load_shard(blob: NDArray[np.uint8], template: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuantizer:
     """A shard from `_dump_shard`'s bytes, given the template whose quantizer it shares. Its lists are allocated
     at their exact sizes (lists grown by adding keep up to twice the memory they use)."""
-    shard = faiss.deserialize_index(blob)
+    shard: Any = faiss.deserialize_index(blob)
     shard.quantizer = template.quantizer  # the shared one; the shard must not free it (its empty stand-in, a
     shard.own_fields = False  # hundred bytes, is left: SWIG cannot free it through a base-class proxy)
     return shard
