@@ -124,3 +124,60 @@ def test_sharded_ivf_save_load_round_trip_and_compaction(tmp_path: Path) -> None
     with pytest.raises(IndexStateError):
         VectorIndex.load(tmp_path / "i.faiss", 32)  # another dimension
     assert [p.name for p in tmp_path.iterdir()] == ["i.faiss"]
+
+
+def test_sharded_ivf_merges_neighbouring_shards_when_the_collection_outgrows_its_span() -> None:
+    """Built over 16 minutes (1-minute shards), then fed 10 hours: shards merge (the span doubles) instead of
+    piling up, and search still finds every vector's exact neighbour."""
+    ids, x, _ = _timed(600, 16, 16)
+    index = _ivf(ids[:100], x[:100], nlist=16)
+    later = ((29_000_000 + np.arange(500) + 1) << ID_BUCKET_BITS) + 7  # one vector a minute for 500 minutes
+    index.add(later, x[100:])
+    assert 0 < index.shards <= 64 and index.ntotal == 600
+    for i in range(0, 600, 37):
+        assert index.search(x[i], 1)[1][0] == np.concatenate([ids[:100], later])[i]
+
+
+def test_an_index_file_of_another_layout_is_refused(tmp_path: Path) -> None:
+    """A single IVF index (the layout before time shards) is not mistaken for an exact one: the store rebuilds it."""
+    ids, x = _data(500, 16)
+    ivf = faiss.IndexIDMap2(faiss.index_factory(16, "IVF8,SQ8", faiss.METRIC_INNER_PRODUCT))
+    ivf.train(x)
+    ivf.add_with_ids(x, ids)
+    faiss.write_index(ivf, str(tmp_path / "old.faiss"))
+    with pytest.raises(IndexStateError):
+        VectorIndex.load(tmp_path / "old.faiss", 16)
+
+
+def test_ntotal_and_search_are_safe_while_another_thread_adds_shards() -> None:
+    import sys
+    import threading
+
+    ids, x, _ = _timed(400, 16, 16)
+    index = _ivf(ids, x, nlist=16)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                _ = index.ntotal
+                index.search(x[0], 5)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: the race shows within a few hundred shards
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for m in range(2000):  # new shards, and emptied ones dropped
+            sid = np.array([((29_100_000 + 40 * m + 1) << ID_BUCKET_BITS) + 1], np.int64)
+            index.add(sid, x[m % 400 : m % 400 + 1])
+            if m % 3 == 0:
+                index.remove(sid)
+    finally:
+        done.set()
+        t.join()
+        sys.setswitchinterval(switch)
+    assert not errors and index.ntotal == 400 + 1333

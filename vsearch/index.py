@@ -43,6 +43,7 @@ NPROBE = 16
 NPROBE_DIVISOR = 256
 NPROBE_FILTER_FACTOR = 4
 DEFAULT_SPAN_MINUTES = 64
+MAX_SHARDS = 64  # past this, neighbouring shards merge (the span doubles)
 SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
 _MAGIC = b"VSEARCH-SHARDED-IVF\n"
 
@@ -125,9 +126,10 @@ class VectorIndex:
 
     @property
     def ntotal(self) -> int:
-        if self._flat is not None:
-            return int(self._flat.ntotal)
-        return sum(int(s.ntotal) for s in self._shards.values())
+        with self._lock:  # another thread may be adding a shard
+            if self._flat is not None:
+                return int(self._flat.ntotal)
+            return sum(int(s.ntotal) for s in self._shards.values())
 
     def ids(self) -> NDArray[np.int64]:
         """Every id the index holds (a copy; O(n))."""
@@ -160,6 +162,22 @@ class VectorIndex:
             for key in np.unique(keys):
                 at = keys == key
                 self._shard(int(key)).add_with_ids(np.ascontiguousarray(vectors[at]), np.ascontiguousarray(ids[at]))
+            while len(self._shards) > MAX_SHARDS:
+                self._coarsen()
+
+    def _coarsen(self) -> None:
+        """Double the shard span, merging each pair of neighbouring shards (the collection outgrew, in time, the
+        span chosen when it was built: each shard costs a little in every search and in memory)."""
+        merged: dict[int, faiss.IndexIVFScalarQuantizer] = {}
+        for key in sorted(self._shards):
+            shard = self._shards[key]
+            new_key = key if key < 0 else key // 2
+            if new_key in merged:
+                merged[new_key].merge_from(shard, 0)
+            else:
+                merged[new_key] = shard
+        self._shards = merged
+        self._span *= 2
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         ids = np.ascontiguousarray(ids, np.int64)
@@ -224,7 +242,7 @@ class VectorIndex:
         nlist = int(self._template.nlist)
         nprobe = max(NPROBE, nlist // NPROBE_DIVISOR)
         if allowed is not None:
-            fraction = max(allowed.count, 1) / ntotal
+            fraction = min(1.0, max(allowed.count, 1) / ntotal)  # never fewer lists than an unfiltered search
             nprobe = int(np.ceil(NPROBE_FILTER_FACTOR * nprobe / fraction))
         nprobe = min(nlist, nprobe)
         centroid_scores, lists = self._template.quantizer.search(q, nprobe)  # once, for every shard
@@ -320,7 +338,12 @@ class VectorIndex:
             with open(path, "rb") as f:
                 sharded = f.read(len(_MAGIC)) == _MAGIC
             if not sharded:
-                return cls(dim, faiss.read_index(str(path)))
+                flat = faiss.read_index(str(path))
+                if not isinstance(flat, faiss.IndexIDMap2) or faiss.downcast_index(flat.index).__class__ not in (
+                    faiss.IndexFlatIP, faiss.IndexFlat
+                ):  # e.g. a single IVF index from before time shards: rebuilt from the catalog
+                    raise IndexStateError(f"{path}: not an exact (Flat) index nor a sharded IVF one")
+                return cls(dim, flat)
             return cls._read_sharded(path, dim)
         except IndexStateError:
             raise
@@ -336,14 +359,19 @@ class VectorIndex:
             header = json.loads(f.read(header_len))
             f.seek(len(_MAGIC) + 8)
             sizes = header["sizes"]
-            template = faiss.deserialize_index(np.frombuffer(f.read(sizes[0]), np.uint8))
-            if not isinstance(template, faiss.IndexIVFScalarQuantizer) or template.d != dim:
+            template: Any = faiss.deserialize_index(np.frombuffer(f.read(sizes[0]), np.uint8))
+            if not _compatible(template, dim, None) or template.quantizer.ntotal != template.nlist:
                 raise IndexStateError(f"{path}: not a {dim}-d sharded IVF-SQ8 index")
             index = cls(dim, factory=f"IVF{template.nlist},SQ8")
             index._template = template
             index._span = int(header["span"])
+            if index._span < 1:
+                raise IndexStateError(f"{path}: shard span {index._span}")
             for key, size in zip(header["keys"], sizes[1:], strict=True):
-                index._shards[int(key)] = _load_shard(np.frombuffer(f.read(size), np.uint8), template)
+                shard = faiss.deserialize_index(np.frombuffer(f.read(size), np.uint8))
+                if not _compatible(shard, dim, template):
+                    raise IndexStateError(f"{path}: shard {key} does not match the index")
+                index._shards[int(key)] = _attach(shard, template)
         return index
 
 
@@ -357,10 +385,25 @@ def _dump_shard(shard: faiss.IndexIVFScalarQuantizer, stand_in: faiss.Index) -> 
         shard.quantizer = shared
 
 
+def _compatible(index: Any, dim: int, template: Any) -> bool:
+    """Whether `index` is an inner-product, non-residual IVF-SQ8 of `dim` (and `template`'s nlist and codes)."""
+    ok = (
+        isinstance(index, faiss.IndexIVFScalarQuantizer) and index.d == dim and not index.by_residual
+        and index.metric_type == faiss.METRIC_INNER_PRODUCT and index.is_trained
+    )  # fmt: skip
+    if ok and template is not None:
+        ok = index.nlist == template.nlist and index.code_size == template.code_size
+    return bool(ok)
+
+
 def _load_shard(blob: NDArray[np.uint8], template: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuantizer:
     """A shard from `_dump_shard`'s bytes, given the template whose quantizer it shares. Its lists are allocated
     at their exact sizes (lists grown by adding keep up to twice the memory they use)."""
-    shard: Any = faiss.deserialize_index(blob)
+    return _attach(faiss.deserialize_index(blob), template)
+
+
+def _attach(shard: Any, template: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuantizer:
+    """Give a deserialised shard the template's shared quantizer in place of its stand-in."""
     shard.quantizer = template.quantizer  # the shared one; the shard must not free it (its empty stand-in, a
     shard.own_fields = False  # hundred bytes, is left: SWIG cannot free it through a base-class proxy)
     return shard
@@ -371,7 +414,7 @@ def _clip(
 ) -> tuple[tuple[tuple[int, int], ...], NDArray[np.int64], int] | bool | None:
     """The part of `allowed` inside ids [lo, hi) as (ranges, single ids, 0): True when it is the whole of [lo, hi),
     None when nothing (`single`: allowed.ids, sorted)."""
-    ranges = tuple((max(a, lo), min(b, hi)) for a, b in allowed.ranges if a < hi and b > lo)
+    ranges = tuple((int(max(a, lo)), int(min(b, hi))) for a, b in allowed.ranges if a < hi and b > lo)
     if any(a <= lo and b >= hi for a, b in ranges):
         return True
     ids = single[np.searchsorted(single, lo) : np.searchsorted(single, hi)]

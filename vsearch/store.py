@@ -160,14 +160,20 @@ class Store:
         while self.catalog.last_seq() > self._seq:
             changes = self.catalog.changes_since(self._seq, self.embedder)
             adds: list[tuple[int, NDArray[np.float32]]] = []
-            for sid, vec in changes.ops:
+            removals: list[int] = []
+            for sid, vec in changes.ops:  # in log order; runs of additions and of removals each in one call
                 if vec is not None:
+                    if removals:
+                        index.remove(np.array(removals, np.int64))
+                        removals = []
                     adds.append((sid, vec))
-                    continue
-                self._add(index, adds)  # keep log order: pending additions before this removal
-                adds = []
-                index.remove(np.array([sid], np.int64))
+                else:
+                    self._add(index, adds)
+                    adds = []
+                    removals.append(sid)
             self._add(index, adds)
+            if removals:
+                index.remove(np.array(removals, np.int64))
             applied += len(changes.ops)
             self._seq = changes.last_seq
         return applied
