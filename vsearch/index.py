@@ -43,6 +43,8 @@ NPROBE = 16
 NPROBE_DIVISOR = 256
 NPROBE_FILTER_FACTOR = 4
 DEFAULT_SPAN_MINUTES = 64
+MAX_RANGE_SCANS = 8  # a filter split into more id ranges per shard is searched with one generic selector
+ENVELOPE_MAX = 50_000  # single ids of one minute spanning more ids than this: the generic selector
 MAX_SHARDS = 64  # past this, neighbouring shards merge (the span doubles)
 SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
 _MAGIC = b"VSEARCH-SHARDED-IVF\n"
@@ -70,6 +72,10 @@ class VectorIndex:
         self._flat: faiss.Index | None = None
         self._template: faiss.IndexIVFScalarQuantizer | None = None  # trained, empty: the shared quantizer + SQ
         self._shards: dict[int, faiss.IndexIVFScalarQuantizer] = {}
+        # per shard: the largest id added, and whether every list holds its ids in increasing order (then a range
+        # of ids, i.e. of time, is found in each list by binary search: IDSelectorRange's assume_sorted)
+        self._max_id: dict[int, int] = {}
+        self._sorted: dict[int, bool] = {}
         self._span = DEFAULT_SPAN_MINUTES  # minutes per shard (set by train() from the collection's ids)
         if index is not None:
             self._flat = index
@@ -158,10 +164,17 @@ class VectorIndex:
                 return
             if not self.is_trained:
                 raise IndexStateError("the IVF index must be trained before vectors are added")
+            order = np.argsort(ids, kind="stable")  # in id order: lists stay sorted when ids come after the last
+            ids, vectors = ids[order], vectors[order]
             keys = self._keys(ids)
             for key in np.unique(keys):
+                key = int(key)
                 at = keys == key
-                self._shard(int(key)).add_with_ids(np.ascontiguousarray(vectors[at]), np.ascontiguousarray(ids[at]))
+                shard = self._shard(key)
+                part = ids[at]
+                self._sorted[key] = self._sorted.get(key, True) and int(part[0]) > self._max_id.get(key, -1)
+                self._max_id[key] = max(self._max_id.get(key, -1), int(part[-1]))
+                shard.add_with_ids(np.ascontiguousarray(vectors[at]), np.ascontiguousarray(part))
             while len(self._shards) > MAX_SHARDS:
                 self._coarsen()
 
@@ -169,15 +182,40 @@ class VectorIndex:
         """Double the shard span, merging each pair of neighbouring shards (the collection outgrew, in time, the
         span chosen when it was built: each shard costs a little in every search and in memory)."""
         merged: dict[int, faiss.IndexIVFScalarQuantizer] = {}
-        for key in sorted(self._shards):
+        max_id: dict[int, int] = {}
+        in_order: dict[int, bool] = {}
+        for key in sorted(self._shards):  # in time order: appending a later shard's lists keeps them sorted
             shard = self._shards[key]
             new_key = key if key < 0 else key // 2
             if new_key in merged:
                 merged[new_key].merge_from(shard, 0)
             else:
                 merged[new_key] = shard
-        self._shards = merged
+            in_order[new_key] = in_order.get(new_key, True) and self._sorted[key]
+            max_id[new_key] = max(max_id.get(new_key, -1), self._max_id[key])
+        self._shards, self._sorted, self._max_id = merged, in_order, max_id
         self._span *= 2
+
+    def _sort_lists(self) -> None:
+        """Put every unsorted shard's lists back in id order (after removals or out-of-order additions)."""
+        for key, shard in self._shards.items():
+            if self._sorted[key]:
+                continue
+            inv = shard.invlists
+            assert inv is not None
+            size = shard.code_size
+            for lst in range(shard.nlist):
+                n = inv.list_size(lst)
+                if n < 2:
+                    continue
+                ids = faiss.rev_swig_ptr(inv.get_ids(lst), n).copy()
+                order = np.argsort(ids, kind="stable")
+                if np.all(order[1:] > order[:-1]):
+                    continue
+                codes = faiss.rev_swig_ptr(inv.get_codes(lst), n * size).reshape(n, size)[order].copy()
+                ids = np.ascontiguousarray(ids[order])
+                inv.update_entries(lst, 0, n, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+            self._sorted[key] = True
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         ids = np.ascontiguousarray(ids, np.int64)
@@ -189,9 +227,14 @@ class VectorIndex:
             for key in np.unique(keys):
                 shard = self._shards.get(int(key))
                 if shard is not None:
-                    removed += int(shard.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids[keys == key]))))
+                    gone = int(shard.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids[keys == key]))))
+                    removed += gone
+                    if gone:
+                        self._sorted[int(key)] = False  # faiss moves each list's last entry into the hole
                     if shard.ntotal == 0:
                         del self._shards[int(key)]
+                        self._sorted.pop(int(key), None)
+                        self._max_id.pop(int(key), None)
             return removed
 
     def _keys(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -248,30 +291,47 @@ class VectorIndex:
         centroid_scores, lists = self._template.quantizer.search(q, nprobe)  # once, for every shard
         single = np.sort(allowed.ids) if allowed is not None else np.zeros(0, np.int64)
         all_scores, all_ids = [], []
-        for key, shard in self._shards.items():
-            lo, hi = self._shard_ids(key)
-            keep_alive: list[faiss.IDSelector] = []
-            selector = None
-            if allowed is not None:
-                part = _clip(allowed, lo, hi, single)
-                if part is None:
-                    continue  # the filter does not touch this shard
-                if isinstance(part, tuple):  # (True: the shard is wholly inside the filter)
-                    selector = _selector(IdSet(*part), keep_alive)
+
+        def scan(shard: faiss.IndexIVFScalarQuantizer, selector: faiss.IDSelector | None, kk: int,
+                 only: NDArray[np.int64] | None = None) -> None:  # fmt: skip
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
-            d = np.empty((1, k), np.float32)
-            i = np.empty((1, k), np.int64)
+            d = np.empty((1, kk), np.float32)
+            i = np.empty((1, kk), np.int64)
             shard.search_preassigned_c(  # type: ignore[attr-defined]
-                1, faiss.swig_ptr(q), k, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
+                1, faiss.swig_ptr(q), kk, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
                 faiss.swig_ptr(i), False, params,
             )  # fmt: skip
-            all_scores.append(d[0])
-            all_ids.append(i[0])
+            keep = i[0] >= 0 if only is None else np.isin(i[0], only)
+            all_scores.append(d[0][keep])
+            all_ids.append(i[0][keep])
+
+        for key, shard in self._shards.items():
+            lo, hi = self._shard_ids(key)
+            if allowed is None:
+                scan(shard, None, k)
+                continue
+            part = _clip(allowed, lo, hi, single)
+            if part is None:
+                continue  # the filter does not touch this shard
+            if part is True:
+                scan(shard, None, k)  # wholly inside the filter
+                continue
+            assert isinstance(part, tuple)
+            ranges, ids = part[0], part[1]
+            groups = _minute_groups(ids) if self._sorted[key] else None
+            if groups is None or len(ranges) + len(groups) > MAX_RANGE_SCANS:
+                keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
+                scan(shard, _selector(IdSet(ranges, ids), keep_alive), k)
+                continue
+            # sorted lists: each range is found by binary search in every probed list, nothing else is read
+            for a, b in ranges:
+                scan(shard, faiss.IDSelectorRange(a, b, True), k)
+            for g in groups:  # single ids of one minute: their id envelope, then only them (the envelope holds at
+                envelope = int(g[-1]) - int(g[0]) + 1  # most `envelope - len(g)` others: ids are dense in a minute)
+                scan(shard, faiss.IDSelectorRange(int(g[0]), int(g[-1]) + 1, True), k + envelope - len(g), g)
         if not all_ids:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         scores, ids = np.concatenate(all_scores), np.concatenate(all_ids)
-        keep = ids >= 0
-        scores, ids = scores[keep], ids[keep]
         order = np.argsort(-scores, kind="stable")[:k]
         return scores[order], ids[order]
 
@@ -312,6 +372,7 @@ class VectorIndex:
         quantizer), each shard serialised with an empty stand-in quantizer (the shared one is written once), then
         the JSON header (span, shard keys, blob sizes)."""
         assert self._template is not None
+        self._sort_lists()  # a saved shard's lists are in id order
         stand_in = faiss.IndexFlatIP(self.dim)
         keys = sorted(self._shards)
         with open(tmp, "wb") as f:
@@ -327,7 +388,10 @@ class VectorIndex:
                 blobs_sizes.append(len(blob))
                 blob.tofile(f)
                 del blob
-            header = json.dumps({"dim": self.dim, "span": self._span, "keys": keys, "sizes": blobs_sizes}).encode()
+            max_id = [self._max_id[key] for key in keys]
+            header = json.dumps(
+                {"dim": self.dim, "span": self._span, "keys": keys, "sizes": blobs_sizes, "max_id": max_id}
+            ).encode()
             f.write(header)
             f.seek(header_pos)
             f.write(struct.pack("<q", len(header)))
@@ -367,11 +431,12 @@ class VectorIndex:
             index._span = int(header["span"])
             if index._span < 1:
                 raise IndexStateError(f"{path}: shard span {index._span}")
-            for key, size in zip(header["keys"], sizes[1:], strict=True):
+            for key, size, max_id in zip(header["keys"], sizes[1:], header["max_id"], strict=True):
                 shard = faiss.deserialize_index(np.frombuffer(f.read(size), np.uint8))
                 if not _compatible(shard, dim, template):
                     raise IndexStateError(f"{path}: shard {key} does not match the index")
                 index._shards[int(key)] = _attach(shard, template)
+                index._sorted[int(key)], index._max_id[int(key)] = True, int(max_id)
         return index
 
 
@@ -407,6 +472,16 @@ def _attach(shard: Any, template: faiss.IndexIVFScalarQuantizer) -> faiss.IndexI
     shard.quantizer = template.quantizer  # the shared one; the shard must not free it (its empty stand-in, a
     shard.own_fields = False  # hundred bytes, is left: SWIG cannot free it through a base-class proxy)
     return shard
+
+
+def _minute_groups(ids: NDArray[np.int64]) -> list[NDArray[np.int64]] | None:
+    """Sorted single ids split by the minute they were allocated for; None when a minute's ids span more than
+    ENVELOPE_MAX ids (too many others would be read between them)."""
+    if not len(ids):
+        return []
+    cuts = np.flatnonzero(np.diff(ids >> ID_BUCKET_BITS)) + 1
+    groups = np.split(ids, cuts)
+    return None if any(int(g[-1]) - int(g[0]) >= ENVELOPE_MAX for g in groups) else groups
 
 
 def _clip(
