@@ -76,8 +76,8 @@ def test_sharded_ivf_window_search_matches_brute_force_and_visits_only_the_windo
     window: tuple[int, int],
 ) -> None:
     ids, x, minute = _timed(8000, 32, 240)
-    index = _ivf(ids, x)
-    assert index.kind == "IVF32,SQ8" and index.shards == 15 and index.ntotal == 8000
+    index = _ivf(ids, x, nlist=16)  # every list probed (16 at least): exact up to the 8-bit codes
+    assert index.kind == "IVF16,SQ8" and index.shards == 15 and index.ntotal == 8000
     lo_min, hi_min = 29_000_000 + window[0], 29_000_000 + window[1]
     # as the catalog selects a window: whole minutes as one id range, the partial minute at each end as single ids
     whole = (minute > lo_min) & (minute < hi_min - 1)
@@ -96,7 +96,7 @@ def test_sharded_ivf_window_search_matches_brute_force_and_visits_only_the_windo
         assert np.allclose(scores, np.sort(x[exact] @ q)[::-1], atol=0.02)
         shards_touched = len(set((minute[inside] - 29_000_000) // 16))
         # the other shards are not scanned (a shard at the window's edge is scanned once per range or minute)
-        assert faiss.cvar.indexIVF_stats.nlist <= 3 * shards_touched * 32
+        assert faiss.cvar.indexIVF_stats.nlist <= 3 * shards_touched * 16
 
 
 def test_sharded_ivf_single_ids_removal_and_legacy_ids() -> None:
@@ -212,3 +212,25 @@ def test_sharded_ivf_lists_out_of_order_after_removals_and_late_additions_still_
     again = VectorIndex.load(tmp_path / "i.faiss", 16)
     check(again)
     check(index)  # saving sorted the lists in place
+
+
+@pytest.mark.parametrize("drop_every", [1, 3])
+def test_sharded_ivf_time_window_as_an_envelope_minus_the_partial_minutes_outside_it(drop_every: int) -> None:
+    """As the catalog describes a window: every id of [envelope) except `outside` (partial minutes' other
+    sightings). One id range per shard, the outside ones dropped: exactly the window's best (8 lists, all probed)."""
+    ids, x, minute = _timed(6000, 16, 120, seed=4)
+    index = _ivf(ids, x, nlist=8)
+    lo_min, hi_min = 29_000_000 + 7, 29_000_000 + 53  # partial minutes 7 and 53
+    edge = np.isin(minute, [lo_min, hi_min])
+    inside = (minute > lo_min) & (minute < hi_min) | (edge & (np.arange(6000) % drop_every == 0))
+    envelope = ((lo_min + 1) << ID_BUCKET_BITS, (hi_min + 2) << ID_BUCKET_BITS)
+    allowed = IdSet(
+        (((lo_min + 2) << ID_BUCKET_BITS, (hi_min + 1) << ID_BUCKET_BITS),), ids[edge & inside], int(inside.sum()),
+        envelope, ids[edge & ~inside],
+    )  # fmt: skip
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        q = x[rng.integers(0, 6000)]
+        scores, got = index.search(q, 20, allowed)
+        exact = ids[np.argsort(-np.where(inside, x @ q, -np.inf))[:20]]
+        assert set(got) <= set(ids[inside]) and len(set(got) & set(exact)) >= 18

@@ -210,6 +210,15 @@ def test_a_time_window_is_one_id_range_and_equals_brute_force(cat: Catalog, tmp_
     m = store.search(q, 10, IndexFilter(from_ts_s=window[0], to_ts_s=window[1]))
     brute = ids[inside][np.argsort(-(x[inside] @ q))[:10]]
     assert list(m.ids) == list(brute) and m.candidates == int(inside.sum())
+    # the same window as an envelope of ids minus the partial minutes' sightings outside it
+    assert sel.envelope is not None
+    in_envelope = (ids >= sel.envelope[0]) & (ids < sel.envelope[1])
+    assert set(ids[in_envelope]) - set(sel.outside.tolist()) == set(ids[inside])
+    # the time-sharded IVF index (past the flat limit) reads that envelope and returns only the window's sightings
+    ivf = Store(cat, tmp_path / "ivf", "e", DIM, flat_max=100)
+    assert ivf.index.kind.startswith("IVF")
+    got = ivf.search(q, 400, IndexFilter(from_ts_s=window[0], to_ts_s=window[1])).ids
+    assert set(got) <= set(ids[inside])
 
 
 def test_ids_are_never_reused_after_a_removal(cat: Catalog, tmp_path: Path) -> None:

@@ -686,19 +686,28 @@ class SqlCatalog:
             count = int(self._q(
                 "SELECT COALESCE(SUM(n), 0) FROM id_buckets WHERE bucket >= ? AND bucket <= ?", whole
             )[0][0])  # fmt: skip
-        exact = ["id < ?"]  # sightings stored before time-ordered ids
-        args: list[object] = [1 << ID_BUCKET_BITS]
+        lo_ts, hi_ts = -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s
+        # sightings stored before time-ordered ids, by time; and every sighting of the partial minutes, inside the
+        # window or not (the index may read the partial minutes' whole id ranges and drop those outside)
+        exact = ["(id < ? AND ts + 0 >= ? AND ts + 0 <= ?)"]
+        args: list[object] = [1 << ID_BUCKET_BITS, lo_ts, hi_ts]
         for b in {first, last} - {-1, 1 << 40}:
             exact.append("(id >= ? AND id < ?)")
             args.extend(bucket_ids(b))
         # only the id ranges may drive the query: `embedder || ''` and `ts + 0` keep both engines off the embedder
         # and time indexes, which would visit every sighting of the embedder or of the whole window
         rows = self._q(
-            f"SELECT id FROM sightings WHERE ({' OR '.join(exact)}) AND embedder || '' = ? AND ts + 0 >= ? AND ts + 0 <= ?",
-            [*args, embedder, -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s],
+            f"SELECT id, ts FROM sightings WHERE ({' OR '.join(exact)}) AND embedder || '' = ?", [*args, embedder]
         )
-        ids = np.array([r[0] for r in rows], np.int64)
-        return IdSet(ranges, ids, count + len(ids))
+        got = np.array([r[0] for r in rows], np.int64)
+        ts = np.array([r[1] for r in rows], np.float64)
+        inside = (ts >= lo_ts) & (ts <= hi_ts)
+        ids = got[inside]
+        envelope = (
+            bucket_ids(max(first, 0))[0] if from_ts_s is not None else 1 << ID_BUCKET_BITS,
+            bucket_ids(last)[1] if to_ts_s is not None else 1 << 62,
+        )
+        return IdSet(ranges, ids, count + len(ids), envelope, got[~inside])
 
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
         wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (ids are 64-bit)

@@ -86,6 +86,11 @@ class IdSet:
     ranges: tuple[tuple[int, int], ...] = ()
     ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     count: int = 0
+    # a time window, described once more for an index whose lists are in id order: every time-ordered id in
+    # [envelope) is selected except `outside` (the window's partial minutes' other sightings), so one id range
+    # per shard is read and `outside` dropped. None: not a plain time window.
+    envelope: tuple[int, int] | None = None
+    outside: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
