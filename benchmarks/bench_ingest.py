@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine_info, print_table, write_json
+from benchmarks.common import machine_info, print_table, warm, write_json
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.ingest import IngestItem
 from vsearch.service import VSearch
@@ -75,20 +75,6 @@ VARIANTS = {  # the first is today's default
     "before issue 12 (square letterbox, min height 48, regions off)": {"detector_rect": False, "min_person_height_px": 48,
                                                                        "detector_regions": False},
 }  # fmt: skip
-
-
-def warm(svc: VSearch, resolution_wh: tuple[int, int]) -> None:
-    """Load the models and compile every input shape an ingest of this size may use: not ingest time."""
-    import numpy as np
-
-    from vsearch.detect import MotionRegions, Region
-
-    svc.embedder.load()
-    w, h = resolution_wh
-    blank = np.zeros((h, w, 3), np.uint8)
-    svc.detector.detect([blank])
-    for size in MotionRegions.SIZES:
-        svc.detector.detect([blank], regions=[Region(0, 0, min(w, size), min(h, size), size)])
 
 
 def pipeline(video: Path, variant: str, work: Path, sample_fps: float | None = None) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def test_recall_benchmark_smoke(tmp_path: Path) -> None:
     for r in payload["rows"]:
         assert all(b["instant_recall"] is None or 0.0 <= b["instant_recall"] <= 1.0 for b in r["buckets"].values())
         assert sum(b["instants"] for b in r["buckets"].values()) > 0
+        assert 0 <= r["false_boxes_per_frame"] < 5  # track boxes overlapping no annotated object
     assert (tmp_path / "bench_recall_S.json").exists()
 
 
