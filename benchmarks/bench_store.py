@@ -27,7 +27,7 @@ from vsearch.catalog import NewSighting
 from vsearch.config import Settings
 from vsearch.store import IndexFilter, Store, open_catalog
 
-SIZES = {"S": 20_000, "M": 1_000_000, "L": 10_000_000, "T": 200_000}
+SIZES = {"S": 20_000, "M": 1_000_000, "L": 10_000_000}
 T0 = 1_772_323_200.0  # 2026-03-01T00:00Z
 CAMERAS, HOURS, DIM, N_QUERIES = 50, 24, 256, 100
 

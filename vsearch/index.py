@@ -2,7 +2,7 @@
 the catalog.
 
 Vectors are L2-normalised, so inner product is cosine similarity. Ids are the catalog's sighting ids, allocated in
-time order (`catalog.ID_BUCKET_BITS`: the minute a sighting was seen is in its id's high bits). Filters (time
+time order (`types.ID_BUCKET_BITS`: the minute a sighting was seen is in its id's high bits). Filters (time
 window, cameras) become an ID selector passed INTO the search, so a narrow window still returns its best matches
 instead of whatever survives a global top-k.
 
@@ -36,16 +36,13 @@ from vsearch.types import ID_BUCKET_BITS, IdSet
 # Index policy, from benchmarks/README.md ("FAISS retrieval", "Search through the store"): exact search up to
 # FLAT_MAX_VECTORS; above it time-sharded IVF-SQ8 (4x less memory than Flat, recall@10 >= 0.95). An unfiltered
 # search probes nlist / NPROBE_DIVISOR lists (256 of 16,384 at 10 M: recall 0.96; a fixed 16 found 0.755). A
-# filtered one probes NPROBE_FILTER_FACTOR x that / selectivity: the window's nearest vectors are sparser, so
+# filtered one probes that / selectivity: the window's nearest vectors are sparser, so
 # spread over more lists (10 M: 0.95 for a 10 % window, 0.985 for 1 %, where every list is probed, each read only
 # where its sorted ids fall in the window).
 FLAT_MAX_VECTORS = 1_000_000
 NPROBE = 16
 NPROBE_DIVISOR = 64
-NPROBE_FILTER_FACTOR = 1
 DEFAULT_SPAN_MINUTES = 64
-MAX_RANGE_SCANS = 8  # a filter split into more id ranges per shard is searched with one generic selector
-ENVELOPE_MAX = 50_000  # single ids of one minute spanning more ids than this: the generic selector
 MAX_SHARDS = 64  # past this, neighbouring shards merge (the span doubles)
 SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
 _MAGIC = b"VSEARCH-SHARDED-IVF\n"
@@ -93,11 +90,9 @@ class VectorIndex:
             self._template.own_fields = True
         else:
             raise IndexStateError(f"unknown index kind {factory!r}")
-        if (self._flat if self._flat is not None else self._template).d != dim:  # type: ignore[union-attr]
-            raise IndexStateError(f"index has dimension {self._index_d()}, expected {dim}")
-
-    def _index_d(self) -> int:
-        return int((self._flat if self._flat is not None else self._template).d)  # type: ignore[union-attr]
+        got = (self._flat if self._flat is not None else self._template).d  # type: ignore[union-attr]
+        if got != dim:
+            raise IndexStateError(f"index has dimension {got}, expected {dim}")
 
     # -- what it is ------------------------------------------------------------------------------------------
     @property
@@ -287,7 +282,7 @@ class VectorIndex:
         nprobe = max(NPROBE, nlist // NPROBE_DIVISOR)
         if allowed is not None:
             fraction = min(1.0, max(allowed.count, 1) / ntotal)  # never fewer lists than an unfiltered search
-            nprobe = int(np.ceil(NPROBE_FILTER_FACTOR * nprobe / fraction))
+            nprobe = int(np.ceil(nprobe / fraction))
         nprobe = min(nlist, nprobe)
         if nprobe == nlist:  # every list: their order does not matter, no need to rank the centroids
             lists = np.arange(nlist, dtype=np.int64).reshape(1, nlist)
@@ -303,7 +298,7 @@ class VectorIndex:
         all_scores, all_ids = [], []
 
         def scan(shard: faiss.IndexIVFScalarQuantizer, selector: faiss.IDSelector | None, kk: int,
-                 only: NDArray[np.int64] | None = None, drop: NDArray[np.int64] | None = None) -> None:  # fmt: skip
+                 drop: NDArray[np.int64] | None = None) -> None:  # fmt: skip
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
             d = np.empty((1, kk), np.float32)
             i = np.empty((1, kk), np.int64)
@@ -311,13 +306,13 @@ class VectorIndex:
                 1, faiss.swig_ptr(q), kk, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
                 faiss.swig_ptr(i), False, params,
             )  # fmt: skip
-            keep = i[0] >= 0 if only is None else np.isin(i[0], only)
+            keep = i[0] >= 0
             if drop is not None and len(drop):
                 keep &= ~np.isin(i[0], drop)
             all_scores.append(d[0][keep])
             all_ids.append(i[0][keep])
 
-        outside = np.sort(allowed.outside) if allowed is not None else single
+        outside = np.sort(allowed.outside) if allowed is not None else np.zeros(0, np.int64)
         for key, shard in self._shards.items():
             lo, hi = self._shard_ids(key)
             if allowed is None:
@@ -341,19 +336,9 @@ class VectorIndex:
             if part is True:
                 scan(shard, None, k)  # wholly inside the filter
                 continue
-            assert isinstance(part, tuple)
-            ranges, ids = part[0], part[1]
-            groups = _minute_groups(ids) if self._sorted[key] else None
-            if groups is None or len(ranges) + len(groups) > MAX_RANGE_SCANS:
-                keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
-                scan(shard, _selector(IdSet(ranges, ids), keep_alive), k)
-                continue
-            # sorted lists: each range is found by binary search in every probed list, nothing else is read
-            for a, b in ranges:
-                scan(shard, faiss.IDSelectorRange(a, b, True), k)
-            for g in groups:  # single ids of one minute: their id envelope, then only them (the envelope holds at
-                envelope = int(g[-1]) - int(g[0]) + 1  # most `envelope - len(g)` others: ids are dense in a minute)
-                scan(shard, faiss.IDSelectorRange(int(g[0]), int(g[-1]) + 1, True), k + envelope - len(g), g)
+            assert isinstance(part, tuple)  # cameras, colours, legacy ids, shards out of id order
+            keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
+            scan(shard, _selector(IdSet(*part), keep_alive), k)
         if not all_ids:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         scores, ids = np.concatenate(all_scores), np.concatenate(all_ids)
@@ -506,20 +491,10 @@ def _attach(shard: Any, template: faiss.IndexIVFScalarQuantizer) -> faiss.IndexI
     return shard
 
 
-def _minute_groups(ids: NDArray[np.int64]) -> list[NDArray[np.int64]] | None:
-    """Sorted single ids split by the minute they were allocated for; None when a minute's ids span more than
-    ENVELOPE_MAX ids (too many others would be read between them)."""
-    if not len(ids):
-        return []
-    cuts = np.flatnonzero(np.diff(ids >> ID_BUCKET_BITS)) + 1
-    groups = np.split(ids, cuts)
-    return None if any(int(g[-1]) - int(g[0]) >= ENVELOPE_MAX for g in groups) else groups
-
-
 def _clip(
     allowed: IdSet, lo: int, hi: int, single: NDArray[np.int64]
-) -> tuple[tuple[tuple[int, int], ...], NDArray[np.int64], int] | bool | None:
-    """The part of `allowed` inside ids [lo, hi) as (ranges, single ids, 0): True when it is the whole of [lo, hi),
+) -> tuple[tuple[tuple[int, int], ...], NDArray[np.int64]] | bool | None:
+    """The part of `allowed` inside ids [lo, hi) as (ranges, single ids): True when it is the whole of [lo, hi),
     None when nothing (`single`: allowed.ids, sorted)."""
     ranges = tuple((int(max(a, lo)), int(min(b, hi))) for a, b in allowed.ranges if a < hi and b > lo)
     if any(a <= lo and b >= hi for a, b in ranges):
@@ -527,7 +502,7 @@ def _clip(
     ids = single[np.searchsorted(single, lo) : np.searchsorted(single, hi)]
     if not ranges and not len(ids):
         return None
-    return ranges, ids, 0
+    return ranges, ids
 
 
 def _selector(allowed: IdSet, keep_alive: list[faiss.IDSelector]) -> faiss.IDSelector:
