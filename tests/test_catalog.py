@@ -179,8 +179,9 @@ def test_marks_are_stored_newest_first_and_kept_per_sighting(tmp_path: Path) -> 
 
 
 def test_a_time_window_reads_sightings_by_id_range_only(tmp_path: Path) -> None:
-    """The partial minutes of a time window are read by id range: the query plan of every statement select()
-    runs on `sightings` uses the primary key alone (it used the embedder index: every sighting, at every query)."""
+    """The partial minutes of a time window are counted by id range in the (embedder, id, ts) index, never read
+    from the table (1 KB embeddings a row: half of a 10 M search's time) nor through the embedder or time index
+    alone (every sighting of the embedder, or of the window, at every query); legacy ids by the primary key."""
     cat = SqliteCatalog(tmp_path / "c.sqlite")
     v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
     ids = cat.commit_chunk(v, [_row("north", 1000.0 + 7 * i) for i in range(60)], [], 1.0, 1, True)
@@ -189,12 +190,14 @@ def test_a_time_window_reads_sightings_by_id_range_only(tmp_path: Path) -> None:
     got = cat.select("e", 1030.0, 1200.0, None)
     cat._db.set_trace_callback(None)  # type: ignore[attr-defined]
     assert got is not None and got.count == sum(1030.0 <= 1000.0 + 7 * i <= 1200.0 for i in range(60))
-    assert set(got.ids.tolist()) <= set(ids)
+    assert len(got.ids) == 0 and len(got.ranges) == 1 and len(got.partial) == 2 and len(ids) == 60
     reads = [s for s in statements if "FROM sightings" in s]
-    assert reads
-    for sql in reads:
-        plan = " | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql))  # type: ignore[attr-defined]
-        assert "INTEGER PRIMARY KEY" in plan and "USING INDEX" not in plan and "SCAN" not in plan, plan
+    assert len(reads) == 3  # two partial minutes, the legacy ids
+    plans = [" | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql)) for sql in reads]  # type: ignore[attr-defined]
+    for plan in plans:
+        assert "SCAN" not in plan and "USING INDEX" not in plan, plan
+    assert sum("COVERING INDEX sightings_embedder_ts (embedder=? AND id>? AND id<?)" in p for p in plans) == 2, plans
+    assert sum("INTEGER PRIMARY KEY (rowid<?)" in p for p in plans) == 1, plans
 
 
 def test_a_camera_filter_reads_that_cameras_sightings_only(tmp_path: Path) -> None:

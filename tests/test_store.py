@@ -171,7 +171,7 @@ def test_a_sharded_ivf_index_follows_commits_and_deletions_of_another_node(
     from their shards) and reopens from its saved file without a rebuild."""
     x = _unit(2400, 16, seed=3)
     writer = Store(cat, tmp_path / "writer", "e", 16, flat_max=1000)
-    writer.commit_chunk(_video(cat, "a"), _rows(x[:2000], t0=10_000.0), [], 1.0, 1, True)
+    first = writer.commit_chunk(_video(cat, "a"), _rows(x[:2000], t0=10_000.0), [], 1.0, 1, True)
     node = Store(reopen(), tmp_path / "node", "e", 16, flat_max=1000)
     assert node.index.kind.startswith("IVF") and node.ntotal == 2000
     shards = node.index.shards
@@ -185,7 +185,7 @@ def test_a_sharded_ivf_index_follows_commits_and_deletions_of_another_node(
     node.close()
     again = Store(reopen(), tmp_path / "node", "e", 16, flat_max=1000)
     assert again.ntotal == 2000 and again.index.shards == shards
-    assert again.search(x[7], 1).ids[0] == again.catalog.select("e", 10_007.0, 10_007.0, None).ids[0]  # type: ignore[union-attr]
+    assert again.search(x[7], 1).ids[0] == first[7]
 
 
 @pytest.mark.parametrize(
@@ -205,20 +205,48 @@ def test_a_time_window_is_one_id_range_and_equals_brute_force(cat: Catalog, tmp_
     inside = (ts >= lo) & (ts <= hi)
     sel = cat.select("e", window[0], window[1], None)
     assert sel is not None and sel.count == int(inside.sum())
-    assert len(sel.ranges) <= 1 and len(sel.ids) <= 12  # the partial minutes only, whatever the window
+    assert len(sel.ranges) == 1 and len(sel.ids) == 0 and len(sel.partial) <= 2  # whatever the window
     q = _unit(1, seed=12)[0]
     m = store.search(q, 10, IndexFilter(from_ts_s=window[0], to_ts_s=window[1]))
     brute = ids[inside][np.argsort(-(x[inside] @ q))[:10]]
     assert list(m.ids) == list(brute) and m.candidates == int(inside.sum())
-    # the same window as an envelope of ids minus the partial minutes' sightings outside it
-    assert sel.envelope is not None
-    in_envelope = (ids >= sel.envelope[0]) & (ids < sel.envelope[1])
-    assert set(ids[in_envelope]) - set(sel.outside.tolist()) == set(ids[inside])
+    # the range holds the window; what else it holds lies in the partial minutes' ranges (checked by time)
+    in_range = (ids >= sel.ranges[0][0]) & (ids < sel.ranges[0][1])
+    in_partial = np.zeros(len(ids), bool)
+    for a, b in sel.partial:
+        in_partial |= (ids >= a) & (ids < b)
+    assert not (inside & ~in_range).any() and not (in_range & ~inside & ~in_partial).any()
     # the time-sharded IVF index (past the flat limit) reads that envelope and returns only the window's sightings
     ivf = Store(cat, tmp_path / "ivf", "e", DIM, flat_max=100)
     assert ivf.index.kind.startswith("IVF")
     got = ivf.search(q, 400, IndexFilter(from_ts_s=window[0], to_ts_s=window[1])).ids
     assert set(got) <= set(ids[inside])
+
+
+@pytest.mark.parametrize("flat_max", [10_000, 100], ids=["flat", "ivf"])
+def test_a_window_edge_crowded_with_better_matches_outside_it_still_gives_the_windows_best_k(
+    cat: Catalog, tmp_path: Path, flat_max: int
+) -> None:
+    """The index searches a window's first and last minutes whole; when the best matches of those minutes lie
+    outside the window (here 40 near-copies of the query, seconds before its start), the store drops them and asks
+    the index for more until it has the window's own best k, exactly."""
+    rng = np.random.default_rng(9)
+    q = _unit(1, seed=13)[0]
+    copies = q + 0.05 * rng.standard_normal((40, DIM)).astype(np.float32)
+    x = np.concatenate([copies / np.linalg.norm(copies, axis=1, keepdims=True), _unit(360, seed=14)])
+    ts = np.concatenate([1200.0 + np.arange(40) * 0.5, 1221.0 + np.arange(360) * 3.0])  # window from 1220.0
+    rows = [NewSighting("cam", i, float(t), float(t), (0, 0, 1, 1), 0.9, 0.5, "t.jpg", v) for i, (t, v) in enumerate(zip(ts, x))]
+    store = Store(cat, tmp_path / "ix", "e", DIM, flat_max=flat_max)
+    ids = np.array(store.commit_chunk(_video(cat, "a"), rows, [], 1.0, 1, True))
+    inside = ts >= 1220.0
+    for k in (1, 10, 50):
+        m = store.search(q, k, IndexFilter(from_ts_s=1220.0, to_ts_s=None))
+        brute = ids[inside][np.argsort(-(x[inside] @ q))[:k]]
+        assert set(m.ids) <= set(ids[inside]) and m.candidates == int(inside.sum())
+        if flat_max > 400:  # exact index: exactly the brute force ranking
+            assert list(m.ids) == list(brute)
+        else:
+            assert len(m.ids) == k and len(set(m.ids) & set(brute)) >= 0.8 * k
 
 
 def test_ids_are_never_reused_after_a_removal(cat: Catalog, tmp_path: Path) -> None:

@@ -209,6 +209,7 @@ class Catalog(Protocol):
         self, embedder: str, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None,
         upper_color: str | None = None, lower_color: str | None = None,
     ) -> IdSet | None: ...  # fmt: skip
+    def times(self, ids: Sequence[int]) -> dict[int, float]: ...
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]: ...
     def sighting(self, sighting_id: int) -> Sighting: ...
     def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]: ...
@@ -352,6 +353,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " sighting_id INTEGER NOT NULL, mark TEXT NOT NULL CHECK (mark IN ('same', 'different')),"
      " query_sha256 TEXT NOT NULL, marked_by TEXT NOT NULL);"
      " CREATE INDEX search_marks_sighting ON search_marks (sighting_id);"),
+    (8, "sightings indexed by (embedder, id, ts): a time window's partial minutes are counted in the index",
+     "CREATE INDEX sightings_embedder_ts ON sightings (embedder, id, ts); DROP INDEX sightings_embedder;"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -668,8 +671,10 @@ class SqlCatalog:
     ) -> IdSet | None:
         """The sightings inside the filters, as the index searches them; None when nothing is filtered.
 
-        A time window alone costs what its two partial minutes hold: the whole minutes between them are one id
-        range, counted from id_buckets. Cameras and colours select their ids in SQL (by the camera/time index).
+        A time window alone is one id range, from its first minute to its last, whatever the collection holds:
+        its whole minutes are counted from id_buckets, its two partial minutes in an index, and those two
+        minutes' id ranges are `IdSet.partial` (the store checks the times of what the index returns from them).
+        Cameras and colours select their ids in SQL (by the camera/time index).
         """
         if cameras or upper_color or lower_color:
             ids = self.filter_ids(embedder, from_ts_s, to_ts_s, cameras, upper_color, lower_color)
@@ -678,36 +683,37 @@ class SqlCatalog:
             return None
         first = -1 if from_ts_s is None else id_bucket(from_ts_s)  # partial minutes at the ends (-1: none)
         last = 1 << 40 if to_ts_s is None else id_bucket(to_ts_s)
-        whole = (first + 1, last - 1)  # every sighting of these minutes is inside the window
-        ranges: tuple[tuple[int, int], ...] = ()
-        count = 0
-        if whole[0] <= whole[1]:
-            ranges = ((bucket_ids(whole[0])[0], 1 << 62 if to_ts_s is None else bucket_ids(whole[1])[1]),)
-            count = int(self._q(
-                "SELECT COALESCE(SUM(n), 0) FROM id_buckets WHERE bucket >= ? AND bucket <= ?", whole
-            )[0][0])  # fmt: skip
         lo_ts, hi_ts = -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s
-        # sightings stored before time-ordered ids, by time; and every sighting of the partial minutes, inside the
-        # window or not (the index may read the partial minutes' whole id ranges and drop those outside)
-        exact = ["(id < ? AND ts + 0 >= ? AND ts + 0 <= ?)"]
-        args: list[object] = [1 << ID_BUCKET_BITS, lo_ts, hi_ts]
-        for b in {first, last} - {-1, 1 << 40}:
-            exact.append("(id >= ? AND id < ?)")
-            args.extend(bucket_ids(b))
-        # only the id ranges may drive the query: `embedder || ''` and `ts + 0` keep both engines off the embedder
-        # and time indexes, which would visit every sighting of the embedder or of the whole window
-        rows = self._q(
-            f"SELECT id, ts FROM sightings WHERE ({' OR '.join(exact)}) AND embedder || '' = ?", [*args, embedder]
-        )
-        got = np.array([r[0] for r in rows], np.int64)
-        ts = np.array([r[1] for r in rows], np.float64)
-        inside = (ts >= lo_ts) & (ts <= hi_ts)
-        ids = got[inside]
         envelope = (
             bucket_ids(max(first, 0))[0] if from_ts_s is not None else 1 << ID_BUCKET_BITS,
             bucket_ids(last)[1] if to_ts_s is not None else 1 << 62,
         )
-        return IdSet(ranges, ids, count + len(ids), envelope, got[~inside])
+        whole = (first + 1, last - 1)  # every sighting of these minutes is inside the window
+        count = 0
+        if whole[0] <= whole[1]:
+            count = int(self._q(
+                "SELECT COALESCE(SUM(n), 0) FROM id_buckets WHERE bucket >= ? AND bucket <= ?", whole
+            )[0][0])  # fmt: skip
+        # the partial minutes' sightings inside the window are counted, not listed: in the (embedder, id, ts)
+        # index, never the table's rows (1 KB embeddings each); `ts + 0` keeps both engines off the time index
+        partial = tuple(bucket_ids(b) for b in sorted({first, last} - {-1, 1 << 40}))
+        for a, b in partial:
+            count += int(self._q(
+                "SELECT COUNT(*) FROM sightings WHERE embedder = ? AND id >= ? AND id < ? AND ts + 0 >= ?"
+                " AND ts + 0 <= ?", (embedder, a, b, lo_ts, hi_ts),
+            )[0][0])  # fmt: skip
+        # sightings stored before time-ordered ids are selected by time (`embedder || ''`: the id range drives it)
+        rows = self._q(
+            "SELECT id FROM sightings WHERE id < ? AND ts + 0 >= ? AND ts + 0 <= ? AND embedder || '' = ?",
+            (1 << ID_BUCKET_BITS, lo_ts, hi_ts, embedder),
+        )
+        ids = np.array([r[0] for r in rows], np.int64)
+        return IdSet((envelope,), ids, count + len(ids), partial)
+
+    def times(self, ids: Sequence[int]) -> dict[int, float]:
+        """The time (epoch s) of each sighting in `ids` that exists."""
+        rows = self._select_ids("SELECT id, ts FROM sightings WHERE {}", "id", [int(i) for i in ids])
+        return {int(r[0]): float(r[1]) for r in rows}
 
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
         wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (ids are 64-bit)

@@ -265,7 +265,7 @@ class VectorIndex:
             ntotal = self.ntotal
             if (allowed is not None and allowed.count == 0) or ntotal == 0 or k <= 0:
                 return np.zeros(0, np.float32), np.zeros(0, np.int64)
-            k = min(k, ntotal if allowed is None else allowed.count)
+            k = min(k, ntotal)
             if self._flat is not None:
                 keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
                 params = faiss.SearchParameters(sel=None if allowed is None else _selector(allowed, keep_alive))  # type: ignore[call-arg]
@@ -297,48 +297,36 @@ class VectorIndex:
         single = np.sort(allowed.ids) if allowed is not None else np.zeros(0, np.int64)
         all_scores, all_ids = [], []
 
-        def scan(shard: faiss.IndexIVFScalarQuantizer, selector: faiss.IDSelector | None, kk: int,
-                 drop: NDArray[np.int64] | None = None) -> None:  # fmt: skip
+        def scan(shard: faiss.IndexIVFScalarQuantizer, selector: faiss.IDSelector | None) -> None:
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
-            d = np.empty((1, kk), np.float32)
-            i = np.empty((1, kk), np.int64)
+            d = np.empty((1, k), np.float32)
+            i = np.empty((1, k), np.int64)
             shard.search_preassigned_c(  # type: ignore[attr-defined]
-                1, faiss.swig_ptr(q), kk, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
+                1, faiss.swig_ptr(q), k, faiss.swig_ptr(lists), faiss.swig_ptr(centroid_scores), faiss.swig_ptr(d),
                 faiss.swig_ptr(i), False, params,
             )  # fmt: skip
             keep = i[0] >= 0
-            if drop is not None and len(drop):
-                keep &= ~np.isin(i[0], drop)
             all_scores.append(d[0][keep])
             all_ids.append(i[0][keep])
 
-        outside = np.sort(allowed.outside) if allowed is not None else np.zeros(0, np.int64)
         for key, shard in self._shards.items():
-            lo, hi = self._shard_ids(key)
             if allowed is None:
-                scan(shard, None, k)
+                scan(shard, None)
                 continue
-            if allowed.envelope is not None and key >= 0 and self._sorted[key]:
-                # a time window over a shard in id order: one id range, read by binary search in every probed
-                # list; the partial minutes' sightings outside the window are dropped (k grows by their number)
-                a, b = max(lo, allowed.envelope[0]), min(hi, allowed.envelope[1])
-                if a >= b:
-                    continue
-                out = outside[np.searchsorted(outside, a) : np.searchsorted(outside, b)]
-                if (a, b) == (lo, hi) and not len(out):
-                    scan(shard, None, k)
-                else:
-                    scan(shard, faiss.IDSelectorRange(a, b, True), k + len(out), drop=out)
-                continue
-            part = _clip(allowed, lo, hi, single)
+            part = _clip(allowed, *self._shard_ids(key), single)
             if part is None:
                 continue  # the filter does not touch this shard
             if part is True:
-                scan(shard, None, k)  # wholly inside the filter
+                scan(shard, None)  # wholly inside the filter
                 continue
-            assert isinstance(part, tuple)  # cameras, colours, legacy ids, shards out of id order
+            assert isinstance(part, tuple)
+            ranges, ids = part
+            if len(ranges) == 1 and not len(ids) and self._sorted[key]:
+                # one id range (a time window) over lists in id order: found by binary search in each probed list
+                scan(shard, faiss.IDSelectorRange(*ranges[0], True))
+                continue
             keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
-            scan(shard, _selector(IdSet(*part), keep_alive), k)
+            scan(shard, _selector(IdSet(ranges, ids), keep_alive))  # cameras, colours, legacy ids, unsorted lists
         if not all_ids:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         scores, ids = np.concatenate(all_scores), np.concatenate(all_ids)

@@ -29,6 +29,7 @@ from vsearch.config import Settings
 from vsearch.errors import IndexStateError
 from vsearch.faults import kill_point
 from vsearch.index import FLAT_MAX_VECTORS, VectorIndex, factory_for
+from vsearch.types import IdSet
 from vsearch.weights import sha256_file
 
 
@@ -144,7 +145,32 @@ class Store:
                 where.lower_color,
             )  # fmt: skip
         scores, ids = index.search(query, k, allowed)
+        if allowed is not None and allowed.partial and where is not None:
+            scores, ids = self._inside_window(index, query, k, allowed, where, scores, ids)
         return Matches(scores, ids, index.ntotal if allowed is None else min(allowed.count, index.ntotal))
+
+    def _inside_window(
+        self, index: VectorIndex, query: NDArray[np.float32], k: int, allowed: IdSet, where: IndexFilter,
+        scores: NDArray[np.float32], ids: NDArray[np.int64],
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:  # fmt: skip
+        """The index searched the window's first and last minutes whole: drop what it returned from them outside
+        the window, by the catalog's times, asking for more while fewer than k remain (exact: the best k inside
+        the window are among the best k + dropped of its minutes)."""
+        lo_ts = -np.inf if where.from_ts_s is None else where.from_ts_s
+        hi_ts = np.inf if where.to_ts_s is None else where.to_ts_s
+        asked = k
+        while True:
+            maybe = np.zeros(len(ids), bool)
+            for a, b in allowed.partial:
+                maybe |= (ids >= a) & (ids < b)
+            times = self.catalog.times(ids[maybe].tolist()) if maybe.any() else {}
+            t = np.array([times.get(i, np.nan) for i in ids.tolist()])  # nan: gone from the catalog meanwhile
+            out = maybe & ~((t >= lo_ts) & (t <= hi_ts))
+            if len(ids) - out.sum() >= k or len(ids) < asked:  # enough, or the index had no more
+                keep = ~out
+                return scores[keep][:k], ids[keep][:k]
+            asked = 2 * asked + int(out.sum())
+            scores, ids = index.search(query, asked, allowed)
 
     # -- keeping the index in step ----------------------------------------------------------------------------
     def catch_up(self) -> int:

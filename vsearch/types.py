@@ -81,16 +81,15 @@ class Detections:
 @dataclass(frozen=True)
 class IdSet:
     """Sighting ids as the index is asked to search them: id ranges [lo, hi) plus single ids. `count` is how many
-    sightings they hold (at least as many as the index holds of them; it tunes how widely the index searches)."""
+    sightings the filter selects (at most as many as the ranges and ids hold; it tunes how widely the index
+    searches and is reported as the search's candidates)."""
 
     ranges: tuple[tuple[int, int], ...] = ()
     ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     count: int = 0
-    # a time window, described once more for an index whose lists are in id order: every time-ordered id in
-    # [envelope) is selected except `outside` (the window's partial minutes' other sightings), so one id range
-    # per shard is read and `outside` dropped. None: not a plain time window.
-    envelope: tuple[int, int] | None = None
-    outside: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # id ranges among `ranges` whose sightings are only partly selected (a time window's first and last minutes):
+    # the store drops, by their times, those the index returns that are outside the window
+    partial: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
