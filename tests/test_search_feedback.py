@@ -3,6 +3,7 @@ and the CLI over the ingested sample clip."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import create_app
+from api.schemas import AuditEntry
+from vsearch.audit import AuditLog
 from vsearch.catalog import SqliteCatalog
 from vsearch.config import ApiKey
 from vsearch.search import SearchFilters
@@ -119,3 +122,12 @@ def test_cli_confirm_and_reject(api_service: VSearch, tmp_path: Path) -> None:
     marks = SqliteCatalog(data / "catalog.sqlite").marks()
     assert [(m.sighting_id, m.mark) for m in marks][:1] == [(first.best.id, "same")]
     assert marks[0].marked_by.startswith("cli:")
+    # the CLI's searches are audited as the API's are, refused ones too (the log is one, in the data dir)
+    refused, done = AuditLog(data / "audit.jsonl").read(2)[::-1]
+    assert refused["via"] == "cli" and refused["exit_code"] == 2 and "999999" in refused["error"]
+    assert refused["rejected"] == [999999] and refused["returned_sighting_ids"] == []
+    assert done["via"] == "cli" and done["exit_code"] == 0 and done["key_name"].startswith("cli:")
+    assert done["confirmed"] == [first.best.id] and done["query_sha256"] == hashlib.sha256(QUERY.read_bytes()).hexdigest()
+    assert len(done["query_sha256s"]) == 2 and done["returned_sighting_ids"][0] == first.best.id
+    assert done["returned_clip_ids"] == [c["id"] for c in out["clips"]]
+    assert AuditEntry.model_validate(done).key_name == done["key_name"]  # GET /audit shows it

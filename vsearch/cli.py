@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -238,22 +239,45 @@ def search_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored."""
+    """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored.
+    Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason."""
+    import getpass
+
+    from vsearch.audit import AuditLog
+    from vsearch.search import Feedback, SearchFilters, parse_box
+
+    settings = _settings(data_dir)
+    by = f"cli:{getpass.getuser()}"
+    record: dict[str, Any] = {
+        "action": "search", "via": "cli", "key_name": by,
+        "filters": {"from": from_, "to": to, "cameras": list(camera or ()), "top_k": top, "min_score": min_score,
+                    "box": box, "upper": upper, "lower": lower},
+        "returned_sighting_ids": [],
+    }  # fmt: skip
+    if confirm or reject:
+        record["confirmed"], record["rejected"] = list(confirm or ()), list(reject or ())
     try:
-        import getpass
-
-        from vsearch.search import Feedback, SearchFilters, parse_box
-
-        for image in images:
-            if not image.is_file():
-                raise InputError(f"{image}: no such image file")
-        filters = SearchFilters(
-            parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top, min_score,
-            upper, lower,
-        )  # fmt: skip
-        feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
-        svc = _service(_settings(data_dir))
-        result = svc.search([p.read_bytes() for p in images], filters, parse_box(box), feedback, f"cli:{getpass.getuser()}")
+        try:
+            for image in images:
+                if not image.is_file():
+                    raise InputError(f"{image}: no such image file")
+            data = [p.read_bytes() for p in images]
+            shas = [hashlib.sha256(d).hexdigest() for d in data]
+            record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
+            if len(shas) > 1:
+                record["query_sha256s"] = shas
+            filters = SearchFilters(
+                parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top,
+                min_score, upper, lower,
+            )  # fmt: skip
+            feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
+            result = _service(settings).search(data, filters, parse_box(box), feedback, by)
+        except VSearchError as e:
+            AuditLog(settings.audit_log_path).append({**record, "exit_code": 2, "error": str(e)})
+            raise
+        record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
+        record["returned_clip_ids"] = [c.id for c in result.clips]
+        AuditLog(settings.audit_log_path).append({**record, "exit_code": 0})
         _print_result(result, json_out)
     except VSearchError as e:
         _fail(str(e))
