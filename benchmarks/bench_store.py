@@ -124,10 +124,17 @@ def bench(
             where = None if lo is None else IndexFilter(from_ts_s=lo, to_ts_s=lo + frac * span)
             inside = np.ones(n, bool) if lo is None else (ts >= lo) & (ts <= lo + frac * span)
             recall, p = recall_then_latency(store, queries, where, inside, x, ids, n_recall=20)
+            select_ms = []  # of which: the catalog describing the window (an id range, counts)
+            for _ in range(N_QUERIES if where is not None else 0):
+                t = time.perf_counter()
+                store.catalog.select(store.embedder, where.from_ts_s, where.to_ts_s, None)  # type: ignore[union-attr]
+                select_ms.append((time.perf_counter() - t) * 1000)
             rows.append({
                 "sightings": n, "window": f"{frac:.0%}", "index": store.index.kind, "shards": store.index.shards,
                 "recall_at_10": recall,
-                "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"], "write_sightings_per_s": round(write_rate),
+                "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"],
+                "catalog_select_p50_ms": round(float(np.median(select_ms)), 2) if select_ms else 0.0,
+                "write_sightings_per_s": round(write_rate),
                 "index_build_s": round(build_s, 1), "index_bytes_per_sighting": round(bytes_per),
                 "index_ram_bytes_per_sighting": round(ram_per), "loaded_ram_bytes_per_sighting": round(loaded_per),
                 "commit_chunk": chunk,

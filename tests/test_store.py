@@ -216,6 +216,7 @@ def test_a_time_window_is_one_id_range_and_equals_brute_force(cat: Catalog, tmp_
     for a, b in sel.partial:
         in_partial |= (ids >= a) & (ids < b)
     assert not (inside & ~in_range).any() and not (in_range & ~inside & ~in_partial).any()
+    assert sel.spanned == int(in_range.sum())  # what the range holds: the store asks for k x spanned / count
     # the time-sharded IVF index (past the flat limit) reads that envelope and returns only the window's sightings
     ivf = Store(cat, tmp_path / "ivf", "e", DIM, flat_max=100)
     assert ivf.index.kind.startswith("IVF")

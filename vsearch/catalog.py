@@ -209,7 +209,7 @@ class Catalog(Protocol):
         self, embedder: str, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None,
         upper_color: str | None = None, lower_color: str | None = None,
     ) -> IdSet | None: ...  # fmt: skip
-    def times(self, ids: Sequence[int]) -> dict[int, float]: ...
+    def times(self, embedder: str, ids: Sequence[int]) -> dict[int, float]: ...
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]: ...
     def sighting(self, sighting_id: int) -> Sighting: ...
     def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]: ...
@@ -407,8 +407,9 @@ class SqlCatalog:
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
         raise NotImplementedError
 
-    def _select_ids(self, sql: str, column: str, ids: Sequence[int]) -> list[tuple]:
-        """Rows of `sql`, whose `{}` stands for the condition "`column` is one of `ids`"."""
+    def _select_ids(self, sql: str, column: str, ids: Sequence[int], before: Sequence = ()) -> list[tuple]:
+        """Rows of `sql`, whose `{}` stands for the condition "`column` is one of `ids`" (`before`: the values of
+        the placeholders before it)."""
         raise NotImplementedError
 
     def _insert_id(self, db: _Db, sql: str, args: Sequence) -> int:
@@ -673,7 +674,8 @@ class SqlCatalog:
 
         A time window alone is one id range, from its first minute to its last, whatever the collection holds:
         its whole minutes are counted from id_buckets, its two partial minutes in an index, and those two
-        minutes' id ranges are `IdSet.partial` (the store checks the times of what the index returns from them).
+        minutes' id ranges are `IdSet.partial` (the store checks the times of what the index returns from them);
+        `IdSet.spanned` counts the envelope (id_buckets, the partial minutes whole).
         Cameras and colours select their ids in SQL (by the camera/time index).
         """
         if cameras or upper_color or lower_color:
@@ -689,11 +691,10 @@ class SqlCatalog:
             bucket_ids(last)[1] if to_ts_s is not None else 1 << 62,
         )
         whole = (first + 1, last - 1)  # every sighting of these minutes is inside the window
-        count = 0
-        if whole[0] <= whole[1]:
-            count = int(self._q(
-                "SELECT COALESCE(SUM(n), 0) FROM id_buckets WHERE bucket >= ? AND bucket <= ?", whole
-            )[0][0])  # fmt: skip
+        count, spanned = (int(v) for v in self._q(
+            "SELECT COALESCE(SUM(CASE WHEN bucket >= ? AND bucket <= ? THEN n ELSE 0 END), 0), COALESCE(SUM(n), 0)"
+            " FROM id_buckets WHERE bucket >= ? AND bucket <= ?", (*whole, max(first, 0), last),
+        )[0])  # fmt: skip
         # the partial minutes' sightings inside the window are counted, not listed: in the (embedder, id, ts)
         # index, never the table's rows (1 KB embeddings each); `ts + 0` keeps both engines off the time index
         partial = tuple(bucket_ids(b) for b in sorted({first, last} - {-1, 1 << 40}))
@@ -708,11 +709,14 @@ class SqlCatalog:
             (1 << ID_BUCKET_BITS, lo_ts, hi_ts, embedder),
         )
         ids = np.array([r[0] for r in rows], np.int64)
-        return IdSet((envelope,), ids, count + len(ids), partial)
+        return IdSet((envelope,), ids, count + len(ids), partial, spanned + len(ids))
 
-    def times(self, ids: Sequence[int]) -> dict[int, float]:
-        """The time (epoch s) of each sighting in `ids` that exists."""
-        rows = self._select_ids("SELECT id, ts FROM sightings WHERE {}", "id", [int(i) for i in ids])
+    def times(self, embedder: str, ids: Sequence[int]) -> dict[int, float]:
+        """The time (epoch s) of each of the embedder's sightings in `ids` that exists, read from the (embedder,
+        id, ts) index, not from the table's rows."""
+        rows = self._select_ids(
+            "SELECT id, ts FROM sightings WHERE embedder = ? AND {}", "id", [int(i) for i in ids], (embedder,)
+        )
         return {int(r[0]): float(r[1]) for r in rows}
 
     def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
@@ -980,11 +984,11 @@ class SqliteCatalog(SqlCatalog):
         with self._lock:
             return self._db.execute(sql, tuple(args)).fetchall()
 
-    def _select_ids(self, sql: str, column: str, ids: Sequence[int]) -> list[tuple]:
+    def _select_ids(self, sql: str, column: str, ids: Sequence[int], before: Sequence = ()) -> list[tuple]:
         rows: list[tuple] = []
         for i in range(0, len(ids), 900):  # SQLite takes at most 999 parameters
             chunk = ids[i : i + 900]
-            rows += self._q(sql.format(f"{column} IN ({','.join('?' * len(chunk))})"), chunk)
+            rows += self._q(sql.format(f"{column} IN ({','.join('?' * len(chunk))})"), (*before, *chunk))
         return rows
 
     def _insert_id(self, db: _Db, sql: str, args: Sequence) -> int:

@@ -97,10 +97,10 @@ class PostgresCatalog(SqlCatalog):
         with self._pool.connection() as conn:
             return list(conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall())
 
-    def _select_ids(self, sql: str, column: str, ids: Sequence[int]) -> list[tuple]:
+    def _select_ids(self, sql: str, column: str, ids: Sequence[int], before: Sequence = ()) -> list[tuple]:
         if not ids:
             return []
-        return self._q(sql.format(f"{column} = ANY(?)"), (list(ids),))
+        return self._q(sql.format(f"{column} = ANY(?)"), (*before, list(ids)))
 
     def _insert_id(self, db: Any, sql: str, args: Sequence) -> int:
         return int(db.execute(sql + " RETURNING id", args).fetchone()[0])

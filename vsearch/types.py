@@ -90,6 +90,9 @@ class IdSet:
     # id ranges among `ranges` whose sightings are only partly selected (a time window's first and last minutes):
     # the store drops, by their times, those the index returns that are outside the window
     partial: tuple[tuple[int, int], ...] = ()
+    # how many sightings `ranges` hold, the partial minutes whole (>= count; 0: not known): the store asks the index
+    # for k * spanned / count so that k usually remain once those outside the window are dropped
+    spanned: int = 0
 
 
 @dataclass(frozen=True)
