@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common import machine_info, print_table, warm, write_json
+from training.footage import iou
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.ingest import IngestItem
 from vsearch.service import VSearch
@@ -97,14 +98,6 @@ def sd_copy(seq: Path, out: Path) -> tuple[Path, float]:
     with open(out / seq.name / "seqinfo.ini", "w") as fh:
         cp.write(fh)
     return img_dir, scale
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def matched(gt: np.ndarray, boxes: np.ndarray, iou_min: float = 0.5) -> np.ndarray:

@@ -16,7 +16,7 @@ gallery), and the person's remaining gallery crops are scored before and after.
 
 Footage (M only), through the real ingest and search path: the bundled sample clip (six visitors,
 `sample_videos/visits_approx.csv`), Market's 16 frames as two cameras of stills with both query crops of person 0001
-(her boxes: `benchmarks/data/market1501_0001_boxes.json`), and MOT17-mini (vsearch.evaluate.evaluate_footage); re-ranking
+(her boxes: `benchmarks/data/market1501_0001_boxes.json`), and MOT17-mini (training.footage.evaluate_footage); re-ranking
 off and on, and feedback on the first two.
 """
 
@@ -227,7 +227,7 @@ def market_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
     import json
     import shutil
 
-    from vsearch.evaluate import _iou
+    from training.footage import iou
     from vsearch.ingest import plan_ingest
     from vsearch.service import VSearch
 
@@ -243,15 +243,15 @@ def market_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
     her = set()
     for i, x in every.items():
         ref = np.array([boxes[frames[x.camera_id][round(x.pts_s / 10.0)]]], np.float32)
-        if _iou(np.array([x.xyxy], np.float32), ref)[0, 0] >= 0.5:
+        if iou(np.array([x.xyxy], np.float32), ref)[0, 0] >= 0.5:
             her.add(i)
     return svc, [(p.read_bytes(), her, set()) for p in sorted((MARKET / "query").glob("*.jpg"))]
 
 
 def run_footage(tmp: Path) -> dict[str, list[dict[str, Any]]]:
     """Footage through ingest and search: the sample clip's visits and Market's two cameras (re-ranking off and on,
-    feedback), MOT17-mini (re-ranking off and on, vsearch.evaluate.evaluate_footage)."""
-    from vsearch.evaluate import evaluate_footage
+    feedback), MOT17-mini (re-ranking off and on, training.footage.evaluate_footage)."""
+    from training.footage import evaluate_footage
     from vsearch.service import VSearch
 
     rerank_rows, feedback_rows = [], []

@@ -131,3 +131,16 @@ def test_search_quality_benchmark_smoke(tmp_path: Path) -> None:
     assert (one["rank_1_pct"], one["mAP_pct"]) == (round(100 * ref["rank_1"], 1), round(100 * ref["mAP"], 1))
     assert {r["rerank"] for r in payload["rerank"]} == {"none", "k-reciprocal", "aqe"}
     assert all(r["rest_mAP_after_pct"] >= 0 for r in payload["feedback"])
+
+
+def test_search_quality_footage_part_runs(tmp_path: Path) -> None:
+    """The footage half of eval_search (size M only: the smoke test above skips it) ingests and searches real
+    footage: the sample clip's visits, Market's two cameras, MOT17-mini with each re-ranking."""
+    from benchmarks import eval_search
+
+    result = eval_search.run_footage(tmp_path)
+    sets = {r["set"] for r in result["footage_rerank"]}
+    assert {"sample-clip-6-visits", "market-2-cams-16-stills"} <= sets and any(s.startswith("mot17-mini") for s in sets)
+    clip = [r for r in result["footage_rerank"] if r["set"] == "sample-clip-6-visits" and r["rerank"] == "none"]
+    assert clip and clip[0]["rank_1_pct"] >= 80  # the visitor is found again on the clip (100 % measured)
+    assert len(result["footage_feedback"]) == 2

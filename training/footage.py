@@ -13,7 +13,8 @@ from numpy.typing import NDArray
 from vsearch.errors import InputError
 
 
-def _iou(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+def iou(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Pairwise IoU of boxes a (n, 4) and b (m, 4), xyxy: an (n, m) matrix."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
@@ -54,9 +55,9 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
             frame_of[x.id] = f
             if len(rows):
                 boxes = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1).astype(np.float32)
-                iou = _iou(np.array([x.xyxy], np.float32), boxes)[0]
-                if iou.max() >= 0.5:
-                    identity[x.id] = int(rows[int(iou.argmax()), 1])
+                overlap = iou(np.array([x.xyxy], np.float32), boxes)[0]
+                if overlap.max() >= 0.5:
+                    identity[x.id] = int(rows[int(overlap.argmax()), 1])
         for pid in sorted(set(identity.values())):
             mine = [sid for sid, p in identity.items() if p == pid]
             frames_seen = sorted({frame_of[sid] for sid in mine})
