@@ -118,7 +118,7 @@ class SegmentTracker:
             track_low_thresh=0.1,
             new_track_thresh=settings.detector_conf,
             track_buffer=max(1, round(settings.track_buffer_s * settings.sample_fps)),
-            match_thresh=0.8,
+            match_thresh=settings.track_match_thresh,
             fuse_score=True,
         )
         self._tracker = BYTETracker(args)
