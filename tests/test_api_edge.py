@@ -119,7 +119,9 @@ def test_the_clip_cache_stays_under_its_bound_evicting_the_least_recently_used(a
 
     a = render_clip(api_service.catalog, ids[0], svc_settings)
     b = render_clip(api_service.catalog, ids[1], svc_settings)
-    bound = a.stat().st_size + b.stat().st_size + 1000
+    scratch = svc_settings.model_copy(update={"data_dir": tmp_path / "scratch"})
+    c_bytes = render_clip(api_service.catalog, ids[2], scratch).stat().st_size  # whichever of b and c is larger
+    bound = a.stat().st_size + max(b.stat().st_size, c_bytes) + 1000  # a and b fit, a and c fit, not all three
     svc_settings = svc_settings.model_copy(update={"clip_cache_max_bytes": bound})
     time.sleep(0.05)
     assert render_clip(api_service.catalog, ids[0], svc_settings) == a  # a cache hit: a is now the most recent
