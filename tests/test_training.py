@@ -1,9 +1,15 @@
-"""The ReID trainer's PK sampler: every batch P distinct identities, and a small boosted set seen many times."""
+"""The ReID trainer's PK sampler (every batch P distinct identities, a small boosted set seen many times) and its
+crop cache."""
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from training.train_reid import pk_batches
 
@@ -22,3 +28,32 @@ def test_pk_batches_hold_distinct_identities_and_boost_a_small_set() -> None:
         assert all(labels[i] == labels[b[4 * (i_ // 4)]] for i_, i in enumerate(b))  # K crops of one identity in a row
     counts = Counter(labels[i] for b in batches for i in b[::4])
     assert {counts[y] for y in boosted} <= {6, 7} and max(counts[y] for y in range(10, 200)) == 1
+
+
+def _build_cache(cache_dir: str, barrier: Any, out: Any) -> None:
+    import training.cache as cache
+
+    cache.CACHE_DIR = Path(cache_dir)
+
+    def load() -> list[tuple[np.ndarray, int, int]]:
+        barrier.wait()  # both processes write the cache at the same moment
+        return [(np.full((96, 48, 3), i % 251, np.uint8), i, i % 2) for i in range(3000)]
+
+    crops, pids, cams = cache.cached_crops("toy", load, (64, 32))
+    out.put((int(crops[:, 0, 0, 0].astype(np.int64).sum()), int(pids.sum()), int(cams.sum())))
+
+
+def test_two_trainings_building_the_same_crop_cache_at_once_both_get_it_whole(tmp_path: Path) -> None:
+    # two training runs started together both decoded the cache into one temporary file: the second to finish
+    # found it renamed away (or truncated under the first one's memmap: a bus error)
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_build_cache, args=(str(tmp_path), barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    want = (sum(i % 251 for i in range(3000)), sum(range(3000)), 1500)
+    assert [out.get(timeout=5) for _ in procs] == [want, want]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["toy-64x32.json", "toy-64x32.npy"]

@@ -4,7 +4,10 @@ its time in the network, not in JPEG decoding and resizing (CUHK03 alone is 6,66
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,13 +28,23 @@ def cached_crops(
     if not (images.exists() and meta.exists()):
         crops = load()
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = images.with_suffix(".tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(crops), h, w, 3))
-        for i, (crop, _, _) in enumerate(crops):
-            out[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
-        out.flush()
-        del out
-        tmp.replace(images)
-        meta.write_text(json.dumps({"pids": [int(c[1]) for c in crops], "cams": [int(c[2]) for c in crops]}))
+        # each process writes its own temporary files and renames them into place: two trainings started together
+        # must not truncate each other's memmap, nor rename the other's file away
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".tmp.npy", dir=CACHE_DIR)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(crops), h, w, 3))
+            for i, (crop, _, _) in enumerate(crops):
+                out[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+            out.flush()
+            del out
+            tmp_meta = tmp.with_suffix(".json")
+            tmp_meta.write_text(json.dumps({"pids": [int(c[1]) for c in crops], "cams": [int(c[2]) for c in crops]}))
+            tmp.replace(images)
+            tmp_meta.replace(meta)
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_suffix(".json").unlink(missing_ok=True)
     m = json.loads(meta.read_text())
     return np.load(images, mmap_mode="r"), np.array(m["pids"], np.int64), np.array(m["cams"], np.int64)
