@@ -45,15 +45,16 @@ SEQS = {
 # settings compared (Settings fields); the first is today's default
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "2026-12-06 default (SD at 960, SD conf 0.35)": {"detector_sd_imgsz": 960, "detector_sd_conf": 0.35},
     "before (square, SD at 640, min height 48)": {"detector_rect": False, "detector_sd_imgsz": 640,
-                                                  "min_person_height_px": 48},
+                                                  "detector_sd_conf": 0.35, "min_person_height_px": 48},
     "no rect margin": {"detector_margin_px": 0},
     "SD at 640": {"detector_sd_imgsz": 640},
-    "conf 0.25": {"detector_conf": 0.25},
+    "SD conf 0.35": {"detector_sd_conf": 0.35},
+    "SD at 960": {"detector_sd_imgsz": 960},
     "regions off": {"detector_regions": False},
-    "SD at 768": {"detector_sd_imgsz": 768},
-    "SD at 768, conf 0.2": {"detector_sd_imgsz": 768, "detector_conf": 0.2},
-    "conf 0.2": {"detector_conf": 0.2},
+    "conf 0.25 (HD)": {"detector_conf": 0.25},
+    "conf 0.2 (HD)": {"detector_conf": 0.2},
 }  # fmt: skip
 
 

@@ -112,8 +112,10 @@ def sd_frame_and_people(seq: Path, frame: int, width: int = 384) -> tuple[np.nda
 def test_sd_inference_size_and_rect_margin() -> None:
     s = Settings()
     det = PersonDetector(s)
-    assert det.imgsz_for((384, 288)) == det.imgsz_for((640, 480)) == s.detector_sd_imgsz == 960
+    assert det.imgsz_for((384, 288)) == det.imgsz_for((640, 480)) == s.detector_sd_imgsz == 768
     assert det.imgsz_for((768, 432)) == 768 and det.imgsz_for((1920, 1080)) == 1280
+    assert det.conf_for((384, 288)) == det.conf_for((640, 480)) == s.detector_sd_conf == 0.2
+    assert det.conf_for((768, 432)) == det.conf_for((1920, 1080)) == s.detector_conf == 0.35
     assert letterbox_shape((384, 216), 960, rect=True, margin=32) == (2.5, 608, 1024)
     assert letterbox_shape((384, 216), 960, rect=True) == (2.5, 544, 960)
     assert letterbox_shape((384, 216), 960, rect=False, margin=32) == (2.5, 960, 960)
@@ -142,6 +144,34 @@ def test_small_people_in_sd_footage_are_found() -> None:
     no_margin = recall(Settings(detector_margin_px=0))
     print(f"SD 40-100 px recall: default {now:.3f}, no margin {no_margin:.3f}, before {before:.3f}")
     assert now >= 0.6 and now >= before + 0.15 and now > no_margin
+
+
+@pytest.mark.slow
+def test_sd_footage_is_tracked_from_the_sd_score(tmp_path: Path) -> None:
+    """The ingest tracks SD footage from detector_sd_conf: MOT17-04 at 384 px wide keeps sightings scored between
+    0.2 and 0.35 (small people), and none of them when the SD score is set to the HD one."""
+    from benchmarks.bench_recall import MOT17, sd_copy
+    from vsearch.ingest import IngestItem
+    from vsearch.service import VSearch
+    from vsearch.video import probe
+
+    folder, _ = sd_copy(MOT17 / "MOT17-04-FRCNN", tmp_path / "sd")
+    info = probe(folder)
+    assert max(info.resolution_wh) <= 640
+
+    def confidences(settings: Settings) -> np.ndarray:
+        svc = VSearch(settings)
+        try:
+            r = svc.ingest([IngestItem(folder, "c4", 0.0, info.fps)])[0]
+            assert r.status == "ingested", r.error
+            return np.array(svc.catalog._q("SELECT confidence FROM sightings"), np.float64).ravel()
+        finally:
+            svc.close()
+
+    sd = confidences(Settings(data_dir=tmp_path / "a"))
+    assert len(sd) and sd.min() >= 0.2 and ((sd >= 0.2) & (sd < 0.35)).any()
+    hd = confidences(Settings(data_dir=tmp_path / "b", detector_sd_conf=0.35))
+    assert len(hd) and hd.min() >= 0.35
 
 
 def test_motion_regions_crop_only_where_something_is_known_or_moved() -> None:

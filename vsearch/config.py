@@ -42,10 +42,12 @@ class Settings(BaseSettings):
     # at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py) ...
     detector_imgsz: int | None = None
     # ... except SD frames (longest side <= 640 px: CIF, SD, VGA), enlarged to this size so that their small
-    # people reach a size the detector sees: MOT17 at 384 px wide, people 40-100 px tall, 0.73 of person-instants
-    # found at 960 instead of 0.47 at 640 (benchmarks/README.md, "Recall by person height")
-    detector_sd_imgsz: int = Field(default=960, ge=32)
-    detector_conf: float = Field(default=0.35, ge=0, le=1)
+    # people reach a size the detector sees, and tracked from a lower score: MOT17 at 384 px wide, people 40-100 px
+    # tall, 0.71 of person-instants found at 768 and 0.2 (0.40 at 640 and 0.35; 0.73 at 960 and 0.35, at 1.35x the
+    # detector time), with no more false boxes (benchmarks/README.md, "Recall by person height")
+    detector_sd_imgsz: int = Field(default=768, ge=32)
+    detector_sd_conf: float = Field(default=0.2, ge=0, le=1)
+    detector_conf: float = Field(default=0.35, ge=0, le=1)  # a track's score to start, and a sighting's to be kept
     detector_batch: int = Field(default=4, ge=1)
     # letterbox to the frame's aspect plus a grey margin instead of a square: 1.4x fewer pixels at 16:9, and as
     # many people found as the square (without the margin, people at the frame's edges are missed)

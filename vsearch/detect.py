@@ -186,6 +186,11 @@ class PersonDetector:
             return self.settings.detector_sd_imgsz
         return int(min(1280, max(640, 32 * round(longest / 32))))
 
+    def conf_for(self, resolution_wh: tuple[int, int]) -> float:
+        """The score from which a detection starts a track and is kept as a sighting: detector_sd_conf for SD
+        frames (longest side <= 640), detector_conf for the rest."""
+        return self.settings.detector_sd_conf if max(resolution_wh) <= SD_MAX_PX else self.settings.detector_conf
+
     @property
     def loaded(self) -> bool:
         return bool(self._models)

@@ -233,7 +233,8 @@ class Ingestor:
         from_pts = rec.processed_until_s
         if from_pts > 0:
             report.status = "resumed"
-        track_settings = s.model_copy(update={"sample_fps": sample_fps})
+        conf = self.detector.conf_for(info.resolution_wh)  # SD footage is tracked from a lower score
+        track_settings = s.model_copy(update={"sample_fps": sample_fps, "detector_conf": conf})
         next_track_id = self.catalog.max_track_id(rec.id) + 1
         tracker = SegmentTracker(track_settings, next_track_id, TrackerState.from_json(rec.resume_state))
         thumbs_dir = s.thumbs_dir / sha[:16]
