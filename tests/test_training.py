@@ -57,3 +57,43 @@ def test_two_trainings_building_the_same_crop_cache_at_once_both_get_it_whole(tm
     want = (sum(i % 251 for i in range(3000)), sum(range(3000)), 1500)
     assert [out.get(timeout=5) for _ in procs] == [want, want]
     assert sorted(f.name for f in tmp_path.iterdir()) == ["toy-64x32.json", "toy-64x32.npy"]
+
+
+def test_the_style_norm_takes_out_a_cameras_colour_cast_and_exports_to_onnx(tmp_path: Path) -> None:
+    """--style-norm: the frozen ImageNet blocks' output is instance-normalised, so the same PKU crops under another
+    camera's colour cast, gain and offset stay closer to themselves than without it; the ONNX export computes the
+    same embeddings as PyTorch."""
+    import onnxruntime as ort
+    import torch
+
+    from training.datasets import PKU, load_pku, pku_ids
+    from training.train_reid import Exported, H, ReidNet, W, to_tensor
+
+    crops = [c for c, _, _ in load_pku(set(sorted(pku_ids(PKU))[:8]))][:32]
+    assert len(crops) == 32
+
+    def cast(crop: np.ndarray, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        f = crop.astype(np.float32) * rng.uniform(0.6, 1.4, 3) * rng.uniform(0.6, 1.0) + rng.uniform(-30, 30)
+        return np.clip(f, 0, 255).astype(np.uint8)
+
+    def similarity_to_cast_copy(net: ReidNet) -> torch.Tensor:
+        with torch.no_grad():
+            a = torch.nn.functional.normalize(net.pooled(to_tensor(crops)), dim=1)
+            b = torch.nn.functional.normalize(net.pooled(to_tensor([cast(c, i) for i, c in enumerate(crops)])), dim=1)
+        return (a * b).sum(1)
+
+    plain, styled = ReidNet(10, frozen=7).eval(), ReidNet(10, frozen=7, style_norm=True)
+    styled.calibrate(to_tensor(crops))
+    styled.eval()
+    p, s = similarity_to_cast_copy(plain), similarity_to_cast_copy(styled)
+    assert float(s.mean()) > float(p.mean()) and float(s.min()) > float(p.min())
+
+    path = tmp_path / "styled.onnx"
+    torch.onnx.export(Exported(styled).eval(), (torch.zeros(1, 3, H, W),), str(path), input_names=["images"],
+                      output_names=["embeddings"], dynamic_axes={"images": {0: "n"}}, opset_version=17, dynamo=False)  # fmt: skip
+    x = to_tensor(crops[:4])
+    with torch.no_grad():
+        want = styled.inference(x).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-4

@@ -376,7 +376,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         args.out.mkdir(parents=True, exist_ok=True)
         onnx_path = args.out / f"{args.name}.onnx"
         net.eval()
-        torch.onnx.export(Exported(net), (torch.zeros(1, 3, H, W),), str(onnx_path), input_names=["images"],
+        torch.onnx.export(Exported(net).eval(), (torch.zeros(1, 3, H, W),), str(onnx_path), input_names=["images"],
                           output_names=["embeddings"], dynamic_axes={"images": {0: "n"}, "embeddings": {0: "n"}},
                           opset_version=17, dynamo=False)  # fmt: skip
         shown = onnx_path.resolve()
