@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     detector_imgsz: int | None = None
     # ... except SD frames (longest side <= 640 px: CIF, SD, VGA), enlarged to this size so that their small
     # people reach a size the detector sees, and tracked from a lower score: MOT17 at 384 px wide, people 40-100 px
-    # tall, 0.71 of person-instants found at 768 and 0.2 (0.40 at 640 and 0.35; 0.73 at 960 and 0.35, at 1.35x the
-    # detector time), with no more false boxes (benchmarks/README.md, "Recall by person height")
+    # tall, 0.735 of person-instants found at 768 and 0.2, as many as at 960 and 0.35 in 0.73x the time, with no
+    # more false boxes (0.40 before issue 13; benchmarks/README.md, "Recall by person height")
     detector_sd_imgsz: int = Field(default=768, ge=32)
     detector_sd_conf: float = Field(default=0.2, ge=0, le=1)
     detector_conf: float = Field(default=0.35, ge=0, le=1)  # a track's score to start, and a sighting's to be kept
