@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from training.train_reid import pk_batches
 
@@ -97,3 +98,11 @@ def test_the_style_norm_takes_out_a_cameras_colour_cast_and_exports_to_onnx(tmp_
         want = styled.inference(x).numpy()
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_the_style_norm_without_frozen_blocks_is_refused_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.train_reid import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--style-norm", "--no-export"])
+    assert e.value.code == 2 and "--style-norm needs --freeze" in capsys.readouterr().err

@@ -49,11 +49,10 @@ def to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy())
 
 
-def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False, colour: bool = False) -> np.ndarray:
+def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False) -> np.ndarray:
     """Random flip, 10-px shift, brightness/contrast jitter and erasing; with `cctv`, also what surveillance
     footage does to a person: down-and-up scaling to 40-80 px tall, blur, JPEG artefacts, per-channel colour and
-    saturation shifts (camera white balance); with `colour`, stronger camera-to-camera differences (gamma, a wider
-    white balance, one crop in ten grey)."""
+    saturation shifts (camera white balance)."""
     img = cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -62,8 +61,6 @@ def augment(crop: np.ndarray, rng: random.Random, cctv: bool = False, colour: bo
     img = img[y : y + H, x : x + W]
     if cctv:
         img = _cctv(np.ascontiguousarray(img), rng)
-    if colour:
-        img = _camera_colour(np.ascontiguousarray(img), rng)
     img = img.astype(np.float32)
     img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20), 0, 255)  # mild contrast/brightness
     if rng.random() < 0.5:  # random erasing
@@ -94,17 +91,6 @@ def _cctv(img: np.ndarray, rng: random.Random) -> np.ndarray:
         grey = f.mean(2, keepdims=True)
         img = np.clip(grey + (f - grey) * rng.uniform(0.6, 1.3), 0, 255).astype(np.uint8)
     return img
-
-
-def _camera_colour(img: np.ndarray, rng: random.Random) -> np.ndarray:
-    f = img.astype(np.float32) / 255
-    if rng.random() < 0.5:  # exposure curve
-        f = f ** rng.uniform(0.6, 1.6)
-    if rng.random() < 0.5:  # white balance
-        f = f * np.array([rng.uniform(0.7, 1.3) for _ in range(3)], np.float32)
-    if rng.random() < 0.1:  # a camera at night, or a washed-out one: no colour at all
-        f = np.repeat(f.mean(2, keepdims=True), 3, axis=2)
-    return np.clip(f * 255, 0, 255).astype(np.uint8)
 
 
 class IBN(nn.Module):
@@ -352,7 +338,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         net.train()
         losses = []
         for b in pk_batches(labels, args.p, args.k, rng, boosted, args.pku_per_batch):
-            x = to_tensor([augment(images[i], rng, args.cctv_aug, args.colour_aug) for i in b])
+            x = to_tensor([augment(images[i], rng, args.cctv_aug) for i in b])
             y = torch.tensor([labels[i] for i in b])
             f, logits = net(x)
             loss = ce(logits, y) + batch_hard_triplet(f, y)
@@ -418,8 +404,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--freeze", type=int, default=0, help="keep the first N MobileNetV2 blocks at ImageNet (7: to stride 8)")
     ap.add_argument("--cctv-aug", action=argparse.BooleanOptionalAction, default=False,
                     help="also down-and-up scale, blur, JPEG-compress and colour-shift the crops")
-    ap.add_argument("--colour-aug", action=argparse.BooleanOptionalAction, default=False,
-                    help="stronger camera colour differences: gamma, wider white balance, 10 %% grey crops")
     ap.add_argument("--ibn-blocks", type=lambda v: [int(i) for i in v.split(",") if i], default=[],
                     help="instance-batch norm (IBN-a) in these MobileNetV2 feature blocks (e.g. 4,5,6)")
     ap.add_argument("--style-norm", action=argparse.BooleanOptionalAction, default=False,
@@ -431,6 +415,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None, help="write the run's record here")
     args = ap.parse_args(argv)
+    if args.style_norm and args.freeze < 1:
+        ap.error("--style-norm needs --freeze N: the norm sits at the output of the frozen blocks")
     result = train(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
