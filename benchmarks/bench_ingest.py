@@ -72,6 +72,7 @@ MOT17_1080P = ("MOT17-02-FRCNN", "MOT17-04-FRCNN", "MOT17-09-FRCNN")  # static c
 VARIANTS = {  # the first is today's default
     "default (regions on)": {},
     "regions off": {"detector_regions": False},
+    "2026-12-06 detector (2 infer requests, THROUGHPUT hint)": {"detector_requests": 2},
     "before issue 12 (square letterbox, min height 48, regions off)": {"detector_rect": False, "min_person_height_px": 48,
                                                                        "detector_regions": False},
 }  # fmt: skip

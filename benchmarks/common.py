@@ -108,11 +108,5 @@ def write_json(name: str, payload: dict[str, Any], out_dir: Path = RESULTS_DIR) 
 
 def warm(svc: Any, resolution_wh: tuple[int, int]) -> None:
     """Load the models and compile every input shape an ingest of this size may use: not ingest time."""
-    from vsearch.detect import MotionRegions, Region
-
     svc.embedder.load()
-    w, h = resolution_wh
-    blank = np.zeros((h, w, 3), np.uint8)
-    svc.detector.detect([blank])
-    for size in MotionRegions.SIZES:
-        svc.detector.detect([blank], regions=[Region(0, 0, min(w, size), min(h, size), size)])
+    svc.detector.warm(resolution_wh)

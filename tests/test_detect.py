@@ -227,3 +227,55 @@ def test_concurrent_detections_from_many_threads_agree(backend: str) -> None:
         got = list(pool.map(lambda i: (i % 4, det.detect([frames[i % 4]])[0]), range(48)))
     for i, d in got:
         assert np.allclose(d.xyxy, want[i].xyxy, atol=1e-3), i
+
+
+@pytest.mark.slow
+def test_openvino_boxes_and_keypoints_match_the_pytorch_reference() -> None:
+    """The direct OpenVINO path (its own letterbox, preprocessing inside the compiled graph, numpy NMS) finds the
+    boxes and keypoints ultralytics' PyTorch predict finds on the same frames at the same input size."""
+    frames = [cv2.imread(str(f)) for f in sorted((dataset("mot17-mini") / "train" / "MOT17-09-FRCNN" / "img1").glob("*.jpg"))[:2]]
+    ov = PersonDetector(Settings(detector_imgsz=960, detector_margin_px=0, min_person_height_px=0))
+    pt = PersonDetector(Settings(detector_imgsz=960, detector_backend="torch", min_person_height_px=0))
+    matched = 0
+    for a, b in zip(ov.detect(frames, conf=0.35), pt.detect(frames, conf=0.35)):
+        assert len(b) >= 3 and abs(len(a) - len(b)) <= 1, (len(a), len(b))
+        iou = iou_matrix(b.xyxy, a.xyxy)
+        best = iou.argmax(axis=1)
+        ok = iou.max(axis=1) >= 0.9
+        matched += int(ok.sum())
+        assert ok.mean() >= 0.9, iou.max(axis=1)
+        kp_a, kp_b = a.keypoints[best[ok]], b.keypoints[ok]
+        visible = (kp_a[:, :, 2] > 0.5) & (kp_b[:, :, 2] > 0.5)
+        assert visible.sum() >= 20
+        assert np.median(np.linalg.norm(kp_a[:, :, :2] - kp_b[:, :, :2], axis=2)[visible]) < 3.0
+    assert matched >= 6
+
+
+@pytest.mark.slow
+def test_warm_compiles_every_input_shape_an_ingest_uses(tmp_path: Path) -> None:
+    """After `PersonDetector.warm`, ingesting the sample clip (motion-region crops of every size, some meeting
+    the frame's border, some inside it) compiles no new input shape: none is compiled mid-ingest."""
+    from vsearch.ingest import IngestItem
+    from vsearch.service import VSearch
+    from vsearch.video import probe
+
+    from .conftest import SAMPLE_VIDEO
+
+    svc = VSearch(Settings(data_dir=tmp_path / "data"))
+    svc.detector.warm(probe(SAMPLE_VIDEO).resolution_wh)
+    model = svc.detector.load()
+    warmed = set(model._queues)
+    shapes_used: list[tuple[int, int]] = []
+    queue_for = model._queue
+
+    def spy(in_hw: tuple[int, int]) -> object:
+        shapes_used.append(in_hw)
+        return queue_for(in_hw)
+
+    model._queue = spy
+    report = svc.ingest([IngestItem(SAMPLE_VIDEO, "lobby", 0.0)])[0]
+    svc.close()
+    assert report.status == "ingested", report.error
+    assert len(shapes_used) == report.frames_sampled - report.frames_skipped
+    assert len(set(shapes_used)) >= 4, set(shapes_used)  # whole frames and crops of several sizes were used
+    assert set(model._queues) == warmed, set(model._queues) - warmed

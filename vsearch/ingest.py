@@ -23,7 +23,7 @@ import cv2
 from vsearch.catalog import Catalog, NewSighting
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
-from vsearch.detect import MotionRegions, PersonDetector, StaticSceneGate
+from vsearch.detect import MotionRegions, PersonDetector, StaticSceneGate, small_gray
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
 from vsearch.store import Store
@@ -288,14 +288,16 @@ class Ingestor:
         frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts))
         for batch in _batches(frames, s.detector_batch, timer):
             with timer("motion"):
-                run = gate.needs_detection([f.image_bgr for f in batch]) if gate else [True] * len(batch)
+                # one thumbnail per frame serves both the static-scene gate and the region planner
+                smalls = [small_gray(f.image_bgr) for f in batch] if gate or regions else []
+                run = gate.needs_detection([f.image_bgr for f in batch], smalls) if gate else [True] * len(batch)
                 todo = [f.image_bgr for f, r in zip(batch, run) if r]
-                plans = [regions.plan(img) for img in todo] if regions else None
+                plans = [regions.plan(f.image_bgr, sm) for f, sm, r in zip(batch, smalls, run) if r] if regions else None
             with timer("detect"):
                 found = iter(self.detector.detect(todo, regions=plans))
                 dets = [next(found) if r else Detections.empty() for r in run]
                 if gate and run[-1]:
-                    gate.observe(batch[-1].image_bgr, dets[-1])
+                    gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
                 if regions and todo:
                     regions.observe(dets[max(i for i, r in enumerate(run) if r)])
             with timer("track"):
