@@ -130,3 +130,27 @@ def test_a_person_crossing_the_view_fast_is_one_track_at_two_frames_a_second() -
         segs += tracker.update(frame(i), dets)[1]
     segs += tracker.flush()
     assert len(segs) == 1 and [b.pts_s for b in segs[0].boxes] == [i * STEP_S for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    "conf, score, step_px",
+    [
+        (0.2, 0.25, 4.0),  # SD footage (tracked from 0.2): a small, faint person standing nearly still
+        (0.35, 0.5, 16.0),  # HD: a person walking in at 2 samples a second, box IoU 0.43 between samples
+    ],
+)
+def test_a_person_entering_mid_video_is_tracked_from_the_start_score(conf: float, score: float, step_px: float) -> None:
+    """A person who enters after the first frame is detected in every sample at `score` (>= the start score
+    `conf`) and moves `step_px` of a 40-px-wide box per sample. ByteTrack confirms a new track only when its
+    second detection matches, and ultralytics matches it at 1 - IoU x score <= 0.7 whatever the settings: a
+    score of 0.25 could never confirm (SD people 40-100 px tall detected at 0.2-0.3 were dropped), nor a 0.5
+    walker at 2 samples a second. The same gate as every other match (track_match_thresh) applies."""
+    tracker = SegmentTracker(Settings(sample_fps=2.0, detector_conf=conf))
+    segs = []
+    for i in range(8):
+        x = 20.0 + step_px * i
+        dets = Detections(np.array([[x, 60, x + 40, 180]], np.float32), np.array([score], np.float32))
+        segs += tracker.update(frame(i), dets if i >= 2 else Detections.empty())[1]
+    segs += tracker.flush()
+    assert len(segs) == 1, [len(s.boxes) for s in segs]
+    assert [b.pts_s for b in segs[0].boxes] == [i * STEP_S for i in range(2, 8)]

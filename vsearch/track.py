@@ -7,6 +7,7 @@ stored, so the index grows with people and time, not with frames. Every sampled 
 
 from __future__ import annotations
 
+import functools
 import json
 from argparse import Namespace
 from dataclasses import dataclass, field
@@ -99,6 +100,35 @@ class TrackerState:
         return None if text is None else cls(int(json.loads(text)["frame_id"]))
 
 
+@functools.cache
+def _byte_tracker_class() -> type:
+    """ultralytics' BYTETracker with one change: a new track is confirmed by the same gate as every other match.
+
+    ultralytics matches a new (unconfirmed) track to its second detection at 1 - IoU x score <= 0.7, a constant
+    made for 30 fps and scores >= 0.6: at 2 samples a second with tracks started from 0.2 (SD) or 0.35 it
+    dropped faint people (a 0.25 box never confirms) and walkers (0.5 x IoU 0.43). Here it is
+    `track_match_thresh`, as in the first association (tests/test_track.py)."""
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.trackers.utils import matching
+
+    class ByteTracker(BYTETracker):  # type: ignore[misc]
+        def _unconfirmed_association(self, unconfirmed, u_detection, detections, activated, removed):  # type: ignore[no-untyped-def]
+            detections = [detections[i] for i in u_detection]
+            if not unconfirmed:
+                return list(range(len(detections))), detections
+            dists = self.get_dists(unconfirmed, detections)
+            matches, u_unconfirmed, u_detection = matching.linear_assignment(dists, thresh=self.args.match_thresh)
+            for itracked, idet in matches:
+                unconfirmed[itracked].update(detections[idet], self.frame_id)
+                activated.append(unconfirmed[itracked])
+            for it in u_unconfirmed:
+                unconfirmed[it].mark_removed()
+                removed.append(unconfirmed[it])
+            return u_detection, detections
+
+    return ByteTracker
+
+
 class SegmentTracker:
     """ByteTrack over sampled frames, emitting closed TrackSegments.
 
@@ -110,7 +140,6 @@ class SegmentTracker:
 
     def __init__(self, settings: Settings, first_track_id: int = 1, state: TrackerState | None = None) -> None:
         import_ultralytics(settings)
-        from ultralytics.trackers.byte_tracker import BYTETracker
 
         self.settings = settings
         args = Namespace(
@@ -121,7 +150,7 @@ class SegmentTracker:
             match_thresh=settings.track_match_thresh,
             fuse_score=True,
         )
-        self._tracker = BYTETracker(args)
+        self._tracker = _byte_tracker_class()(args)
         if state is not None:
             self._tracker.frame_id = state.frame_id
         self._next_id = first_track_id
