@@ -6,14 +6,28 @@ from real parts, and the measurement says so:
 - Geometry: real pedestrian boxes and their motion from MOT17-mini ground truth (7 street/mall scenes, real fps).
   In each visit the target takes one ground-truth track and the companion the track nearest to it (feet within
   1.5 heights in the first frame: people close together); every other track of the scene is a stranger.
-- Appearance: CUHK03 people the default embedder never saw (identities 0401-0843), embedded from their crops;
-  a visit on "camera c1" uses crops of CUHK camera 1, on "c2" those of camera 2 (cross-view), two crops per track.
+- Appearance: people the embedder never trained on, embedded from their crops; a visit on "camera c1" uses crops
+  of CUHK camera 1, on "c2" those of camera 2 (cross-view), two crops per track. Target, companion and strangers
+  all come from one identity set, chosen by `--protocol` (by default `heldout` for reid-mnv2-1400, the default
+  embedder, `legacy` for any other) and `--split`:
+  - heldout (reid-mnv2-1400 trained on all CUHK ids except `training.datasets.cuhk_split`'s test ids):
+    `--split tune` = the 100 held-out CUHK03 ids (choose the threshold here), `--split test` = the 100 held-out
+    CUHK01 ids (report). The strangers' pool is every id of the set but the target and companion (98; `--pool`).
+    CUHK01 has 2 crops per person and camera, so there a person's stays on one camera repeat the same look; CUHK03
+    has up to 4 (a different pair per occasion).
+  - legacy (reid-mnv2, which never saw CUHK): `--split tune` = CUHK03 identities 0001-0400, `--split test` =
+    CUHK03 identities 0401-0843, 150 strangers' identities by default.
 - Time: the target's visits are an hour apart; strangers come from a pool (so a stranger can recur by chance).
 Each episode runs the product's code (encounters_at, then group_and_rank) and records the rank of the companion's
 group. Baselines on the same episodes: no appearance grouping (every encounter its own row) and oracle grouping
 (by true identity, an upper bound for this geometry).
 
-  python -m benchmarks.eval_companions [--episodes 200] [--size S]
+  python -m benchmarks.eval_companions [--embedder NAME] [--protocol heldout|legacy] [--split test|tune]
+      [--threshold T ...] [--episodes 200] [--size S]
+
+Every `--threshold` runs the same episodes (same seed). Writes results/eval_companions_<size>.json (legacy test
+split at GROUP_THRESHOLD, or any S smoke run), eval_companions_<size>_<split>_t<T>.json (other legacy runs, one per
+threshold) or eval_companions_<size>_heldout_<split>.json (heldout: every threshold, with the mean top-3 of each).
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from numpy.typing import NDArray
 
 from benchmarks.common import RESULTS_DIR, machine_info, print_table, write_json
 from benchmarks.eval_identities import crops_by_person
+from training.datasets import cuhk_split
 from vsearch.companions import (
     GROUP_THRESHOLD,
     MAX_DIST_H,
@@ -45,6 +60,7 @@ from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import l2_normalize, make_embedder
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+HELDOUT_EMBEDDERS = {"reid-mnv2-1400"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
 
 
 def load_scenes(root: Path) -> dict[str, dict[int, tuple[NDArray[np.float64], NDArray[np.float32]]]]:
@@ -146,46 +162,84 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 20 episodes per setting (smoke)")
-    ap.add_argument("--pool", type=int, default=150, help="strangers' identities")
-    ap.add_argument("--threshold", type=float, default=GROUP_THRESHOLD)
+    ap.add_argument("--pool", type=int, default=None,
+                    help="strangers' identities (default: 150 legacy; every id of the set but target and companion heldout)")
+    ap.add_argument("--threshold", type=float, nargs="+", default=[GROUP_THRESHOLD])
+    ap.add_argument("--embedder", default=Settings().embedder)
+    ap.add_argument("--protocol", choices=("heldout", "legacy"), default=None,
+                    help="heldout: CUHK03 / CUHK01 test ids of cuhk_split; legacy: CUHK03 0001-0400 / 0401-0843. "
+                         "Default: heldout for reid-mnv2-1400, else legacy")
     ap.add_argument("--split", choices=("test", "tune"), default="test",
-                    help="CUHK03 identities: test = 0401-0843 (reported), tune = 0001-0400 (for choosing a threshold)")
+                    help="test: reported (heldout: CUHK01 held-out ids; legacy: CUHK03 0401-0843); tune: for choosing "
+                         "a threshold (heldout: CUHK03 held-out ids; legacy: CUHK03 0001-0400)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
+    protocol = args.protocol or ("heldout" if args.embedder in HELDOUT_EMBEDDERS else "legacy")
     episodes = 20 if args.size == "S" else args.episodes
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     scenes = load_scenes(DATASETS / "mot17-mini" / "train")
-    c03 = DATASETS / "cuhk03-labeled-pair1"
-    every = {int(r["identity"]) for r in csv.DictReader(open(c03 / "manifest.csv"))}
-    ids = sorted(every - set(range(1, 401)) if args.split == "test" else every & set(range(1, 401)))
-    chosen = rng.choice(ids, min(len(ids), args.pool + 2 * 60), replace=False).tolist()
-    people = load_people(c03, chosen, make_embedder(Settings()))
+    if protocol == "legacy":
+        folder = DATASETS / "cuhk03-labeled-pair1"
+        every = {int(r["identity"]) for r in csv.DictReader(open(folder / "manifest.csv"))}
+        ids = sorted(every - set(range(1, 401)) if args.split == "test" else every & set(range(1, 401)))
+        pool_size = 150 if args.pool is None else args.pool
+        chosen = rng.choice(ids, min(len(ids), pool_size + 2 * 60), replace=False).tolist()
+        source = f"CUHK03 {'0401-0843' if args.split == 'test' else '0001-0400'}"
+    else:
+        folder = DATASETS / ("cuhk01" if args.split == "test" else "cuhk03-labeled-pair1")
+        chosen = cuhk_split(folder)[1]
+        pool_size = len(chosen) if args.pool is None else args.pool
+        source = f"{folder.name} held-out ids"
+    people = load_people(folder, chosen, make_embedder(Settings(embedder=args.embedder)))
     everyone = sorted(people)
+    state = rng.bit_generator.state
     rows = []
-    for visits, with_c in ((3, 3), (3, 2), (2, 2), (4, 2)):
-        ranks: dict[str, list[int | None]] = defaultdict(list)
-        for _ in range(episodes):
-            t, c = rng.choice(everyone, 2, replace=False).tolist()
-            pool = [p for p in everyone if p not in (t, c)][: args.pool]
-            for k, r in run_episode(rng, scenes, people, t, c, pool, visits, with_c, args.threshold).items():
-                ranks[k].append(r)
-        for method, rs in ranks.items():
-            rows.append({
-                "target_visits": visits, "companion_in": with_c, "method": method, "episodes": episodes,
-                "top1_rate": sum(r == 1 for r in rs) / len(rs), "top3_rate": sum(r is not None and r <= 3 for r in rs) / len(rs),
-                "found_rate": sum(r is not None for r in rs) / len(rs),
-            })  # fmt: skip
-    print_table(rows, f"companion in the top 3 (threshold {args.threshold}; MOT17-mini geometry, CUHK03 appearances)")
-    payload = {
-        "benchmark": "eval_companions", "split": args.split, "seed": args.seed, "episodes_per_setting": episodes, "pool": args.pool,
-        "threshold": args.threshold, "max_dist_h": MAX_DIST_H, "rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
-        "machine": machine_info(["onnxruntime", "numpy"]),
-        "notes": "semi-synthetic: real MOT17-mini gt geometry, real CUHK03 crops of unseen identities, groups by construction",
-    }  # fmt: skip
-    suffix = "" if args.split == "test" and args.threshold == GROUP_THRESHOLD else f"_{args.split}_t{args.threshold:g}"
-    write_json(f"eval_companions_{args.size}{suffix}", payload, args.out)
+    for threshold in args.threshold:
+        rng.bit_generator.state = state  # the same episodes for every threshold
+        for visits, with_c in ((3, 3), (3, 2), (2, 2), (4, 2)):
+            ranks: dict[str, list[int | None]] = defaultdict(list)
+            for _ in range(episodes):
+                t, c = rng.choice(everyone, 2, replace=False).tolist()
+                pool = [p for p in everyone if p not in (t, c)][:pool_size]
+                for k, r in run_episode(rng, scenes, people, t, c, pool, visits, with_c, threshold).items():
+                    ranks[k].append(r)
+            for method, rs in ranks.items():
+                rows.append({
+                    "threshold": threshold, "target_visits": visits, "companion_in": with_c, "method": method,
+                    "episodes": episodes, "top1_rate": sum(r == 1 for r in rs) / len(rs),
+                    "top3_rate": sum(r is not None and r <= 3 for r in rs) / len(rs),
+                    "found_rate": sum(r is not None for r in rs) / len(rs),
+                })  # fmt: skip
+    mean_top3 = [{"threshold": th, "mean_top3_rate": float(np.mean([r["top3_rate"] for r in rows
+                  if r["threshold"] == th and r["method"] == "product"]))} for th in args.threshold]  # fmt: skip
+    print_table(rows, f"companion in the top 3 ({args.embedder}, {protocol}; MOT17-mini geometry, {source} appearances)")
+    print_table(mean_top3, "mean top-3 of the product over the four settings")
+    notes = (f"semi-synthetic: real MOT17-mini gt geometry, real crops of {source} (never trained on by {args.embedder}),"
+             f" groups by construction; strangers' pool {pool_size}")  # fmt: skip
+    wall = round(time.perf_counter() - t0, 1)
+    info = machine_info(["onnxruntime", "numpy"])
+    if protocol == "heldout" and args.size != "S":  # one file with every threshold
+        payload = {
+            "benchmark": "eval_companions", "embedder": args.embedder, "protocol": protocol, "split": args.split,
+            "identities": source, "seed": args.seed, "episodes_per_setting": episodes, "pool": pool_size,
+            "thresholds": args.threshold, "max_dist_h": MAX_DIST_H, "mean_top3": mean_top3,
+            "rows": rows, "wall_s": wall, "machine": info, "notes": notes,
+        }  # fmt: skip
+        if args.split == "tune":  # a threshold is chosen on the tune split only
+            payload["best_threshold"] = max(mean_top3, key=lambda r: r["mean_top3_rate"])["threshold"]
+        write_json(f"eval_companions_{args.size}_heldout_{args.split}", payload, args.out)
+        return payload
+    for threshold in args.threshold:  # legacy (and smoke) files: one per threshold
+        payload = {
+            "benchmark": "eval_companions", "embedder": args.embedder, "protocol": protocol, "split": args.split,
+            "seed": args.seed, "episodes_per_setting": episodes, "pool": pool_size, "threshold": threshold,
+            "max_dist_h": MAX_DIST_H, "rows": [r for r in rows if r["threshold"] == threshold], "wall_s": wall,
+            "machine": info, "notes": notes,
+        }  # fmt: skip
+        suffix = "" if args.split == "test" and threshold == GROUP_THRESHOLD else f"_{args.split}_t{threshold:g}"
+        write_json(f"eval_companions_{args.size}{suffix}", payload, args.out)
     return payload
 
 

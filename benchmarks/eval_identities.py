@@ -3,15 +3,27 @@
 Items are "tracks": the L2-normalised mean embedding of a few crops of one person on one camera, as the product
 builds them from a track's sightings. Ground truth gives the person. Scores: pairwise and BCubed precision/recall.
 
-Sets (the default embedder, reid-mnv2, was trained on PKU-Reid and MOT17-mini only, so CUHK is unseen data):
-- cuhk03-tune: CUHK03 identities 0001-0400 (tracks = mean of 2 crops; up to 2 tracks per camera): the threshold is
+Two protocols, because the sets must be people the embedder never trained on (`--protocol`; by default `heldout`
+for reid-mnv2-1400, the default embedder, and `legacy` for any other):
+
+heldout (reid-mnv2-1400 trained on CUHK01, CUHK03, PKU-Reid and MOT17 except the CUHK test ids of
+`training.datasets.cuhk_split`, the one definition of the held-out ids):
+- cuhk03-heldout: all 100 CUHK03 test ids (tracks = mean of 2 crops; up to 2 tracks per camera): the threshold is
   chosen here (best BCubed F1 over a sweep), and only here.
+- cuhk01-heldout: all 100 CUHK01 test ids (1 track per camera): scored at the tuned threshold (and at
+  `--compare`, reid-mnv2's 0.80, for comparison). The sweep on it is recorded as `report_sweep`, never used to choose.
+- mot17-constrained / unconstrained: MOT17-mini ground-truth tracks (every track its own person, all tracks of one
+  sequence simultaneous; in the training data of both models): false merges that the cannot-link rule must prevent.
+
+legacy (reid-mnv2, trained on PKU-Reid and MOT17-mini only, so CUHK is unseen data):
+- cuhk03-tune: CUHK03 identities 0001-0400 sampled (`--ids`): the threshold is chosen here, and only here.
 - cuhk03-test: CUHK03 identities 0401-0843 sampled, cuhk01: CUHK01 identities sampled (1 track per camera):
   scored at the tuned threshold.
-- mot17-constrained: MOT17-mini ground-truth tracks (the model's training data; every track its own person, all
-  tracks of one sequence simultaneous): counts false merges that the cannot-link constraint must prevent.
+- mot17-constrained / unconstrained: as above.
 
-  python -m benchmarks.eval_identities [--ids 150] [--size S]
+  python -m benchmarks.eval_identities [--embedder NAME] [--protocol heldout|legacy] [--ids 150] [--size S]
+
+Writes results/eval_identities_<size>.json (legacy, and any S smoke run) or eval_identities_<size>_heldout.json.
 """
 
 from __future__ import annotations
@@ -28,12 +40,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.common import RESULTS_DIR, machine_info, print_table, write_json
+from training.datasets import cuhk_split
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import Embedder, l2_normalize, make_embedder
 from vsearch.identities import cannot_link, cluster, clustering_quality
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 SWEEP = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+SWEEP_HELDOUT = (0.4, 0.45, *SWEEP)  # reid-mnv2-1400 puts same-person pairs higher and strangers much lower
+HELDOUT_EMBEDDERS = {"reid-mnv2-1400"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
+LEGACY_THRESHOLD = 0.8  # chosen with reid-mnv2 on CUHK03 ids 0001-0400 (the legacy protocol)
 
 
 def _rgb(path: Path) -> NDArray[np.uint8]:
@@ -95,14 +111,20 @@ def mot_tracks(root: Path, embedder: Embedder) -> tuple[NDArray[np.float32], lis
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Tune the threshold, score every set, print the tables, write benchmarks/results/eval_identities_<size>.json."""
+    """Tune the threshold, score every set, print the tables, write benchmarks/results/eval_identities_<size>[...].json."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ids", type=int, default=150, help="identities sampled per test set")
-    ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 30 identities per set, short sweep (smoke)")
-    ap.add_argument("--embedder", default="reid-mnv2")
+    ap.add_argument("--ids", type=int, default=150, help="identities sampled per set (legacy protocol only)")
+    ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 30 identities per set (smoke)")
+    ap.add_argument("--embedder", default=Settings().embedder)
+    ap.add_argument("--protocol", choices=("heldout", "legacy"), default=None,
+                    help="heldout: tune on CUHK03 test ids, report on CUHK01 test ids (cuhk_split); legacy: CUHK03 "
+                         "0001-0400 / 0401-0843 and CUHK01 sampled. Default: heldout for reid-mnv2-1400, else legacy")
+    ap.add_argument("--compare", type=float, nargs="*", default=[LEGACY_THRESHOLD],
+                    help="heldout protocol: also score the report sets at these thresholds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
+    protocol = args.protocol or ("heldout" if args.embedder in HELDOUT_EMBEDDERS else "legacy")
     n_ids = 30 if args.size == "S" else args.ids
     rng = np.random.default_rng(args.seed)
     embedder = make_embedder(Settings(embedder=args.embedder))
@@ -110,41 +132,69 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     c03 = DATASETS / "cuhk03-labeled-pair1"
     c01 = DATASETS / "cuhk01"
-    ids03 = sorted({int(r["identity"]) for r in csv.DictReader(open(c03 / "manifest.csv"))})
-    ids01 = sorted({int(r["identity"]) for r in csv.DictReader(open(c01 / "manifest.csv"))})
-    tune_ids = sorted(rng.choice([i for i in ids03 if i <= 400], n_ids, replace=False).tolist())
-    test03 = sorted(rng.choice([i for i in ids03 if i > 400], n_ids, replace=False).tolist())
-    test01 = sorted(rng.choice(ids01, n_ids, replace=False).tolist())
+    if protocol == "legacy":
+        ids03 = sorted({int(r["identity"]) for r in csv.DictReader(open(c03 / "manifest.csv"))})
+        ids01 = sorted({int(r["identity"]) for r in csv.DictReader(open(c01 / "manifest.csv"))})
+        tune_ids = sorted(rng.choice([i for i in ids03 if i <= 400], n_ids, replace=False).tolist())
+        test03 = sorted(rng.choice([i for i in ids03 if i > 400], n_ids, replace=False).tolist())
+        test01 = sorted(rng.choice(ids01, n_ids, replace=False).tolist())
+        tune_name, report = "cuhk03-tune", [("cuhk03-test", c03, test03), ("cuhk01", c01, test01)]
+        sweep_ths: tuple[float, ...] = SWEEP
+    else:  # every held-out id (100 per set); a random 30 of them for the smoke size
+        tune_ids, test01 = cuhk_split(c03)[1], cuhk_split(c01)[1]
+        if args.size == "S":
+            tune_ids = sorted(rng.choice(tune_ids, n_ids, replace=False).tolist())
+            test01 = sorted(rng.choice(test01, n_ids, replace=False).tolist())
+        tune_name, report = "cuhk03-heldout", [("cuhk01-heldout", c01, test01)]
+        sweep_ths = SWEEP_HELDOUT
 
     emb, truth, _ = crop_tracks(c03, tune_ids, embedder)
     sweep = []
-    for th in SWEEP:
+    for th in sweep_ths:
         q = clustering_quality(truth, cluster(emb, th))
-        sweep.append({"set": "cuhk03-tune", "threshold": th, **q})
+        sweep.append({"set": tune_name, "threshold": th, **q})
     best = max(sweep, key=lambda r: r["bcubed_f1"])
     th = best["threshold"]
-    rows = [dict(best, set="cuhk03-tune (chosen)")]
-    for name, folder, ids in (("cuhk03-test", c03, test03), ("cuhk01", c01, test01)):
+    others = [t for t in dict.fromkeys(args.compare) if t != th] if protocol == "heldout" else []
+    rows = [dict(best, set=f"{tune_name} (chosen)")]
+    rows += [dict(r, set=f"{tune_name} (compare)") for t in others for r in sweep if r["threshold"] == t]
+    report_sweep = []
+    for name, folder, ids in report:
         emb, truth, _ = crop_tracks(folder, ids, embedder)
-        rows.append({"set": name, "threshold": th, **clustering_quality(truth, cluster(emb, th))})
+        for t in (th, *others):
+            rows.append({"set": name, "threshold": t, **clustering_quality(truth, cluster(emb, t))})
+        if protocol == "heldout":  # for information only: the threshold is never chosen on a report set
+            report_sweep += [{"set": name, "threshold": t, **clustering_quality(truth, cluster(emb, t))} for t in sweep_ths]
     memb, mtruth, mcams, ms, me = mot_tracks(DATASETS / "mot17-mini" / "train", embedder)
     cl = cannot_link(mcams, ms, me)
-    for constrained in (False, True):
-        labels = cluster(memb, th, cl if constrained else None)
-        rows.append({"set": f"mot17-{'constrained' if constrained else 'unconstrained'}", "threshold": th,
-                     **clustering_quality(mtruth, labels)})  # fmt: skip
+    for t in (th, *others):
+        for constrained in (False, True):
+            labels = cluster(memb, t, cl if constrained else None)
+            rows.append({"set": f"mot17-{'constrained' if constrained else 'unconstrained'}", "threshold": t,
+                         **clustering_quality(mtruth, labels)})  # fmt: skip
     keep = ["set", "threshold", "items", "true_identities", "clusters", "pairwise_precision", "pairwise_recall",
             "bcubed_precision", "bcubed_recall", "bcubed_f1"]  # fmt: skip
-    print_table([{k: r[k] for k in keep} for r in sweep], "threshold sweep (CUHK03 tune identities)")
-    print_table([{k: r[k] for k in keep} for r in rows], f"auto-grouping quality at threshold {th} ({args.embedder})")
-    payload = {
-        "benchmark": "eval_identities", "embedder": args.embedder, "seed": args.seed, "ids_per_set": n_ids,
-        "threshold": th, "sweep": sweep, "rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
-        "machine": machine_info(["onnxruntime", "numpy"]),
-        "notes": "tracks = mean of 2 crops of one person and camera (CUHK03: up to 2 per camera; CUHK01: 1 per camera);"
-                 " the threshold is chosen on cuhk03-tune only; MOT17-mini was in reid-mnv2's training data",
+    print_table([{k: r[k] for k in keep} for r in sweep], f"threshold sweep ({tune_name})")
+    if report_sweep:
+        print_table([{k: r[k] for k in keep} for r in report_sweep], "report-set sweep (information only, not for choosing)")
+    print_table([{k: r[k] for k in keep} for r in rows], f"auto-grouping quality at threshold {th} ({args.embedder}, {protocol})")
+    notes = {
+        "legacy": "tracks = mean of 2 crops of one person and camera (CUHK03: up to 2 per camera; CUHK01: 1 per camera);"
+                  " the threshold is chosen on cuhk03-tune only; MOT17-mini was in reid-mnv2's training data",
+        "heldout": "tracks = mean of 2 crops of one person and camera (CUHK03: up to 2 per camera; CUHK01: 1 per camera);"
+                   " cuhk03-heldout / cuhk01-heldout = training.datasets.cuhk_split test ids (never trained on); the"
+                   " threshold is chosen on cuhk03-heldout only (report_sweep is information); MOT17 was in the training data",
     }  # fmt: skip
-    write_json(f"eval_identities_{args.size}", payload, args.out)
+    payload = {
+        "benchmark": "eval_identities", "embedder": args.embedder, "protocol": protocol, "seed": args.seed,
+        "ids_per_set": n_ids if protocol == "legacy" or args.size == "S" else len(tune_ids),
+        "threshold": th, "sweep": sweep, "rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(["onnxruntime", "numpy"]), "notes": notes[protocol],
+    }  # fmt: skip
+    if report_sweep:
+        payload["report_sweep"] = report_sweep
+    suffix = "_heldout" if protocol == "heldout" and args.size != "S" else ""  # an S run is a smoke test
+    write_json(f"eval_identities_{args.size}{suffix}", payload, args.out)
     return payload
 
 
