@@ -9,6 +9,7 @@ Correctness first: every file must end "ingested" with the same sightings as a s
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -54,9 +55,11 @@ def run(size: str = "S", catalog_url: str | None = None, out: Path | None = None
         expected = {r.path: r.sightings_added for r in ref_reports}
         ref.close()
         connect(num_cpus=2)
-        rows = [{"mode": "one process", "workers": 1, "files": n, "wall_s": ref_wall}]
-        for workers in (1, 2):
-            settings = Settings(data_dir=tmp / f"ray-{workers}", catalog_url=catalog_url)
+        cores = os.cpu_count() or 1
+        rows = [{"mode": "one process", "workers": 1, "threads_per_worker": cores, "files": n, "wall_s": ref_wall}]
+        # each worker's models run on every core by default; the last row bounds them to 1 thread each
+        for workers, threads in ((1, None), (2, None), (2, 1)):
+            settings = Settings(data_dir=tmp / f"ray-{workers}-{threads}", catalog_url=catalog_url, inference_threads=threads)
             if catalog_url:  # a fresh catalog per run
                 import psycopg
 
@@ -68,7 +71,7 @@ def run(size: str = "S", catalog_url: str | None = None, out: Path | None = None
             got = {r.path: r.sightings_added for r in reports}
             assert all(r.status == "ingested" for r in reports), [(r.path, r.status, r.error) for r in reports]
             assert got == expected, f"ray with {workers} workers stored {got}, one process {expected}"
-            rows.append({"mode": "ray", "workers": workers, "files": n, "wall_s": wall})
+            rows.append({"mode": "ray", "workers": workers, "threads_per_worker": threads or cores, "files": n, "wall_s": wall})
         video_s = n * seconds
         for r in rows:
             r["files_per_hour"] = round(3600 * n / r["wall_s"], 1)

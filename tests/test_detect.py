@@ -279,3 +279,20 @@ def test_warm_compiles_every_input_shape_an_ingest_uses(tmp_path: Path) -> None:
     assert len(shapes_used) == report.frames_sampled - report.frames_skipped
     assert len(set(shapes_used)) >= 4, set(shapes_used)  # whole frames and crops of several sizes were used
     assert set(model._queues) == warmed, set(model._queues) - warmed
+
+
+def test_inference_threads_bound_the_detector_and_the_embedder() -> None:
+    """`inference_threads` reaches the compiled OpenVINO detector and the ONNX Runtime embedder session (a Ray
+    worker sets it to its CPUs); unset, OpenVINO takes every core."""
+    import os
+
+    from vsearch.embed import make_embedder
+
+    for threads, expected in ((1, 1), (None, os.cpu_count())):
+        det = PersonDetector(Settings(inference_threads=threads))
+        det.warm((320, 240))
+        queue = det.load()._queue((256, 256))
+        assert queue[0].get_compiled_model().get_property("INFERENCE_NUM_THREADS") == expected
+    emb = make_embedder(Settings(inference_threads=1))
+    emb.load()  # type: ignore[attr-defined]
+    assert emb._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # many frames at once, one core each (THROUGHPUT). An ingest's batches mix whole frames and small crops and
     # each batch waits for its slowest frame, so 1 is faster (sample clip, 5 runs each: 5.17 vs 5.88 s median)
     detector_requests: int = Field(default=1, ge=1)
+    # CPU threads of one model run (OpenVINO detector, ONNX Runtime embedder); None: all cores. For many ingest
+    # workers on one many-core machine; on 2 cores, 2 Ray workers of 1 thread were no faster (bench_cluster)
+    inference_threads: int | None = Field(default=None, ge=1)
     min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
     # frame (detect.MotionRegions; OpenVINO backend)

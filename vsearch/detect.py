@@ -105,7 +105,14 @@ class _OpenVinoPose:
     """
 
     def __init__(
-        self, model_dir: Path, requests: int, rect: bool, margin: int = 0, iou_max: float = 0.7, max_det: int = 300
+        self,
+        model_dir: Path,
+        requests: int,
+        rect: bool,
+        margin: int = 0,
+        iou_max: float = 0.7,
+        max_det: int = 300,
+        threads: int | None = None,
     ) -> None:
         import openvino as ov
 
@@ -113,6 +120,7 @@ class _OpenVinoPose:
         self._core = ov.Core()
         self._xml = next(model_dir.glob("*.xml"))
         self._requests = requests
+        self._threads = threads
         self.rect = rect
         self.margin = margin
         self._queues: dict[tuple[int, int], Any] = {}
@@ -124,7 +132,10 @@ class _OpenVinoPose:
             model = self._core.read_model(self._xml)
             model.reshape([1, 3, *in_hw])
             hint = "THROUGHPUT" if self._requests > 1 else "LATENCY"  # one request: all cores on each frame
-            compiled = self._core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint})
+            config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+            if self._threads:
+                config["INFERENCE_NUM_THREADS"] = self._threads
+            compiled = self._core.compile_model(model, "CPU", config)
             queue = self._ov.AsyncInferQueue(compiled, self._requests)
             queue.set_callback(lambda req, slot: slot[0].__setitem__(slot[1], req.get_output_tensor(0).data[0].copy()))
             self._queues[in_hw] = queue
@@ -230,7 +241,10 @@ class PersonDetector:
             path = export_model(self.settings, self.backend, imgsz)
             try:
                 if self.backend == "openvino":
-                    self._models[key] = _OpenVinoPose(path, self.settings.detector_requests, self.settings.detector_rect, self.settings.detector_margin_px)
+                    s = self.settings
+                    self._models[key] = _OpenVinoPose(
+                        path, s.detector_requests, s.detector_rect, s.detector_margin_px, threads=s.inference_threads
+                    )
                 else:
                     self._models[key] = import_ultralytics(self.settings).YOLO(str(path), task="pose")
             except Exception as e:

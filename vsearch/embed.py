@@ -63,9 +63,16 @@ class OnnxEmbedder:
     """Runs an exported ONNX feature extractor with ONNX Runtime (several times faster than PyTorch on CPU)."""
 
     def __init__(
-        self, name: str, dim: int, onnx_path: Callable[[], Path], size_wh: tuple[int, int], batch: int = 16
+        self,
+        name: str,
+        dim: int,
+        onnx_path: Callable[[], Path],
+        size_wh: tuple[int, int],
+        batch: int = 16,
+        threads: int | None = None,
     ) -> None:
         self.name = name
+        self.threads = threads
         self.dim = dim
         self._onnx_path = onnx_path
         self._size_wh = size_wh
@@ -86,6 +93,8 @@ class OnnxEmbedder:
             path = self._onnx_path()
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
             try:
                 self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             except Exception as e:
@@ -193,7 +202,7 @@ def mobilenetv2_imagenet(settings: Settings) -> OnnxEmbedder:
         MOBILENETV2_IMAGENET.verified_path()
         return cached_export(settings.model_cache_dir, MOBILENETV2_IMAGENET, "onnx", _export_mobilenetv2) / "model.onnx"
 
-    return OnnxEmbedder("mobilenetv2-imagenet", 1280, onnx_path, (224, 224), settings.embed_batch)
+    return OnnxEmbedder("mobilenetv2-imagenet", 1280, onnx_path, (224, 224), settings.embed_batch, settings.inference_threads)
 
 
 REID_MNV2 = WeightFile(
@@ -212,7 +221,7 @@ REID_MNV2_1400 = WeightFile(
 
 def _learned_reid(weights: WeightFile, settings: Settings) -> OnnxEmbedder:
     """One of vsearch's own re-identification models (256-d, 256x128 input), trained by training/train_reid.py."""
-    return OnnxEmbedder(weights.name, 256, weights.verified_path, (128, 256), settings.embed_batch)
+    return OnnxEmbedder(weights.name, 256, weights.verified_path, (128, 256), settings.embed_batch, settings.inference_threads)
 
 
 def reid_mnv2_1400(settings: Settings) -> OnnxEmbedder:
