@@ -55,6 +55,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "regions off": {"detector_regions": False},
     "conf 0.25 (HD)": {"detector_conf": 0.25},
     "conf 0.2 (HD)": {"detector_conf": 0.2},
+    "HD at its own scale (max 1920)": {"detector_max_imgsz": 1920},
 }  # fmt: skip
 
 

@@ -38,9 +38,13 @@ class Settings(BaseSettings):
     # detector
     detector_backend: Literal["openvino", "onnx", "torch"] = "openvino"
     device: str = "cpu"  # "cpu" or "cuda" / "cuda:0" (torch backend only)
-    # inference size in pixels (longest side); None = the frame's longest side, clamped to 640..1280: YOLO11n-pose
-    # at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py) ...
+    # inference size in pixels (longest side); None = the frame's longest side, clamped to 640..detector_max_imgsz:
+    # YOLO11n-pose at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py) ...
     detector_imgsz: int | None = None
+    # 1920 detects 1080p footage at its own scale: people 100-200 px tall 0.458 -> 0.73 of person-instants, 80-100 px
+    # 0 -> 0.38, at 1.7-2.1x the time per frame and 0.54 false boxes a frame instead of 0.23 (bench_recall): for
+    # distant people when the CPU allows
+    detector_max_imgsz: int = Field(default=1280, ge=640)
     # ... except SD frames (longest side <= 640 px: CIF, SD, VGA), enlarged to this size so that their small
     # people reach a size the detector sees, and tracked from a lower score: MOT17 at 384 px wide, people 40-100 px
     # tall, 0.735 of person-instants found at 768 and 0.2, as many as at 960 and 0.35 in 0.73x the time, with no

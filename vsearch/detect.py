@@ -208,13 +208,13 @@ class PersonDetector:
 
     def imgsz_for(self, resolution_wh: tuple[int, int]) -> int:
         """Inference size: the configured one; for SD frames (longest side <= 640) detector_sd_imgsz; else the
-        frame's longest side clamped to 640..1280 (a multiple of 32)."""
+        frame's longest side clamped to 640..detector_max_imgsz (a multiple of 32)."""
         if self.settings.detector_imgsz is not None:
             return self.settings.detector_imgsz
         longest = max(resolution_wh)
         if longest <= SD_MAX_PX:
             return self.settings.detector_sd_imgsz
-        return int(min(1280, max(640, 32 * round(longest / 32))))
+        return int(min(self.settings.detector_max_imgsz, max(640, 32 * round(longest / 32))))
 
     def conf_for(self, resolution_wh: tuple[int, int]) -> float:
         """The score from which a detection starts a track and is kept as a sighting: detector_sd_conf for SD
