@@ -69,11 +69,17 @@ def test_index_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_cluster_benchmark_smoke(tmp_path: Path) -> None:
-    """A local Ray cluster with 1 and 2 workers stores exactly what one process stores, then reports throughput."""
+    """A local Ray cluster with 1 and 2 workers (models on every core, then bounded to 1 thread each) stores exactly
+    what one process stores, then reports throughput."""
+    import os
+
     from benchmarks import bench_cluster
 
     payload = bench_cluster.main(["--size", "S", "--out", str(tmp_path)])
-    assert [(r["mode"], r["workers"]) for r in payload["rows"]] == [("one process", 1), ("ray", 1), ("ray", 2)]
+    cores = os.cpu_count()
+    assert [(r["mode"], r["workers"], r["threads_per_worker"]) for r in payload["rows"]] == [
+        ("one process", 1, cores), ("ray", 1, cores), ("ray", 2, cores), ("ray", 2, 1)
+    ]  # fmt: skip
     assert all(r["files_per_hour"] > 0 for r in payload["rows"])
     assert (tmp_path / "cluster_S.json").exists()
 
