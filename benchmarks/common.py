@@ -110,3 +110,13 @@ def warm(svc: Any, resolution_wh: tuple[int, int]) -> None:
     """Load the models and compile every input shape an ingest of this size may use: not ingest time."""
     svc.embedder.load()
     svc.detector.warm(resolution_wh)
+
+
+HELDOUT_EMBEDDERS = {"reid-mnv2-1400"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
+
+
+def default_protocol(embedder: str) -> str:
+    """The grouping evaluations' identity protocol for an embedder: "heldout" (the CUHK test ids of
+    training.datasets.cuhk_split) for one trained on the rest of CUHK, "legacy" (CUHK03 0001-0400 / 0401-0843)
+    for one that never saw CUHK."""
+    return "heldout" if embedder in HELDOUT_EMBEDDERS else "legacy"

@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import RESULTS_DIR, machine_info, print_table, write_json
+from benchmarks.common import RESULTS_DIR, default_protocol, machine_info, print_table, write_json
 from benchmarks.eval_identities import crops_by_person
 from training.datasets import cuhk_split
 from vsearch.companions import (
@@ -60,7 +60,6 @@ from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import l2_normalize, make_embedder
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-HELDOUT_EMBEDDERS = {"reid-mnv2-1400"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
 
 
 def load_scenes(root: Path) -> dict[str, dict[int, tuple[NDArray[np.float64], NDArray[np.float32]]]]:
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
-    protocol = args.protocol or ("heldout" if args.embedder in HELDOUT_EMBEDDERS else "legacy")
+    protocol = args.protocol or default_protocol(args.embedder)
     episodes = 20 if args.size == "S" else args.episodes
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)

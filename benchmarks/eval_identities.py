@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import RESULTS_DIR, machine_info, print_table, write_json
+from benchmarks.common import RESULTS_DIR, default_protocol, machine_info, print_table, write_json
 from training.datasets import cuhk_split
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import Embedder, l2_normalize, make_embedder
@@ -48,7 +48,6 @@ from vsearch.identities import cannot_link, cluster, clustering_quality
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 SWEEP = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 SWEEP_HELDOUT = (0.4, 0.45, *SWEEP)  # reid-mnv2-1400 puts same-person pairs higher and strangers much lower
-HELDOUT_EMBEDDERS = {"reid-mnv2-1400"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
 LEGACY_THRESHOLD = 0.8  # chosen with reid-mnv2 on CUHK03 ids 0001-0400 (the legacy protocol)
 
 
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
-    protocol = args.protocol or ("heldout" if args.embedder in HELDOUT_EMBEDDERS else "legacy")
+    protocol = args.protocol or default_protocol(args.embedder)
     n_ids = 30 if args.size == "S" else args.ids
     rng = np.random.default_rng(args.seed)
     embedder = make_embedder(Settings(embedder=args.embedder))

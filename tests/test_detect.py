@@ -285,17 +285,18 @@ def test_warm_compiles_every_input_shape_an_ingest_uses(tmp_path: Path) -> None:
 
 
 def test_inference_threads_bound_the_detector_and_the_embedder() -> None:
-    """`inference_threads` reaches the compiled OpenVINO detector and the ONNX Runtime embedder session (a Ray
-    worker sets it to its CPUs); unset, OpenVINO takes every core."""
+    """`inference_threads` reaches the compiled OpenVINO detector and the ONNX Runtime embedder session; unset,
+    OpenVINO takes every (physical) core, so more than one on a multi-core host."""
     import os
 
     from vsearch.embed import make_embedder
 
-    for threads, expected in ((1, 1), (None, os.cpu_count())):
+    for threads in (1, None):
         det = PersonDetector(Settings(inference_threads=threads))
         det.warm((320, 240))
         queue = det.load()._queue((256, 256))
-        assert queue[0].get_compiled_model().get_property("INFERENCE_NUM_THREADS") == expected
+        got = queue[0].get_compiled_model().get_property("INFERENCE_NUM_THREADS")
+        assert got == 1 if threads == 1 else got >= min(2, os.cpu_count() or 1), (threads, got)
     emb = make_embedder(Settings(inference_threads=1))
     emb.load()  # type: ignore[attr-defined]
     assert emb._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # YOLO11n-pose at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py) ...
     detector_imgsz: int | None = None
     # 1920 detects 1080p footage at its own scale: people 100-200 px tall 0.458 -> 0.73 of person-instants, 80-100 px
-    # 0 -> 0.38, at 1.7-2.1x the time per frame and 0.54 false boxes a frame instead of 0.23 (bench_recall): for
+    # 0 -> 0.38, at 1.73x the time per frame and 0.54 false boxes a frame instead of 0.23 (bench_recall): for
     # distant people when the CPU allows
     detector_max_imgsz: int = Field(default=1280, ge=640)
     # ... except SD frames (longest side <= 640 px: CIF, SD, VGA), enlarged to this size so that their small

@@ -141,7 +141,7 @@ class _OpenVinoPose:
             self._queues[in_hw] = queue
         return self._queues[in_hw]
 
-    def canvas(self, crop_wh: tuple[int, int], size: int, region_at_border: bool | None) -> tuple[float, int, int]:
+    def input_shape(self, crop_wh: tuple[int, int], size: int, region_at_border: bool | None) -> tuple[float, int, int]:
         """(scale, input height, input width) of an image: a whole frame (`region_at_border` None) letterboxed
         at its aspect, or a region crop on a square canvas, with the margin only when it meets the frame's
         border."""
@@ -166,13 +166,13 @@ class _OpenVinoPose:
         geometry = []
         for i, (img, size, border) in enumerate(zip(images_bgr, imgsz, at_border or [None] * len(images_bgr))):
             h, w = img.shape[:2]
-            r, in_h, in_w = self.canvas((w, h), size, border)
+            r, in_h, in_w = self.input_shape((w, h), size, border)
             nw, nh = round(w * r), round(h * r)
             top, left = (in_h - nh) // 2, (in_w - nw) // 2
             canvas = np.full((in_h, in_w, 3), 114, np.uint8)
             canvas[top : top + nh, left : left + nw] = img if (nw, nh) == (w, h) else cv2.resize(img, (nw, nh))
-            queue = self._queue((in_h, in_w))
             blob = np.ascontiguousarray(canvas[None, :, :, ::-1].transpose(0, 3, 1, 2), np.float32) * (1 / 255)
+            queue = self._queue((in_h, in_w))
             queue.start_async({0: blob}, userdata=(outs, i))
             geometry.append((r, left, top, w, h, queue))
         for q in {id(g[5]): g[5] for g in geometry}.values():
