@@ -214,6 +214,38 @@ def test_motion_regions_crop_only_where_something_is_known_or_moved() -> None:
     assert planner.plan(frame(200)) is None and planner.plan(frame(210)) is None
 
 
+def test_a_near_person_walking_is_detected_in_a_crop_at_their_own_scale() -> None:
+    """A person 560 px tall in a 1280x720 frame walks 200 px between samples (more than the crop's pad, less than
+    half their height): the motion is theirs, so the frame is detected in a crop where they are 160 px tall, not
+    whole at full scale, though the crop spans most of the frame. Motion that no known person can have made
+    (beyond half a body height) keeps the full scale, and here the whole frame."""
+    from vsearch.detect import MotionRegions
+    from vsearch.types import Detections
+
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (720, 1280, 3), np.uint8)
+
+    def frame(*xs: int) -> np.ndarray:
+        img = background.copy()
+        for x in xs:
+            img[100:660, x : x + 200] = 255  # a bright block 560 px tall
+        return img
+
+    def dets(*xs: int) -> Detections:
+        boxes = [(x, 100, x + 200, 660) for x in xs]
+        return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(xs), 0.9, np.float32))
+
+    det = PersonDetector(Settings())
+    planner = MotionRegions(det.imgsz_for, full_every=100)
+    assert planner.plan(frame(300)) is None
+    planner.observe(dets(300))
+    r = planner.plan(frame(500))  # walked 200 px: within half of 560 px
+    assert r is not None and r.x0 <= 300 and r.x1 >= 700 and r.imgsz <= 256
+    assert (r.x1 - r.x0) * (r.y1 - r.y0) > 0.45 * 1280 * 720  # most of the frame, at a fraction of its input
+    planner.observe(dets(500))
+    assert planner.plan(frame(500, 1050)) is None  # someone new, 350 px beyond reach: the whole frame at full scale
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["openvino", "onnx"])
 def test_concurrent_detections_from_many_threads_agree(backend: str) -> None:

@@ -364,9 +364,12 @@ class StaticSceneGate:
         self._ref = (small if small is not None else small_gray(image_bgr)) if len(dets) == 0 else None
 
 
-def _inside(box: NDArray[np.float32], boxes: NDArray[np.float32], margin: float) -> bool:
-    """True when `box` lies within the union bounding box of `boxes` grown by `margin`."""
-    return bool(np.all(box[:2] >= boxes[:, :2].min(axis=0) - margin) and np.all(box[2:] <= boxes[:, 2:].max(axis=0) + margin))
+def _within_reach(box: NDArray[np.float32], boxes: NDArray[np.float32], reach: float, margin: float) -> bool:
+    """True when `box` lies within the union bounding box of `boxes`, each grown by `reach` times its own height
+    (and at least `margin` pixels): how far that person can have walked since it was seen."""
+    grow = np.maximum(margin, reach * (boxes[:, 3] - boxes[:, 1]))[:, None]
+    lo, hi = (boxes[:, :2] - grow).min(axis=0), (boxes[:, 2:] + grow).max(axis=0)
+    return bool(np.all(box[:2] >= lo) and np.all(box[2:] <= hi))
 
 
 @dataclass(frozen=True)
@@ -405,10 +408,11 @@ class MotionRegions:
     SIZES = (192, 256, 320, 416, 512)
 
     def __init__(self, imgsz_for: Any, full_every: int = 8, max_fill: float = 0.45, pixel_delta: int = 25,
-                 pad_px: int = 48, min_person_px: int = 160, max_persons: int = 4) -> None:  # fmt: skip
+                 pad_px: int = 48, min_person_px: int = 160, max_persons: int = 4, reach: float = 0.5) -> None:  # fmt: skip
         self.imgsz_for = imgsz_for
         self.full_every = full_every
         self.max_persons = max_persons
+        self.reach = reach
         self._last: NDArray[np.float32] = np.zeros((0, 4), np.float32)  # the last detected frame's persons
         self._observed = False  # whether observe() was called since the start or the last reset()
         self.max_fill = max_fill
@@ -444,13 +448,16 @@ class MotionRegions:
         x0, y0 = b[:, :2].min(axis=0) - self.pad_px
         x1, y1 = b[:, 2:].max(axis=0) + self.pad_px
         x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
-        scale = self.imgsz_for((w, h)) / max(w, h)  # input pixels per frame pixel in a whole-frame pass
-        if len(self._boxes) and (moved is None or _inside(moved, self._boxes, self.pad_px)):
+        scale = full = self.imgsz_for((w, h)) / max(w, h)  # input pixels per frame pixel in a whole-frame pass
+        if len(self._boxes) and (moved is None or _within_reach(moved, self._boxes, self.reach, self.pad_px)):
             # only known persons moved: they need not be seen larger than min_person_px in the input
             scale = min(scale, self.min_person_px / float((self._boxes[:, 3] - self._boxes[:, 1]).min()))
         need = max(x1 - x0, y1 - y0) * scale
         size = next((s for s in self.SIZES if s >= need), None)
-        if size is None or (x1 - x0) * (y1 - y0) > self.max_fill * w * h:
+        # a crop pays when the region is a small part of the frame, or (known persons at their own, smaller
+        # scale) when its input is a small part of the whole frame's
+        small_region = (x1 - x0) * (y1 - y0) <= self.max_fill * w * h
+        if size is None or not (small_region or size * size <= self.max_fill * w * h * full * full):
             return self._whole()
         side = int(size / scale)  # the crop grows around the region to fill the input at the same scale
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2

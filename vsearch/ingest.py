@@ -291,15 +291,25 @@ class Ingestor:
                 # one thumbnail per frame serves both the static-scene gate and the region planner
                 smalls = [small_gray(f.image_bgr) for f in batch] if gate or regions else []
                 run = gate.needs_detection([f.image_bgr for f in batch], smalls) if gate else [True] * len(batch)
-                todo = [f.image_bgr for f, r in zip(batch, run) if r]
-                plans = [regions.plan(f.image_bgr, sm) for f, sm, r in zip(batch, smalls, run) if r] if regions else None
-            with timer("detect"):
-                found = iter(self.detector.detect(todo, regions=plans))
-                dets = [next(found) if r else Detections.empty() for r in run]
-                if gate and run[-1]:
-                    gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
-                if regions and todo:
-                    regions.observe(dets[max(i for i, r in enumerate(run) if r)])
+            if regions is None:
+                with timer("detect"):
+                    found = iter(self.detector.detect([f.image_bgr for f, r in zip(batch, run) if r]))
+                    dets = [next(found) if r else Detections.empty() for r in run]
+            else:
+                # frame by frame: each frame's region is planned from the persons found in the frame just before
+                # (half a second ago, not a batch ago: a person crossing a near camera stays inside a small crop)
+                dets = []
+                for f, sm, r in zip(batch, smalls, run):
+                    if not r:
+                        dets.append(Detections.empty())
+                        continue
+                    with timer("motion"):
+                        plan = regions.plan(f.image_bgr, sm)
+                    with timer("detect"):
+                        dets.append(self.detector.detect([f.image_bgr], regions=[plan])[0])
+                    regions.observe(dets[-1])
+            if gate and run[-1]:
+                gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
             with timer("track"):
                 for f, d in zip(batch, dets):
                     closed.extend(tracker.update(f, d)[1])
