@@ -59,14 +59,17 @@ class Settings(BaseSettings):
     detector_margin_px: int = Field(default=32, ge=0)
     # OpenVINO infer requests in flight. 1: each frame runs on all cores (OpenVINO's LATENCY hint); more: that
     # many frames at once, one core each (THROUGHPUT). An ingest's batches mix whole frames and small crops and
-    # each batch waits for its slowest frame, so 1 is faster (sample clip, 5 runs each: 5.17 vs 5.88 s median)
+    # each batch waits for its slowest frame, so 1 is faster (sample clip, 5 runs each: 5.17 vs 5.88 s median).
+    # With detector_regions, frames are detected one at a time (each planned from the one before): more requests
+    # only help the whole-frame ingest (regions off, or a backend other than OpenVINO)
     detector_requests: int = Field(default=1, ge=1)
     # CPU threads of one model run (OpenVINO detector, ONNX Runtime embedder); None: all cores. For many ingest
     # workers on one many-core machine; on 2 cores, 2 Ray workers of 1 thread were no faster (bench_cluster)
     inference_threads: int | None = Field(default=None, ge=1)
     min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
-    # frame (detect.MotionRegions; OpenVINO backend)
+    # frame (detect.MotionRegions; OpenVINO backend); motion within half a body height of a known person is taken
+    # as that person walking, and detected at the scale where the smallest known person is 160 px tall
     # (the whole frame too while more than 4 persons are in view, and until a frame's persons are known: crowds
     # lost people to crops; benchmarks/README.md, bench_recall and bench_ingest)
     detector_regions: bool = True

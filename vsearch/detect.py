@@ -394,10 +394,12 @@ class MotionRegions:
     Surveillance frames are mostly unchanged background (NVRs such as Frigate detect only in motion regions). The
     region is the bounding box of pixels that changed since the previous sampled frame, joined with the boxes of
     persons detected in the previous frame (a person standing still makes no motion), padded, and widened to
-    one of a few square input sizes at the full frame's pixel scale; when only already-detected persons moved,
-    the crop is shrunk so that the smallest of them is still `min_person_px` tall in the input. The whole frame is detected every
-    `full_every` frames (so still people who were missed are found), whenever the region would not be much
-    smaller than the frame, and while more than `max_persons` people are in view: in a crowd, most people stand
+    one of a few square input sizes at the full frame's pixel scale; when only already-detected persons moved
+    (motion within `reach` times a known person's height of them: how far a walker gets between two samples,
+    half a height at 2 samples a second), the crop is shrunk so that the smallest of them is still `min_person_px` tall in the
+    input. The whole frame is detected every `full_every` frames (so still people who were missed are found),
+    whenever the crop would be neither a small part of the frame nor, shrunk, of its input, and while more than
+    `max_persons` people are in view: in a crowd, most people stand
     or move slowly and a person the detector missed once would fall outside the crop (MOT17 lost a third of its
     people that way). Persons found in either of the last two detected frames count as known, so one missed
     detection does not cut a person out. `plan()` returns None for "detect the whole frame".
@@ -406,6 +408,8 @@ class MotionRegions:
     # input sizes a region may use (two compiled shapes each: inside the frame, and at its border with the margin).
     # 192 fits a known person shrunk to min_person_px (sample clip: 130 of 147 crops; ~4 % less ingest time)
     SIZES = (192, 256, 320, 416, 512)
+    # how far a walker gets in a second, in body heights (1.4 m/s for 1.7 m is 0.8): `reach` between two samples
+    WALK_HEIGHTS_PER_S = 1.0
 
     def __init__(self, imgsz_for: Any, full_every: int = 8, max_fill: float = 0.45, pixel_delta: int = 25,
                  pad_px: int = 48, min_person_px: int = 160, max_persons: int = 4, reach: float = 0.5) -> None:  # fmt: skip
@@ -433,7 +437,7 @@ class MotionRegions:
         self._since_full += 1
         if prev is None or prev.shape != small.shape or self._since_full >= self.full_every:
             return self._whole()
-        if not self._observed or len(self._last) > self.max_persons:
+        if not self._observed or self.crowded:
             return self._whole()  # nothing known yet (a batch is planned before its first frame is detected)
         boxes = [b for b in self._boxes]
         ys, xs = np.nonzero(np.abs(small.astype(np.int16) - prev) > self.pixel_delta)
@@ -465,6 +469,12 @@ class MotionRegions:
         ry0 = int(min(max(0, cy - side / 2), max(0, h - side)))
         self.cropped += 1
         return Region(rx0, ry0, min(w, rx0 + side), min(h, ry0 + side), size)
+
+    @property
+    def crowded(self) -> bool:
+        """Whether more than `max_persons` persons were found in the last detected frame: until a frame with
+        fewer is observed, every plan is the whole frame."""
+        return self._observed and len(self._last) > self.max_persons
 
     def _whole(self) -> Region | None:
         self._since_full = 0

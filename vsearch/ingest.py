@@ -242,7 +242,8 @@ class Ingestor:
 
         gate = StaticSceneGate() if s.skip_static_frames else None
         regions = (
-            MotionRegions(self.detector.imgsz_for, s.detector_full_every)
+            MotionRegions(self.detector.imgsz_for, s.detector_full_every,
+                          reach=min(1.0, MotionRegions.WALK_HEIGHTS_PER_S / sample_fps))  # fmt: skip
             if s.detector_regions and s.detector_backend == "openvino"
             else None
         )
@@ -297,17 +298,23 @@ class Ingestor:
                     dets = [next(found) if r else Detections.empty() for r in run]
             else:
                 # frame by frame: each frame's region is planned from the persons found in the frame just before
-                # (half a second ago, not a batch ago: a person crossing a near camera stays inside a small crop)
-                dets = []
-                for f, sm, r in zip(batch, smalls, run):
-                    if not r:
-                        dets.append(Detections.empty())
-                        continue
+                # (half a second ago, not a batch ago: a person crossing a near camera stays inside a small crop);
+                # in a crowd, where every frame is detected whole, the rest of the batch goes with it (one frame
+                # is prepared while another is in inference)
+                by_frame: dict[int, Detections] = {}
+                pending = [k for k, r in enumerate(run) if r]
+                while pending:
                     with timer("motion"):
-                        plan = regions.plan(f.image_bgr, sm)
+                        group = [pending.pop(0)]
+                        plans = [regions.plan(batch[group[0]].image_bgr, smalls[group[0]])]
+                        while plans[0] is None and regions.crowded and pending:
+                            group.append(pending.pop(0))
+                            plans.append(regions.plan(batch[group[-1]].image_bgr, smalls[group[-1]]))
                     with timer("detect"):
-                        dets.append(self.detector.detect([f.image_bgr], regions=[plan])[0])
-                    regions.observe(dets[-1])
+                        for k, d in zip(group, self.detector.detect([batch[k].image_bgr for k in group], regions=plans)):
+                            regions.observe(d)
+                            by_frame[k] = d
+                dets = [by_frame.get(k, Detections.empty()) for k in range(len(batch))]
             if gate and run[-1]:
                 gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
             with timer("track"):
