@@ -396,12 +396,11 @@ class MotionRegions:
     persons detected in the previous frame (a person standing still makes no motion), padded, and widened to
     one of a few square input sizes at the full frame's pixel scale; when only already-detected persons moved
     (motion within `reach` times a known person's height of them: how far a walker gets between two samples,
-    half a height at 2 samples a second), the crop is shrunk so that the smallest of them is still `min_person_px` tall in the
-    input. The whole frame is detected every `full_every` frames (so still people who were missed are found),
-    whenever the crop would be neither a small part of the frame nor, shrunk, of its input, and while more than
-    `max_persons` people are in view: in a crowd, most people stand
-    or move slowly and a person the detector missed once would fall outside the crop (MOT17 lost a third of its
-    people that way). Persons found in either of the last two detected frames count as known, so one missed
+    half a height at 2 samples a second), the crop is shrunk so that the smallest of them is still
+    `min_person_px` tall in the input. The whole frame is detected every `full_every` frames (so still people who
+    were missed are found), whenever the crop would be neither a small part of the frame nor, shrunk, of its
+    input, and while more than `max_persons` people are in view: in a crowd, most people stand or move slowly and
+    a person the detector missed once would fall outside the crop (MOT17 lost a third of its people that way). Persons found in either of the last two detected frames count as known, so one missed
     detection does not cut a person out. `plan()` returns None for "detect the whole frame".
     """
 
@@ -438,7 +437,7 @@ class MotionRegions:
         if prev is None or prev.shape != small.shape or self._since_full >= self.full_every:
             return self._whole()
         if not self._observed or self.crowded:
-            return self._whole()  # nothing known yet (a batch is planned before its first frame is detected)
+            return self._whole()  # nothing known yet (the first frame after a reset), or a crowd
         boxes = [b for b in self._boxes]
         ys, xs = np.nonzero(np.abs(small.astype(np.int16) - prev) > self.pixel_delta)
         moved = None
