@@ -32,7 +32,7 @@ from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.detect import PersonDetector
 from vsearch.track import SegmentTracker, TrackSegment
 from vsearch.types import Detections, Frame
-from vsearch.video import VideoInfo, probe, sample_frames
+from vsearch.video import VideoInfo, probe, sample_bucket, sample_frames
 
 FOOTAGE = {
     "PETS 2009 S2.L1": PROJECT_ROOT.parent / "shared" / "datasets" / "pets2009-s2l1-vtest" / "vtest.mp4",
@@ -59,19 +59,18 @@ def detect_all(info: VideoInfo, seconds: float | None) -> Detected:
 
 
 def sampled(frames: Detected, rate: float) -> Detected:
-    """The first frame of each 1/rate-second bucket, as the ingest samples (vsearch.video.sample_frames)."""
+    """The first frame of each 1/rate-second bucket, as the ingest samples (vsearch.video.sample_bucket)."""
     out, last = [], -1
     for frame, dets in frames:
-        bucket = int(frame.pts_s * rate + 1e-6)
+        bucket = sample_bucket(frame.pts_s, rate)
         if bucket != last:
             out.append((frame, dets))
             last = bucket
     return out
 
 
-def track(frames: Detected, settings: Settings, sample_fps: float | None) -> list[TrackSegment]:
-    """The segments of one tracking run over the frames sampled at `sample_fps` (None: every frame)."""
-    rate = sample_fps or 1.0 / (frames[1][0].pts_s - frames[0][0].pts_s)
+def track(frames: Detected, settings: Settings, rate: float) -> list[TrackSegment]:
+    """The segments of one tracking run over the frames sampled at `rate` a second."""
     tracker = SegmentTracker(settings.model_copy(update={"sample_fps": rate}))
     segs = []
     for frame, dets in sampled(frames, rate):
@@ -109,7 +108,7 @@ def run(size: str) -> dict[str, Any]:
         frames = detect_all(info, SECONDS[size])
         conf = PersonDetector(Settings()).conf_for(info.resolution_wh)
         base = Settings().model_copy(update={"detector_conf": conf})
-        ref = track(frames, base, None)
+        ref = track(frames, base, info.fps)  # every frame
         for margin in MARGINS:
             segs = track(frames, base.model_copy(update={"track_box_margin_per_s": margin}), SAMPLE_FPS)
             rows.append({"footage": name, "margin_per_s": margin, "default": margin == Settings().track_box_margin_per_s,

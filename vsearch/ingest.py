@@ -29,7 +29,7 @@ from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
 from vsearch.store import Store
 from vsearch.track import SegmentTracker, TrackerState, TrackSegment
 from vsearch.types import Detections, Frame
-from vsearch.video import is_video_source, prefetch, probe, sample_frames
+from vsearch.video import is_video_source, prefetch, probe, sample_bucket, sample_frames
 
 ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
 
@@ -274,7 +274,7 @@ class Ingestor:
                                     str(thumb.relative_to(s.data_dir)), v, upper, lower)
                     )  # fmt: skip
             # the next resume starts at the first sampling bucket after the last processed frame
-            until = info.duration_s + step_s if done else (int(last_pts / step_s + 1e-6) + 1) * step_s
+            until = info.duration_s + step_s if done else (sample_bucket(last_pts, sample_fps) + 1) * step_s
             with timer("store"):
                 ids = self.store.commit_chunk(
                     rec.id, new, boxes, until, frames_in_chunk, done, lease.owner, tracker.state().to_json()

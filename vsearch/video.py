@@ -118,6 +118,11 @@ def _count_packets(path: Path) -> tuple[int, int | None]:
         return 0, None  # OpenCV decoded it; leave the verdict to the decode loop
 
 
+def sample_bucket(pts_s: float, sample_fps: float) -> int:
+    """The 1/sample_fps-second bucket a frame at `pts_s` falls in: the first frame of each bucket is sampled."""
+    return int(pts_s / (1.0 / sample_fps) + 1e-6)
+
+
 def sample_frames(
     info: VideoInfo, camera_id: str, start_ts_s: float, sample_fps: float, from_pts_s: float = 0.0
 ) -> Iterator[Frame]:
@@ -127,13 +132,12 @@ def sample_frames(
     ingest starts at 0 or resumes mid-video. Positions come from the frame index and the container's constant
     frame rate; `ts_s` = `start_ts_s` + position.
     """
-    step_s = 1.0 / sample_fps
     last_bucket = -1
 
     def keep(index: int) -> float | None:
         nonlocal last_bucket
         pts = index / info.fps
-        bucket = int(pts / step_s + 1e-6)
+        bucket = sample_bucket(pts, sample_fps)
         if bucket == last_bucket or pts < from_pts_s - 1e-6:
             return None
         last_bucket = bucket
