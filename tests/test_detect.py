@@ -93,12 +93,40 @@ def test_static_scene_gate_skips_empty_frames_without_losing_people() -> None:
         batch = frames[i : i + 4]
         run = gate.needs_detection([f.image_bgr for f in batch])
         found = iter(det.detect([f.image_bgr for f, r in zip(batch, run) if r], conf=0.35))
-        dets = [next(found) if r else None for r in run]
+        dets = [next(found) if r else gate.reused() for r in run]
         if run[-1]:
             gate.observe(batch[-1].image_bgr, dets[-1])
-        gated += [d is not None and len(d) > 0 for d in dets]
+        gated += [len(d) > 0 for d in dets]
     assert gate.skipped >= 5
     assert gated == ungated
+
+
+@pytest.mark.slow
+def test_a_frame_unchanged_since_the_last_detected_one_keeps_its_persons() -> None:
+    """Visitors of the sample clip stand still for seconds: a sampled frame whose thumbnail has no pixel changed
+    since the last detected frame skips the detector and keeps that frame's boxes, and they are the boxes the
+    detector finds on it."""
+    from vsearch.detect import StaticSceneGate, small_gray
+    from vsearch.video import probe, sample_frames
+
+    from .conftest import SAMPLE_VIDEO
+
+    frames = [f for f in sample_frames(probe(SAMPLE_VIDEO), "c", 0.0, 2.0) if f.pts_s < 47]
+    det = PersonDetector(Settings())
+    ungated = det.detect([f.image_bgr for f in frames], conf=0.35)
+    gate = StaticSceneGate()
+    kept_persons = 0
+    for f, truth in zip(frames, ungated):
+        small = small_gray(f.image_bgr)
+        if not gate.unchanged(small):
+            gate.observe(f.image_bgr, det.detect([f.image_bgr], conf=0.35)[0], small)
+            continue
+        kept = gate.reused()
+        assert len(kept) == len(truth), f.pts_s
+        if len(kept):
+            kept_persons += 1
+            assert iou_matrix(kept.xyxy, truth.xyxy).max(axis=1).min() >= 0.9, f.pts_s
+    assert kept_persons >= 5  # frames with a person in them skipped the detector
 
 
 def sd_frame_and_people(seq: Path, frame: int, width: int = 384) -> tuple[np.ndarray, np.ndarray]:

@@ -83,7 +83,7 @@ def _print_reports(reports) -> int:  # type: ignore[no-untyped-def]
         else:
             typer.echo(
                 f"{r.status:16s} {r.path} camera={r.camera_id} video_id={r.video_id} frames={r.frames_sampled}"
-                f" (detector skipped {r.frames_skipped} static empty) sightings+={r.sightings_added} video={r.video_s:.1f}s wall={r.wall_s:.1f}s"
+                f" (detector skipped {r.frames_skipped} unchanged) sightings+={r.sightings_added} video={r.video_s:.1f}s wall={r.wall_s:.1f}s"
                 f" speed={r.speed:.1f}x  [{stages}]"
             )
     return failed

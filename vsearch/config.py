@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     # lost people to crops; benchmarks/README.md, bench_recall and bench_ingest)
     detector_regions: bool = True
     detector_full_every: int = Field(default=8, ge=1)
-    skip_static_frames: bool = True  # skip the detector while an empty scene does not change (detect.StaticSceneGate)
+    # skip the detector on a frame unchanged since the last detected one (an empty scene hardly changed, or the same
+    # picture with persons in it); it keeps that frame's detections (detect.StaticSceneGate)
+    skip_static_frames: bool = True
 
     # tracking and segment selection
     track_buffer_s: float = 3.0  # how long a lost track may be re-found

@@ -326,42 +326,53 @@ def small_gray(image_bgr: NDArray[np.uint8], width: int = MOTION_WIDTH) -> NDArr
 
 
 class StaticSceneGate:
-    """Skips the detector on frames of an empty scene that has not changed.
+    """Skips the detector on sampled frames that have not changed since the last detected one: they keep its
+    detections.
 
-    The reference is the last frame in which the detector found nobody. While later frames differ from it in
-    less than `min_changed` of their pixels, nobody can have entered, so they are known empty without running
-    the detector. Frames with persons in them are always detected (a person standing still makes no motion).
+    The reference is the last detected frame, compared on the motion thumbnails. An empty scene counts as unchanged
+    while a later frame differs from it in less than `min_changed` of the pixels (nobody can have entered); a scene
+    with persons in it only while no pixel differs by more than `pixel_delta` (the same picture: nobody moved, so the
+    same persons stand in the same boxes). A person standing still in a changing scene (someone else walking) is
+    detected as before: only whole unchanged frames are skipped.
     """
 
     def __init__(self, min_changed: float = 0.002, pixel_delta: int = 25) -> None:
         self.min_changed = min_changed
         self.pixel_delta = pixel_delta
         self._ref: NDArray[np.uint8] | None = None
+        self._dets = Detections.empty()
         self.skipped = 0
 
     def needs_detection(self, images_bgr: Sequence[NDArray[np.uint8]], smalls: Sequence[NDArray[np.uint8]] | None = None) -> list[bool]:
-        """Which frames of a batch must go through the detector: all from the first one that changed. `smalls`
-        are the frames' `small_gray` thumbnails when the caller has them already."""
-        if self._ref is None:
-            return [True] * len(images_bgr)
+        """Which frames of a batch must go through the detector: all from the first one that changed (the others
+        take `reused()`). `smalls` are the frames' `small_gray` thumbnails when the caller has them already."""
         thumbs = smalls if smalls is not None else (small_gray(img) for img in images_bgr)
-        first = next((i for i, small in enumerate(thumbs) if self._changed(small)), len(images_bgr))
-        self.skipped += first
+        first = next((i for i, small in enumerate(thumbs) if not self.unchanged(small)), len(images_bgr))
         return [j >= first for j in range(len(images_bgr))]
 
-    def _changed(self, small: NDArray[np.uint8]) -> bool:
-        assert self._ref is not None
-        if small.shape != self._ref.shape:
-            return True
-        return float(np.mean(np.abs(small.astype(np.int16) - self._ref) > self.pixel_delta)) >= self.min_changed
+    def unchanged(self, small: NDArray[np.uint8]) -> bool:
+        """Whether the frame of this thumbnail is unchanged since the last observed frame (then counted as skipped:
+        its detections are `reused()`)."""
+        if self._ref is None or small.shape != self._ref.shape:
+            return False
+        changed = np.abs(small.astype(np.int16) - self._ref) > self.pixel_delta
+        same = not changed.any() if len(self._dets) else float(np.mean(changed)) < self.min_changed
+        self.skipped += same
+        return same
+
+    def reused(self) -> Detections:
+        """A copy of the last observed frame's detections, for a frame found unchanged."""
+        d = self._dets
+        return Detections(d.xyxy.copy(), d.confidence.copy(), d.keypoints.copy())
 
     def reset(self) -> None:
-        """Forget the reference frame: the next batch is detected in full."""
-        self._ref = None
+        """Forget the reference frame: the next frame is detected."""
+        self._ref, self._dets = None, Detections.empty()
 
     def observe(self, image_bgr: NDArray[np.uint8], dets: Detections, small: NDArray[np.uint8] | None = None) -> None:
         """Tell the gate what the detector found in the last detected frame (`small`: its thumbnail, if known)."""
-        self._ref = (small if small is not None else small_gray(image_bgr)) if len(dets) == 0 else None
+        self._ref = small if small is not None else small_gray(image_bgr)
+        self._dets = Detections(dets.xyxy.copy(), dets.confidence.copy(), dets.keypoints.copy())
 
 
 def _within_reach(box: NDArray[np.float32], boxes: NDArray[np.float32], reach: float, margin: float) -> bool:

@@ -43,7 +43,7 @@ class IngestReport:
     status: str  # "ingested", "resumed", "already ingested", "failed" or "busy" (another process is ingesting it)
     video_id: int | None = None
     frames_sampled: int = 0
-    frames_skipped: int = 0  # sampled frames of a static, empty scene that skipped the detector
+    frames_skipped: int = 0  # sampled frames unchanged since the last detected one: its detections, no detector
     sightings_added: int = 0
     video_s: float = 0.0
     wall_s: float = 0.0
@@ -291,21 +291,28 @@ class Ingestor:
             with timer("motion"):
                 # one thumbnail per frame serves both the static-scene gate and the region planner
                 smalls = [small_gray(f.image_bgr) for f in batch] if gate or regions else []
-                run = gate.needs_detection([f.image_bgr for f in batch], smalls) if gate else [True] * len(batch)
             if regions is None:
+                with timer("motion"):
+                    run = gate.needs_detection([f.image_bgr for f in batch], smalls) if gate else [True] * len(batch)
                 with timer("detect"):
                     found = iter(self.detector.detect([f.image_bgr for f, r in zip(batch, run) if r]))
-                    dets = [next(found) if r else Detections.empty() for r in run]
+                    dets = [next(found) if r else gate.reused() for r in run] if gate else list(found)
+                if gate and run[-1]:
+                    gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
             else:
-                # frame by frame: each frame's region is planned from the persons found in the frame just before
-                # (half a second ago, not a batch ago: a person crossing a near camera stays inside a small crop);
-                # in a crowd, where every frame is detected whole, the rest of the batch goes with it (one frame
-                # is prepared while another is in inference)
+                # frame by frame: a frame unchanged since the last detected one keeps its persons; each other
+                # frame's region is planned from the persons found in the frame just before (half a second ago, not
+                # a batch ago: a person crossing a near camera stays inside a small crop); in a crowd, where every
+                # frame is detected whole, the rest of the batch goes with it (one frame is prepared while another
+                # is in inference)
                 by_frame: dict[int, Detections] = {}
-                pending = [k for k, r in enumerate(run) if r]
+                pending = list(range(len(batch)))
                 while pending:
                     with timer("motion"):
                         group = [pending.pop(0)]
+                        if gate is not None and gate.unchanged(smalls[group[0]]):
+                            by_frame[group[0]] = gate.reused()
+                            continue
                         plans = [regions.plan(batch[group[0]].image_bgr, smalls[group[0]])]
                         while plans[0] is None and regions.crowded and pending:
                             group.append(pending.pop(0))
@@ -314,9 +321,9 @@ class Ingestor:
                         for k, d in zip(group, self.detector.detect([batch[k].image_bgr for k in group], regions=plans)):
                             regions.observe(d)
                             by_frame[k] = d
-                dets = [by_frame.get(k, Detections.empty()) for k in range(len(batch))]
-            if gate and run[-1]:
-                gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
+                    if gate is not None:
+                        gate.observe(batch[group[-1]].image_bgr, by_frame[group[-1]], smalls[group[-1]])
+                dets = [by_frame[k] for k in range(len(batch))]
             with timer("track"):
                 for f, d in zip(batch, dets):
                     closed.extend(tracker.update(f, d)[1])
