@@ -74,6 +74,7 @@ VARIANTS = {  # the first is today's default
     "default (regions on)": {},
     "regions off": {"detector_regions": False},
     "2026-12-06 detector (2 infer requests, THROUGHPUT hint)": {"detector_requests": 2},
+    "f32 detector (no bf16, as on an AVX2-only host)": {"detector_precision": "f32"},
     BEFORE_ISSUE_12: {"detector_rect": False, "min_person_height_px": 48, "detector_regions": False},
 }  # fmt: skip
 

@@ -362,6 +362,29 @@ def test_inference_threads_bound_the_detector_and_the_embedder() -> None:
     assert emb._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
 
 
+def test_f32_precision_reaches_the_detector_and_finds_the_same_people() -> None:
+    """`detector_precision` "f32" compiles the OpenVINO detector in f32 (what an AVX2-only host runs) whatever the
+    CPU offers; its boxes on a sample-clip frame are those of the default precision."""
+    import cv2
+
+    from .conftest import SAMPLE_VIDEO
+
+    cap = cv2.VideoCapture(str(SAMPLE_VIDEO))
+    cap.set(cv2.CAP_PROP_POS_MSEC, 8000)  # visitor 1 walks in
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    found = {}
+    for precision in ("auto", "f32"):
+        det = PersonDetector(Settings(detector_precision=precision))
+        found[precision] = det.detect([frame], conf=0.35)[0]
+        queue = next(iter(det.load()._queues.values()))
+        got = queue[0].get_compiled_model().get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        assert got in ("f32", "bf16", "f16") and (precision == "auto" or got == "f32"), (precision, got)
+    assert len(found["auto"]) == len(found["f32"]) >= 1
+    assert iou_matrix(found["auto"].xyxy, found["f32"].xyxy).max(axis=1).min() >= 0.9
+
+
 @pytest.mark.slow
 def test_hd_at_its_own_scale_finds_more_distant_people() -> None:
     """`detector_max_imgsz` 1920 detects 1080p frames unscaled: more of the pedestrians 80-200 px tall are found

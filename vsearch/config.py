@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # CPU threads of one model run (OpenVINO detector, ONNX Runtime embedder); None: all cores. For many ingest
     # workers on one many-core machine; on 2 cores, 2 Ray workers of 1 thread were no faster (bench_cluster)
     inference_threads: int | None = Field(default=None, ge=1)
+    # the OpenVINO detector's arithmetic: "auto" is the CPU's fastest (bf16 where the CPU has AVX-512 BF16 or AMX,
+    # else f32); "f32" everywhere gives the boxes of an AVX2-only host, and how fast the ingest is without bf16
+    detector_precision: Literal["auto", "f32"] = "auto"
     min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
     # frame (detect.MotionRegions; OpenVINO backend); motion within half a body height of a known person is taken

@@ -113,6 +113,7 @@ class _OpenVinoPose:
         iou_max: float = 0.7,
         max_det: int = 300,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         import openvino as ov
 
@@ -121,6 +122,7 @@ class _OpenVinoPose:
         self._xml = next(model_dir.glob("*.xml"))
         self._requests = requests
         self._threads = threads
+        self._precision = precision
         self.rect = rect
         self.margin = margin
         self._queues: dict[tuple[int, int], Any] = {}
@@ -135,6 +137,8 @@ class _OpenVinoPose:
             config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
             if self._threads:
                 config["INFERENCE_NUM_THREADS"] = self._threads
+            if self._precision != "auto":
+                config["INFERENCE_PRECISION_HINT"] = self._precision
             compiled = self._core.compile_model(model, "CPU", config)
             queue = self._ov.AsyncInferQueue(compiled, self._requests)
             queue.set_callback(lambda req, slot: slot[0].__setitem__(slot[1], req.get_output_tensor(0).data[0].copy()))
@@ -243,7 +247,8 @@ class PersonDetector:
                 if self.backend == "openvino":
                     s = self.settings
                     self._models[key] = _OpenVinoPose(
-                        path, s.detector_requests, s.detector_rect, s.detector_margin_px, threads=s.inference_threads
+                        path, s.detector_requests, s.detector_rect, s.detector_margin_px, threads=s.inference_threads,
+                        precision=s.detector_precision,
                     )
                 else:
                     self._models[key] = import_ultralytics(self.settings).YOLO(str(path), task="pose")
