@@ -367,8 +367,7 @@ class StaticSceneGate:
 
     def reused(self) -> Detections:
         """A copy of the last observed frame's detections, for a frame found unchanged."""
-        d = self._dets
-        return Detections(d.xyxy.copy(), d.confidence.copy(), d.keypoints.copy())
+        return _fresh_copy(self._dets)
 
     def reset(self) -> None:
         """Forget the reference frame: the next frame is detected."""
@@ -377,7 +376,12 @@ class StaticSceneGate:
     def observe(self, image_bgr: NDArray[np.uint8], dets: Detections, small: NDArray[np.uint8] | None = None) -> None:
         """Tell the gate what the detector found in the last detected frame (`small`: its thumbnail, if known)."""
         self._ref = small if small is not None else small_gray(image_bgr)
-        self._dets = Detections(dets.xyxy.copy(), dets.confidence.copy(), dets.keypoints.copy())
+        self._dets = _fresh_copy(dets)
+
+
+def _fresh_copy(d: Detections) -> Detections:
+    """Boxes, scores and keypoints copied, with no tracker ids: a frame's detections as the detector gave them."""
+    return Detections(d.xyxy.copy(), d.confidence.copy(), d.keypoints.copy())
 
 
 def _within_reach(box: NDArray[np.float32], boxes: NDArray[np.float32], reach: float, margin: float) -> bool:
@@ -416,8 +420,9 @@ class MotionRegions:
     `min_person_px` tall in the input. The whole frame is detected every `full_every` frames (so still people who
     were missed are found), whenever the crop would be neither a small part of the frame nor, shrunk, of its
     input, and while more than `max_persons` people are in view: in a crowd, most people stand or move slowly and
-    a person the detector missed once would fall outside the crop (MOT17 lost a third of its people that way). Persons found in either of the last two detected frames count as known, so one missed
-    detection does not cut a person out. `plan()` returns None for "detect the whole frame".
+    a person the detector missed once would fall outside the crop (MOT17 lost a third of its people that way).
+    Persons found in either of the last two detected frames count as known, so one missed detection does not cut
+    a person out. `plan()` returns None for "detect the whole frame".
     """
 
     # input sizes a region may use (two compiled shapes each: inside the frame, and at its border with the margin).
