@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTSIDERS = ("api", "benchmarks", "training")
 # ...except the command line, the other shell like the API: `serve` starts the API, and the research commands (convert-pku,
 # eval-footage) run training code, each imported only inside its command
-SHELL_IMPORTS = {("vsearch.cli", "api"), ("vsearch.cli", "training")}
+SHELL_IMPORTS = {("vsearch.cli", "api"), ("vsearch.cli", "training")}  # vsearch.cli: the package and its modules
 
 
 def module_files(package: str = PACKAGE) -> dict[str, Path]:
@@ -128,7 +128,7 @@ def test_the_library_never_imports_its_shells() -> None:
         f"{module} imports {name}"
         for module, path in module_files().items()
         for name in imported_names(module, path)
-        if name.split(".")[0] in OUTSIDERS and (module, name.split(".")[0]) not in SHELL_IMPORTS
+        if name.split(".")[0] in OUTSIDERS and (".".join(module.split(".")[:2]), name.split(".")[0]) not in SHELL_IMPORTS
     )
     assert not bad, "vsearch/ must not depend on " + ", ".join(OUTSIDERS) + ":\n" + "\n".join(bad)
 

@@ -1,0 +1,163 @@
+"""`vsearch search`, `vsearch clip` and `vsearch demo`: find a person, cut the evidence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vsearch.cli.common import DataDir, by_user, fail, finite, print_reports, progress_bar, service, settings
+from vsearch.config import PROJECT_ROOT
+from vsearch.errors import InputError, VSearchError
+from vsearch.types import parse_time, ts_to_iso
+
+app = typer.Typer()
+
+SAMPLE_VIDEO = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
+SAMPLE_QUERY = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"
+DEMO_START = "2026-03-01T14:00:00+00:00"
+
+
+def print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    if json_out:
+        typer.echo(json.dumps(result_to_dict(result), indent=2))
+        return
+    for q in result.queries:
+        typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}")
+    demoted = f"; {result.demoted} shown last as rejected or like a rejected one" if result.demoted else ""
+    typer.echo(f"{result.candidates} sightings in the filters{demoted}")
+    if not result.clips:
+        typer.echo("no matching sightings")
+    typer.echo(
+        f"{'rank':>4} {'score':>6}  {'camera':12} {'from (UTC)':24} {'to':12} {'track':>5} {'sighting':>8}"
+        f"  {'colours':14} clip id"
+    )
+    for i, c in enumerate(result.clips, 1):
+        typer.echo(
+            f"{i:>4} {c.score:6.3f}  {c.camera_id:12} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
+            f" {c.track_id:>5} {c.best.id:>8}  {f'{c.best.upper_color}/{c.best.lower_color}':14} {c.id}"
+        )
+
+
+def result_to_dict(result) -> dict:  # type: ignore[no-untyped-def]
+    """A search result as plain JSON-able data (used by the CLI's --json)."""
+    return {
+        "query": {"source": result.query.source, "xyxy": list(result.query.xyxy)},
+        "queries": [{"source": q.source, "xyxy": list(q.xyxy)} for q in result.queries],
+        "demoted": result.demoted,
+        "candidates": result.candidates,
+        "latency_ms": result.latency_ms,
+        "clips": [
+            {
+                "id": c.id, "camera_id": c.camera_id, "track_id": c.track_id, "score": c.score,
+                "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "video": c.video_path,
+                "best_sighting": c.best.id, "colors": {"upper": c.best.upper_color, "lower": c.best.lower_color},
+                "sightings": [{"id": h.sighting.id, "score": h.score, "time": h.sighting.time_iso} for h in c.sightings],
+            }
+            for c in result.clips
+        ],
+    }  # fmt: skip
+
+
+@app.command("search")
+def search_cmd(
+    images: Annotated[list[Path], typer.Argument(help="Query image(s) of one person: person crops or photos.")],
+    from_: Annotated[str | None, typer.Option("--from", help="Window start, ISO 8601.")] = None,
+    to: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
+    top: Annotated[int, typer.Option(help="Number of clips to return.")] = 20,
+    min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.", callback=finite)] = -1.0,
+    box: Annotated[str | None, typer.Option(help="Person box in the (one) query image: x1,y1,x2,y2.")] = None,
+    upper: Annotated[str | None, typer.Option(help="Upper-body colour, e.g. red (see vsearch.colors).")] = None,
+    lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,
+    confirm: Annotated[list[int] | None, typer.Option(help="Sighting id that IS the person (repeat): joins the query.")] = None,
+    reject: Annotated[list[int] | None, typer.Option(help="Sighting id that is NOT the person (repeat): ranked last, with look-alikes.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored.
+    Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason."""
+    from vsearch.audit import AuditLog
+    from vsearch.search import Feedback, SearchFilters, parse_box
+
+    s = settings(data_dir)
+    by = by_user()
+    record: dict[str, Any] = {
+        "action": "search", "via": "cli", "key_name": by,
+        "filters": {"from": from_, "to": to, "cameras": list(camera or ()), "top_k": top, "min_score": min_score,
+                    "box": box, "upper": upper, "lower": lower},
+        "returned_sighting_ids": [],
+    }  # fmt: skip
+    if confirm or reject:
+        record["confirmed"], record["rejected"] = list(confirm or ()), list(reject or ())
+    try:
+        for image in images:
+            if not image.is_file():
+                raise InputError(f"{image}: no such image file")
+        data = [p.read_bytes() for p in images]
+        shas = [hashlib.sha256(d).hexdigest() for d in data]
+        record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
+        if len(shas) > 1:
+            record["query_sha256s"] = shas
+        filters = SearchFilters(
+            parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top,
+            min_score, upper, lower,
+        )  # fmt: skip
+        feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
+        result = service(s).search(data, filters, parse_box(box), feedback, by)
+    except VSearchError as e:
+        AuditLog(s.audit_log_path).append({**record, "exit_code": 2, "error": str(e)})
+        raise
+    record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
+    record["returned_clip_ids"] = [c.id for c in result.clips]
+    AuditLog(s.audit_log_path).append({**record, "exit_code": 0})
+    print_result(result, json_out)
+
+
+@app.command()
+def clip(
+    sighting_id: Annotated[int, typer.Argument(help="Sighting id (from `vsearch search`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")] = Path("evidence.mp4"),
+    data_dir: DataDir = None,
+) -> None:
+    """Cut the evidence clip around a sighting (box drawn, time burned in) and a JPEG thumbnail beside it."""
+    svc = service(settings(data_dir))
+    clip_id = svc.clip_id_for(sighting_id)
+    mp4 = svc.clip_file(clip_id)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mp4, output)
+    thumb = output.with_suffix(".jpg")
+    shutil.copyfile(svc.frame_file(sighting_id), thumb)
+    typer.echo(f"clip {clip_id}: {output} (H.264 MP4), thumbnail {thumb}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the demo's clips.")] = Path("demo_out"),
+    top: Annotated[int, typer.Option(help="Clips to print.")] = 5,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest the bundled sample footage, search with a sample visitor crop, print ranked clips, write clip files."""
+    from vsearch.ingest import IngestItem
+    from vsearch.search import SearchFilters
+
+    s = settings(data_dir)
+    svc = service(s)
+    typer.echo(f"data dir: {s.data_dir.resolve()}")
+    typer.echo(f"ingesting {SAMPLE_VIDEO.name} as camera 'lobby' starting {DEMO_START}")
+    reports = svc.ingest([IngestItem(SAMPLE_VIDEO, "lobby", parse_time(DEMO_START))], progress_bar("ingest"))
+    if print_reports(reports):
+        fail("the sample video could not be ingested")
+    typer.echo(f"\nsearching with {SAMPLE_QUERY.relative_to(PROJECT_ROOT)} (a crop of the third visitor)")
+    result = svc.search(SAMPLE_QUERY.read_bytes(), SearchFilters(top_k=top))
+    print_result(result, False)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, c in enumerate(result.clips[:3], 1):
+        dst = out / f"rank{i}_{c.id}.mp4"
+        shutil.copyfile(svc.clip_file(c.id), dst)
+        shutil.copyfile(svc.frame_file(c.best.id), dst.with_suffix(".jpg"))
+        typer.echo(f"wrote {dst} and {dst.with_suffix('.jpg').name}")
