@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from training.train_reid import pk_batches
+from vsearch.reidnet import pk_batches
 
 
 def test_pk_batches_hold_distinct_identities_and_boost_a_small_set() -> None:
@@ -68,7 +68,7 @@ def test_the_style_norm_takes_out_a_cameras_colour_cast_and_exports_to_onnx(tmp_
     import torch
 
     from training.datasets import PKU, load_pku, pku_ids
-    from training.train_reid import Exported, H, ReidNet, W, to_tensor
+    from vsearch.reidnet import Exported, H, ReidNet, W, to_tensor
 
     crops = [c for c, _, _ in load_pku(set(sorted(pku_ids(PKU))[:8]))][:32]
     assert len(crops) == 32

@@ -28,6 +28,8 @@ MOT = DATASETS / "mot17-mini" / "train"
 CUHK01 = DATASETS / "cuhk01"  # 671 ids x 2 cameras x 2 crops, 60x160
 CUHK03 = DATASETS / "cuhk03-labeled-pair1"  # 843 ids x 2 cameras x <= 4 crops, hand-drawn boxes
 CUHK_TEST_IDS = 100  # identities of each CUHK set held out of every training run, for scoring
+MARKET = DATASETS / "market1501-train"  # 751 ids x 6 cameras (12,936 crops, 64x128), identity-level attributes
+MARKET_TEST_IDS = 151  # identities held out of every training run (ReID and attributes), for scoring
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,45 @@ def cuhk_split(root: Path, n_test: int = CUHK_TEST_IDS, seed: int = 0) -> tuple[
     ids = sorted({c.pid for c in read_manifest(root)})
     random.Random(seed).shuffle(ids)
     return sorted(ids[n_test:]), sorted(ids[:n_test])
+
+
+def market_files() -> list[CropFile]:
+    """Every crop of the Market-1501 training part (`bounding_box_train/PPPP_cC_NNNN.jpg`)."""
+    files = sorted((MARKET / "bounding_box_train").glob("*.jpg"))
+    if not files:
+        raise InputError(f"{MARKET}: expected bounding_box_train/PPPP_cC_NNNN.jpg crops, found none")
+    return [CropFile(f, int(f.name[:4]), int(f.name[6])) for f in files]
+
+
+def market_split(n_test: int = MARKET_TEST_IDS, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train ids, test ids) of Market: a seeded shuffle of its 751 identities, the first `n_test` held out of
+    every training run (the same split for re-ID and attribute models)."""
+    ids = sorted({c.pid for c in market_files()})
+    random.Random(seed).shuffle(ids)
+    return sorted(ids[n_test:]), sorted(ids[:n_test])
+
+
+def load_market() -> list[tuple[np.ndarray, int, int]]:
+    """(crop_rgb, pid, cam) of every Market crop."""
+    return [(read_bgr(c.path)[:, :, ::-1].copy(), c.pid, c.cam) for c in market_files()]
+
+
+def convert_market(out: Path, pids: Sequence[int]) -> dict[str, int]:
+    """Write the crops of `pids` in the Market layout with Market's multi-camera protocol: the first crop of each
+    identity on each camera is a query, every crop is in the gallery (the same person on the same camera is left
+    out of each query's ranking by the protocol), so each query must find the person on the other five cameras."""
+    keep = set(pids)
+    crops = [c for c in market_files() if c.pid in keep]
+    for sub in ("query", "bounding_box_test"):
+        (Path(out) / sub).mkdir(parents=True, exist_ok=True)
+    seen: set[tuple[int, int]] = set()
+    for i, c in enumerate(crops):
+        name = f"{c.pid:04d}_c{c.cam}s1_{i:06d}_00.jpg"
+        if (c.pid, c.cam) not in seen:
+            seen.add((c.pid, c.cam))
+            shutil.copyfile(c.path, Path(out) / "query" / name)
+        shutil.copyfile(c.path, Path(out) / "bounding_box_test" / name)
+    return {"identities": len({c.pid for c in crops}), "queries": len(seen), "crops": len(crops)}
 
 
 def load_manifest_crops(root: Path) -> list[tuple[np.ndarray, int, int]]:

@@ -18,7 +18,17 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import machine_info, print_table, write_json
-from training.datasets import CUHK01, CUHK03, PKU, convert_pku, convert_two_camera, cuhk_split, pku_fold
+from training.datasets import (
+    CUHK01,
+    CUHK03,
+    PKU,
+    convert_market,
+    convert_pku,
+    convert_two_camera,
+    cuhk_split,
+    market_split,
+    pku_fold,
+)
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.embed import EMBEDDERS, Embedder, OnnxEmbedder, make_embedder
 from vsearch.evaluate import evaluate_folder
@@ -82,6 +92,8 @@ def transfer_sets(root: Path) -> dict[str, Path]:
     for name, src in (("cuhk01-test-100-ids", CUHK01), ("cuhk03-test-100-ids", CUHK03)):
         sets[name] = root / name
         convert_two_camera(src, sets[name], cuhk_split(src)[1])
+    sets["market-test-151-ids"] = root / "market-test-151-ids"
+    convert_market(sets["market-test-151-ids"], market_split()[1])
     for k in range(4):
         sets[f"pku-fold{k}-11-ids"] = root / f"pku-fold{k}-11-ids"
         convert_pku(PKU, sets[f"pku-fold{k}-11-ids"], pku_fold(k))
