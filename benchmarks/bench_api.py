@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from benchmarks.common import machine_info, percentiles_ms, print_table, write_json
-from vsearch.catalog import NewSighting
+from vsearch.catalog import Checkpoint, NewSighting
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.ingest import IngestItem
 from vsearch.service import VSearch
@@ -57,7 +57,7 @@ def build(data_dir: Path, n_total: int, seed: int = 0) -> int:
         ts = rng.uniform(T0 - 43_200, T0 + 43_200, k)
         rows = [NewSighting(f"cam-{i % 50:02d}", 10_000 + i // 3, float(t), float(t - T0 + 43_200), (0, 0, 10, 20), 0.9, 0.5, "synthetic.jpg", vec)
                 for i, (t, vec) in enumerate(zip(ts, vecs), start=n_total - todo)]  # fmt: skip
-        svc.store.commit_chunk(v.id, rows, [], 0.0, 0, todo - k == 0)
+        svc.store.commit_chunk(v.id, Checkpoint(rows, [], 0.0, 0, todo - k == 0))
         todo -= k
     count = svc.catalog.count_sightings()
     assert svc.store.ntotal == count  # the index followed the synthetic rows and was saved at the last commit

@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.bench_index import synthetic
 from benchmarks.common import RESULTS_DIR, machine_info, percentiles_ms, print_table, write_json
-from vsearch.catalog import NewSighting
+from vsearch.catalog import Checkpoint, NewSighting
 from vsearch.config import Settings
 from vsearch.store import IndexFilter, Store, open_catalog
 
@@ -55,7 +55,7 @@ def populate(
         for c in range(f, end, chunk):
             rows = [NewSighting(cam, i, float(ts[i]), float(ts[i] - ts[f]), (0, 0, 10, 20), 0.9, 0.5, "s.jpg", x[i])
                     for i in range(c, min(c + chunk, end))]  # fmt: skip
-            ids[c : c + len(rows)] = store.commit_chunk(v.id, rows, [], 0.0, 0, c + chunk >= end)
+            ids[c : c + len(rows)] = store.commit_chunk(v.id, Checkpoint(rows, [], 0.0, 0, c + chunk >= end))
     rate = n / (time.perf_counter() - t)
     return Store(cat, settings.index_dir, "synthetic", DIM, settings.index_flat_max), ids, ts, x, rate
 

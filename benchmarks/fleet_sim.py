@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.bench_index import synthetic
 from benchmarks.bench_store import recall_then_latency
 from benchmarks.common import machine_info, print_table, write_json
-from vsearch.catalog import NewSighting
+from vsearch.catalog import Checkpoint, NewSighting
 from vsearch.config import Settings
 from vsearch.store import IndexFilter, Store, open_catalog
 
@@ -58,7 +58,7 @@ def simulate(cameras: int, hours: int, rate_per_h: int, catalog_url: str | None,
                     sel = np.nonzero(minute == m)[0]
                     rows = [NewSighting(f"cam-{cam:04d}", 1 + int(i) // 10, float(ts[i]), float(ts[i] - ts[0]),
                                         (0, 0, 10, 20), 0.9, 0.5, "s.jpg", x[done + i]) for i in sel]  # fmt: skip
-                    got = writer.commit_chunk(v.id, rows, [], float(ts[sel[-1]] - ts[0]), len(rows), m == minute[-1])
+                    got = writer.commit_chunk(v.id, Checkpoint(rows, [], float(ts[sel[-1]] - ts[0]), len(rows), m == minute[-1]))
                     ids_all[done + sel] = got
                 ts_all[done : done + per_cam], cam_all[done : done + per_cam] = ts, cam
                 done += per_cam

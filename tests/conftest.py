@@ -122,7 +122,7 @@ def postgres_url(postgres_server: str) -> str:
 def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Catalog]:
     """Each catalog implementation: opens another connection to one catalog (as another process would): SQLite file or PostgreSQL database."""
     if request.param == "postgres":
-        from vsearch.catalog_pg import PostgresCatalog
+        from vsearch.catalog import PostgresCatalog
 
         url = request.getfixturevalue("postgres_url")
         return lambda: PostgresCatalog(url)

@@ -18,7 +18,7 @@ import pytest
 
 from vsearch.audit import AuditLog
 from vsearch.casework import Casework
-from vsearch.catalog import NewSighting, SqliteCatalog
+from vsearch.catalog import Checkpoint, NewSighting, SqliteCatalog
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.errors import InputError, NotFoundError
 from vsearch.evidence import MANIFEST, MANIFEST_SHA, verify_zip
@@ -37,7 +37,7 @@ def _track(cat: SqliteCatalog, camera: str, video_id: int, track: int, start_ts:
     vec = np.ones(4, np.float32) / 2
     rows = [NewSighting(camera, track, start_ts + p, p, (10, 10, 50, 150), 0.9, 0.5, "t.jpg", vec) for p in pts]
     boxes = [(track, p, (10.0, 10.0, 50.0, 150.0), 0.9) for p in pts]
-    cat.commit_chunk(video_id, rows, boxes, max(pts), len(pts), False)
+    cat.commit_chunk(video_id, Checkpoint(rows, boxes, max(pts), len(pts), False))
 
 
 @pytest.fixture

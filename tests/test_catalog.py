@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsearch.catalog import MIGRATIONS, SCHEMA_VERSION, CameraStats, Catalog, NewSighting, SqliteCatalog
+from vsearch.catalog import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SQLITE,
+    CameraStats,
+    Catalog,
+    Checkpoint,
+    NewSighting,
+    SqliteCatalog,
+)
 from vsearch.errors import IndexStateError
 
 V = np.ones(4, np.float32) / 2
@@ -31,9 +40,9 @@ def test_a_new_catalog_runs_every_migration_once(tmp_path: Path) -> None:
 def test_a_catalog_from_before_schema_versions_is_adopted_with_its_data(tmp_path: Path, with_colours: bool) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    db.executescript(MIGRATIONS[0][2])  # the tables as the first releases created them, user_version 0
+    db.executescript(";".join(SQLITE.ddl(MIGRATIONS[0][2])))  # the tables as the first releases created them, user_version 0
     if with_colours:
-        db.executescript(MIGRATIONS[1][2])
+        db.executescript(";".join(SQLITE.ddl(MIGRATIONS[1][2])))
         db.execute("PRAGMA user_version = 0")
     db.execute("INSERT INTO cameras VALUES ('cam', 0)")
     db.execute("INSERT INTO videos (camera_id, path, sha256, start_ts, fps, frame_count, width, height, status,"
@@ -62,7 +71,7 @@ def test_a_failed_checkpoint_leaves_nothing_behind(cat: Catalog) -> None:
     v = cat.begin_video("cam", "/a.mp4", "abc", 0.0, 10.0, 100, (64, 64), "e")
     bad = NewSighting("cam", 1, 1.0, 1.0, (0, 0, 1, 1), 0.9, 0.5, None, V)  # type: ignore[arg-type]  # NOT NULL
     with pytest.raises(Exception, match="(?i)not.null"):  # the database's own integrity error
-        cat.commit_chunk(v.id, [_row("cam", 1.0), bad], [(1, 1.0, (0, 0, 1, 1), 0.9)], 60.0, 10, False)
+        cat.commit_chunk(v.id, Checkpoint([_row("cam", 1.0), bad], [(1, 1.0, (0, 0, 1, 1), 0.9)], 60.0, 10, False))
     assert cat.count_sightings() == 0 and cat.last_seq() == 0 and cat.track_boxes(v.id, 1) == []
     assert cat.video(v.id).processed_until_s == 0 and cat.video(v.id).frames_sampled == 0
 
@@ -70,8 +79,8 @@ def test_a_failed_checkpoint_leaves_nothing_behind(cat: Catalog) -> None:
 def test_the_log_lists_additions_and_removals_in_order_per_embedder(cat: Catalog) -> None:
     a = cat.begin_video("cam", "/a.mp4", "a", 0.0, 10.0, 100, (64, 64), "e").id
     b = cat.begin_video("cam", "/b.mp4", "b", 0.0, 10.0, 100, (64, 64), "other").id
-    ids_a = cat.commit_chunk(a, [_row("cam", 1.0), _row("cam", 2.0)], [], 1.0, 1, True)
-    cat.commit_chunk(b, [_row("cam", 3.0)], [], 1.0, 1, True)
+    ids_a = cat.commit_chunk(a, Checkpoint([_row("cam", 1.0), _row("cam", 2.0)], [], 1.0, 1, True))
+    cat.commit_chunk(b, Checkpoint([_row("cam", 3.0)], [], 1.0, 1, True))
     seq = cat.last_seq()
     cat.delete_video(a)
     whole = cat.changes_since(0, "e")
@@ -84,7 +93,7 @@ def test_the_log_lists_additions_and_removals_in_order_per_embedder(cat: Catalog
 
 def test_filters_select_by_window_camera_and_colour(cat: Catalog) -> None:
     v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
-    ids = cat.commit_chunk(v, [_row("north", 1000.0, "red"), _row("north", 1010.0, "blue"), _row("south", 1020.0, "red")], [], 1.0, 1, True)
+    ids = cat.commit_chunk(v, Checkpoint([_row("north", 1000.0, "red"), _row("north", 1010.0, "blue"), _row("south", 1020.0, "red")], [], 1.0, 1, True))
     table = [
         (dict(from_ts_s=None, to_ts_s=None, cameras=None), None),
         (dict(from_ts_s=1005.0, to_ts_s=None, cameras=None), ids[1:]),
@@ -101,7 +110,7 @@ def test_filters_select_by_window_camera_and_colour(cat: Catalog) -> None:
 
 def test_cameras_are_typed_rows(cat: Catalog) -> None:
     v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
-    cat.commit_chunk(v, [_row("north", 1000.0)], [], 1.0, 1, True)
+    cat.commit_chunk(v, Checkpoint([_row("north", 1000.0)], [], 1.0, 1, True))
     assert cat.cameras() == [CameraStats("north", 1, 10.0, 1000.0, 1010.0, 1)]
 
 
@@ -136,9 +145,9 @@ def test_a_checkpoint_of_a_process_that_lost_its_lease_stores_nothing(reopen: Ca
     a.claim_video(v, "A", 60)
     b.claim_video(v, "B", 60, take_from="A")  # A stalled; B took over
     with pytest.raises(LeaseLostError, match="lost its lease to B"):
-        a.commit_chunk(v, [_row("cam", 1.0)], [(1, 1.0, (0, 0, 1, 1), 0.9)], 60.0, 10, False, owner="A")
+        a.commit_chunk(v, Checkpoint([_row("cam", 1.0)], [(1, 1.0, (0, 0, 1, 1), 0.9)], 60.0, 10, False), owner="A")
     assert a.count_sightings() == 0 and a.last_seq() == 0 and a.video(v).processed_until_s == 0
-    b.commit_chunk(v, [_row("cam", 1.0)], [], 60.0, 10, True, owner="B", resume_state='{"frame_id": 3}')
+    b.commit_chunk(v, Checkpoint([_row("cam", 1.0)], [], 60.0, 10, True, resume_state='{"frame_id": 3}'), owner="B")
     done = a.video(v)
     assert (done.status, done.processed_until_s, done.resume_state) == ("done", 60.0, None)
     assert a.claim_video(v, "A", 60) is None  # the lease ended with the video
@@ -147,7 +156,7 @@ def test_a_checkpoint_of_a_process_that_lost_its_lease_stores_nothing(reopen: Ca
 def test_postgres_migrates_once_and_refuses_a_newer_schema(postgres_url: str) -> None:
     import psycopg
 
-    from vsearch.catalog_pg import PostgresCatalog
+    from vsearch.catalog import PostgresCatalog
 
     first, second = PostgresCatalog(postgres_url), PostgresCatalog(postgres_url)  # two nodes starting together
     assert first.schema_version == second.schema_version == SCHEMA_VERSION
@@ -159,7 +168,7 @@ def test_postgres_migrates_once_and_refuses_a_newer_schema(postgres_url: str) ->
 
 
 def test_an_unreachable_postgres_is_a_clear_error() -> None:
-    from vsearch.catalog_pg import PostgresCatalog
+    from vsearch.catalog import PostgresCatalog
     from vsearch.errors import InputError
 
     with pytest.raises(InputError, match=r"cannot connect to the catalog at postgresql://vsearch:\*\*\*@127.0.0.1:9/x"):
@@ -184,7 +193,7 @@ def test_a_time_window_reads_sightings_by_id_range_only(tmp_path: Path) -> None:
     alone (every sighting of the embedder, or of the window, at every query); legacy ids by the primary key."""
     cat = SqliteCatalog(tmp_path / "c.sqlite")
     v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
-    ids = cat.commit_chunk(v, [_row("north", 1000.0 + 7 * i) for i in range(60)], [], 1.0, 1, True)
+    ids = cat.commit_chunk(v, Checkpoint([_row("north", 1000.0 + 7 * i) for i in range(60)], [], 1.0, 1, True))
     statements: list[str] = []
     cat._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
     got = cat.select("e", 1030.0, 1200.0, None)
@@ -213,7 +222,7 @@ def test_a_camera_filter_reads_that_cameras_sightings_only(tmp_path: Path) -> No
     """Cameras are read by the camera/time index, with or without a window (the embedder index was chosen)."""
     cat = SqliteCatalog(tmp_path / "c.sqlite")
     v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
-    ids = cat.commit_chunk(v, [_row("north" if i % 3 else "south", 1000.0 + i) for i in range(30)], [], 1.0, 1, True)
+    ids = cat.commit_chunk(v, Checkpoint([_row("north" if i % 3 else "south", 1000.0 + i) for i in range(30)], [], 1.0, 1, True))
     for window in ((None, None), (1005.0, 1020.0)):
         statements: list[str] = []
         cat._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsearch.catalog import Catalog, SqliteCatalog
+from vsearch.catalog import Catalog, Checkpoint, SqliteCatalog
 from vsearch.config import Settings
 from vsearch.search import group_clips, spread_cameras
 from vsearch.types import SearchHit, Sighting
@@ -30,7 +30,7 @@ def add_video(catalog: Catalog, name: str, tracks: dict[int, np.ndarray]) -> int
         "lobby", f"/footage/{name}.mp4", name, START_TS_S, 25.0, 25 * 60, (640, 480), "test-embedder"
     )
     boxes = [(tid, float(t), BOX, 0.9) for tid, times in tracks.items() for t in times]
-    catalog.commit_chunk(v.id, [], boxes, processed_until_s=60.0, frames_sampled=len(boxes), done=True)
+    catalog.commit_chunk(v.id, Checkpoint([], boxes, processed_until_s=60.0, frames_sampled=len(boxes), done=True))
     return v.id
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsearch.catalog import Catalog, NewSighting
+from vsearch.catalog import Catalog, Checkpoint, NewSighting
 from vsearch.index import VectorIndex, factory_for
 from vsearch.store import IndexFilter, Store
 
@@ -36,7 +36,7 @@ def _store(cat: Catalog, tmp_path: Path, flat_max: int = 1_000_000) -> Store:
 def test_commits_through_the_store_are_searchable_at_once(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     x = _unit(12)
-    ids = store.commit_chunk(_video(cat, "a"), _rows(x), [], 1.0, 1, False)
+    ids = store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(x), [], 1.0, 1, False))
     m = store.search(x[4], 1)
     assert list(m.ids) == [ids[4]] and m.scores[0] == pytest.approx(1.0, abs=1e-5) and m.candidates == 12
 
@@ -46,18 +46,18 @@ def test_the_index_file_is_saved_at_the_end_of_a_file_not_at_every_checkpoint(ca
     assert store.index.ntotal == 0  # opened (and saved empty)
     before = store.index_path.stat().st_mtime_ns, store.index_path.stat().st_size
     vid = _video(cat, "a")
-    store.commit_chunk(vid, _rows(_unit(5)), [], 1.0, 1, False)
+    store.commit_chunk(vid, Checkpoint(_rows(_unit(5)), [], 1.0, 1, False))
     assert (store.index_path.stat().st_mtime_ns, store.index_path.stat().st_size) == before
-    store.commit_chunk(vid, _rows(_unit(5, seed=1)), [], 2.0, 1, True)
+    store.commit_chunk(vid, Checkpoint(_rows(_unit(5, seed=1)), [], 2.0, 1, True))
     assert store.index_path.stat().st_size > before[1]
 
 
 def test_after_a_crash_the_index_replays_the_log_since_its_save(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     vid = _video(cat, "a")
-    first = store.commit_chunk(vid, _rows(_unit(20)), [], 1.0, 1, True)  # saved
+    first = store.commit_chunk(vid, Checkpoint(_rows(_unit(20)), [], 1.0, 1, True))  # saved
     # a checkpoint commits to the catalog, then the process dies before the index is saved
-    later = cat.commit_chunk(_video(cat, "b"), _rows(_unit(5, seed=9)), [], 2.0, 1, False)
+    later = cat.commit_chunk(_video(cat, "b"), Checkpoint(_rows(_unit(5, seed=9)), [], 2.0, 1, False))
     again = _store(reopen(), tmp_path)
     assert sorted(again.index.ids()) == sorted(first + later)
     assert again.catch_up() == 0  # nothing left to replay
@@ -65,10 +65,10 @@ def test_after_a_crash_the_index_replays_the_log_since_its_save(cat: Catalog, re
 
 def test_a_running_store_follows_other_processes_commits_and_removals(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
-    first = store.commit_chunk(_video(cat, "a"), _rows(_unit(10)), [], 1.0, 1, True)
+    first = store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(_unit(10)), [], 1.0, 1, True))
     other = reopen()  # a second process's connection
     x = _unit(4, seed=3)
-    new = other.commit_chunk(_video(other, "b", "cam2"), _rows(x, "cam2"), [], 1.0, 1, True)
+    new = other.commit_chunk(_video(other, "b", "cam2"), Checkpoint(_rows(x, "cam2"), [], 1.0, 1, True))
     assert other.delete_video(1) == first
     # the next search applies exactly those 14 log entries (4 additions, 10 removals), no rescan
     assert store.catch_up() == 14
@@ -78,7 +78,7 @@ def test_a_running_store_follows_other_processes_commits_and_removals(cat: Catal
 
 def test_replaying_an_entry_twice_stores_it_once(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
-    ids = store.commit_chunk(_video(cat, "a"), _rows(_unit(6)), [], 1.0, 1, True)
+    ids = store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(_unit(6)), [], 1.0, 1, True))
     store._seq = 0  # as if the saved sequence lagged behind the saved vectors
     store.catch_up()
     assert store.index.ntotal == 6 and sorted(store.index.ids()) == sorted(ids)
@@ -97,7 +97,7 @@ def test_replaying_an_entry_twice_stores_it_once(cat: Catalog, tmp_path: Path) -
 def test_a_damaged_index_is_rebuilt_from_the_catalog_not_trusted(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
     store = _store(cat, tmp_path)
     x = _unit(400)
-    ids = store.commit_chunk(_video(cat, "a"), _rows(x), [], 1.0, 1, True)
+    ids = store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(x), [], 1.0, 1, True))
     size = store.index_path.stat().st_size
     damage(store.index_path)
     if store.index_path.exists() and store.index_path.read_bytes() != b"garbage":
@@ -111,7 +111,7 @@ def test_a_damaged_index_is_rebuilt_from_the_catalog_not_trusted(cat: Catalog, r
 
 def test_a_stray_vector_in_a_vouched_for_file_is_caught_by_the_count(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
-    ids = store.commit_chunk(_video(cat, "a"), _rows(_unit(20)), [], 1.0, 1, True)
+    ids = store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(_unit(20)), [], 1.0, 1, True))
     store.index.add(np.array([9999], np.int64), _unit(1, seed=5))
     store.save()  # the metadata now vouches for a file that disagrees with the catalog
     again = _store(reopen(), tmp_path)
@@ -120,7 +120,7 @@ def test_a_stray_vector_in_a_vouched_for_file_is_caught_by_the_count(cat: Catalo
 
 def test_temp_files_of_a_killed_save_are_removed_at_open(cat: Catalog, reopen: Callable[[], Catalog], tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
-    store.commit_chunk(_video(cat, "a"), _rows(_unit(3)), [], 1.0, 1, True)
+    store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(_unit(3)), [], 1.0, 1, True))
     (store.index_path.parent / ".index.abc123").write_bytes(b"half an index")
     again = _store(reopen(), tmp_path)
     assert again.index.ntotal == 3
@@ -130,8 +130,8 @@ def test_temp_files_of_a_killed_save_are_removed_at_open(cat: Catalog, reopen: C
 def test_filtered_search_through_the_store_equals_brute_force(cat: Catalog, tmp_path: Path) -> None:
     store = _store(cat, tmp_path)
     x = _unit(300, seed=4)
-    ids = np.array(store.commit_chunk(_video(cat, "a"), _rows(x[:150], "north", 1000.0), [], 1.0, 1, True)
-                   + store.commit_chunk(_video(cat, "b", "south"), _rows(x[150:], "south", 1000.0), [], 1.0, 1, True))  # fmt: skip
+    ids = np.array(store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(x[:150], "north", 1000.0), [], 1.0, 1, True))
+                   + store.commit_chunk(_video(cat, "b", "south"), Checkpoint(_rows(x[150:], "south", 1000.0), [], 1.0, 1, True)))  # fmt: skip
     ts = np.concatenate([1000.0 + np.arange(150), 1000.0 + np.arange(150)])
     cams = np.array(["north"] * 150 + ["south"] * 150)
     where = IndexFilter(from_ts_s=1040.0, to_ts_s=1100.0, cameras=("south",))
@@ -150,7 +150,7 @@ def test_a_collection_that_outgrows_the_flat_limit_reopens_as_ivf(cat: Catalog, 
     x = centres[rng.integers(0, 150, n)] + 0.3 * rng.standard_normal((n, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     small = Store(cat, tmp_path / "index", "e", 16, flat_max=10_000)
-    ids = np.array(small.commit_chunk(_video(cat, "a"), _rows(x), [], 1.0, 1, True))
+    ids = np.array(small.commit_chunk(_video(cat, "a"), Checkpoint(_rows(x), [], 1.0, 1, True)))
     assert small.index.kind == "Flat"
     big = Store(reopen(), tmp_path / "index", "e", 16, flat_max=1000)
     assert big.index.kind == factory_for(n, 1000) and big.index.kind.startswith("IVF") and big.ntotal == n
@@ -171,12 +171,12 @@ def test_a_sharded_ivf_index_follows_commits_and_deletions_of_another_node(
     from their shards) and reopens from its saved file without a rebuild."""
     x = _unit(2400, 16, seed=3)
     writer = Store(cat, tmp_path / "writer", "e", 16, flat_max=1000)
-    first = writer.commit_chunk(_video(cat, "a"), _rows(x[:2000], t0=10_000.0), [], 1.0, 1, True)
+    first = writer.commit_chunk(_video(cat, "a"), Checkpoint(_rows(x[:2000], t0=10_000.0), [], 1.0, 1, True))
     node = Store(reopen(), tmp_path / "node", "e", 16, flat_max=1000)
     assert node.index.kind.startswith("IVF") and node.ntotal == 2000
     shards = node.index.shards
     later = _video(cat, "b", camera="later")
-    new_ids = writer.commit_chunk(later, _rows(x[2000:], camera="later", t0=50_000.0), [], 1.0, 1, True)
+    new_ids = writer.commit_chunk(later, Checkpoint(_rows(x[2000:], camera="later", t0=50_000.0), [], 1.0, 1, True))
     m = node.search(x[2100], 5, IndexFilter(from_ts_s=50_000.0, to_ts_s=50_400.0))
     assert m.ids[0] == new_ids[100] and node.ntotal == 2400 and node.index.shards > shards
     writer.delete_video(later)
@@ -199,7 +199,7 @@ def test_a_time_window_is_one_id_range_and_equals_brute_force(cat: Catalog, tmp_
     x = _unit(400, seed=6)
     ts = 1000.0 + np.arange(400) * 10.0  # 10 s apart: 6 per minute, over 66 minutes
     rows = [NewSighting("cam", i, float(t), float(t), (0, 0, 1, 1), 0.9, 0.5, "t.jpg", v) for i, (t, v) in enumerate(zip(ts, x))]
-    ids = np.array(store.commit_chunk(_video(cat, "a"), rows, [], 1.0, 1, True))
+    ids = np.array(store.commit_chunk(_video(cat, "a"), Checkpoint(rows, [], 1.0, 1, True)))
     assert (np.diff(ids) > 0).all()  # stored in time order: ids grow with time
     lo, hi = (-np.inf if window[0] is None else window[0]), (np.inf if window[1] is None else window[1])
     inside = (ts >= lo) & (ts <= hi)
@@ -238,7 +238,7 @@ def test_a_window_edge_crowded_with_better_matches_outside_it_still_gives_the_wi
     ts = np.concatenate([1200.0 + np.arange(40) * 0.5, 1221.0 + np.arange(360) * 3.0])  # window from 1220.0
     rows = [NewSighting("cam", i, float(t), float(t), (0, 0, 1, 1), 0.9, 0.5, "t.jpg", v) for i, (t, v) in enumerate(zip(ts, x))]
     store = Store(cat, tmp_path / "ix", "e", DIM, flat_max=flat_max)
-    ids = np.array(store.commit_chunk(_video(cat, "a"), rows, [], 1.0, 1, True))
+    ids = np.array(store.commit_chunk(_video(cat, "a"), Checkpoint(rows, [], 1.0, 1, True)))
     inside = ts >= 1220.0
     for k in (1, 10, 50):
         m = store.search(q, k, IndexFilter(from_ts_s=1220.0, to_ts_s=None))
@@ -253,8 +253,8 @@ def test_a_window_edge_crowded_with_better_matches_outside_it_still_gives_the_wi
 def test_ids_are_never_reused_after_a_removal(cat: Catalog, tmp_path: Path) -> None:
     """An id an audit entry or a case names must never come to mean another sighting."""
     store = _store(cat, tmp_path)
-    first = store.commit_chunk(_video(cat, "a"), _rows(_unit(3), t0=5000.0), [], 1.0, 1, True)
+    first = store.commit_chunk(_video(cat, "a"), Checkpoint(_rows(_unit(3), t0=5000.0), [], 1.0, 1, True))
     store.delete_video(1)
-    again = store.commit_chunk(_video(cat, "b"), _rows(_unit(3, seed=1), t0=5000.0), [], 1.0, 1, True)
+    again = store.commit_chunk(_video(cat, "b"), Checkpoint(_rows(_unit(3, seed=1), t0=5000.0), [], 1.0, 1, True))
     assert not set(first) & set(again)
     assert cat.select("e", 4900.0, 6000.0, None).count == 3  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from vsearch.catalog import Catalog, NewSighting
+from vsearch.catalog import Catalog, Checkpoint, NewSighting
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
 from vsearch.detect import MotionRegions, PersonDetector, StaticSceneGate, small_gray
@@ -276,9 +276,8 @@ class Ingestor:
             # the next resume starts at the first sampling bucket after the last processed frame
             until = info.duration_s + step_s if done else (sample_bucket(last_pts, sample_fps) + 1) * step_s
             with timer("store"):
-                ids = self.store.commit_chunk(
-                    rec.id, new, boxes, until, frames_in_chunk, done, lease.owner, tracker.state().to_json()
-                )
+                cp = Checkpoint(new, boxes, until, frames_in_chunk, done, tracker.state().to_json())
+                ids = self.store.commit_chunk(rec.id, cp, lease.owner)
             report.sightings_added += len(ids)
             closed, frames_in_chunk, chunk_start = [], 0, last_pts
             if gate is not None:

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.catalog import Catalog, NewSighting, SqliteCatalog, TrackBoxRow
+from vsearch.catalog import Catalog, Checkpoint, PostgresCatalog, SqliteCatalog
 from vsearch.config import Settings
 from vsearch.errors import IndexStateError
 from vsearch.faults import kill_point
@@ -36,9 +36,7 @@ from vsearch.weights import sha256_file
 def open_catalog(settings: Settings) -> Catalog:
     """The catalog the settings name: PostgreSQL at `catalog_url`, else the SQLite file in the data dir."""
     if settings.catalog_url:
-        from vsearch.catalog_pg import PostgresCatalog  # psycopg only where PostgreSQL is used
-
-        return PostgresCatalog(settings.catalog_url)
+        return PostgresCatalog(settings.catalog_url)  # psycopg is loaded only here
     return SqliteCatalog(settings.catalog_path)
 
 
@@ -86,28 +84,16 @@ class Store:
         self._lock = threading.RLock()
 
     # -- writes: catalog first, then the index follows ------------------------------------------------------
-    def commit_chunk(
-        self,
-        video_id: int,
-        sightings: Sequence[NewSighting],
-        boxes: Sequence[TrackBoxRow],
-        processed_until_s: float,
-        frames_sampled: int,
-        done: bool,
-        owner: str | None = None,
-        resume_state: str | None = None,
-    ) -> list[int]:
+    def commit_chunk(self, video_id: int, cp: Checkpoint, owner: str | None = None) -> list[int]:
         """Commit one ingest checkpoint to the catalog (see Catalog.commit_chunk) and bring the index up to date;
         at the end of a file (`done`) the index is saved too. Returns the new sighting ids."""
-        ids = self.catalog.commit_chunk(
-            video_id, sightings, boxes, processed_until_s, frames_sampled, done, owner, resume_state
-        )
+        ids = self.catalog.commit_chunk(video_id, cp, owner)
         kill_point("store.commit_chunk")
         if not self.follow:
             return ids
         with self._lock:
             self.catch_up()
-            if done:
+            if cp.done:
                 self.save()
         return ids
 

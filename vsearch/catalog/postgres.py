@@ -1,7 +1,7 @@
 """The catalog on PostgreSQL: one database shared by many ingest workers and API nodes.
 
-The same logic as the SQLite catalog (catalog.SqlCatalog) over a psycopg 3 connection pool; migrations are the
-same list, translated (catalog.to_postgres), recorded in `schema_migrations` and applied under an advisory lock so
+The same logic as the SQLite catalog (base.Catalog) over a psycopg 3 connection pool; migrations are the
+same list with PostgreSQL's types (dialect.POSTGRES), recorded in `schema_migrations` and applied under an advisory lock so
 that two nodes starting together migrate once. Writers to the change log take a transaction-level advisory lock
 just before appending, so log sequence numbers become visible in commit order: a follower that has read sequence
 n never later finds a smaller one (a plain sequence would let a slow transaction commit a smaller number late).
@@ -14,7 +14,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from vsearch.catalog import MIGRATIONS, SCHEMA_VERSION, SqlCatalog, to_postgres
+from vsearch.catalog.base import Catalog
+from vsearch.catalog.dialect import POSTGRES
+from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from vsearch.errors import IndexStateError, InputError
 
 _MIGRATION_LOCK = 7_311_001  # advisory lock ids (arbitrary, fixed)
@@ -22,24 +24,26 @@ _LOG_LOCK = 7_311_002
 
 
 class _PgTx:
-    """A psycopg connection inside a transaction as the catalog's `_Db`: `?` placeholders become `%s`."""
+    """A psycopg connection inside a transaction as the catalog's `Db` (statements in PostgreSQL's dialect)."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     def execute(self, sql: str, args: Sequence = ()) -> Any:
-        return self._conn.execute(sql.replace("?", "%s"), tuple(args))
+        return self._conn.execute(POSTGRES.sql(sql), tuple(args))
 
     def executemany(self, sql: str, rows: Iterable[Sequence]) -> Any:
         rows = [tuple(r) for r in rows]
         with self._conn.cursor() as cur:
             if rows:
-                cur.executemany(sql.replace("?", "%s"), rows)
+                cur.executemany(POSTGRES.sql(sql), rows)
             return cur
 
 
-class PostgresCatalog(SqlCatalog):
+class PostgresCatalog(Catalog):
     """The shared catalog: `postgresql://user@host:port/db`."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str, pool_size: int = 4) -> None:
         try:
@@ -83,7 +87,7 @@ class PostgresCatalog(SqlCatalog):
                     )
                 for v, what, sql in MIGRATIONS:
                     if v > version:
-                        for stmt in filter(str.strip, to_postgres(sql).split(";")):
+                        for stmt in self.dialect.ddl(sql):
                             conn.execute(stmt)
                         conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)", (v, what))
 
@@ -95,7 +99,7 @@ class PostgresCatalog(SqlCatalog):
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._pool.connection() as conn:
-            return list(conn.execute(sql.replace("?", "%s"), tuple(args)).fetchall())
+            return list(conn.execute(self.dialect.sql(sql), tuple(args)).fetchall())
 
     def _select_ids(self, sql: str, column: str, ids: Sequence[int], before: Sequence = ()) -> list[tuple]:
         if not ids:

@@ -1,0 +1,39 @@
+"""The catalog: the source of truth for cameras, videos, sightings, track boxes, ingest progress, cases and marks.
+
+    records.py   the values that go in and come out (Sighting lives in vsearch.types)
+    schema.py    migrations, in order, each written once for every engine
+    dialect.py   what differs between engines: parameter style, row locks, column types
+    engine.py    what the SQL needs from an engine (transactions, queries, id lists)
+    cases.py     CaseBook: cases and their items     marks.py   MarkBook: investigators' marks
+    base.py      Catalog: videos, sightings, ids, time windows, the change log (a CaseBook and a MarkBook)
+    sqlite.py    SqliteCatalog, embedded             postgres.py  PostgresCatalog, shared (psycopg loaded on use)
+
+Schemas are versioned: each migration runs once, in order, inside a transaction.
+"""
+
+from vsearch.catalog.base import SIGHTING_COLS, Catalog, bucket_ids, id_bucket
+from vsearch.catalog.cases import CaseBook
+from vsearch.catalog.dialect import POSTGRES, SQLITE, Dialect
+from vsearch.catalog.marks import MarkBook
+from vsearch.catalog.postgres import PostgresCatalog
+from vsearch.catalog.records import (
+    CameraInfo,
+    CameraStats,
+    Case,
+    CaseItem,
+    Changes,
+    Checkpoint,
+    Mark,
+    NewCaseItem,
+    NewSighting,
+    TrackBoxRow,
+    VideoRecord,
+)
+from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from vsearch.catalog.sqlite import SqliteCatalog
+
+__all__ = [
+    "MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
+    "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "Mark", "MarkBook", "NewCaseItem",
+    "NewSighting", "PostgresCatalog", "SqliteCatalog", "TrackBoxRow", "VideoRecord", "bucket_ids", "id_bucket",
+]  # fmt: skip

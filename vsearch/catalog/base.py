@@ -1,0 +1,452 @@
+"""The catalog's core: cameras, videos, sightings (with their embeddings), track boxes, ingest progress, the
+change log. Pure storage, written once over the engine's SQL (engine.py); cases and marks are its two smaller
+books (cases.py, marks.py).
+
+The catalog is the source of truth. Each ingest checkpoint commits its sightings, their embeddings and the
+video's progress in ONE transaction, so an interrupted ingest resumes exactly where its last commit ended. Every
+sighting added or removed is also written, in the same transaction, to a change log with a sequence number:
+whatever follows the catalog (the vector index, see store.py) catches up by reading the log past the last
+sequence it applied, never by rescanning the collection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vsearch.catalog.cases import CaseBook
+from vsearch.catalog.engine import Db
+from vsearch.catalog.marks import MarkBook
+from vsearch.catalog.records import (
+    CameraInfo,
+    CameraStats,
+    Changes,
+    Checkpoint,
+    TrackBoxRow,
+    VideoRecord,
+)
+from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
+from vsearch.faults import kill_point
+from vsearch.types import ID_BUCKET_BITS, ID_BUCKET_S, IdSet, Sighting
+
+# A sighting's id says when it was seen (vsearch.types.ID_BUCKET_BITS). A time window is then one id range, plus
+# the ids of its two partial minutes, whatever the collection holds; ids below 2**24 were allocated before this
+# scheme and are selected by time in SQL.
+
+
+def id_bucket(ts_s: float) -> int:
+    """The minute (since the epoch, from 0) whose id range holds a sighting seen at ts_s."""
+    return max(0, int(ts_s // ID_BUCKET_S))
+
+
+def bucket_ids(bucket: int) -> tuple[int, int]:
+    """[lo, hi) of the ids of one minute."""
+    lo = (bucket + 1) << ID_BUCKET_BITS
+    return lo, lo + (1 << ID_BUCKET_BITS)
+
+SIGHTING_COLS = (
+    "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
+    " s.upper_color, s.lower_color"
+)
+_VIDEO_COLS = (
+    "id, camera_id, path, sha256, start_ts, fps, frame_count, status, processed_until_s, frames_sampled, error, embedder,"
+    " resume_state"
+)
+
+
+def _sighting(row: Sequence) -> Sighting:
+    return Sighting(
+        id=row[0], camera_id=row[1], video_id=row[2], video_path=row[3], track_id=row[4], ts_s=row[5],
+        pts_s=row[6], xyxy=(row[7], row[8], row[9], row[10]), confidence=row[11], thumb_path=row[12],
+        upper_color=row[13], lower_color=row[14],
+    )  # fmt: skip
+
+
+def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
+    return np.stack([np.frombuffer(b, np.float32) for b in blobs])
+
+
+class Catalog(CaseBook, MarkBook):
+    """What vsearch needs from a catalog: the SQL logic, written once; an engine subclass (SqliteCatalog,
+    PostgresCatalog) runs it. Cases and marks are inherited from their own books."""
+
+    _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+    _UPSERT_BOX = (
+        "INSERT INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (video_id, track_id, pts) DO UPDATE SET x1=excluded.x1, y1=excluded.y1, x2=excluded.x2,"
+        " y2=excluded.y2, confidence=excluded.confidence"
+    )
+
+    # -- cameras and videos ---------------------------------------------------------------------------------
+    def cameras(self) -> list[CameraStats]:
+        rows = self._q(
+            "SELECT c.id, COUNT(DISTINCT v.id), COALESCE(SUM(v.frame_count / v.fps), 0), MIN(v.start_ts),"
+            " MAX(v.start_ts + v.frame_count / v.fps) FROM cameras c LEFT JOIN videos v ON v.camera_id = c.id"
+            " GROUP BY c.id ORDER BY c.id"
+        )
+        counts = dict(self._q("SELECT camera_id, COUNT(*) FROM sightings GROUP BY camera_id"))
+        return [CameraStats(r[0], int(r[1]), float(r[2]), r[3], r[4], int(counts.get(r[0], 0))) for r in rows]
+
+    def video_by_sha(self, sha256: str) -> VideoRecord | None:
+        rows = self._q(f"SELECT {_VIDEO_COLS} FROM videos WHERE sha256 = ?", (sha256,))
+        return VideoRecord(*rows[0]) if rows else None
+
+    def video(self, video_id: int) -> VideoRecord:
+        rows = self._q(f"SELECT {_VIDEO_COLS} FROM videos WHERE id = ?", (video_id,))
+        if not rows:
+            raise NotFoundError(f"no video with id {video_id}")
+        return VideoRecord(*rows[0])
+
+    def videos(self) -> list[VideoRecord]:
+        return [VideoRecord(*r) for r in self._q(f"SELECT {_VIDEO_COLS} FROM videos ORDER BY id")]
+
+    def begin_video(
+        self, camera_id: str, path: str, sha256: str, start_ts_s: float, fps: float, frame_count: int,
+        resolution_wh: tuple[int, int], embedder: str,
+    ) -> VideoRecord:  # fmt: skip
+        """Register a video (or return its existing record: ingest is idempotent per file hash). A failed video
+        is put back to 'ingesting' at its new path."""
+        with self._tx() as db:
+            row = db.execute("SELECT id, status FROM videos WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is not None:
+                video_id = int(row[0])
+                if row[1] == "failed":
+                    db.execute("UPDATE videos SET status='ingesting', error=NULL, path=? WHERE id=?", (path, video_id))
+            else:
+                db.execute(self._UPSERT_CAMERA, (camera_id, time.time()))
+                video_id = self._insert_id(
+                    db,
+                    "INSERT INTO videos (camera_id, path, sha256, start_ts, fps, frame_count, width, height, status,"
+                    " embedder, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ingesting', ?, ?)",
+                    (camera_id, path, sha256, start_ts_s, fps, frame_count, resolution_wh[0], resolution_wh[1],
+                     embedder, time.time()),
+                )  # fmt: skip
+        return self.video(video_id)
+
+    def fail_video(self, video_id: int, error: str, owner: str | None = None) -> None:
+        """Mark a video failed (and release the caller's lease on it)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE videos SET status='failed', error=?,"
+                " lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END WHERE id=?",
+                (error, owner, video_id),
+            )
+
+    def claim_video(self, video_id: int, owner: str, lease_s: float, take_from: str | None = None) -> str | None:
+        """Take (or renew) the lease on a video's ingest for `lease_s` seconds. Returns None when `owner` holds it,
+        else the live holder's name. A lease whose holder stopped renewing it (it died) expires and can be taken;
+        `take_from` takes it from that holder at once (the caller knows its process is gone)."""
+        with self._tx() as db:
+            holder, until = db.execute(
+                f"SELECT lease_owner, lease_until FROM videos WHERE id=?{self.dialect.lock_rows}", (video_id,)
+            ).fetchone()
+            now = time.time()
+            if holder not in (None, owner, take_from) and until is not None and until > now:
+                return str(holder)
+            db.execute("UPDATE videos SET lease_owner=?, lease_until=? WHERE id=?", (owner, now + lease_s, video_id))
+            return None
+
+    def release_video(self, video_id: int, owner: str) -> None:
+        """Give up `owner`'s lease (no-op when another holds it)."""
+        with self._tx() as db:
+            db.execute("UPDATE videos SET lease_owner=NULL, lease_until=NULL WHERE id=? AND lease_owner=?", (video_id, owner))
+
+    def max_track_id(self, video_id: int) -> int:
+        return int(self._q("SELECT COALESCE(MAX(track_id), 0) FROM track_boxes WHERE video_id=?", (video_id,))[0][0])
+
+    def commit_chunk(self, video_id: int, cp: Checkpoint, owner: str | None = None) -> list[int]:
+        """Store one checkpoint's sightings and track boxes, log them, and advance the video's progress, atomically.
+
+        With `owner`, the checkpoint is stored only if that owner still holds the video's lease (else
+        LeaseLostError and nothing is stored); the lease is released when the video is done. Returns the ids given
+        to `sightings`, in order.
+        """
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT embedder, lease_owner FROM videos WHERE id=?{self.dialect.lock_rows}", (video_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no video with id {video_id}")
+            embedder, holder = row
+            if owner is not None and holder != owner:
+                raise LeaseLostError(
+                    f"video {video_id}: this ingest ({owner}) lost its lease to {holder or 'nobody'}; nothing was stored"
+                )
+            ids = []
+            if sightings := cp.sightings:
+                self._order_log(db)  # also serialises id allocation between writers
+                ids = self._allocate_ids(db, [s.ts_s for s in sightings])
+                db.executemany(
+                    "INSERT INTO sightings (id, video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
+                    " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(i, video_id, s.camera_id, s.track_id, s.ts_s, s.pts_s, *s.xyxy, s.confidence, s.quality,
+                      s.thumb_path, embedder, np.ascontiguousarray(s.embedding, np.float32).tobytes(),
+                      s.upper_color, s.lower_color) for i, s in zip(ids, sightings)],
+                )  # fmt: skip
+                db.executemany(
+                    "INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 1)", [(i, embedder) for i in ids]
+                )
+            db.executemany(self._UPSERT_BOX, [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in cp.boxes])
+            db.execute(
+                "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?,"
+                " resume_state=?, lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END WHERE id=?",
+                (cp.processed_until_s, cp.frames_sampled, "done" if cp.done else "ingesting",
+                 time.time() if cp.done else None, None if cp.done else cp.resume_state, cp.done, video_id),
+            )  # fmt: skip
+            kill_point("catalog.commit_chunk")
+        return ids
+
+    def _allocate_ids(self, db: Db, ts_s: Sequence[float]) -> list[int]:
+        """Ids for sightings seen at ts_s (see ID_BUCKET_BITS); the caller holds the log order lock."""
+        per_bucket: dict[int, int] = {}
+        for t in ts_s:
+            per_bucket[id_bucket(t)] = per_bucket.get(id_bucket(t), 0) + 1
+        next_n: dict[int, int] = {}
+        for b, n in per_bucket.items():
+            row = db.execute("SELECT next_n FROM id_buckets WHERE bucket=?", (b,)).fetchone()
+            start = int(row[0]) if row else 0
+            if start + n > 1 << ID_BUCKET_BITS:
+                raise IndexStateError(f"more than {1 << ID_BUCKET_BITS} sightings in one minute ({b * ID_BUCKET_S} s)")
+            db.execute(
+                "INSERT INTO id_buckets (bucket, next_n, n) VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE"
+                " SET next_n = id_buckets.next_n + excluded.n, n = id_buckets.n + excluded.n",
+                (b, start + n, n),
+            )
+            next_n[b] = start
+        ids = []
+        for t in ts_s:
+            b = id_bucket(t)
+            ids.append(bucket_ids(b)[0] + next_n[b])
+            next_n[b] += 1
+        return ids
+
+    def delete_video(self, video_id: int) -> list[int]:
+        """Remove a video and everything derived from it (logged); returns the removed sighting ids."""
+        with self._tx() as db:
+            rows = db.execute("SELECT id, embedder FROM sightings WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
+            if rows:
+                self._order_log(db)
+                gone: dict[int, int] = {}
+                for (i, _) in rows:
+                    if i >= 1 << ID_BUCKET_BITS:
+                        b = (int(i) >> ID_BUCKET_BITS) - 1
+                        gone[b] = gone.get(b, 0) + 1
+                db.executemany("UPDATE id_buckets SET n = n - ? WHERE bucket = ?", [(n, b) for b, n in gone.items()])
+                db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
+            db.execute("DELETE FROM videos WHERE id=?", (video_id,))
+        return [int(r[0]) for r in rows]
+
+    # -- sightings -----------------------------------------------------------------------------------------
+    def count_sightings(self, embedder: str | None = None) -> int:
+        if embedder is None:
+            return int(self._q("SELECT COUNT(*) FROM sightings")[0][0])
+        return int(self._q("SELECT COUNT(*) FROM sightings WHERE embedder=?", (embedder,))[0][0])
+
+    def embedders(self) -> list[str]:
+        """The embedders whose vectors this catalog holds (recorded per video, so this stays cheap)."""
+        return [r[0] for r in self._q("SELECT DISTINCT embedder FROM videos ORDER BY embedder")]
+
+    def sighting_ids(self, embedder: str) -> NDArray[np.int64]:
+        rows = self._q("SELECT id FROM sightings WHERE embedder=? ORDER BY id", (embedder,))
+        return np.array([r[0] for r in rows], np.int64)
+
+    def embeddings(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(ids, vectors) of the given sighting ids that exist."""
+        rows = self._select_ids("SELECT id, embedding FROM sightings WHERE {}", "id", [int(i) for i in ids])
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return np.array([r[0] for r in rows], np.int64), _vectors(r[1] for r in rows)
+
+    def iter_embeddings(
+        self, embedder: str, batch: int = 50_000
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+        """Stream (ids, vectors) of `embedder` in id order."""
+        last = 0
+        while rows := self._q(
+            "SELECT id, embedding FROM sightings WHERE embedder=? AND id>? ORDER BY id LIMIT ?", (embedder, last, batch)
+        ):
+            ids = np.array([r[0] for r in rows], np.int64)
+            yield ids, _vectors(r[1] for r in rows)
+            last = int(ids[-1])
+
+    def filter_ids(
+        self,
+        embedder: str,
+        from_ts_s: float | None,
+        to_ts_s: float | None,
+        cameras: Sequence[str] | None,
+        upper_color: str | None = None,
+        lower_color: str | None = None,
+    ) -> NDArray[np.int64] | None:
+        """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered.
+        Never read through the embedder index (that visits every sighting): cameras and windows use their own."""
+        where: list[str] = ["embedder || '' = ?"]
+        args: list[object] = [embedder]
+        if from_ts_s is not None:
+            where.append("ts >= ?")
+            args.append(from_ts_s)
+        if to_ts_s is not None:
+            where.append("ts <= ?")
+            args.append(to_ts_s)
+        if cameras:
+            where.append(f"camera_id IN ({','.join('?' * len(cameras))})")
+            args.extend(cameras)
+        for col, val in (("upper_color", upper_color), ("lower_color", lower_color)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if len(where) == 1:
+            return None
+        rows = self._q(f"SELECT id FROM sightings WHERE {' AND '.join(where)}", args)
+        return np.array([r[0] for r in rows], np.int64)
+
+    def select(
+        self,
+        embedder: str,
+        from_ts_s: float | None,
+        to_ts_s: float | None,
+        cameras: Sequence[str] | None,
+        upper_color: str | None = None,
+        lower_color: str | None = None,
+    ) -> IdSet | None:
+        """The sightings inside the filters, as the index searches them; None when nothing is filtered.
+
+        A time window alone is one id range, from its first minute to its last, whatever the collection holds:
+        its whole minutes are counted from id_buckets, its two partial minutes in an index, and those two
+        minutes' id ranges are `IdSet.partial` (the store checks the times of what the index returns from them);
+        `IdSet.spanned` counts the envelope (id_buckets, the partial minutes whole).
+        Cameras and colours select their ids in SQL (by the camera/time index).
+        """
+        if cameras or upper_color or lower_color:
+            ids = self.filter_ids(embedder, from_ts_s, to_ts_s, cameras, upper_color, lower_color)
+            return None if ids is None else IdSet(ids=ids, count=len(ids))
+        if from_ts_s is None and to_ts_s is None:
+            return None
+        first = -1 if from_ts_s is None else id_bucket(from_ts_s)  # partial minutes at the ends (-1: none)
+        last = 1 << 40 if to_ts_s is None else id_bucket(to_ts_s)
+        lo_ts, hi_ts = -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s
+        envelope = (
+            bucket_ids(max(first, 0))[0] if from_ts_s is not None else 1 << ID_BUCKET_BITS,
+            bucket_ids(last)[1] if to_ts_s is not None else 1 << 62,
+        )
+        whole = (first + 1, last - 1)  # every sighting of these minutes is inside the window
+        count, spanned = (int(v) for v in self._q(
+            "SELECT COALESCE(SUM(CASE WHEN bucket >= ? AND bucket <= ? THEN n ELSE 0 END), 0), COALESCE(SUM(n), 0)"
+            " FROM id_buckets WHERE bucket >= ? AND bucket <= ?", (*whole, max(first, 0), last),
+        )[0])  # fmt: skip
+        # the partial minutes' sightings inside the window are counted, not listed: in the (embedder, id, ts)
+        # index, never the table's rows (1 KB embeddings each); `ts + 0` keeps both engines off the time index
+        partial = tuple(bucket_ids(b) for b in sorted({first, last} - {-1, 1 << 40}))
+        for a, b in partial:
+            count += int(self._q(
+                "SELECT COUNT(*) FROM sightings WHERE embedder = ? AND id >= ? AND id < ? AND ts + 0 >= ?"
+                " AND ts + 0 <= ?", (embedder, a, b, lo_ts, hi_ts),
+            )[0][0])  # fmt: skip
+        # sightings stored before time-ordered ids are selected by time (`embedder || ''`: the id range drives it)
+        rows = self._q(
+            "SELECT id FROM sightings WHERE id < ? AND ts + 0 >= ? AND ts + 0 <= ? AND embedder || '' = ?",
+            (1 << ID_BUCKET_BITS, lo_ts, hi_ts, embedder),
+        )
+        ids = np.array([r[0] for r in rows], np.int64)
+        return IdSet((envelope,), ids, count + len(ids), partial, spanned + len(ids))
+
+    def times(self, embedder: str, ids: Sequence[int]) -> dict[int, float]:
+        """The time (epoch s) of each of the embedder's sightings in `ids` that exists, read from the (embedder,
+        id, ts) index, not from the table's rows."""
+        rows = self._select_ids(
+            "SELECT id, ts FROM sightings WHERE embedder = ? AND {}", "id", [int(i) for i in ids], (embedder,)
+        )
+        return {int(r[0]): float(r[1]) for r in rows}
+
+    def sightings(self, ids: Iterable[int]) -> dict[int, Sighting]:
+        wanted = [int(i) for i in ids if 0 < int(i) < 2**63]  # others cannot exist (ids are 64-bit)
+        rows = self._select_ids(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id WHERE {{}}", "s.id", wanted
+        )
+        return {r[0]: _sighting(r) for r in rows}
+
+    def sighting(self, sighting_id: int) -> Sighting:
+        got = self.sightings([sighting_id])
+        if sighting_id not in got:
+            raise NotFoundError(f"no sighting with id {sighting_id}")
+        return got[sighting_id]
+
+    def track_boxes(self, video_id: int, track_id: int) -> list[tuple[float, tuple[float, float, float, float], float]]:
+        rows = self._q(
+            "SELECT pts, x1, y1, x2, y2, confidence FROM track_boxes WHERE video_id=? AND track_id=? ORDER BY pts",
+            (video_id, track_id),
+        )
+        return [(r[0], (r[1], r[2], r[3], r[4]), r[5]) for r in rows]
+
+    def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]:
+        """Video times of the track's stored sightings (the moments its clips are built around), in order."""
+        rows = self._q("SELECT DISTINCT pts FROM sightings WHERE video_id=? AND track_id=? ORDER BY pts", (video_id, track_id))
+        return [r[0] for r in rows]
+
+    def track_sightings(self, video_id: int, track_id: int, from_pts_s: float, to_pts_s: float) -> list[Sighting]:
+        """The stored sightings of one track between two video positions, in time order."""
+        rows = self._q(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id"
+            " WHERE s.video_id=? AND s.track_id=? AND s.pts BETWEEN ? AND ? ORDER BY s.pts, s.id",
+            (video_id, track_id, from_pts_s, to_pts_s),
+        )
+        return [_sighting(r) for r in rows]
+
+    def sightings_between(
+        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, limit: int = 200_000
+    ) -> list[Sighting]:
+        """Sightings inside a time window (and cameras), in time order; at most `limit`."""
+        where, args = "s.ts BETWEEN ? AND ?", [from_ts_s, to_ts_s]
+        if cameras:
+            where += f" AND s.camera_id IN ({','.join('?' * len(cameras))})"
+            args.extend(cameras)  # type: ignore[arg-type]
+        rows = self._q(
+            f"SELECT {SIGHTING_COLS} FROM sightings s JOIN videos v ON v.id = s.video_id WHERE {where}"
+            " ORDER BY s.ts, s.id LIMIT ?",
+            [*args, limit],
+        )
+        return [_sighting(r) for r in rows]
+
+    def boxes_between(self, video_id: int, from_pts_s: float, to_pts_s: float) -> list[TrackBoxRow]:
+        """Every track's sampled boxes in a span of one video: (track_id, pts_s, xyxy, confidence), in time order."""
+        rows = self._q(
+            "SELECT track_id, pts, x1, y1, x2, y2, confidence FROM track_boxes WHERE video_id=? AND pts BETWEEN ? AND ?"
+            " ORDER BY pts, track_id",
+            (video_id, from_pts_s, to_pts_s),
+        )
+        return [(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6]) for r in rows]
+
+    # -- camera metadata -----------------------------------------------------------------------------------------
+    def set_camera_info(self, info: CameraInfo) -> CameraInfo:
+        """Set a camera's name and coordinates (the camera is registered if no footage named it yet)."""
+        with self._tx() as db:
+            db.execute(self._UPSERT_CAMERA, (info.id, time.time()))
+            db.execute("UPDATE cameras SET name=?, lat=?, lon=? WHERE id=?", (info.name, info.lat, info.lon, info.id))
+        return self.camera_info()[info.id]
+
+    def camera_info(self) -> dict[str, CameraInfo]:
+        """Every camera's name and coordinates (None where unset), by camera id."""
+        return {r[0]: CameraInfo(*r) for r in self._q("SELECT id, name, lat, lon FROM cameras ORDER BY id")}
+
+    # -- change log ----------------------------------------------------------------------------------------------
+    def last_seq(self) -> int:
+        return int(self._q("SELECT COALESCE(MAX(seq), 0) FROM sighting_log")[0][0])
+
+    def changes_since(self, seq: int, embedder: str, limit: int = 50_000) -> Changes:
+        """Up to `limit` log entries after `seq` (of every embedder, so the cursor always advances), with the
+        vectors of `embedder`'s additions."""
+        rows = self._q(
+            "SELECT l.seq, l.sighting_id, l.embedder, l.added, s.embedding FROM sighting_log l"
+            " LEFT JOIN sightings s ON s.id = l.sighting_id WHERE l.seq > ? ORDER BY l.seq LIMIT ?",
+            (seq, limit),
+        )
+        ops: list[tuple[int, NDArray[np.float32] | None]] = [
+            (int(sid), np.frombuffer(blob, np.float32) if added and blob is not None else None)
+            for _, sid, emb, added, blob in rows
+            if emb == embedder
+        ]
+        return Changes(ops, int(rows[-1][0]) if rows else seq)

@@ -1,0 +1,97 @@
+"""Cases behind their own small interface: investigations and the confirmed items they hold.
+
+Every change to a case is one transaction. The catalog (base.py) is a CaseBook; a caller that needs only cases
+can ask for a CaseBook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from vsearch.catalog.engine import Db, SqlEngine
+from vsearch.catalog.records import Case, CaseItem, NewCaseItem
+from vsearch.errors import NotFoundError
+
+
+class CaseBook(SqlEngine):
+    """Cases and their items, over the catalog's SQL engine."""
+
+    def create_case(self, name: str, notes: str, by: str) -> Case:
+        """Open a case (one transaction)."""
+        now = time.time()
+        with self._tx() as db:
+            case_id = self._insert_id(
+                db,
+                "INSERT INTO cases (name, notes, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (name, notes, by, now, now),
+            )
+        return self.case(case_id)
+
+    _CASE_SQL = (
+        "SELECT c.id, c.name, c.notes, c.created_by, c.created_at, c.updated_at, COUNT(i.id) FROM cases c"
+        " LEFT JOIN case_items i ON i.case_id = c.id"
+    )
+
+    def case(self, case_id: int) -> Case:
+        """A case with its item count (NotFoundError if unknown)."""
+        rows = self._q(f"{self._CASE_SQL} WHERE c.id = ? GROUP BY c.id", (case_id,))
+        if not rows:
+            raise NotFoundError(f"no case with id {case_id}")
+        return Case(*rows[0])
+
+    def cases(self) -> list[Case]:
+        """Every case, oldest first."""
+        return [Case(*r) for r in self._q(f"{self._CASE_SQL} GROUP BY c.id ORDER BY c.id")]
+
+    def update_case(self, case_id: int, name: str | None, notes: str | None) -> Case:
+        """Change a case's name and/or notes (None: unchanged), in one transaction."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            if name is not None:
+                db.execute("UPDATE cases SET name=? WHERE id=?", (name, case_id))
+            if notes is not None:
+                db.execute("UPDATE cases SET notes=? WHERE id=?", (notes, case_id))
+        return self.case(case_id)
+
+    @staticmethod
+    def _touch_case(db: Db, case_id: int) -> None:
+        """Inside a transaction: the case must exist; mark it changed now."""
+        if db.execute("UPDATE cases SET updated_at=? WHERE id=?", (time.time(), case_id)).rowcount != 1:
+            raise NotFoundError(f"no case with id {case_id}")
+
+    def add_case_items(self, case_id: int, items: Sequence[NewCaseItem], by: str) -> list[CaseItem]:
+        """Add items to a case in one transaction; an item already in the case is kept as it was. Returns the
+        case's items that correspond to `items`, in order."""
+        now = time.time()
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            for it in items:
+                db.execute(
+                    "INSERT INTO case_items (case_id, kind, ref, camera_id, video_id, track_id, start_ts,"
+                    " end_ts, start_pts, end_pts, sighting_id, query_sha256, search_filters, note, added_by, added_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, kind, ref) DO NOTHING",
+                    (case_id, it.kind, it.ref, it.camera_id, it.video_id, it.track_id, it.start_ts_s, it.end_ts_s,
+                     it.start_pts_s, it.end_pts_s, it.sighting_id, it.query_sha256, it.search_filters, it.note, by,
+                     now),
+                )  # fmt: skip
+        wanted = {(it.kind, it.ref) for it in items}
+        return [i for i in self.case_items(case_id) if (i.kind, i.ref) in wanted]
+
+    def remove_case_item(self, case_id: int, item_id: int) -> None:
+        """Remove one item of a case (NotFoundError if the case has no such item), in one transaction."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            if db.execute("DELETE FROM case_items WHERE case_id=? AND id=?", (case_id, item_id)).rowcount != 1:
+                raise NotFoundError(f"case {case_id} has no item {item_id}")
+
+    def case_items(self, case_id: int) -> list[CaseItem]:
+        """A case's items in time order (NotFoundError for an unknown case)."""
+        self.case(case_id)
+        rows = self._q(
+            "SELECT id, case_id, kind, ref, camera_id, video_id, track_id, start_ts, end_ts, start_pts, end_pts,"
+            " sighting_id, query_sha256, search_filters, note, added_by, added_at FROM case_items WHERE case_id=?"
+            " ORDER BY start_ts, id",
+            (case_id,),
+        )
+        return [CaseItem(*r) for r in rows]

@@ -1,0 +1,119 @@
+"""The catalog's schema: migrations in order, each written once for every engine.
+
+Column types and the auto-increment key are named in braces (`{key}`, `{int}`, `{real}`, `{blob}`); each engine's
+`Dialect` fills them in (dialect.py). Append only: a released migration never changes.
+"""
+
+from __future__ import annotations
+
+_SCHEMA_V1 = """
+CREATE TABLE cameras (
+    id TEXT PRIMARY KEY,
+    created_at {real} NOT NULL
+);
+CREATE TABLE videos (
+    id {key},
+    camera_id TEXT NOT NULL REFERENCES cameras(id),
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    start_ts {real} NOT NULL,
+    fps {real} NOT NULL,
+    frame_count {int} NOT NULL,
+    width {int} NOT NULL,
+    height {int} NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ingesting', 'done', 'failed')),
+    processed_until_s {real} NOT NULL DEFAULT 0,
+    frames_sampled {int} NOT NULL DEFAULT 0,
+    error TEXT,
+    embedder TEXT NOT NULL,
+    added_at {real} NOT NULL,
+    finished_at {real}
+);
+CREATE TABLE sightings (
+    id {key},
+    video_id {int} NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    camera_id TEXT NOT NULL,
+    track_id {int} NOT NULL,
+    ts {real} NOT NULL,
+    pts {real} NOT NULL,
+    x1 {real} NOT NULL, y1 {real} NOT NULL, x2 {real} NOT NULL, y2 {real} NOT NULL,
+    confidence {real} NOT NULL,
+    quality {real} NOT NULL,
+    thumb_path TEXT NOT NULL,
+    embedder TEXT NOT NULL,
+    embedding {blob} NOT NULL
+);
+CREATE INDEX sightings_cam_ts ON sightings (camera_id, ts);
+CREATE INDEX sightings_ts ON sightings (ts);
+CREATE INDEX sightings_track ON sightings (video_id, track_id);
+CREATE INDEX sightings_embedder ON sightings (embedder, id);
+CREATE TABLE track_boxes (
+    video_id {int} NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    track_id {int} NOT NULL,
+    pts {real} NOT NULL,
+    x1 {real} NOT NULL, y1 {real} NOT NULL, x2 {real} NOT NULL, y2 {real} NOT NULL,
+    confidence {real} NOT NULL,
+    PRIMARY KEY (video_id, track_id, pts)
+);
+"""
+
+_SCHEMA_CASES = """
+ALTER TABLE cameras ADD COLUMN name TEXT;
+ALTER TABLE cameras ADD COLUMN lat {real};
+ALTER TABLE cameras ADD COLUMN lon {real};
+CREATE TABLE cases (
+    id {key},
+    name TEXT NOT NULL,
+    notes TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+CREATE TABLE case_items (
+    id {key},
+    case_id {int} NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('clip', 'sighting')),
+    ref TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    video_id {int} NOT NULL,
+    track_id {int} NOT NULL,
+    start_ts {real} NOT NULL,
+    end_ts {real} NOT NULL,
+    start_pts {real} NOT NULL,
+    end_pts {real} NOT NULL,
+    sighting_id {int} NOT NULL,
+    query_sha256 TEXT,
+    search_filters TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    added_by TEXT NOT NULL,
+    added_at {real} NOT NULL,
+    UNIQUE (case_id, kind, ref)
+);
+CREATE INDEX case_items_case ON case_items (case_id, start_ts);
+CREATE INDEX track_boxes_time ON track_boxes (video_id, pts);
+"""
+
+# (version, what it adds, SQL with the engine's types in braces)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
+    (2, "dominant clothing colours per sighting",
+     "ALTER TABLE sightings ADD COLUMN upper_color TEXT; ALTER TABLE sightings ADD COLUMN lower_color TEXT;"),
+    (3, "sighting change log: followers catch up by sequence number",
+     "CREATE TABLE sighting_log (seq {key}, sighting_id {int} NOT NULL,"
+     " embedder TEXT NOT NULL, added {int} NOT NULL);"
+     " INSERT INTO sighting_log (sighting_id, embedder, added) SELECT id, embedder, 1 FROM sightings ORDER BY id;"),
+    (4, "ingest leases (one process owns a video's ingest) and the tracker's state at the last checkpoint",
+     "ALTER TABLE videos ADD COLUMN lease_owner TEXT; ALTER TABLE videos ADD COLUMN lease_until {real};"
+     " ALTER TABLE videos ADD COLUMN resume_state TEXT;"),
+    (5, "sighting ids allocated by minute of their time (id_buckets), so a time window is an id range",
+     "CREATE TABLE id_buckets (bucket {int} PRIMARY KEY, next_n {int} NOT NULL, n {int} NOT NULL);"),
+    (6, "cases with confirmed items; camera names and coordinates", _SCHEMA_CASES),
+    (7, "investigators' marks on search results (same person / different person)",
+     "CREATE TABLE search_marks (id {key}, ts {real} NOT NULL,"
+     " sighting_id {int} NOT NULL, mark TEXT NOT NULL CHECK (mark IN ('same', 'different')),"
+     " query_sha256 TEXT NOT NULL, marked_by TEXT NOT NULL);"
+     " CREATE INDEX search_marks_sighting ON search_marks (sighting_id);"),
+    (8, "sightings indexed by (embedder, id, ts): a time window's partial minutes are counted in the index",
+     "CREATE INDEX sightings_embedder_ts ON sightings (embedder, id, ts); DROP INDEX sightings_embedder;"),
+)  # fmt: skip
+SCHEMA_VERSION = MIGRATIONS[-1][0]
