@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from vsearch.errors import IndexStateError
+from vsearch.ids import ID_BUCKET_BITS
 from vsearch.index import VectorIndex
-from vsearch.types import ID_BUCKET_BITS, IdSet
+from vsearch.types import IdSet
 
 
 def _data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

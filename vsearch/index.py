@@ -2,7 +2,7 @@
 the catalog.
 
 Vectors are L2-normalised, so inner product is cosine similarity. Ids are the catalog's sighting ids, allocated in
-time order (`types.ID_BUCKET_BITS`: the minute a sighting was seen is in its id's high bits). Filters (time
+time order (vsearch.ids: the minute a sighting was seen is in its id's high bits). Filters (time
 window, cameras) become an ID selector passed INTO the search, so a narrow window still returns its best matches
 instead of whatever survives a global top-k.
 
@@ -31,7 +31,8 @@ from numpy.typing import NDArray
 
 from vsearch.errors import IndexStateError, StorageError
 from vsearch.faults import kill_point
-from vsearch.types import ID_BUCKET_BITS, IdSet
+from vsearch.ids import minute_of, minutes_ids
+from vsearch.types import IdSet
 
 # Index policy, from benchmarks/README.md ("FAISS retrieval", "Search through the store"): exact search up to
 # FLAT_MAX_VECTORS; above it time-sharded IVF-SQ8 (4x less memory than Flat, recall@10 >= 0.95) of about
@@ -56,11 +57,6 @@ def factory_for(n_vectors: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
         return "Flat"
     nlist = int(2 ** round(np.log2(2 * np.sqrt(n_vectors))))
     return f"IVF{nlist},SQ8"
-
-
-def minute_of(ids: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The minute (since the epoch) each id was allocated for; -1 for ids from before time-ordered ids."""
-    return (np.asarray(ids, np.int64) >> ID_BUCKET_BITS) - 1
 
 
 class VectorIndex:
@@ -241,9 +237,7 @@ class VectorIndex:
 
     def _shard_ids(self, key: int) -> tuple[int, int]:
         """[lo, hi) of the ids shard `key` holds."""
-        if key < 0:
-            return 0, 1 << ID_BUCKET_BITS
-        return (key * self._span + 1) << ID_BUCKET_BITS, ((key + 1) * self._span + 1) << ID_BUCKET_BITS
+        return minutes_ids(-1, 0) if key < 0 else minutes_ids(key * self._span, (key + 1) * self._span)
 
     def _shard(self, key: int) -> faiss.IndexIVFScalarQuantizer:
         shard = self._shards.get(key)

@@ -8,11 +8,6 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-# A sighting's id says when it was seen: (minute + 1) << ID_BUCKET_BITS | n, n counting that minute's sightings in
-# the order they are stored (never reused). The catalog allocates them; the index shards by them.
-ID_BUCKET_S = 60
-ID_BUCKET_BITS = 24
-
 
 def ts_to_iso(ts_s: float) -> str:
     """Absolute epoch seconds -> ISO 8601 in UTC with millisecond precision."""

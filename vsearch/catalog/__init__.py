@@ -11,7 +11,7 @@
 Schemas are versioned: each migration runs once, in order, inside a transaction.
 """
 
-from vsearch.catalog.base import SIGHTING_COLS, Catalog, bucket_ids, id_bucket
+from vsearch.catalog.base import SIGHTING_COLS, Catalog
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.dialect import POSTGRES, SQLITE, Dialect
 from vsearch.catalog.marks import MarkBook
@@ -35,5 +35,5 @@ from vsearch.catalog.sqlite import SqliteCatalog
 __all__ = [
     "MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
     "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "Mark", "MarkBook", "NewCaseItem",
-    "NewSighting", "PostgresCatalog", "SqliteCatalog", "TrackBoxRow", "VideoRecord", "bucket_ids", "id_bucket",
+    "NewSighting", "PostgresCatalog", "SqliteCatalog", "TrackBoxRow", "VideoRecord",
 ]  # fmt: skip

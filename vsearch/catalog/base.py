@@ -30,22 +30,16 @@ from vsearch.catalog.records import (
 )
 from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
 from vsearch.faults import kill_point
-from vsearch.types import ID_BUCKET_BITS, ID_BUCKET_S, IdSet, Sighting
-
-# A sighting's id says when it was seen (vsearch.types.ID_BUCKET_BITS). A time window is then one id range, plus
-# the ids of its two partial minutes, whatever the collection holds; ids below 2**24 were allocated before this
-# scheme and are selected by time in SQL.
-
-
-def id_bucket(ts_s: float) -> int:
-    """The minute (since the epoch, from 0) whose id range holds a sighting seen at ts_s."""
-    return max(0, int(ts_s // ID_BUCKET_S))
-
-
-def bucket_ids(bucket: int) -> tuple[int, int]:
-    """[lo, hi) of the ids of one minute."""
-    lo = (bucket + 1) << ID_BUCKET_BITS
-    return lo, lo + (1 << ID_BUCKET_BITS)
+from vsearch.ids import (
+    FIRST_TIMED_ID,
+    ID_BUCKET_BITS,
+    ID_BUCKET_S,
+    Window,
+    minute_ids,
+    minute_of_id,
+    minute_of_ts,
+)
+from vsearch.types import IdSet, Sighting
 
 SIGHTING_COLS = (
     "s.id, s.camera_id, s.video_id, v.path, s.track_id, s.ts, s.pts, s.x1, s.y1, s.x2, s.y2, s.confidence, s.thumb_path,"
@@ -201,10 +195,10 @@ class Catalog(CaseBook, MarkBook):
         return ids
 
     def _allocate_ids(self, db: Db, ts_s: Sequence[float]) -> list[int]:
-        """Ids for sightings seen at ts_s (see ID_BUCKET_BITS); the caller holds the log order lock."""
+        """Ids for sightings seen at ts_s (see vsearch.ids); the caller holds the log order lock."""
         per_bucket: dict[int, int] = {}
         for t in ts_s:
-            per_bucket[id_bucket(t)] = per_bucket.get(id_bucket(t), 0) + 1
+            per_bucket[minute_of_ts(t)] = per_bucket.get(minute_of_ts(t), 0) + 1
         next_n: dict[int, int] = {}
         for b, n in per_bucket.items():
             row = db.execute("SELECT next_n FROM id_buckets WHERE bucket=?", (b,)).fetchone()
@@ -219,8 +213,8 @@ class Catalog(CaseBook, MarkBook):
             next_n[b] = start
         ids = []
         for t in ts_s:
-            b = id_bucket(t)
-            ids.append(bucket_ids(b)[0] + next_n[b])
+            b = minute_of_ts(t)
+            ids.append(minute_ids(b)[0] + next_n[b])
             next_n[b] += 1
         return ids
 
@@ -232,8 +226,8 @@ class Catalog(CaseBook, MarkBook):
                 self._order_log(db)
                 gone: dict[int, int] = {}
                 for (i, _) in rows:
-                    if i >= 1 << ID_BUCKET_BITS:
-                        b = (int(i) >> ID_BUCKET_BITS) - 1
+                    if i >= FIRST_TIMED_ID:
+                        b = minute_of_id(i)
                         gone[b] = gone.get(b, 0) + 1
                 db.executemany("UPDATE id_buckets SET n = n - ? WHERE bucket = ?", [(n, b) for b, n in gone.items()])
                 db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
@@ -326,22 +320,15 @@ class Catalog(CaseBook, MarkBook):
             return None if ids is None else IdSet(ids=ids, count=len(ids))
         if from_ts_s is None and to_ts_s is None:
             return None
-        first = -1 if from_ts_s is None else id_bucket(from_ts_s)  # partial minutes at the ends (-1: none)
-        last = 1 << 40 if to_ts_s is None else id_bucket(to_ts_s)
-        lo_ts, hi_ts = -1e300 if from_ts_s is None else from_ts_s, 1e300 if to_ts_s is None else to_ts_s
-        envelope = (
-            bucket_ids(max(first, 0))[0] if from_ts_s is not None else 1 << ID_BUCKET_BITS,
-            bucket_ids(last)[1] if to_ts_s is not None else 1 << 62,
-        )
-        whole = (first + 1, last - 1)  # every sighting of these minutes is inside the window
+        w = Window(from_ts_s, to_ts_s)
+        first, last, lo_ts, hi_ts = w.first, w.last, w.lo_ts, w.hi_ts
         count, spanned = (int(v) for v in self._q(
             "SELECT COALESCE(SUM(CASE WHEN bucket >= ? AND bucket <= ? THEN n ELSE 0 END), 0), COALESCE(SUM(n), 0)"
-            " FROM id_buckets WHERE bucket >= ? AND bucket <= ?", (*whole, max(first, 0), last),
+            " FROM id_buckets WHERE bucket >= ? AND bucket <= ?", (*w.whole, max(first, 0), last),
         )[0])  # fmt: skip
         # the partial minutes' sightings inside the window are counted, not listed: in the (embedder, id, ts)
         # index, never the table's rows (1 KB embeddings each); `ts + 0` keeps both engines off the time index
-        partial = tuple(bucket_ids(b) for b in sorted({first, last} - {-1, 1 << 40}))
-        for a, b in partial:
+        for a, b in w.partial:
             count += int(self._q(
                 "SELECT COUNT(*) FROM sightings WHERE embedder = ? AND id >= ? AND id < ? AND ts + 0 >= ?"
                 " AND ts + 0 <= ?", (embedder, a, b, lo_ts, hi_ts),
@@ -349,10 +336,10 @@ class Catalog(CaseBook, MarkBook):
         # sightings stored before time-ordered ids are selected by time (`embedder || ''`: the id range drives it)
         rows = self._q(
             "SELECT id FROM sightings WHERE id < ? AND ts + 0 >= ? AND ts + 0 <= ? AND embedder || '' = ?",
-            (1 << ID_BUCKET_BITS, lo_ts, hi_ts, embedder),
+            (FIRST_TIMED_ID, lo_ts, hi_ts, embedder),
         )
         ids = np.array([r[0] for r in rows], np.int64)
-        return IdSet((envelope,), ids, count + len(ids), partial, spanned + len(ids))
+        return IdSet((w.envelope,), ids, count + len(ids), w.partial, spanned + len(ids))
 
     def times(self, embedder: str, ids: Sequence[int]) -> dict[int, float]:
         """The time (epoch s) of each of the embedder's sightings in `ids` that exists, read from the (embedder,

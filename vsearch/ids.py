@@ -1,0 +1,109 @@
+"""Sighting ids and time windows: the one owner of the rule "a sighting id encodes its minute".
+
+A sighting's id is (minute + 1) << ID_BUCKET_BITS | n: the minute (since the epoch) it was seen, and n counting
+that minute's sightings in the order they are stored (never reused). The catalog allocates them, the index shards
+by them, and a time window is one id range plus its two partial minutes, whatever the collection holds. Ids below
+FIRST_TIMED_ID were allocated before this scheme and carry no time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+ID_BUCKET_S = 60  # seconds per minute bucket
+ID_BUCKET_BITS = 24  # ids per minute: 1 << ID_BUCKET_BITS
+FIRST_TIMED_ID = 1 << ID_BUCKET_BITS
+MAX_ID = 1 << 62
+_OPEN_END = 1 << 40  # a minute past any real one: the window has no end
+
+
+def minute_of_ts(ts_s: float) -> int:
+    """The minute (since the epoch, from 0) whose id range holds a sighting seen at ts_s."""
+    return max(0, int(ts_s // ID_BUCKET_S))
+
+
+def minute_ids(minute: int) -> tuple[int, int]:
+    """[lo, hi) of the ids of one minute."""
+    lo = (minute + 1) << ID_BUCKET_BITS
+    return lo, lo + (1 << ID_BUCKET_BITS)
+
+
+def minute_of(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The minute each id was allocated for; -1 for ids from before time-ordered ids."""
+    return (np.asarray(ids, np.int64) >> ID_BUCKET_BITS) - 1
+
+
+def minute_of_id(sighting_id: int) -> int:
+    """The minute one id was allocated for; -1 for an id from before time-ordered ids."""
+    return (int(sighting_id) >> ID_BUCKET_BITS) - 1
+
+
+def minutes_ids(first: int, end: int) -> tuple[int, int]:
+    """[lo, hi) of the ids of minutes [first, end); minute -1 stands for the ids from before time-ordered ids."""
+    return (0 if first < 0 else minute_ids(first)[0]), (FIRST_TIMED_ID if end <= 0 else minute_ids(end)[0])
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window (epoch seconds, inclusive; None: open at that end) planned as id ranges.
+
+    Its sightings lie in `envelope`; every sighting of the minutes `whole` (inclusive) is inside it; the ids of
+    its first and last minutes (`partial`) must be checked by their times. Legacy ids (below FIRST_TIMED_ID) are
+    outside the envelope and are selected by time.
+    """
+
+    from_ts_s: float | None
+    to_ts_s: float | None
+
+    @property
+    def lo_ts(self) -> float:
+        return -1e300 if self.from_ts_s is None else self.from_ts_s
+
+    @property
+    def hi_ts(self) -> float:
+        return 1e300 if self.to_ts_s is None else self.to_ts_s
+
+    @property
+    def first(self) -> int:
+        """The first (partial) minute; -1 when the window has no start."""
+        return -1 if self.from_ts_s is None else minute_of_ts(self.from_ts_s)
+
+    @property
+    def last(self) -> int:
+        """The last (partial) minute; a minute past any real one when the window has no end."""
+        return _OPEN_END if self.to_ts_s is None else minute_of_ts(self.to_ts_s)
+
+    @property
+    def whole(self) -> tuple[int, int]:
+        """The minutes [a, b] wholly inside the window."""
+        return self.first + 1, self.last - 1
+
+    @property
+    def envelope(self) -> tuple[int, int]:
+        """[lo, hi) of the ids the window's minutes hold."""
+        return (
+            minute_ids(max(self.first, 0))[0] if self.from_ts_s is not None else FIRST_TIMED_ID,
+            minute_ids(self.last)[1] if self.to_ts_s is not None else MAX_ID,
+        )
+
+    @property
+    def partial(self) -> tuple[tuple[int, int], ...]:
+        """The id ranges of the minutes only partly inside the window (its first and last)."""
+        return tuple(minute_ids(m) for m in sorted({self.first, self.last} - {-1, _OPEN_END}))
+
+    def outside(self, ids: NDArray[np.int64], times: dict[int, float]) -> NDArray[np.bool_]:
+        """Which of `ids` (found in the envelope) are outside the window: those of a partial minute whose time
+        (`times`, from the catalog; missing: gone meanwhile) is not inside it."""
+        maybe = self.in_partial(ids)
+        t = np.array([times.get(i, np.nan) for i in ids.tolist()])
+        return maybe & ~((t >= self.lo_ts) & (t <= self.hi_ts))
+
+    def in_partial(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Which of `ids` are in a partial minute (their times decide)."""
+        maybe = np.zeros(len(ids), bool)
+        for a, b in self.partial:
+            maybe |= (ids >= a) & (ids < b)
+        return maybe
