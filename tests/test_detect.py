@@ -79,7 +79,7 @@ def test_unavailable_cuda_is_a_clear_error() -> None:
 def test_static_scene_gate_skips_empty_frames_without_losing_people() -> None:
     """Over the first 47 s of the sample clip (empty room, visit 1, gap, visit 2) the gate skips frames of the
     empty room but every frame in which the ungated detector finds a person is still detected."""
-    from vsearch.detect import StaticSceneGate
+    from vsearch.schedule import StaticSceneGate
     from vsearch.video import probe, sample_frames
 
     from .conftest import SAMPLE_VIDEO
@@ -106,7 +106,7 @@ def test_a_frame_unchanged_since_the_last_detected_one_keeps_its_persons() -> No
     """Visitors of the sample clip stand still for seconds: a sampled frame whose thumbnail has no pixel changed
     since the last detected frame skips the detector and keeps that frame's boxes, and they are the boxes the
     detector finds on it."""
-    from vsearch.detect import StaticSceneGate, small_gray
+    from vsearch.schedule import StaticSceneGate, small_gray
     from vsearch.video import probe, sample_frames
 
     from .conftest import SAMPLE_VIDEO
@@ -209,7 +209,7 @@ def test_motion_regions_crop_only_where_something_is_known_or_moved() -> None:
     """The planner's rules on a 1280x720 scene (a textured background, a 'person' block that moves): whole frames
     until persons are known, then a crop holding the known person and the motion; a person missed once stays in
     the crop; a crowd (more than 4 persons) and every `full_every`-th frame get the whole frame."""
-    from vsearch.detect import MotionRegions
+    from vsearch.schedule import MotionRegions
     from vsearch.types import Detections
 
     rng = np.random.default_rng(0)
@@ -247,7 +247,7 @@ def test_a_near_person_walking_is_detected_in_a_crop_at_their_own_scale() -> Non
     half their height): the motion is theirs, so the frame is detected in a crop where they are 160 px tall, not
     whole at full scale, though the crop spans most of the frame. Motion that no known person can have made
     (beyond half a body height) keeps the full scale, and here the whole frame."""
-    from vsearch.detect import MotionRegions
+    from vsearch.schedule import MotionRegions
     from vsearch.types import Detections
 
     rng = np.random.default_rng(0)

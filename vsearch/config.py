@@ -71,14 +71,14 @@ class Settings(BaseSettings):
     detector_precision: Literal["auto", "f32"] = "auto"
     min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
-    # frame (detect.MotionRegions; OpenVINO backend); motion within half a body height of a known person is taken
+    # frame (schedule.MotionRegions; OpenVINO backend); motion within half a body height of a known person is taken
     # as that person walking, and detected at the scale where the smallest known person is 160 px tall
     # (the whole frame too while more than 4 persons are in view, and until a frame's persons are known: crowds
     # lost people to crops; benchmarks/README.md, bench_recall and bench_ingest)
     detector_regions: bool = True
     detector_full_every: int = Field(default=8, ge=1)
     # skip the detector on a frame unchanged since the last detected one (an empty scene hardly changed, or the same
-    # picture with persons in it); it keeps that frame's detections (detect.StaticSceneGate)
+    # picture with persons in it); it keeps that frame's detections (schedule.StaticSceneGate)
     skip_static_frames: bool = True
 
     # tracking and segment selection

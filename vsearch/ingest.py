@@ -1,9 +1,12 @@
 """The ingest pipeline: video -> sampled frames -> detections -> tracks -> best crops -> embeddings -> catalog + index.
 
-Resumable: every `checkpoint_every_s` of video, the open track segments are closed, their crops embedded, and
-the sightings, track boxes and the video's progress are committed in one catalog transaction; the index is then
-updated and saved atomically. A run that dies is re-run with the same command: it skips finished files (by
-content hash) and resumes an unfinished one at its last checkpoint, so nothing is lost or stored twice.
+One file reads as probe -> schedule (schedule.py: when and where to detect) -> track -> checkpoint -> store.
+Resumable: every `checkpoint_every_s` of video (when nobody is tracked), the open track segments are closed,
+their crops embedded, and the sightings, track boxes and the video's progress are committed in one catalog
+transaction; the index then follows the catalog, and is saved at the end of each file (store.py: a crash
+replays the catalog's log from the saved index). A run that dies is re-run with the same command: it skips
+finished files (by content hash) and resumes an unfinished one at its last checkpoint, so nothing is lost or
+stored twice.
 """
 
 from __future__ import annotations
@@ -20,16 +23,17 @@ from pathlib import Path
 
 import cv2
 
-from vsearch.catalog import Catalog, Checkpoint, NewSighting
+from vsearch.catalog import Catalog, Checkpoint, NewSighting, VideoRecord
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
-from vsearch.detect import MotionRegions, PersonDetector, StaticSceneGate, small_gray
+from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
+from vsearch.schedule import DetectionSchedule
 from vsearch.store import Store
 from vsearch.track import SegmentTracker, TrackerState, TrackSegment
 from vsearch.types import Detections, Frame
-from vsearch.video import is_video_source, prefetch, probe, sample_bucket, sample_frames
+from vsearch.video import VideoInfo, is_video_source, prefetch, probe, sample_bucket, sample_frames
 
 ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
 
@@ -233,120 +237,97 @@ class Ingestor:
         from_pts = rec.processed_until_s
         if from_pts > 0:
             report.status = "resumed"
-        conf = self.detector.conf_for(info.resolution_wh)  # SD footage is tracked from a lower score
-        track_settings = s.model_copy(update={"sample_fps": sample_fps, "detector_conf": conf})
-        next_track_id = self.catalog.max_track_id(rec.id) + 1
-        tracker = SegmentTracker(track_settings, next_track_id, TrackerState.from_json(rec.resume_state))
-        thumbs_dir = s.thumbs_dir / sha[:16]
-        thumbs_dir.mkdir(parents=True, exist_ok=True)
-
-        gate = StaticSceneGate() if s.skip_static_frames else None
-        regions = (
-            MotionRegions(self.detector.imgsz_for, s.detector_full_every,
-                          reach=min(1.0, MotionRegions.WALK_HEIGHTS_PER_S / sample_fps))  # fmt: skip
-            if s.detector_regions and s.detector_backend == "openvino"
-            else None
-        )
-        closed: list[TrackSegment] = []
-        frames_in_chunk = 0
-        chunk_start = from_pts
-        last_pts = from_pts
-        step_s = 1.0 / sample_fps
-
-        def commit(done: bool) -> None:
-            nonlocal closed, frames_in_chunk, chunk_start
-            with timer("track"):
-                closed.extend(tracker.flush())
-            crops = [(seg, c) for seg in closed for c in seg.crops]
-            boxes = [(seg.track_id, b.pts_s, b.xyxy, b.confidence) for seg in closed for b in seg.boxes]
-            with timer("embed"):
-                vecs = self.embedder.embed([c.crop_rgb for _, c in crops])
-            new = []
-            with timer("store"):
-                for (seg, c), v in zip(crops, vecs):
-                    thumb = thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
-                    if not cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
-                        # OpenCV reports a failed write (a full disk) only by returning False
-                        raise StorageError(f"{thumb}: cannot write the thumbnail (no space left?); nothing was stored")
-                    upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
-                    new.append(
-                        NewSighting(camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
-                                    str(thumb.relative_to(s.data_dir)), v, upper, lower)
-                    )  # fmt: skip
-            # the next resume starts at the first sampling bucket after the last processed frame
-            until = info.duration_s + step_s if done else (sample_bucket(last_pts, sample_fps) + 1) * step_s
-            with timer("store"):
-                cp = Checkpoint(new, boxes, until, frames_in_chunk, done, tracker.state().to_json())
-                ids = self.store.commit_chunk(rec.id, cp, lease.owner)
-            report.sightings_added += len(ids)
-            closed, frames_in_chunk, chunk_start = [], 0, last_pts
-            if gate is not None:
-                gate.reset()  # a resumed run starts with a fresh gate: so does this one, to stay identical
-            if regions is not None:
-                regions.reset()
-
+        schedule = DetectionSchedule(self.detector, s, sample_fps)
+        run = _FileRun(self, rec, info, camera_id, sample_fps, stills, report, lease, timer)
         frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts))
         for batch in _batches(frames, s.detector_batch, timer):
-            with timer("motion"):
-                # one thumbnail per frame serves both the static-scene gate and the region planner
-                smalls = [small_gray(f.image_bgr) for f in batch] if gate or regions else []
-            if regions is None:
-                with timer("motion"):
-                    run = gate.needs_detection([f.image_bgr for f in batch], smalls) if gate else [True] * len(batch)
-                with timer("detect"):
-                    found = iter(self.detector.detect([f.image_bgr for f, r in zip(batch, run) if r]))
-                    dets = [next(found) if r else gate.reused() for r in run] if gate else list(found)
-                if gate and run[-1]:
-                    gate.observe(batch[-1].image_bgr, dets[-1], smalls[-1])
-            else:
-                # frame by frame: a frame unchanged since the last detected one keeps its persons; each other
-                # frame's region is planned from the persons found in the frame just before (half a second ago, not
-                # a batch ago: a person crossing a near camera stays inside a small crop); in a crowd, where every
-                # frame is detected whole, the rest of the batch goes with it (one frame is prepared while another
-                # is in inference)
-                by_frame: dict[int, Detections] = {}
-                pending = list(range(len(batch)))
-                while pending:
-                    with timer("motion"):
-                        group = [pending.pop(0)]
-                        if gate is not None and gate.unchanged(smalls[group[0]]):
-                            by_frame[group[0]] = gate.reused()
-                            continue
-                        plans = [regions.plan(batch[group[0]].image_bgr, smalls[group[0]])]
-                        while plans[0] is None and regions.crowded and pending:
-                            group.append(pending.pop(0))
-                            plans.append(regions.plan(batch[group[-1]].image_bgr, smalls[group[-1]]))
-                    with timer("detect"):
-                        for k, d in zip(group, self.detector.detect([batch[k].image_bgr for k in group], regions=plans)):
-                            regions.observe(d)
-                            by_frame[k] = d
-                    if gate is not None:
-                        gate.observe(batch[group[-1]].image_bgr, by_frame[group[-1]], smalls[group[-1]])
-                dets = [by_frame[k] for k in range(len(batch))]
-            with timer("track"):
-                for f, d in zip(batch, dets):
-                    closed.extend(tracker.update(f, d)[1])
-                    if stills:  # seconds between stills: each one's people are segments of their own
-                        segs = tracker.flush()
-                        closed.extend(segs)
-                        next_track_id = max((g.track_id + 1 for g in segs), default=next_track_id)
-                        tracker = SegmentTracker(track_settings, next_track_id)
-            frames_in_chunk += len(batch)
-            report.frames_sampled += len(batch)
-            last_pts = batch[-1].pts_s
+            run.track(batch, schedule.detect(batch, timer))
             if progress is not None:
-                progress(last_pts, info.duration_s)
+                progress(run.last_pts, info.duration_s)
             lease.renew()
-            # checkpoint when nobody is being tracked, so that a resumed run tracks exactly as this one goes on;
-            # a scene that never empties is checkpointed anyway after checkpoint_max_s (tracks in view then split)
-            since = last_pts - chunk_start
-            if since >= s.checkpoint_every_s and (tracker.idle or since >= s.checkpoint_max_s):
-                commit(done=False)
-        commit(done=True)
-        report.frames_skipped = gate.skipped if gate else 0
+            if run.checkpoint_due():
+                run.checkpoint(done=False)
+                schedule.reset()  # a resumed run starts with a fresh schedule: so does this one, to stay identical
+        run.checkpoint(done=True)
+        report.frames_skipped = schedule.skipped
         report.video_s = info.duration_s - from_pts
         if progress is not None:
             progress(info.duration_s, info.duration_s)
+
+
+class _FileRun:
+    """One file's ingest after its probe: tracks its detections and stores its checkpoints (sightings, track
+    boxes, progress and the tracker's state, in one catalog commit each)."""
+
+    def __init__(
+        self, ingestor: Ingestor, rec: VideoRecord, info: VideoInfo, camera_id: str, sample_fps: float, stills: bool,
+        report: IngestReport, lease: _Lease, timer: _Timed,
+    ) -> None:  # fmt: skip
+        self.ing, self.rec, self.info, self.camera_id = ingestor, rec, info, camera_id
+        self.sample_fps, self.stills, self.report, self.lease, self.timer = sample_fps, stills, report, lease, timer
+        s = ingestor.settings
+        self.conf = ingestor.detector.conf_for(info.resolution_wh)  # SD footage is tracked from a lower score
+        self.next_track_id = ingestor.catalog.max_track_id(rec.id) + 1
+        self.tracker = self._tracker(TrackerState.from_json(rec.resume_state))
+        self.thumbs_dir = s.thumbs_dir / rec.sha256[:16]
+        self.thumbs_dir.mkdir(parents=True, exist_ok=True)
+        self.closed: list[TrackSegment] = []
+        self.frames_in_chunk = 0
+        self.chunk_start = self.last_pts = rec.processed_until_s
+
+    def _tracker(self, state: TrackerState | None = None) -> SegmentTracker:
+        return SegmentTracker(self.ing.settings, self.next_track_id, state, sample_fps=self.sample_fps, conf=self.conf)
+
+    def track(self, batch: Sequence[Frame], dets: Sequence[Detections]) -> None:
+        """Feed a batch's detections to the tracker; keep the segments that closed."""
+        with self.timer("track"):
+            for f, d in zip(batch, dets):
+                self.closed.extend(self.tracker.update(f, d)[1])
+                if self.stills:  # seconds between stills: each one's people are segments of their own
+                    segs = self.tracker.flush()
+                    self.closed.extend(segs)
+                    self.next_track_id = max((g.track_id + 1 for g in segs), default=self.next_track_id)
+                    self.tracker = self._tracker()
+        self.frames_in_chunk += len(batch)
+        self.report.frames_sampled += len(batch)
+        self.last_pts = batch[-1].pts_s
+
+    def checkpoint_due(self) -> bool:
+        """Checkpoint when nobody is being tracked, so that a resumed run tracks exactly as this one goes on; a
+        scene that never empties is checkpointed anyway after checkpoint_max_s (tracks in view then split)."""
+        s = self.ing.settings
+        since = self.last_pts - self.chunk_start
+        return since >= s.checkpoint_every_s and (self.tracker.idle or since >= s.checkpoint_max_s)
+
+    def checkpoint(self, done: bool) -> None:
+        """Embed the closed segments' crops, write their thumbnails, and commit them with the file's progress."""
+        timer, s = self.timer, self.ing.settings
+        with timer("track"):
+            self.closed.extend(self.tracker.flush())
+        crops = [(seg, c) for seg in self.closed for c in seg.crops]
+        boxes = [(seg.track_id, b.pts_s, b.xyxy, b.confidence) for seg in self.closed for b in seg.boxes]
+        with timer("embed"):
+            vecs = self.ing.embedder.embed([c.crop_rgb for _, c in crops])
+        new = []
+        with timer("store"):
+            for (seg, c), v in zip(crops, vecs):
+                thumb = self.thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
+                if not cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
+                    # OpenCV reports a failed write (a full disk) only by returning False
+                    raise StorageError(f"{thumb}: cannot write the thumbnail (no space left?); nothing was stored")
+                upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
+                new.append(
+                    NewSighting(self.camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
+                                str(thumb.relative_to(s.data_dir)), v, upper, lower)
+                )  # fmt: skip
+        # the next resume starts at the first sampling bucket after the last processed frame
+        step_s = 1.0 / self.sample_fps
+        until = self.info.duration_s + step_s if done else (sample_bucket(self.last_pts, self.sample_fps) + 1) * step_s
+        with timer("store"):
+            cp = Checkpoint(new, boxes, until, self.frames_in_chunk, done, self.tracker.state().to_json())
+            ids = self.ing.store.commit_chunk(self.rec.id, cp, self.lease.owner)
+        self.report.sightings_added += len(ids)
+        self.closed, self.frames_in_chunk, self.chunk_start = [], 0, self.last_pts
 
 
 class _Lease:

@@ -163,18 +163,24 @@ class SegmentTracker:
     numbers tracks exactly as the uninterrupted one would.
     """
 
-    def __init__(self, settings: Settings, first_track_id: int = 1, state: TrackerState | None = None) -> None:
+    def __init__(
+        self, settings: Settings, first_track_id: int = 1, state: TrackerState | None = None,
+        sample_fps: float | None = None, conf: float | None = None,
+    ) -> None:  # fmt: skip
+        """`sample_fps` and `conf` (the score a track starts from) are the file's, when not the settings'."""
         import_ultralytics(settings)
 
         self.settings = settings
+        self.sample_fps = sample_fps or settings.sample_fps
+        self.conf = settings.detector_conf if conf is None else conf
         args = Namespace(
-            track_high_thresh=settings.detector_conf,
+            track_high_thresh=self.conf,
             track_low_thresh=0.1,
-            new_track_thresh=settings.detector_conf,
-            track_buffer=max(1, round(settings.track_buffer_s * settings.sample_fps)),
+            new_track_thresh=self.conf,
+            track_buffer=max(1, round(settings.track_buffer_s * self.sample_fps)),
             match_thresh=settings.track_match_thresh,
             fuse_score=True,
-            box_margin=min(1.0, settings.track_box_margin_per_s / settings.sample_fps),
+            box_margin=min(1.0, settings.track_box_margin_per_s / self.sample_fps),
         )
         self._tracker = _byte_tracker_class()(args)
         if state is not None:
@@ -240,7 +246,7 @@ class SegmentTracker:
         box = tuple(float(v) for v in xyxy)
         seg.boxes.append(TrackBox(frame.pts_s, box, conf))  # type: ignore[arg-type]
         seg.end_pts_s = seg.last_seen_pts_s = frame.pts_s
-        if conf < self.settings.detector_conf:
+        if conf < self.conf:
             return  # low-confidence boxes keep the track alive but are not stored as sightings
         w_img, h_img = frame.resolution_wh
         x1, y1, x2, y2 = np.clip(np.round(xyxy), 0, [w_img, h_img, w_img, h_img]).astype(int)
