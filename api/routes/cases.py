@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.case_schemas import CaseDetailOut, CaseOut, VerifyOut, case_detail_out, case_out
 from api.deps import Admin, AppSettings, Investigator, Service
-from api.routes.search import camera_list, read_limited
+from api.forms import camera_list, read_limited
 from api.schemas import Detail
 from vsearch.companions import MAX_DIST_H, MAX_DT_S, companions_to_dict
 from vsearch.config import ApiKey

@@ -9,26 +9,13 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppSettings, Investigator, Service
+from api.forms import camera_list, read_limited
 from api.schemas import Detail, SearchOut, search_out
 from vsearch.search import MAX_QUERY_IMAGES, Feedback, SearchFilters, parse_box
 from vsearch.types import parse_time
 
 router = APIRouter(tags=["search"])
 ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Detail}, 401: {"model": Detail}, 404: {"model": Detail}, 413: {"model": Detail}, 415: {"model": Detail}, 422: {"model": Detail}}
-
-
-async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
-    """The upload's bytes, refusing (413) as soon as more than `limit` arrive."""
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(413, f"{what} larger than the limit of {limit} bytes")
-    return data
-
-
-def camera_list(values: list[str] | None) -> tuple[str, ...]:
-    """Camera ids from repeated and/or comma-separated form fields, in order, without blanks or repeats."""
-    ids = (c.strip() for v in values or () for c in v.split(","))
-    return tuple(dict.fromkeys(c for c in ids if c))
 
 
 @router.post("/search", response_model=SearchOut, responses=ERRORS)
