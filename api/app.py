@@ -14,7 +14,7 @@ from api.audit import AuditLog, AuditTrail
 from api.auth import KeyGate
 from api.errors import install_error_handlers
 from api.jobs import JobRunner
-from api.limits import FORM_OVERHEAD_BYTES, BodyLimit
+from api.limits import DEFAULT_BODY_BYTES, FORM_OVERHEAD_BYTES, BodyLimit
 from api.routes import audit, cameras, cases, clips, health, ingest, search, sightings
 from vsearch import __version__
 from vsearch.config import Settings
@@ -71,7 +71,9 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
         BodyLimit,
         limits={"/search": settings.max_image_bytes + FORM_OVERHEAD_BYTES,
                 "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES,
-                "/cases/verify": cases.MAX_ZIP_BYTES + FORM_OVERHEAD_BYTES},
+                "/cases/verify": cases.MAX_ZIP_BYTES + FORM_OVERHEAD_BYTES,
+                "/cases/{case_id}/items": settings.max_image_bytes + FORM_OVERHEAD_BYTES},  # a query image
+        default=DEFAULT_BODY_BYTES,  # every other path: JSON bodies (cases, cameras, PATCH) and small forms
     )  # fmt: skip
     app.add_middleware(KeyGate)  # outside the body limit: a keyless request gets 401 whatever its size
     app.add_middleware(AuditTrail, audit=app.state.audit, paths=AUDITED)  # outermost: sees every answer

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
@@ -21,6 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from vsearch.errors import InputError
+from vsearch.scratch import scratch_name
 from vsearch.video import VIDEO_EXTS
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -41,6 +43,14 @@ class UploadedForm:
         """Remove a newly uploaded file (the request was refused after it arrived)."""
         if self.video is not None and self.video_is_new:
             self.video.unlink(missing_ok=True)
+
+
+class Sink(Protocol):
+    """Where a file part goes as it arrives."""
+
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> tuple[Path | None, bool]: ...
+    def abort(self) -> None: ...
 
 
 class _VideoSink:
@@ -81,8 +91,46 @@ class _VideoSink:
         self.tmp.unlink(missing_ok=True)
 
 
+class ZipSink:
+    """An evidence ZIP being uploaded for verification: a scratch file under the data dir (not the system temp
+    folder), refused (400) at its first bytes unless they are a ZIP's, and (413) as soon as it passes `limit`."""
+
+    MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; the end record of an empty ZIP
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=scratch_name("verify"), suffix=".zip", dir=folder)
+        self.file, self.tmp, self.limit, self.size, self.head = os.fdopen(fd, "wb"), Path(tmp), limit, 0, b""
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise HTTPException(413, f"evidence ZIP larger than the limit of {self.limit} bytes")
+        if len(self.head) < 4:
+            self.head += data[: 4 - len(self.head)]
+            if len(self.head) == 4 and self.head not in self.MAGIC:
+                raise InputError(f"expected an evidence ZIP, got a file starting {self.head!r}")
+        self.file.write(data)
+
+    def finish(self) -> tuple[Path | None, bool]:
+        self.file.close()
+        if len(self.head) < 4:
+            self.tmp.unlink()
+            raise InputError(f"expected an evidence ZIP, got {self.size} bytes")
+        return self.tmp, True
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 async def read_ingest_form(request: Request, folder: Path, limit: int) -> UploadedForm:
     """Parse a multipart or urlencoded ingest form from the request stream (see the module docstring)."""
+    return await read_form(request, lambda filename: _VideoSink(folder, filename, limit))
+
+
+async def read_form(request: Request, make_sink: Callable[[str], Sink]) -> UploadedForm:
+    """Parse a multipart or urlencoded form from the request stream; its one file part goes to
+    `make_sink(filename)` as it arrives (`UploadedForm.video` is what the sink's `finish` returned)."""
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype == b"application/x-www-form-urlencoded":
         body = bytearray()
@@ -94,13 +142,13 @@ async def read_ingest_form(request: Request, folder: Path, limit: int) -> Upload
         return UploadedForm(fields=dict(pairs[:MAX_FIELDS]))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
         raise HTTPException(415, "expected multipart/form-data (a video upload) or application/x-www-form-urlencoded")
-    return await _read_multipart(request, params[b"boundary"], folder, limit)
+    return await _read_multipart(request, params[b"boundary"], make_sink)
 
 
-async def _read_multipart(request: Request, boundary: bytes, folder: Path, limit: int) -> UploadedForm:
+async def _read_multipart(request: Request, boundary: bytes, make_sink: Callable[[str], Sink]) -> UploadedForm:
     form = UploadedForm()
     state: dict[str, Any] = {"headers": {}, "name": b"", "value": b"", "text": None, "sink": None, "ended": False}
-    sinks: list[_VideoSink] = []
+    sinks: list[Sink] = []
     pending: list[bytes] = []  # file bytes parsed from the last chunk, written off the event loop
 
     def on_part_begin() -> None:
@@ -124,7 +172,7 @@ async def _read_multipart(request: Request, boundary: bytes, folder: Path, limit
                 raise InputError(f"expected one file, in the field {FILE_FIELD!r}")
             filename = opts[b"filename"].decode("utf-8", "replace")
             if filename:
-                state["sink"] = _VideoSink(folder, filename, limit)
+                state["sink"] = make_sink(filename)
                 sinks.append(state["sink"])
                 form.video_name = filename
         else:

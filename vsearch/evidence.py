@@ -21,9 +21,9 @@ import hashlib
 import json
 import platform
 import sys
-import tempfile
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ from vsearch.cases import clip_id_of
 from vsearch.catalog import CaseItem, Catalog
 from vsearch.clips import render_clip, render_thumbnail
 from vsearch.config import Settings
-from vsearch.errors import InputError, NotFoundError
+from vsearch.errors import InputError, NotFoundError, TooLargeError
+from vsearch.scratch import scratch_dir
 from vsearch.types import ts_to_iso
 from vsearch.weights import YOLO11N_POSE, sha256_file
 
@@ -197,8 +198,8 @@ def _clip_entry(
     same: bool | None = None
     rerender = None
     if check_rendering:
-        with tempfile.TemporaryDirectory(prefix="vsearch-rerender-") as tmp:
-            again = render_clip(catalog, clip_id, settings.model_copy(update={"data_dir": Path(tmp)}))
+        with scratch_dir(settings, "rerender") as tmp:  # under the data dir; a killed export's is swept later
+            again = render_clip(catalog, clip_id, settings.model_copy(update={"data_dir": tmp}))
             rerender = sha256_file(again)
         same = rerender == sha256_file(mp4)
     entry = {
@@ -264,6 +265,26 @@ def _write_zip(out: Path, members: dict[str, Path], manifest: bytes, manifest_sh
 # -- verify ------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class VerifyLimits:
+    """What `verify_zip` agrees to check. Past any of them it refuses (TooLargeError) before inflating a byte, so
+    time and memory stay bounded whatever the upload: every entry is streamed through sha256 in 1 MiB pieces, and
+    only the manifest (at most `max_manifest_bytes`) is held whole. A vsearch export stores its media uncompressed,
+    so a high compression ratio on a large entry means a ZIP bomb, not evidence."""
+
+    max_entries: int = 30_000  # 3 files per item + query images: 10,000 items
+    max_central_dir_bytes: int = 8 * 1024**2  # the ZIP's own index, parsed whole by zipfile
+    max_entry_bytes: int = 4 * 1024**3  # uncompressed, as declared in the ZIP (the stream is capped to it)
+    max_total_bytes: int = 5 * 1024**3
+    max_ratio: float = 100.0  # uncompressed / compressed ...
+    ratio_floor_bytes: int = 1024**2  # ... for entries larger than this
+    max_manifest_bytes: int = 16 * 1024**2
+
+
+LIMITS = VerifyLimits()
+CHUNK = 1 << 20
+
+
 @dataclass
 class VerifyReport:
     """The outcome of checking an evidence ZIP: every problem names its file."""
@@ -277,9 +298,57 @@ class VerifyReport:
     manifest_sha256: str | None
 
 
-def verify_zip(path: Path, expect_manifest_sha256: str | None = None) -> VerifyReport:
+def _check_central_directory(path: Path, limits: VerifyLimits) -> None:
+    """Refuse a ZIP whose index alone is too large, before zipfile parses it into one object per entry."""
+    with open(path, "rb") as f:
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # the end record (zip64 too); None: not a ZIP
+    if end is None:
+        return  # zipfile.ZipFile reports it
+    entries, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    if entries > limits.max_entries or size > limits.max_central_dir_bytes:
+        raise TooLargeError(
+            f"the ZIP declares {entries} entries ({size} bytes of index); an evidence ZIP may have at most"
+            f" {limits.max_entries} entries and {limits.max_central_dir_bytes} bytes of index"
+        )
+
+
+def _check_declared(infos: list[zipfile.ZipInfo], limits: VerifyLimits) -> None:
+    """Entry count, sizes and compression ratios as the ZIP declares them (the stream never exceeds them)."""
+    if len(infos) > limits.max_entries:
+        raise TooLargeError(f"the ZIP has {len(infos)} entries; an evidence ZIP may have at most {limits.max_entries}")
+    total = 0
+    for i in infos:
+        total += i.file_size
+        if i.file_size > limits.max_entry_bytes:
+            raise TooLargeError(f"entry {i.filename!r} inflates to {i.file_size} bytes; the limit is {limits.max_entry_bytes}")
+        if i.file_size > limits.ratio_floor_bytes and i.file_size > limits.max_ratio * max(i.compress_size, 1):
+            raise TooLargeError(
+                f"entry {i.filename!r} inflates {i.file_size / max(i.compress_size, 1):.0f}x ({i.compress_size} -> "
+                f"{i.file_size} bytes); the limit is {limits.max_ratio:.0f}x (a vsearch export stores its media)"
+            )
+        if i.filename == MANIFEST and i.file_size > limits.max_manifest_bytes:
+            raise TooLargeError(f"{MANIFEST} has {i.file_size} bytes; the limit is {limits.max_manifest_bytes}")
+    if total > limits.max_total_bytes:
+        raise TooLargeError(f"the ZIP inflates to {total} bytes in all; the limit is {limits.max_total_bytes}")
+
+
+def _hash_entry(z: zipfile.ZipFile, info: zipfile.ZipInfo, keep: int) -> tuple[str, int, bytes]:
+    """sha256 and size of one entry, streamed; its first `keep` bytes (the manifest and its hash file)."""
+    h, size, kept = hashlib.sha256(), 0, bytearray()
+    with z.open(info) as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+            if len(kept) < keep:
+                kept += chunk[: keep - len(kept)]
+    return h.hexdigest(), size, bytes(kept)
+
+
+def verify_zip(path: Path, expect_manifest_sha256: str | None = None, limits: VerifyLimits = LIMITS) -> VerifyReport:
     """Recompute every hash of an evidence ZIP against its manifest: changed, missing and added files, a changed
-    manifest (against its in-ZIP hash and, if given, the sha256 recorded at export)."""
+    manifest (against its in-ZIP hash and, if given, the sha256 recorded at export).
+
+    Raises TooLargeError past `limits` and InputError for a manifest nested too deeply to be one."""
     changed: list[str] = []
     missing: list[str] = []
     added: list[str] = []
@@ -290,28 +359,38 @@ def verify_zip(path: Path, expect_manifest_sha256: str | None = None) -> VerifyR
         problems.append(f"{why}: {name}")
 
     try:
+        _check_central_directory(path, limits)
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        return VerifyReport(False, [], [], [], [f"not a readable ZIP: {path} ({e})"], 0, None)
+    except (zipfile.BadZipFile, OSError) as e:  # no path in the text: the API's is a temp file of the server's
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        return VerifyReport(False, [], [], [], [f"not a readable ZIP ({reason})"], 0, None)
+    hashed: dict[str, tuple[str, int]] = {}
+    kept: dict[str, bytes] = {}
     with z:
-        names = [i.filename for i in z.infolist()]
-        contents: dict[str, bytes | None] = {}
-        for n in names:
+        infos = z.infolist()
+        _check_declared(infos, limits)
+        names = Counter(i.filename for i in infos)
+        for info in infos:
+            n = info.filename
+            keep = limits.max_manifest_bytes if n in (MANIFEST, MANIFEST_SHA) else 0
             try:
-                contents[n] = z.read(n)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:  # a flipped bit fails the ZIP's CRC
-                contents[n] = None
+                sha, size, head = _hash_entry(z, info, keep)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+                hashed.pop(n, None)  # a flipped bit fails the ZIP's CRC; an encrypted or unknown method is unreadable
                 fail(changed, n, f"changed (unreadable: {e})")
-    dupes = {n for n in names if names.count(n) > 1}
-    for n in sorted(dupes):
+                continue
+            hashed[n] = (sha, size)
+            if keep:
+                kept[n] = head
+    for n in sorted(n for n, count in names.items() if count > 1):
         fail(added, n, "added (a second entry with the same name)")
-    manifest_bytes = contents.get(MANIFEST)
-    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest() if manifest_bytes is not None else None
-    if MANIFEST not in contents:
+    if MANIFEST not in names:
         fail(missing, MANIFEST, "missing")
         return VerifyReport(False, changed, missing, added, problems, 0, None)
-    recorded = contents.get(MANIFEST_SHA)
-    if MANIFEST_SHA not in contents:
+    manifest_bytes = kept.get(MANIFEST)
+    manifest_sha = hashed[MANIFEST][0] if MANIFEST in hashed else None
+    recorded = kept.get(MANIFEST_SHA)
+    if MANIFEST_SHA not in names:
         fail(missing, MANIFEST_SHA, "missing")
     elif recorded is not None and manifest_sha is not None and recorded.decode(errors="replace").split()[:1] != [manifest_sha]:
         fail(changed, MANIFEST, "changed (its sha256 differs from manifest.json.sha256)")
@@ -320,21 +399,24 @@ def verify_zip(path: Path, expect_manifest_sha256: str | None = None) -> VerifyR
     try:
         manifest = json.loads(manifest_bytes or b"")
         listed = {f["path"]: f for f in manifest["files"]}
+        if not all(isinstance(k, str) and isinstance(f, dict) for k, f in listed.items()):
+            raise TypeError("a file entry without a path")
+    except RecursionError:
+        raise InputError(f"{MANIFEST} is nested too deeply to be a vsearch manifest") from None
     except (ValueError, KeyError, TypeError) as e:
         if MANIFEST not in changed:
             fail(changed, MANIFEST, f"changed (not a vsearch manifest: {e})")
         return VerifyReport(False, changed, missing, added, problems, 0, manifest_sha)
     for name, f in sorted(listed.items()):
-        if name not in contents:
+        if name not in names:
             fail(missing, name, "missing")
             continue
-        data = contents[name]
-        if data is None:
+        if name not in hashed:
             continue  # already reported as changed
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != f.get("sha256") or len(data) != f.get("bytes"):
-            fail(changed, name, f"changed (sha256 {sha[:16]}…, {len(data)} bytes; manifest: {str(f.get('sha256'))[:16]}…, {f.get('bytes')} bytes)")
-    for name in sorted(set(contents) - set(listed) - {MANIFEST, MANIFEST_SHA}):
+        sha, size = hashed[name]
+        if sha != f.get("sha256") or size != f.get("bytes"):
+            fail(changed, name, f"changed (sha256 {sha[:16]}…, {size} bytes; manifest: {str(f.get('sha256'))[:16]}…, {f.get('bytes')} bytes)")
+    for name in sorted(set(names) - set(listed) - {MANIFEST, MANIFEST_SHA}):
         fail(added, name, "added (not in the manifest)")
     ok = not problems
     return VerifyReport(ok, changed, missing, added, problems, len(listed), manifest_sha)

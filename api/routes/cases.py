@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
@@ -23,11 +23,13 @@ from api.case_schemas import CaseDetailOut, CaseOut, VerifyOut, case_detail_out,
 from api.deps import Admin, AppSettings, Investigator, Service
 from api.forms import camera_list, read_limited
 from api.schemas import Detail
+from api.uploads import ZipSink, read_form
 from vsearch.companions import MAX_DIST_H, MAX_DT_S, companions_to_dict
 from vsearch.config import ApiKey
 from vsearch.errors import InputError
 from vsearch.evidence import verify_zip
 from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
+from vsearch.scratch import scratch_name, scratch_root
 from vsearch.types import parse_time
 
 router = APIRouter(tags=["cases"])
@@ -162,10 +164,11 @@ async def companions(
 
 
 @router.post("/cases/{case_id}/export", response_class=FileResponse, responses=E)
-async def export(case_id: CaseId, request: Request, service: Service, key: Investigator) -> FileResponse:
+async def export(case_id: CaseId, request: Request, service: Service, settings: AppSettings, key: Investigator) -> FileResponse:
     """The case's evidence ZIP (clips, frames, crops, query images, manifest.json with every hash); the manifest's
     sha256 is in the `X-Manifest-SHA256` header and in the audit log: keep it to prove the manifest later."""
-    tmp = Path(tempfile.mkdtemp(prefix="vsearch-export-")) / f"case-{case_id}.zip"
+    folder = await run_in_threadpool(scratch_root, settings)  # a killed server's leftovers are swept there
+    tmp = Path(tempfile.mkdtemp(prefix=scratch_name("export"), dir=folder)) / f"case-{case_id}.zip"
     try:
         r = await run_in_threadpool(service.casework.export, case_id, tmp, key.name, _ctx(request, key))
     except BaseException:
@@ -182,22 +185,33 @@ def _cleanup(path: Path) -> None:
     path.parent.rmdir()
 
 
-@router.post("/cases/verify", response_model=VerifyOut, responses=E)
-async def verify(
-    _: Investigator,
-    file: Annotated[UploadFile, File(description="An evidence ZIP exported by vsearch.")],
-    expect_manifest_sha256: Annotated[str | None, Form(description="The manifest sha256 recorded at export.")] = None,
-) -> VerifyOut:
-    """Recompute every hash of an evidence ZIP: `ok`, and each changed, missing or added file by name."""
-    with tempfile.NamedTemporaryFile(suffix=".zip") as f:
-        size = 0
-        while chunk := await file.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_ZIP_BYTES:
-                raise HTTPException(413, f"evidence ZIP larger than the limit of {MAX_ZIP_BYTES} bytes")
-            f.write(chunk)
-        f.flush()
-        r = await run_in_threadpool(verify_zip, Path(f.name), expect_manifest_sha256 or None)
+VERIFY_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "An evidence ZIP exported by vsearch."},
+            "expect_manifest_sha256": {"type": "string", "description": "The manifest sha256 recorded at export."},
+        },
+    }}},
+}  # fmt: skip
+
+
+@router.post("/cases/verify", response_model=VerifyOut, responses=E, openapi_extra={"requestBody": VERIFY_BODY})
+async def verify(request: Request, settings: AppSettings, _: Investigator) -> VerifyOut:
+    """Recompute every hash of an evidence ZIP: `ok`, and each changed, missing or added file by name.
+
+    The upload goes to a scratch file under the data dir as it arrives (400 at its first bytes if they are not a
+    ZIP's, 413 past the limit); the check streams every entry and refuses (413) a ZIP past the limits of
+    `vsearch.evidence.VerifyLimits`."""
+    folder = await run_in_threadpool(scratch_root, settings)
+    form = await read_form(request, lambda _: ZipSink(folder, MAX_ZIP_BYTES))
+    try:
+        if form.video is None:
+            raise InputError("expected an evidence ZIP in the form field 'file'")
+        r = await run_in_threadpool(verify_zip, form.video, form.fields.get("expect_manifest_sha256") or None)
+    finally:
+        await run_in_threadpool(form.discard)
     return VerifyOut(ok=r.ok, changed=r.changed, missing=r.missing, added=r.added, problems=r.problems,
                      files_checked=r.files_checked, manifest_sha256=r.manifest_sha256)  # fmt: skip
 

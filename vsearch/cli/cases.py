@@ -117,7 +117,8 @@ def case_verify(
     zip_file: Annotated[Path, typer.Argument(metavar="FILE.zip")],
     expect: Annotated[str | None, typer.Option(help="The manifest sha256 recorded at export.")] = None,
 ) -> None:
-    """Check an evidence ZIP: exit 0 when intact, 1 naming each changed, missing or added file."""
+    """Check an evidence ZIP: exit 0 when intact, 1 naming each changed, missing or added file, 2 when refused
+    (past the limits of vsearch.evidence.VerifyLimits: a ZIP bomb, too many entries; or a manifest nested too deeply)."""
     from vsearch.evidence import verify_zip
 
     r = verify_zip(zip_file, expect)
