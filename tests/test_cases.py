@@ -48,7 +48,7 @@ def synthetic(tmp_path: Path) -> Casework:
     a = cat.begin_video("cam-a", "/a.mp4", "a" * 64, T0, 10, 1000, (640, 480), "e")
     b = cat.begin_video("cam-b", "/b.mp4", "b" * 64, T0, 10, 1000, (640, 480), "e")
     _track(cat, "cam-a", a.id, 1, T0, [0, 2, 4, 6, 8, 10])
-    _track(cat, "cam-b", b.id, 1, T0, [30, 32, 35, 40])
+    _track(cat, "cam-b", b.id, 1, T0, [30, 32, 35, 38, 40])
     _track(cat, "cam-a", a.id, 2, T0, [60, 62, 65, 80, 82])
     settings = Settings(data_dir=tmp_path)
     return Casework(cat, settings, AuditLog(settings.audit_log_path))
@@ -79,8 +79,13 @@ def test_create_add_list_show_and_every_change_is_audited(synthetic: Casework) -
     ("ref", "error", "match"),
     [
         ("9-1-0-1000", NotFoundError, "no video with id 9"),
-        ("1-7-0-1000", NotFoundError, "no sighting of track 7"),
-        ("1-1-20000-25000", NotFoundError, "no sighting of track 1"),  # a real track, a span it was not seen in
+        ("1-7-0-1000", NotFoundError, "not a clip of any stored sighting"),
+        ("1-1-20000-25000", NotFoundError, "not a clip of any stored sighting"),  # a real track, a span it was not seen in
+        ("1-1-0-121000", NotFoundError, "not a clip of any stored sighting"),  # seen 0-10 s only: a made-up stay
+        ("1-1-4000-8000", NotFoundError, "not a clip of any stored sighting"),  # inside its clip, not a clip
+        ("1-2-60000-82000", NotFoundError, "not a clip of any stored sighting"),  # two clips of the track joined
+        ("²", InputError, "expected a clip id"),  # a digit to str.isdigit, not to int()
+        ("99999999999999999999999", InputError, "expected a clip id"),  # no sighting id is that long
         ("999", NotFoundError, "no sighting with id 999"),
         ("1-1-5000-1000", InputError, "invalid time range"),
         ("'; DROP TABLE cases; --", InputError, "expected a clip id"),
@@ -116,11 +121,88 @@ def test_bad_input_is_refused_with_a_reason(synthetic: Casework, call, match: st
         call(synthetic)
 
 
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda cw: cw.create("evil\x1b]8;;http://x\x07name", "", "x"), "control character U\\+001B"),
+        (lambda cw: cw.create("ok", "line one\nline two\x1b[2J", "x"), "control character U\\+001B"),
+        (lambda cw: cw.update(1, "tab\tname", None, "x"), "control character U\\+0009"),
+        (lambda cw: cw.set_camera("cam-a", "Lobby\x9b31m", None, None, "x"), "control character U\\+009B"),
+        (lambda cw: cw.set_camera("cam\x00a", None, None, None, "x"), "control character U\\+0000"),
+        (lambda cw: cw.add(1, ["1-1-0-10000"], "x", note="\x1b]0;title\x07"), "control character U\\+001B"),
+    ],
+)
+def test_control_characters_in_names_and_notes_are_refused(synthetic: Casework, call, match: str) -> None:  # type: ignore[no-untyped-def]
+    synthetic.create("first", "notes may have\nlines and\ttabs", "x")
+    n = len(synthetic.audit.read())
+    with pytest.raises(InputError, match=match):
+        call(synthetic)
+    assert len(synthetic.audit.read()) == n and synthetic.case(1)[0].name == "first"
+
+
+def test_route_csv_neutralises_formulas_in_text_cells(synthetic: Casework) -> None:
+    cw = synthetic
+    case = cw.create("csv", "", "x")
+    cw.add(case.id, ["1-1-0-10000", "2-1-30000-40000"], "x")
+    cw.set_camera("cam-a", '=HYPERLINK("http://evil","x")', -33.9, -151.2, "x")
+    cw.set_camera("cam-b", "@SUM(1+1)", None, None, "x")
+    rows = list(csv.DictReader(io.StringIO(cw.route(case.id).to_csv())))
+    assert [r["camera_name"] for r in rows] == ["'=HYPERLINK(\"http://evil\",\"x\")", "'@SUM(1+1)"]
+    assert (rows[0]["lat"], rows[0]["lon"]) == ("-33.9", "-151.2")  # numbers stay numbers
+
+
+def test_an_empty_patch_changes_nothing_and_writes_no_audit_line(synthetic: Casework) -> None:
+    case = synthetic.create("c", "n", "x")
+    n = len(synthetic.audit.read())
+    assert synthetic.update(case.id, None, None, "x") == synthetic.case(case.id)[0]
+    assert len(synthetic.audit.read()) == n
+
+
+def test_case_update_audit_keeps_the_old_and_new_name_and_notes(synthetic: Casework) -> None:
+    case = synthetic.create("before", "old notes", "x")
+    synthetic.update(case.id, "after", "new notes", "x")
+    line = synthetic.audit.read(1)[0]
+    assert line["action"] == "case.update" and line["old"] == {"name": "before", "notes": "old notes"}
+    assert line["new"] == {"name": "after", "notes": "new notes"}
+
+
+def test_add_and_remove_audit_lines_line_up(synthetic: Casework) -> None:
+    cw = synthetic
+    case = cw.create("c", "", "x")
+    at4 = str(sorted(cw.catalog.sighting_ids("e"))[2])
+    refs = ["2-1-30000-40000", at4, "1-1-0-10000", "2-1-30000-40000"]  # not in time order; one repeated
+    items = cw.add(case.id, refs, "x")
+    line = cw.audit.read(1)[0]
+    assert line["refs"] == [i.ref for i in items] == ["2-1-30000-40000", at4, "1-1-0-10000"]
+    assert line["item_ids"] == [i.id for i in items] and line["added_item_ids"] == line["item_ids"]
+    again = cw.add(case.id, ["1-1-0-10000"], "y")
+    line = cw.audit.read(1)[0]
+    assert line["added_item_ids"] == [] and line["already_in_case_item_ids"] == [again[0].id] == [items[2].id]
+    cw.remove(case.id, items[1].id, "x")
+    line = cw.audit.read(1)[0]
+    assert line["action"] == "case.remove" and line["item_id"] == items[1].id and line["ref"] == at4
+    assert line["kind"] == "sighting"
+
+
+def test_identical_concurrent_adds_make_one_item_and_say_which_added_it(synthetic: Casework) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cw = synthetic
+    case = cw.create("c", "", "x")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: cw.add(case.id, ["1-1-0-10000"], "x"), range(8)))
+    assert len(cw.case(case.id)[1]) == 1
+    lines = [r for r in cw.audit.read() if r.get("action") == "case.add"]
+    assert len(lines) == 8
+    assert sorted(len(r["added_item_ids"]) for r in lines) == [0] * 7 + [1]
+
+
 def test_route_orders_stops_and_measures_stays_gaps_and_transits(synthetic: Casework) -> None:
     cw = synthetic
     case = cw.create("route", "", "ivan")
     # added out of time order, with an overlapping second clip of the first stay and a later stay on cam-a
-    cw.add(case.id, ["1-2-60000-65000", "2-1-30000-40000", "1-1-0-10000", "1-1-4000-8000", "1-2-80000-82000"], "ivan")
+    at4 = str(sorted(cw.catalog.sighting_ids("e"))[2])  # cam-a's sighting at 4 s
+    cw.add(case.id, ["1-2-60000-65000", "2-1-30000-40000", "1-1-0-10000", at4, "1-2-80000-82000"], "ivan")
     route = cw.route(case.id)
     assert [(s.camera_id, s.start_ts_s - T0, s.end_ts_s - T0) for s in route.stops] == [
         ("cam-a", 0, 10), ("cam-b", 30, 40), ("cam-a", 60, 65), ("cam-a", 80, 82)]  # fmt: skip

@@ -10,13 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from vsearch.catalog import CameraInfo, Case, CaseItem, Catalog, NewCaseItem
-from vsearch.clips import clip_id_for_sighting, parse_clip_id
+from vsearch.clips import check_clip_id, clip_id_for_sighting, parse_clip_id
 from vsearch.config import Settings
 from vsearch.errors import InputError, NotFoundError
 from vsearch.types import ts_to_iso
@@ -24,14 +26,29 @@ from vsearch.types import ts_to_iso
 MAX_NAME = 200
 MAX_NOTES = 20_000
 MAX_ITEMS_PER_CALL = 500
+SIGHTING_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only ('²' is a digit to str.isdigit); fits SQLite
+
+
+def check_text(what: str, value: str, lines: bool = False) -> None:
+    """Refuse control characters (ESC, NUL, C1 controls...): stored, they would reach an investigator's terminal
+    or a report raw (an OSC sequence rewrites a terminal's title or links). Notes (`lines`) may hold newlines and
+    tabs."""
+    allowed = "\n\t" if lines else ""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" and c not in allowed), None)
+    if bad is not None:
+        raise InputError(f"{what} may not hold control character U+{ord(bad):04X} (at {value.index(bad)})")
 
 
 def check_case_text(name: str | None, notes: str | None) -> None:
-    """Refuse an empty or over-long case name, or over-long notes."""
+    """Refuse an empty or over-long case name, over-long notes, and control characters in either."""
     if name is not None and not (name.strip() and len(name) <= MAX_NAME):
         raise InputError(f"a case name must have 1 to {MAX_NAME} characters, got {len(name.strip())}")
     if notes is not None and len(notes) > MAX_NOTES:
         raise InputError(f"case notes may have at most {MAX_NOTES} characters, got {len(notes)}")
+    if name is not None:
+        check_text("a case name", name)
+    if notes is not None:
+        check_text("case notes", notes, lines=True)
 
 
 def resolve_item(
@@ -40,13 +57,14 @@ def resolve_item(
 ) -> NewCaseItem:  # fmt: skip
     """A clip id ('3-12-45000-61500') or a sighting id ('1234') -> a case item the catalog vouches for.
 
-    Raises InputError for text that is neither, NotFoundError for an id the catalog does not hold.
+    Raises InputError for text that is neither, NotFoundError for an id the catalog does not hold or a span that
+    is not one of its clips.
     """
     ref = ref.strip()
     filters = json.dumps(search_filters, sort_keys=True) if search_filters is not None else None
     if query_sha256 is not None and not (len(query_sha256) == 64 and all(c in "0123456789abcdef" for c in query_sha256)):
         raise InputError(f"expected a query image sha256 as 64 lowercase hex digits, got {query_sha256!r}")
-    if ref.isdigit():
+    if SIGHTING_ID.fullmatch(ref):
         s = catalog.sighting(int(ref))
         return NewCaseItem(
             "sighting", str(s.id), s.camera_id, s.video_id, s.track_id, s.ts_s, s.ts_s, s.pts_s, s.pts_s, s.id,
@@ -54,9 +72,8 @@ def resolve_item(
         )  # fmt: skip
     video_id, track_id, p0, p1 = parse_clip_id(ref)
     video = catalog.video(video_id)
+    check_clip_id(catalog, ref, settings)  # exactly a clip search would give: not a span made up around a track
     held = catalog.track_sightings(video_id, track_id, p0 - 1e-3, p1 + 1e-3)
-    if not held:
-        raise NotFoundError(f"clip {ref}: the catalog holds no sighting of track {track_id} of video {video_id} in that span")
     best = held[len(held) // 2]  # the middle sighting represents the clip
     start = video.start_ts_s
     return NewCaseItem(
@@ -141,9 +158,10 @@ class Route:
             cam = self.cameras.get(s.camera_id, CameraInfo(s.camera_id))
             m = self.moves[i - 1] if i else None
             w.writerow([
-                i + 1, s.camera_id, cam.name or "", "" if cam.lat is None else cam.lat, "" if cam.lon is None else cam.lon,
-                ts_to_iso(s.start_ts_s), ts_to_iso(s.end_ts_s), f"{s.duration_s:.3f}", m.kind if m else "start",
-                m.from_camera if m else "", f"{m.duration_s:.3f}" if m else "", " ".join(map(str, s.items)),
+                i + 1, _cell(s.camera_id), _cell(cam.name or ""), "" if cam.lat is None else cam.lat,
+                "" if cam.lon is None else cam.lon, ts_to_iso(s.start_ts_s), ts_to_iso(s.end_ts_s), f"{s.duration_s:.3f}",
+                m.kind if m else "start", _cell(m.from_camera) if m else "", f"{m.duration_s:.3f}" if m else "",
+                " ".join(map(str, s.items)),
             ])  # fmt: skip
         return out.getvalue()
 
@@ -170,6 +188,12 @@ class Route:
                                "times": [ts_to_iso(s.start_ts_s) for s in path]},
             })  # fmt: skip
         return {"type": "FeatureCollection", "features": features}
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: a leading =, +, -, @, tab or CR gets a quote (OWASP CSV injection).
+    Only names and ids go through here; the numbers this module writes stay numbers."""
+    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def build_route(items: Sequence[CaseItem], cameras: dict[str, CameraInfo], merge_gap_s: float = 0.0) -> Route:
@@ -209,6 +233,9 @@ def check_camera_info(camera_id: str, name: str | None, lat: float | None, lon: 
             raise InputError(f"longitude must be a number in [-180, 180], got {lon}")
     if name is not None and len(name) > MAX_NAME:
         raise InputError(f"a camera name may have at most {MAX_NAME} characters")
+    check_text("a camera id", camera_id)
+    if name is not None:
+        check_text("a camera name", name)
     return CameraInfo(camera_id, name or None, lat, lon)
 
 

@@ -17,6 +17,7 @@ from vsearch.cases import (
     build_route,
     check_camera_info,
     check_case_text,
+    check_text,
     items_for_ids,
     resolve_item,
 )  # fmt: skip
@@ -50,8 +51,12 @@ class Casework:
     def update(self, case_id: int, name: str | None, notes: str | None, by: str, context: dict[str, Any] | None = None) -> Case:
         """Rename a case or change its notes (audited)."""
         check_case_text(name, notes)
+        before = self.catalog.case(case_id)
+        if name is None and notes is None:
+            return before  # nothing to change: no change, no audit line
         case = self.catalog.update_case(case_id, name.strip() if name is not None else None, notes)
-        self._audit("case.update", by, context, case_id=case_id, name=name, notes_changed=notes is not None)
+        self._audit("case.update", by, context, case_id=case_id, old={"name": before.name, "notes": before.notes},
+                    new={"name": case.name, "notes": case.notes})  # fmt: skip
         return case
 
     def cases(self) -> list[Case]:
@@ -79,16 +84,20 @@ class Casework:
             if query_sha256 is not None and query_sha256 != sha:
                 raise InputError(f"the query image's sha256 is {sha}, not the {query_sha256} given")
             query_sha256 = sha
-        new = [resolve_item(self.catalog, r, self.settings, query_sha256, filters, note) for r in refs]
-        items = self.catalog.add_case_items(case_id, new, by)
-        self._audit("case.add", by, context, case_id=case_id, refs=[i.ref for i in new],
-                    item_ids=[i.id for i in items], query_sha256=query_sha256)  # fmt: skip
+        check_text("an item note", note, lines=True)
+        new = [resolve_item(self.catalog, r, self.settings, query_sha256, filters, note) for r in dict.fromkeys(refs)]
+        items, added = self.catalog.add_case_items(case_id, new, by)
+        # refs and item_ids line up (input order, repeats dropped); added_item_ids are those this call put in the
+        # case, already_in_case_item_ids those it held before (of identical concurrent adds, exactly one adds)
+        self._audit("case.add", by, context, case_id=case_id, refs=[i.ref for i in items], item_ids=[i.id for i in items],
+                    added_item_ids=[i.id for i in items if i.id in added],
+                    already_in_case_item_ids=[i.id for i in items if i.id not in added], query_sha256=query_sha256)  # fmt: skip
         return items
 
     def remove(self, case_id: int, item_id: int, by: str, context: dict[str, Any] | None = None) -> None:
         """Remove one item from a case (audited)."""
-        self.catalog.remove_case_item(case_id, item_id)
-        self._audit("case.remove", by, context, case_id=case_id, item_id=item_id)
+        item = self.catalog.remove_case_item(case_id, item_id)
+        self._audit("case.remove", by, context, case_id=case_id, item_id=item_id, kind=item.kind, ref=item.ref)
 
     def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True) -> ExportReport:
         """Write the case's evidence ZIP (the export is audited with the manifest's sha256)."""

@@ -60,14 +60,15 @@ class CaseBook(SqlEngine):
         if db.execute("UPDATE cases SET updated_at=? WHERE id=?", (time.time(), case_id)).rowcount != 1:
             raise NotFoundError(f"no case with id {case_id}")
 
-    def add_case_items(self, case_id: int, items: Sequence[NewCaseItem], by: str) -> list[CaseItem]:
+    def add_case_items(self, case_id: int, items: Sequence[NewCaseItem], by: str) -> tuple[list[CaseItem], set[int]]:
         """Add items to a case in one transaction; an item already in the case is kept as it was. Returns the
-        case's items that correspond to `items`, in order."""
+        case's items that correspond to `items`, in the order of `items`, and the ids of those this call added."""
         now = time.time()
+        inserted: set[tuple[str, str]] = set()
         with self._tx() as db:
             self._touch_case(db, case_id)
             for it in items:
-                db.execute(
+                cur = db.execute(
                     "INSERT INTO case_items (case_id, kind, ref, camera_id, video_id, track_id, start_ts,"
                     " end_ts, start_pts, end_pts, sighting_id, query_sha256, search_filters, note, added_by, added_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, kind, ref) DO NOTHING",
@@ -75,15 +76,20 @@ class CaseBook(SqlEngine):
                      it.start_pts_s, it.end_pts_s, it.sighting_id, it.query_sha256, it.search_filters, it.note, by,
                      now),
                 )  # fmt: skip
-        wanted = {(it.kind, it.ref) for it in items}
-        return [i for i in self.case_items(case_id) if (i.kind, i.ref) in wanted]
+                if cur.rowcount == 1:  # 0: the case already held it (ON CONFLICT DO NOTHING)
+                    inserted.add((it.kind, it.ref))
+        held = {(i.kind, i.ref): i for i in self.case_items(case_id)}
+        ordered = [held[(it.kind, it.ref)] for it in items]
+        return ordered, {i.id for i in ordered if (i.kind, i.ref) in inserted}
 
-    def remove_case_item(self, case_id: int, item_id: int) -> None:
-        """Remove one item of a case (NotFoundError if the case has no such item), in one transaction."""
+    def remove_case_item(self, case_id: int, item_id: int) -> CaseItem:
+        """Remove one item of a case (NotFoundError if the case has no such item), in one transaction; returns it."""
+        item = next((i for i in self.case_items(case_id) if i.id == item_id), None)
         with self._tx() as db:
             self._touch_case(db, case_id)
-            if db.execute("DELETE FROM case_items WHERE case_id=? AND id=?", (case_id, item_id)).rowcount != 1:
+            if item is None or db.execute("DELETE FROM case_items WHERE case_id=? AND id=?", (case_id, item_id)).rowcount != 1:
                 raise NotFoundError(f"case {case_id} has no item {item_id}")
+        return item
 
     def case_items(self, case_id: int) -> list[CaseItem]:
         """A case's items in time order (NotFoundError for an unknown case)."""
