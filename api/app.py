@@ -21,7 +21,9 @@ from vsearch.config import Settings
 from vsearch.service import VSearch
 
 STATIC = Path(__file__).resolve().parent / "static"
-AUDITED = ("/search",)  # every request to these paths is written to the audit log, whatever its outcome
+# every request to these paths is written to the audit log, whatever its outcome (a trailing /* : every path under
+# it): searches; every case access (reads, verifies, companions, refusals); camera metadata, identities, the log
+AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit")
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in

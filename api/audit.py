@@ -28,10 +28,16 @@ class AuditTrail:
     `error` its body gave."""
 
     def __init__(self, app: ASGIApp, audit: AuditLog, paths: Collection[str]) -> None:
-        self.app, self.audit, self.paths = app, audit, frozenset(paths)
+        self.app, self.audit = app, audit
+        self.paths = frozenset(p for p in paths if not p.endswith("/*"))
+        self.prefixes = tuple(p[:-1] for p in paths if p.endswith("/*"))  # '/cases/*': every path under /cases/
+
+    def audited(self, path: str) -> bool:
+        """Whether requests to `path` are written to the audit log."""
+        return path in self.paths or path.startswith(self.prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or not self.audited(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})

@@ -11,13 +11,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vsearch.config import Settings
-from vsearch.errors import IndexStateError, InputError, ModelError, NotFoundError, TooLargeError, VSearchError
+from vsearch.errors import (
+    IndexStateError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooLargeError,
+    VSearchError,
+)
 
 log = logging.getLogger("vsearch.api")
 
 # most specific first: VideoError and TooLargeError are InputErrors; anything else of the family is the caller's input
 STATUS: list[tuple[type[VSearchError], int]] = [
-    (NotFoundError, 404), (TooLargeError, 413), (InputError, 400), (IndexStateError, 409), (ModelError, 503), (VSearchError, 400),
+    (NotFoundError, 404), (PermissionDeniedError, 403), (TooLargeError, 413), (InputError, 400), (IndexStateError, 409), (ModelError, 503), (VSearchError, 400),
 ]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from vsearch.audit import AuditLog
 from vsearch.cases import (
     MAX_ITEMS_PER_CALL,
+    MAX_NAME,
     Route,
     build_route,
     check_camera_info,
@@ -24,9 +25,11 @@ from vsearch.cases import (
 from vsearch.catalog import CameraInfo, Case, CaseItem, Catalog
 from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
 from vsearch.config import Settings
-from vsearch.errors import InputError
+from vsearch.errors import InputError, NotFoundError, PermissionDeniedError
 from vsearch.evidence import ExportReport, export_case, keep_query_image
 from vsearch.identities import DEFAULT_THRESHOLD, Identity, identities_in_window
+
+OPERATOR_ROLES = ("admin", "cli", None)
 
 
 class Casework:
@@ -36,6 +39,25 @@ class Casework:
         self.catalog = catalog
         self.settings = settings
         self.audit = audit
+
+    # -- access: a case is seen by its owner (who opened it), its members and operators; to anyone else it does
+    # not exist (the NotFoundError of an unknown id, so ids cannot be probed). Operators: the API's admins, the CLI
+    # (run on the machine that holds the data dir) and in-process callers that give no role.
+    @staticmethod
+    def is_operator(context: dict[str, Any] | None) -> bool:
+        """Whether the caller sees and may change every case."""
+        return (context or {}).get("role") in OPERATOR_ROLES
+
+    def _case(self, case_id: int, by: str | None, context: dict[str, Any] | None, owner: bool = False) -> Case:
+        """The case if the caller may see it (`owner`: may share it), else NotFoundError as for an unknown id."""
+        case = self.catalog.case(case_id)
+        if self.is_operator(context) or by == case.created_by:
+            return case
+        if by is None or by not in self.catalog.case_members(case_id):
+            raise NotFoundError(f"no case with id {case_id}")
+        if owner:
+            raise PermissionDeniedError(f"only the owner of case {case_id} ({case.created_by}) or an admin may share it")
+        return case
 
     def _audit(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> None:
         self.audit.append({"action": action, "key_name": by, **(context or {}), **fields})
@@ -51,7 +73,7 @@ class Casework:
     def update(self, case_id: int, name: str | None, notes: str | None, by: str, context: dict[str, Any] | None = None) -> Case:
         """Rename a case or change its notes (audited)."""
         check_case_text(name, notes)
-        before = self.catalog.case(case_id)
+        before = self._case(case_id, by, context)
         if name is None and notes is None:
             return before  # nothing to change: no change, no audit line
         case = self.catalog.update_case(case_id, name.strip() if name is not None else None, notes)
@@ -59,13 +81,35 @@ class Casework:
                     new={"name": case.name, "notes": case.notes})  # fmt: skip
         return case
 
-    def cases(self) -> list[Case]:
-        """Every case, oldest first."""
-        return self.catalog.cases()
+    def cases(self, by: str | None = None, context: dict[str, Any] | None = None) -> list[Case]:
+        """The cases the caller may see (operators: every case), oldest first."""
+        return self.catalog.cases() if self.is_operator(context) or by is None else self.catalog.cases_of(by)
 
-    def case(self, case_id: int) -> tuple[Case, list[CaseItem]]:
+    def case(self, case_id: int, by: str | None = None, context: dict[str, Any] | None = None) -> tuple[Case, list[CaseItem]]:
         """A case and its items in time order."""
-        return self.catalog.case(case_id), self.catalog.case_items(case_id)
+        return self._case(case_id, by, context), self.catalog.case_items(case_id)
+
+    def members(self, case_id: int, by: str | None = None, context: dict[str, Any] | None = None) -> list[str]:
+        """Whom a case is shared with (besides its owner)."""
+        self._case(case_id, by, context)
+        return self.catalog.case_members(case_id)
+
+    def share(self, case_id: int, member: str, by: str, context: dict[str, Any] | None = None) -> list[str]:
+        """Share a case with another investigator (its owner or an operator; audited); returns the members."""
+        if not member.strip() or len(member) > MAX_NAME:
+            raise InputError(f"expected a member name of 1 to {MAX_NAME} characters, got {member!r}")
+        check_text("a member name", member)
+        self._case(case_id, by, context, owner=True)
+        if self.catalog.add_case_member(case_id, member, by):
+            self._audit("case.share", by, context, case_id=case_id, member=member)
+        return self.catalog.case_members(case_id)
+
+    def unshare(self, case_id: int, member: str, by: str, context: dict[str, Any] | None = None) -> list[str]:
+        """Stop sharing a case with a member (its owner or an operator; audited); returns the members left."""
+        self._case(case_id, by, context, owner=True)
+        self.catalog.remove_case_member(case_id, member)
+        self._audit("case.unshare", by, context, case_id=case_id, member=member)
+        return self.catalog.case_members(case_id)
 
     def add(
         self, case_id: int, refs: Sequence[str], by: str, query_image: bytes | None = None,
@@ -78,7 +122,7 @@ class Casework:
             raise InputError("give at least one clip or sighting id to add")
         if len(refs) > MAX_ITEMS_PER_CALL:
             raise InputError(f"at most {MAX_ITEMS_PER_CALL} items per call, got {len(refs)}")
-        self.catalog.case(case_id)  # an unknown case is reported before the items
+        self._case(case_id, by, context)  # an unknown (or unseen) case is reported before the items
         if query_image is not None:
             sha = keep_query_image(self.settings, query_image)
             if query_sha256 is not None and query_sha256 != sha:
@@ -96,16 +140,22 @@ class Casework:
 
     def remove(self, case_id: int, item_id: int, by: str, context: dict[str, Any] | None = None) -> None:
         """Remove one item from a case (audited)."""
+        self._case(case_id, by, context)
         item = self.catalog.remove_case_item(case_id, item_id)
         self._audit("case.remove", by, context, case_id=case_id, item_id=item_id, kind=item.kind, ref=item.ref)
 
     def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True) -> ExportReport:
         """Write the case's evidence ZIP (the export is audited with the manifest's sha256)."""
+        self._case(case_id, by, context)
         return export_case(self.catalog, self.settings, case_id, out, by, _Contextual(self.audit, context), check_rendering)
 
     # -- route and cameras ----------------------------------------------------------------------------------------
-    def route(self, case_id: int, item_ids: Sequence[int] | None = None, merge_gap_s: float = 0.0) -> Route:
+    def route(
+        self, case_id: int, item_ids: Sequence[int] | None = None, merge_gap_s: float = 0.0, by: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Route:  # fmt: skip
         """The person's route over a case's items (or some of them)."""
+        self._case(case_id, by, context)
         return build_route(items_for_ids(self.catalog, case_id, item_ids), self.catalog.camera_info(), merge_gap_s)
 
     def set_camera(
@@ -124,9 +174,11 @@ class Casework:
     # -- companions and identities ------------------------------------------------------------------------------
     def companions(
         self, case_id: int, item_ids: Sequence[int] | None = None, max_dt_s: float = MAX_DT_S,
-        max_dist_h: float = MAX_DIST_H, threshold: float = GROUP_THRESHOLD,
+        max_dist_h: float = MAX_DIST_H, threshold: float = GROUP_THRESHOLD, by: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> list[Companion]:  # fmt: skip
         """Who the case's person was with: people close to them in their confirmed stays, grouped by appearance."""
+        self._case(case_id, by, context)
         _check_range("max_dt_s", max_dt_s, 0, 60)
         _check_range("max_dist_h", max_dist_h, 0, 20)
         _check_range("threshold", threshold, -1, 1)

@@ -23,6 +23,10 @@ class NotFoundError(VSearchError):
     """An id (sighting, clip, video, job) that does not exist."""
 
 
+class PermissionDeniedError(VSearchError):
+    """The caller may see the thing but not do this to it (e.g. share a case they do not own)."""
+
+
 class ModelError(VSearchError):
     """Model weights are missing, corrupt (checksum mismatch) or cannot be loaded."""
 

@@ -24,7 +24,7 @@ from api.deps import Admin, AppSettings, Investigator, Service
 from api.forms import camera_list, read_limited
 from api.schemas import Detail
 from api.uploads import ZipSink, read_form
-from vsearch.companions import MAX_DIST_H, MAX_DT_S, companions_to_dict
+from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, companions_to_dict
 from vsearch.config import ApiKey
 from vsearch.errors import InputError
 from vsearch.evidence import verify_zip
@@ -73,15 +73,15 @@ async def create_case(body: CaseIn, request: Request, service: Service, key: Inv
 
 
 @router.get("/cases", response_model=list[CaseOut], responses=E)
-async def list_cases(service: Service, _: Investigator) -> list[CaseOut]:
-    """Every case, oldest first."""
-    return [case_out(c) for c in await run_in_threadpool(service.casework.cases)]
+async def list_cases(request: Request, service: Service, key: Investigator) -> list[CaseOut]:
+    """The cases the caller owns or is a member of (admins: every case), oldest first."""
+    return [case_out(c) for c in await run_in_threadpool(service.casework.cases, key.name, _ctx(request, key))]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut, responses=E)
-async def get_case(case_id: CaseId, service: Service, _: Investigator) -> CaseDetailOut:
+async def get_case(case_id: CaseId, request: Request, service: Service, key: Investigator) -> CaseDetailOut:
     """A case with its confirmed items in time order."""
-    case, items = await run_in_threadpool(service.casework.case, case_id)
+    case, items = await run_in_threadpool(service.casework.case, case_id, key.name, _ctx(request, key))
     return case_detail_out(case, items)
 
 
@@ -119,8 +119,35 @@ async def add_items(
     await run_in_threadpool(
         service.casework.add, case_id, refs, key.name, image, query_sha256 or None, parsed, note, _ctx(request, key)
     )
-    case, items = await run_in_threadpool(service.casework.case, case_id)
+    case, items = await run_in_threadpool(service.casework.case, case_id, key.name, _ctx(request, key))
     return case_detail_out(case, items)
+
+
+class MemberIn(BaseModel):
+    """An investigator (API key name) to share a case with."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+@router.get("/cases/{case_id}/members", response_model=list[str], responses=E)
+async def members(case_id: CaseId, request: Request, service: Service, key: Investigator) -> list[str]:
+    """Whom the case is shared with, besides its owner (`created_by`)."""
+    return await run_in_threadpool(service.casework.members, case_id, key.name, _ctx(request, key))
+
+
+@router.post("/cases/{case_id}/members", response_model=list[str], responses=E)
+async def share(case_id: CaseId, body: MemberIn, request: Request, service: Service, settings: AppSettings,
+                key: Investigator) -> list[str]:  # fmt: skip
+    """Share the case with another investigator (the case's owner or an admin); returns its members."""
+    if body.name not in {k.name for k in settings.api_keys}:
+        raise InputError(f"no API key is named {body.name!r}")
+    return await run_in_threadpool(service.casework.share, case_id, body.name, key.name, _ctx(request, key))
+
+
+@router.delete("/cases/{case_id}/members/{member}", response_model=list[str], responses=E)
+async def unshare(case_id: CaseId, member: str, request: Request, service: Service, key: Investigator) -> list[str]:
+    """Stop sharing the case with a member (the case's owner or an admin); returns the members left."""
+    return await run_in_threadpool(service.casework.unshare, case_id, member, key.name, _ctx(request, key))
 
 
 @router.delete("/cases/{case_id}/items/{item_id}", status_code=204, responses=E)
@@ -133,15 +160,16 @@ async def remove_item(case_id: CaseId, item_id: ItemId, request: Request, servic
 @router.get("/cases/{case_id}/route", responses={**E, 200: {"content": {"application/json": {}, "text/csv": {}, "application/geo+json": {}}}})
 async def route(
     case_id: CaseId,
+    request: Request,
     service: Service,
-    _: Investigator,
+    key: Investigator,
     format: Annotated[Literal["json", "csv", "geojson"], Query(description="json, csv or geojson")] = "json",
     item: Annotated[list[int] | None, Query(description="Only these item ids (repeat).")] = None,
     merge_gap_s: Annotated[float, Query(ge=0, le=86_400)] = 0.0,
 ) -> Any:
     """The person's route: stops in time order (a lane per camera on the page), time per camera, gaps and
     transits; as JSON, CSV (a row per stop) or GeoJSON (cameras with coordinates and the line through them)."""
-    r = await run_in_threadpool(service.casework.route, case_id, item, merge_gap_s)
+    r = await run_in_threadpool(service.casework.route, case_id, item, merge_gap_s, key.name, _ctx(request, key))
     if format == "csv":
         return PlainTextResponse(r.to_csv(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="case-{case_id}-route.csv"'})
     if format == "geojson":
@@ -152,14 +180,17 @@ async def route(
 @router.get("/cases/{case_id}/companions", responses=E)
 async def companions(
     case_id: CaseId,
+    request: Request,
     service: Service,
-    _: Investigator,
+    key: Investigator,
     max_dt_s: Annotated[float, Query(ge=0, le=60)] = MAX_DT_S,
     max_dist_h: Annotated[float, Query(gt=0, le=20)] = MAX_DIST_H,
 ) -> list[dict[str, Any]]:
     """Who the case's person was with: others close to them during their confirmed stays, grouped by appearance
     across places and times, ranked by how many stays they shared, then cameras, then time together."""
-    rows = await run_in_threadpool(service.casework.companions, case_id, None, max_dt_s, max_dist_h)
+    rows = await run_in_threadpool(
+        service.casework.companions, case_id, None, max_dt_s, max_dist_h, GROUP_THRESHOLD, key.name, _ctx(request, key)
+    )
     return companions_to_dict(rows)
 
 

@@ -44,6 +44,32 @@ class CaseBook(SqlEngine):
         """Every case, oldest first."""
         return [Case(*r) for r in self._q(f"{self._CASE_SQL} GROUP BY c.id ORDER BY c.id")]
 
+    def cases_of(self, who: str) -> list[Case]:
+        """The cases `who` owns (opened) or is a member of, oldest first."""
+        return [Case(*r) for r in self._q(
+            f"{self._CASE_SQL} WHERE c.created_by = ? OR c.id IN (SELECT case_id FROM case_members WHERE member = ?)"
+            " GROUP BY c.id ORDER BY c.id", (who, who))]  # fmt: skip
+
+    def case_members(self, case_id: int) -> list[str]:
+        """The names a case is shared with (its owner, `created_by`, is not listed), sorted."""
+        return [r[0] for r in self._q("SELECT member FROM case_members WHERE case_id=? ORDER BY member", (case_id,))]
+
+    def add_case_member(self, case_id: int, member: str, by: str) -> bool:
+        """Share a case with `member` (one transaction); False if it already was."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            cur = db.execute(
+                "INSERT INTO case_members (case_id, member, added_by, added_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (case_id, member) DO NOTHING", (case_id, member, by, time.time()))  # fmt: skip
+            return bool(cur.rowcount == 1)
+
+    def remove_case_member(self, case_id: int, member: str) -> None:
+        """Stop sharing a case with `member` (NotFoundError if it was not shared with them)."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            if db.execute("DELETE FROM case_members WHERE case_id=? AND member=?", (case_id, member)).rowcount != 1:
+                raise NotFoundError(f"case {case_id} is not shared with {member!r}")
+
     def update_case(self, case_id: int, name: str | None, notes: str | None) -> Case:
         """Change a case's name and/or notes (None: unchanged), in one transaction."""
         with self._tx() as db:

@@ -115,5 +115,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " CREATE INDEX search_marks_sighting ON search_marks (sighting_id);"),
     (8, "sightings indexed by (embedder, id, ts): a time window's partial minutes are counted in the index",
      "CREATE INDEX sightings_embedder_ts ON sightings (embedder, id, ts); DROP INDEX sightings_embedder;"),
+    (9, "case members: investigators a case's owner (its creator) or an admin shares it with",
+     "CREATE TABLE case_members (case_id {int} NOT NULL REFERENCES cases(id) ON DELETE CASCADE,"
+     " member TEXT NOT NULL, added_by TEXT NOT NULL, added_at {real} NOT NULL, PRIMARY KEY (case_id, member));"
+     " CREATE INDEX case_members_member ON case_members (member);"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
