@@ -50,6 +50,41 @@ def shared_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(data_dir=tmp_path_factory.mktemp("demo") / "data")
 
 
+def small_service(data_dir: Path):  # type: ignore[no-untyped-def]
+    """A service over a tiny catalog written through the real store, with no model loaded: the sample clip as
+    camera 'lobby' from DEMO_START, one track per visit (visits_approx.csv) boxed by a fixed rectangle in the
+    middle of the room, sampled every 2 s, and embedded with the weight-free `hsv-parts` embedder. For API and
+    CLI contract tests (keys, roles, 4xx, limits, audit): a search given a box never loads the detector."""
+    import hashlib
+
+    import cv2
+    import numpy as np
+
+    from vsearch.catalog import Checkpoint, NewSighting
+    from vsearch.service import VSearch
+    from vsearch.video import probe, read_range
+
+    svc = VSearch(Settings(data_dir=data_dir, embedder="hsv-parts"))
+    info, start = probe(SAMPLE_VIDEO), parse_time(DEMO_START)
+    sha = hashlib.sha256(SAMPLE_VIDEO.read_bytes()).hexdigest()
+    rec = svc.catalog.begin_video("lobby", str(SAMPLE_VIDEO), sha, start, info.fps, info.frame_count, info.resolution_wh, svc.embedder.name)
+    box = (300.0, 100.0, 420.0, 400.0)
+    frames = {i: img for i, img in read_range(SAMPLE_VIDEO, 0, info.frame_count - 1) if i % round(2 * info.fps) == 0}
+    (svc.settings.thumbs_dir / "small").mkdir(parents=True, exist_ok=True)
+    rows, boxes = [], []
+    for visit, t0, t1 in visits():
+        for i in sorted(i for i in frames if t0 <= i / info.fps <= t1):
+            pts = i / info.fps
+            crop_rgb = np.ascontiguousarray(frames[i][100:400, 300:420, ::-1])
+            thumb = svc.settings.thumbs_dir / "small" / f"t{visit}_{i}.jpg"
+            cv2.imwrite(str(thumb), crop_rgb[:, :, ::-1])
+            vec = svc.embedder.embed([crop_rgb])[0]
+            rows.append(NewSighting("lobby", visit, start + pts, pts, box, 0.9, 0.5, str(thumb.relative_to(data_dir)), vec))
+            boxes.append((visit, pts, box, 0.9))
+    svc.store.commit_chunk(rec.id, Checkpoint(rows, boxes, info.frame_count / info.fps, len(frames), True))
+    return svc
+
+
 @pytest.fixture(scope="session")
 def demo_service(shared_settings: Settings):  # type: ignore[no-untyped-def]
     """The sample clip ingested once for the session, as camera 'lobby' starting at DEMO_START."""

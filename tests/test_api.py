@@ -1,4 +1,9 @@
-"""The REST API with the real app over the real library and the ingested sample clip."""
+"""The REST API with the real app over the real library.
+
+The contract (keys, roles, 4xx mapping, limits, audit, media) runs in the quick tier on a small service: the sample
+clip's catalog written through the real store with the weight-free `hsv-parts` embedder (conftest.small_service),
+searched with a box so no detector loads. What needs the real models (ranking, ingest jobs) is marked slow and runs
+on the ingested sample clip."""
 
 from __future__ import annotations
 
@@ -15,12 +20,12 @@ from vsearch.config import ApiKey
 from vsearch.service import VSearch
 from vsearch.video import probe, sample_frames, write_mp4
 
-from .conftest import SAMPLE_VIDEO, visits
+from .conftest import SAMPLE_VIDEO, small_service, visits
 
 ADMIN = "admin-key-0123456789abcdef"
 INVESTIGATOR = "investigator-key-0123456789"
 QUERY = SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"
-pytestmark = pytest.mark.slow
+QUERY_BOX = "0,0,154,385"  # the whole query crop, given: the small service never needs the detector
 
 
 @pytest.fixture(scope="module")
@@ -39,24 +44,41 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def api_service(demo_service, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A private copy of the session's ingested data (these tests ingest and write an audit log), sharing the
-    already loaded models."""
-    data = tmp_path_factory.mktemp("api") / "data"
+def api_service(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The small service (no model loaded); module-scoped, these tests write an audit log."""
+    svc = small_service(tmp_path_factory.mktemp("api") / "data")
+    yield svc
+    assert not svc.detector.loaded, "a contract test loaded the detector: give its search a box"
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def model_service(demo_service, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A private copy of the session's ingested data (these tests ingest), sharing the already loaded models."""
+    data = tmp_path_factory.mktemp("api-models") / "data"
     shutil.copytree(demo_service.settings.data_dir, data)
     svc = VSearch(demo_service.settings.model_copy(update={"data_dir": data}), demo_service.detector, demo_service.embedder)
     yield svc
     svc.close()
 
 
-@pytest.fixture(scope="module")
-def client(api_service, footage: Path):  # type: ignore[no-untyped-def]
-    settings = api_service.settings.model_copy(update={
+def _client(svc: VSearch, footage: Path):  # type: ignore[no-untyped-def]
+    settings = svc.settings.model_copy(update={
         "api_keys": [ApiKey(name="ada", key=ADMIN, role="admin"), ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")],
         "footage_root": footage, "max_image_bytes": 2_000_000, "max_video_bytes": 3_000_000,
     })  # fmt: skip
-    with TestClient(create_app(settings, api_service)) as c:
+    with TestClient(create_app(settings, svc)) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def client(api_service, footage: Path):  # type: ignore[no-untyped-def]
+    yield from _client(api_service, footage)
+
+
+@pytest.fixture(scope="module")
+def model_client(model_service, footage: Path):  # type: ignore[no-untyped-def]
+    yield from _client(model_service, footage)
 
 
 def H(key: str = INVESTIGATOR) -> dict[str, str]:
@@ -64,18 +86,26 @@ def H(key: str = INVESTIGATOR) -> dict[str, str]:
 
 
 def search(client: TestClient, data: dict | None = None, image: tuple | None = None, key: str = INVESTIGATOR):  # type: ignore[no-untyped-def]
+    """A search; given the whole query image as its box unless `data` says otherwise."""
     image = image or ("q.jpg", QUERY.read_bytes(), "image/jpeg")
-    return client.post("/search", files={"image": image}, data=data or {}, headers=H(key))
+    return client.post("/search", files={"image": image}, data={"box": QUERY_BOX, **(data or {})}, headers=H(key))
 
 
-def test_search_returns_the_right_visit_first_with_media_urls(client: TestClient) -> None:
-    r = search(client, {"top_k": "5"})
+@pytest.mark.slow
+def test_search_returns_the_right_visit_first(model_client: TestClient) -> None:
+    r = model_client.post("/search", files={"image": ("q.jpg", QUERY.read_bytes(), "image/jpeg")}, data={"top_k": "5"}, headers=H())
     assert r.status_code == 200, r.text
     body = r.json()
     v3 = [v for v in visits() if v[0] == 3][0]
     best = body["clips"][0]
     assert best["camera_id"] == "lobby" and best["score"] > body["clips"][1]["score"]
     assert v3[1] - 1.5 <= best["best"]["pts_s"] <= v3[2] + 1.5
+
+
+def test_a_result_links_its_media(client: TestClient) -> None:
+    r = search(client, {"top_k": "5"})
+    assert r.status_code == 200, r.text
+    best = r.json()["clips"][0]
     for url in (best["thumbnail_url"], best["frame_url"]):
         img = client.get(url, headers=H())
         assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg" and img.content[:2] == b"\xff\xd8"
@@ -93,7 +123,7 @@ def test_time_and_camera_filters(client: TestClient) -> None:
     assert search(client, {"cameras": "elsewhere"}).json()["clips"] == []
     assert search(client, {"cameras": "lobby,elsewhere"}).json()["clips"]
     repeated = client.post("/search", files=[("image", ("q.jpg", QUERY.read_bytes(), "image/jpeg"))],
-                           data={"cameras": ["elsewhere", "lobby"]}, headers=H())  # fmt: skip
+                           data={"cameras": ["elsewhere", "lobby"], "box": QUERY_BOX}, headers=H())  # fmt: skip
     assert repeated.status_code == 200 and repeated.json()["clips"]
 
 
@@ -221,7 +251,9 @@ def wait_for(client: TestClient, job_id: str, timeout_s: float = 120) -> dict:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def test_ingest_a_server_side_path_as_a_job(client: TestClient) -> None:
+@pytest.mark.slow
+def test_ingest_a_server_side_path_as_a_job(model_client: TestClient) -> None:
+    client = model_client
     r = client.post("/ingest", data={"camera": "cam-09", "start": "2026-03-01T09:00:00", "path": "cam-09/empty-room.mp4"}, headers=H(ADMIN))
     assert r.status_code == 202, r.text
     assert r.headers["location"] == f"/jobs/{r.json()['id']}"
@@ -237,9 +269,11 @@ def test_ingest_a_server_side_path_as_a_job(client: TestClient) -> None:
     assert job["files_total"] == job["files_done"] == 1 and not job["errors"]
 
 
-def test_health_answers_while_an_ingest_is_running(client: TestClient, api_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_health_answers_while_an_ingest_is_running(model_client: TestClient, model_service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import threading
 
+    client, api_service = model_client, model_service
     started, release = threading.Event(), threading.Event()
     real_ingest = api_service.ingest
 
@@ -291,11 +325,8 @@ def test_video_uploads_are_checked(client: TestClient, footage: Path) -> None:
     job = wait_for(client, corrupt.json()["id"])
     assert job["status"] == "failed" and "truncated" in job["errors"][0]
     room = (footage / "cam-09" / "empty-room.mp4").read_bytes()
-    upload = client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}, headers=H(ADMIN))
-    assert upload.status_code == 202 and wait_for(client, upload.json()["id"])["status"] == "done"
     uploads = client.app.state.settings.uploads_dir  # type: ignore[attr-defined]
-    assert (uploads / f"{hashlib.sha256(room).hexdigest()}.mp4").read_bytes() == room
-    assert not list(uploads.glob(".upload.*")) and not (uploads / f"{hashlib.sha256(b'x').hexdigest()}.mp4").exists()
+    assert not (uploads / f"{hashlib.sha256(b'x').hexdigest()}.mp4").exists()
     # refused before the body is read: no key, investigator key; and bodies that are not an ingest form
     assert client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}).status_code == 401
     assert client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}, headers=H()).status_code == 403
@@ -304,6 +335,19 @@ def test_video_uploads_are_checked(client: TestClient, footage: Path) -> None:
     cut = b'--b\r\nContent-Disposition: form-data; name="camera"\r\n\r\ncam-10\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="r.mp4"\r\n\r\n' + room[:5000]
     truncated = client.post("/ingest", content=cut, headers={**H(ADMIN), "Content-Type": "multipart/form-data; boundary=b"})
     assert truncated.status_code == 400 and "closing boundary" in truncated.json()["detail"]
+    assert not list(uploads.glob(".upload.*"))
+
+
+@pytest.mark.slow
+def test_an_uploaded_video_is_kept_under_its_hash_and_ingested(model_client: TestClient, footage: Path) -> None:
+    import hashlib
+
+    room = (footage / "cam-09" / "empty-room.mp4").read_bytes()
+    data = {"camera": "cam-10", "start": "2026-03-01T10:00"}
+    upload = model_client.post("/ingest", data=data, files={"file": ("room.mp4", room, "video/mp4")}, headers=H(ADMIN))
+    assert upload.status_code == 202 and wait_for(model_client, upload.json()["id"])["status"] == "done"
+    uploads = model_client.app.state.settings.uploads_dir  # type: ignore[attr-defined]
+    assert (uploads / f"{hashlib.sha256(room).hexdigest()}.mp4").read_bytes() == room
     assert not list(uploads.glob(".upload.*"))
 
 
