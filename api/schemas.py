@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from vsearch.search import SearchResult
-from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
+from vsearch.search import SearchResult, result_to_dict, sighting_to_dict
+from vsearch.types import Sighting
 
 
 class SightingOut(BaseModel):
-    """One stored appearance of a person: time, place, box, and URLs of its crop, frame and clip."""
+    """One stored appearance of a person: time, place, box, and URLs of its crop, frame and clip
+    (vsearch.search.sighting_to_dict plus the URLs)."""
 
     id: int
     camera_id: str
@@ -24,17 +25,32 @@ class SightingOut(BaseModel):
     confidence: float
     upper_color: str | None
     lower_color: str | None
-    thumbnail_url: str
-    frame_url: str
-    clip_url: str | None = None
-    score: float | None = None
+    clip_id: str | None = Field(default=None, description="The clip around this sighting.")
+    score: float | None = Field(default=None, description="Cosine similarity to the query, in a search result.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def thumbnail_url(self) -> str:
+        return f"/sightings/{self.id}/thumbnail.jpg"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def frame_url(self) -> str:
+        return f"/sightings/{self.id}/frame.jpg"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clip_url(self) -> str | None:
+        return f"/clips/{self.clip_id}.mp4" if self.clip_id else None
 
 
 class ClipOut(BaseModel):
-    """One track's continuous presence on one camera, ranked by its best sighting's score."""
+    """One track's continuous presence on one camera, ranked by its best sighting's score; its thumbnail and frame
+    are those of its best sighting."""
 
     id: str
     camera_id: str
+    video_id: int
     track_id: int
     score: float
     start: str
@@ -42,11 +58,23 @@ class ClipOut(BaseModel):
     start_ts_s: float
     end_ts_s: float
     duration_s: float
-    thumbnail_url: str
-    frame_url: str
-    clip_url: str
     best: SightingOut
     sightings: list[SightingOut]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def thumbnail_url(self) -> str:
+        return self.best.thumbnail_url
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def frame_url(self) -> str:
+        return self.best.frame_url
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clip_url(self) -> str:
+        return f"/clips/{self.id}.mp4"
 
 
 class QueryOut(BaseModel):
@@ -60,7 +88,8 @@ class QueryOut(BaseModel):
 
 
 class SearchOut(BaseModel):
-    """A search's answer: the query, how many sightings passed the filters, timings and the ranked clips."""
+    """A search's answer (vsearch.search.result_to_dict, with media URLs): the query, how many sightings passed
+    the filters, timings and the ranked clips."""
 
     query: QueryOut = Field(description="The first query image.")
     queries: list[QueryOut] = Field(description="Every query image, in upload order (searched together).")
@@ -151,43 +180,14 @@ class Detail(BaseModel):
     detail: str
 
 
-def sighting_out(s: Sighting, score: float | None = None, clip_id: str | None = None) -> SightingOut:
+def sighting_out(s: Sighting, clip_id: str | None = None) -> SightingOut:
     """A sighting as the API shows it."""
-    return SightingOut(
-        id=s.id, camera_id=s.camera_id, video_id=s.video_id, track_id=s.track_id, time=s.time_iso, ts_s=s.ts_s,
-        pts_s=s.pts_s, box_xyxy=list(s.xyxy), confidence=s.confidence, upper_color=s.upper_color,
-        lower_color=s.lower_color, thumbnail_url=f"/sightings/{s.id}/thumbnail.jpg",
-        frame_url=f"/sightings/{s.id}/frame.jpg", clip_url=f"/clips/{clip_id}.mp4" if clip_id else None, score=score,
-    )  # fmt: skip
-
-
-def _hit_out(h: SearchHit, clip_id: str) -> SightingOut:
-    return sighting_out(h.sighting, h.score, clip_id)
-
-
-def clip_out(c: Clip) -> ClipOut:
-    """A clip as the API shows it, its thumbnail and frame those of its best sighting."""
-    return ClipOut(
-        id=c.id, camera_id=c.camera_id, track_id=c.track_id, score=c.score, start=ts_to_iso(c.start_ts_s),
-        end=ts_to_iso(c.end_ts_s), start_ts_s=c.start_ts_s, end_ts_s=c.end_ts_s, duration_s=c.duration_s,
-        thumbnail_url=f"/sightings/{c.best.id}/thumbnail.jpg", frame_url=f"/sightings/{c.best.id}/frame.jpg",
-        clip_url=f"/clips/{c.id}.mp4", best=sighting_out(c.best, c.score, c.id),
-        sightings=[_hit_out(h, c.id) for h in c.sightings],
-    )  # fmt: skip
+    return SightingOut.model_validate(sighting_to_dict(s, clip_id=clip_id))
 
 
 def search_out(r: SearchResult, image_sha256s: list[str]) -> SearchOut:
     """A search result as the API shows it (`image_sha256s`: of the query images, in order)."""
-    queries = [
-        QueryOut(source=q.source, box_xyxy=[float(v) for v in q.xyxy], persons_xyxy=[list(p) for p in q.persons],
-                 image_sha256=sha)
-        for q, sha in zip(r.queries, image_sha256s)
-    ]  # fmt: skip
-    return SearchOut(
-        query=queries[0], queries=queries, demoted=r.demoted, candidates=r.candidates, latency_ms={k: round(v, 2) for k, v in r.latency_ms.items()},
-        clips=[clip_out(c) for c in r.clips],
-    )  # fmt: skip
-
+    return SearchOut.model_validate(result_to_dict(r, image_sha256s))
 
 
 def camera_out(camera: Any) -> CameraOut:

@@ -397,3 +397,29 @@ def test_health_answers_while_a_search_is_running(client: TestClient, api_servic
         release.set()
         searcher.join(60)
     assert results["search"] == 200
+
+
+def test_the_cli_json_is_the_api_body_without_its_urls(client: TestClient, api_service) -> None:  # type: ignore[no-untyped-def]
+    """One result shape (vsearch.search.result_to_dict): `vsearch search --json` prints what POST /search answers,
+    less the media URLs the API adds; neither holds a server path."""
+    import json
+    import subprocess
+    import sys
+
+    api = search(client, {"top_k": "3", "cameras": "lobby"}).json()
+    cli = subprocess.run(
+        [sys.executable, "-m", "vsearch.cli", "search", str(QUERY), "--box", QUERY_BOX, "--top", "3", "--camera", "lobby",
+         "--json", "--data-dir", str(api_service.settings.data_dir)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "VSEARCH_EMBEDDER": "hsv-parts"},
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    printed = json.loads(cli.stdout)
+
+    def without_urls(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, dict):
+            return {k: without_urls(v) for k, v in x.items() if not k.endswith("_url") and k != "latency_ms"}
+        return [without_urls(v) for v in x] if isinstance(x, list) else x
+
+    assert printed["clips"] and without_urls(printed) == without_urls(api)
+    assert set(printed["latency_ms"]) == set(api["latency_ms"])
+    assert str(SAMPLE_VIDEO.parent) not in cli.stdout and str(SAMPLE_VIDEO.parent) not in json.dumps(api)

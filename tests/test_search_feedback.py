@@ -118,7 +118,7 @@ def test_cli_confirm_and_reject(api_service: VSearch, tmp_path: Path) -> None:
     ok = vsearch("search", str(QUERY), str(QUERY), "--confirm", str(first.best.id), "--json", data_dir=data)
     assert ok.returncode == 0, ok.stderr
     out = json.loads(ok.stdout)
-    assert len(out["queries"]) == 2 and out["clips"][0]["best_sighting"] == first.best.id
+    assert len(out["queries"]) == 2 and out["clips"][0]["best"]["id"] == first.best.id
     marks = SqliteCatalog(data / "catalog.sqlite").marks()
     assert [(m.sighting_id, m.mark) for m in marks][:1] == [(first.best.id, "same")]
     assert marks[0].marked_by.startswith("cli:")

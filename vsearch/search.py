@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +21,7 @@ from vsearch.embed import Embedder
 from vsearch.errors import InputError, NotFoundError
 from vsearch.ranking import fuse_mean, fused_scores, near_duplicates, rerank_scores
 from vsearch.store import IndexFilter, Store
-from vsearch.types import Clip, SearchHit, ts_to_iso
+from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
 
 MAX_TOP_K = 1000
 
@@ -112,6 +112,36 @@ class SearchResult:
     def query(self) -> QueryCrop:
         """The first query image's crop."""
         return self.queries[0]
+
+
+def sighting_to_dict(s: Sighting, score: float | None = None, clip_id: str | None = None) -> dict[str, Any]:
+    """A sighting as plain JSON-able data (no server path): the one shape of the CLI's --json and the API's body."""
+    return {
+        "id": s.id, "camera_id": s.camera_id, "video_id": s.video_id, "track_id": s.track_id, "time": s.time_iso,
+        "ts_s": s.ts_s, "pts_s": s.pts_s, "box_xyxy": [float(v) for v in s.xyxy], "confidence": s.confidence,
+        "upper_color": s.upper_color, "lower_color": s.lower_color, "clip_id": clip_id, "score": score,
+    }  # fmt: skip
+
+
+def result_to_dict(r: SearchResult, image_sha256s: Sequence[str]) -> dict[str, Any]:
+    """A search result as plain JSON-able data, the one shape of the CLI's --json and the API's body
+    (`image_sha256s`: of the query images, in order). No server path: a clip names its video by id."""
+    queries = [
+        {"source": q.source, "box_xyxy": [float(v) for v in q.xyxy], "persons_xyxy": [list(p) for p in q.persons],
+         "image_sha256": sha}
+        for q, sha in zip(r.queries, image_sha256s, strict=True)
+    ]  # fmt: skip
+    return {
+        "query": queries[0], "queries": queries, "demoted": r.demoted, "candidates": r.candidates,
+        "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
+        "clips": [
+            {"id": c.id, "camera_id": c.camera_id, "video_id": c.video_id, "track_id": c.track_id, "score": c.score,
+             "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "start_ts_s": c.start_ts_s,
+             "end_ts_s": c.end_ts_s, "duration_s": c.duration_s, "best": sighting_to_dict(c.best, c.score, c.id),
+             "sightings": [sighting_to_dict(h.sighting, h.score, c.id) for h in c.sightings]}
+            for c in r.clips
+        ],
+    }  # fmt: skip
 
 
 def parse_box(text: str | None) -> tuple[float, float, float, float] | None:

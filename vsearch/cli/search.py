@@ -22,10 +22,7 @@ SAMPLE_QUERY = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"
 DEMO_START = "2026-03-01T14:00:00+00:00"
 
 
-def print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-def]
-    if json_out:
-        typer.echo(json.dumps(result_to_dict(result), indent=2))
-        return
+def print_result(result) -> None:  # type: ignore[no-untyped-def]
     for q in result.queries:
         typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}")
     demoted = f"; {result.demoted} shown last as rejected or like a rejected one" if result.demoted else ""
@@ -41,26 +38,6 @@ def print_result(result, json_out: bool) -> None:  # type: ignore[no-untyped-def
             f"{i:>4} {c.score:6.3f}  {c.camera_id:12} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
             f" {c.track_id:>5} {c.best.id:>8}  {f'{c.best.upper_color}/{c.best.lower_color}':14} {c.id}"
         )
-
-
-def result_to_dict(result) -> dict:  # type: ignore[no-untyped-def]
-    """A search result as plain JSON-able data (used by the CLI's --json)."""
-    return {
-        "query": {"source": result.query.source, "xyxy": list(result.query.xyxy)},
-        "queries": [{"source": q.source, "xyxy": list(q.xyxy)} for q in result.queries],
-        "demoted": result.demoted,
-        "candidates": result.candidates,
-        "latency_ms": result.latency_ms,
-        "clips": [
-            {
-                "id": c.id, "camera_id": c.camera_id, "track_id": c.track_id, "score": c.score,
-                "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "video": c.video_path,
-                "best_sighting": c.best.id, "colors": {"upper": c.best.upper_color, "lower": c.best.lower_color},
-                "sightings": [{"id": h.sighting.id, "score": h.score, "time": h.sighting.time_iso} for h in c.sightings],
-            }
-            for c in result.clips
-        ],
-    }  # fmt: skip
 
 
 @app.command("search")
@@ -82,7 +59,7 @@ def search_cmd(
     """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored.
     Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason."""
     from vsearch.audit import AuditLog
-    from vsearch.search import Feedback, SearchFilters, parse_box
+    from vsearch.search import Feedback, SearchFilters, parse_box, result_to_dict
 
     s = settings(data_dir)
     by = by_user()
@@ -115,7 +92,10 @@ def search_cmd(
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
     AuditLog(s.audit_log_path).append({**record, "exit_code": 0})
-    print_result(result, json_out)
+    if json_out:
+        typer.echo(json.dumps(result_to_dict(result, shas), indent=2))
+    else:
+        print_result(result)
 
 
 @app.command()
@@ -154,7 +134,7 @@ def demo(
         fail("the sample video could not be ingested")
     typer.echo(f"\nsearching with {SAMPLE_QUERY.relative_to(PROJECT_ROOT)} (a crop of the third visitor)")
     result = svc.search(SAMPLE_QUERY.read_bytes(), SearchFilters(top_k=top))
-    print_result(result, False)
+    print_result(result)
     out.mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(result.clips[:3], 1):
         dst = out / f"rank{i}_{c.id}.mp4"
