@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from vsearch.cli.common import DataDir, service, settings
 from vsearch.config import Settings
+from vsearch.errors import VSearchError
 
 app = typer.Typer()
+
+
+def research(module: str) -> Any:
+    """Import `training.<module>`: research code that lives in the source tree, not in the installed wheel."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"training.{module}")
+    except ModuleNotFoundError as e:
+        if e.name not in ("training", f"training.{module}"):
+            raise
+        raise VSearchError(
+            "this command needs the research code (training/), which the installed vsearch package does not ship:"
+            " run it from a source checkout (python -m vsearch.cli ... in the project folder)"
+        ) from None
 
 
 @app.command("eval")
@@ -41,10 +57,9 @@ def eval_footage_cmd(
     """Retrieval through the real ingest and search path on footage with identity ground truth."""
     import tempfile
 
-    from training.footage import evaluate_footage
-
+    footage = research("footage")
     s = settings(data_dir or Path(tempfile.mkdtemp(prefix="vsearch-eval-")))
-    result = evaluate_footage(sequences, service(s), k)
+    result = footage.evaluate_footage(sequences, service(s), k)
     typer.echo(json.dumps(result, indent=2))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -56,7 +71,5 @@ def convert_pku_cmd(
     out: Annotated[Path, typer.Argument(help="Where to write the Market-1501 layout.")],
 ) -> None:
     """Convert PKU-Reid crops into the Market-1501 layout (camera 01 queries camera 02)."""
-    from training.datasets import convert_pku
-
-    stats = convert_pku(src, out)
+    stats = research("datasets").convert_pku(src, out)
     typer.echo(f"wrote {stats['crops']} crops of {stats['identities']} identities to {out}")
