@@ -26,9 +26,8 @@ from vsearch.identities import cannot_link, cluster
 
 MAX_DT_S = 2.0
 MAX_DIST_H = 1.5
-# merging threshold for the few encounters of one person; chosen with reid-mnv2 on CUHK03 ids 0001-0400. Kept for
-# reid-mnv2-1400: on its held-out CUHK03 ids 0.60 scored best (mean top-3 86.9 %; 86.6 % at 0.70), but on its
-# held-out CUHK01 ids 0.70 is better (88.4 %; 86.9 % at 0.60) (benchmarks/eval_companions.py; README)
+# merging threshold for the few encounters of one person; chosen with reid-mnv2 on CUHK03 ids 0001-0400 and kept
+# for reid-mnv2-1400, whose held-out sets disagree on a lower one (benchmarks/README.md, "Companions")
 GROUP_THRESHOLD = 0.7
 
 

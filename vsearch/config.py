@@ -39,37 +39,35 @@ class Settings(BaseSettings):
     detector_backend: Literal["openvino", "onnx", "torch"] = "openvino"
     device: str = "cpu"  # "cpu" or "cuda" / "cuda:0" (torch backend only)
     # inference size in pixels (longest side); None = the frame's longest side, clamped to 640..detector_max_imgsz:
-    # YOLO11n-pose at 640 finds 22% of MOT17's 1080p pedestrians, at 1280 70% (tests/test_detect.py) ...
+    # a 1080p frame shrunk to 640 loses most of its pedestrians (tests/test_detect.py) ...
     detector_imgsz: int | None = None
-    # 1920 detects 1080p footage at its own scale: people 100-200 px tall 0.458 -> 0.73 of person-instants, 80-100 px
-    # 0 -> 0.38, at 1.73x the time per frame and 0.54 false boxes a frame instead of 0.23 (bench_recall): for
-    # distant people when the CPU allows
+    # 1920 detects 1080p footage at its own scale: distant people found, at more time per frame and more false
+    # boxes, for when the CPU allows (benchmarks/README.md, "Recall by person height")
     detector_max_imgsz: int = Field(default=1280, ge=640)
     # ... except SD frames (longest side <= 640 px: CIF, SD, VGA), enlarged to this size so that their small
-    # people reach a size the detector sees, and tracked from a lower score: MOT17 at 384 px wide, people 40-100 px
-    # tall, 0.735 of person-instants found at 768 and 0.2, as many as at 960 and 0.35 in 0.73x the time, with no
-    # more false boxes (0.40 before issue 13; benchmarks/README.md, "Recall by person height")
+    # people reach a size the detector sees, and tracked from a lower score: as many found as at a larger size in
+    # less time, with no more false boxes (benchmarks/README.md, "Recall by person height")
     detector_sd_imgsz: int = Field(default=768, ge=32)
     detector_sd_conf: float = Field(default=0.2, ge=0, le=1)
     detector_conf: float = Field(default=0.35, ge=0, le=1)  # a track's score to start, and a sighting's to be kept
     detector_batch: int = Field(default=4, ge=1)
-    # letterbox to the frame's aspect plus a grey margin instead of a square: 1.4x fewer pixels at 16:9, and as
+    # letterbox to the frame's aspect plus a grey margin instead of a square: fewer pixels for a wide frame, and as
     # many people found as the square (without the margin, people at the frame's edges are missed)
     detector_rect: bool = True
     detector_margin_px: int = Field(default=32, ge=0)
     # OpenVINO infer requests in flight. 1: each frame runs on all cores (OpenVINO's LATENCY hint); more: that
     # many frames at once, one core each (THROUGHPUT). An ingest's batches mix whole frames and small crops and
-    # each batch waits for its slowest frame, so 1 is faster (sample clip, 5 runs each: 5.17 vs 5.88 s median).
+    # each batch waits for its slowest frame, so 1 is faster (benchmarks/README.md, bench_ingest).
     # With detector_regions, frames are detected one at a time (each planned from the one before): more requests
     # only help the whole-frame ingest (regions off, or a backend other than OpenVINO)
     detector_requests: int = Field(default=1, ge=1)
     # CPU threads of one model run (OpenVINO detector, ONNX Runtime embedder); None: all cores. For many ingest
-    # workers on one many-core machine; on 2 cores, 2 Ray workers of 1 thread were no faster (bench_cluster)
+    # workers on one many-core machine (on 2 cores, workers of 1 thread gain nothing: benchmarks/README.md)
     inference_threads: int | None = Field(default=None, ge=1)
     # the OpenVINO detector's arithmetic: "auto" is the CPU's fastest (bf16 where the CPU has AVX-512 BF16 or AMX,
     # else f32); "f32" everywhere gives the boxes of an AVX2-only host, and how fast the ingest is without bf16
     detector_precision: Literal["auto", "f32"] = "auto"
-    min_person_height_px: int = 24  # 48 threw away half the 40-60 px people of SD footage (bench_recall)
+    min_person_height_px: int = 24  # low: SD footage's distant people are this small (bench_recall)
     # detect only in a crop around motion and the last frame's persons, with the whole frame every Nth detected
     # frame (schedule.MotionRegions; OpenVINO backend); motion within half a body height of a known person is taken
     # as that person walking, and detected at the scale where the smallest known person is 160 px tall
@@ -84,13 +82,13 @@ class Settings(BaseSettings):
     # tracking and segment selection
     track_buffer_s: float = 3.0  # how long a lost track may be re-found
     # ByteTrack's gate: a detection joins a track when 1 - IoU x score is below it. 0.9 (IoU x score >= 0.1, not
-    # ultralytics' 0.8): at 2 samples a second a person crossing a near camera moves most of a body width (the
-    # sample clip's bench_ingest recall 0.932 -> 0.941; MOT17 recall and footage search unchanged)
+    # ultralytics' 0.8): at 2 samples a second a person crossing a near camera moves most of a body width
+    # (benchmarks/README.md, bench_ingest)
     track_match_thresh: float = Field(default=0.9, gt=0, le=1)
     # ... on boxes grown on every side by this many of their own widths and heights per second between samples
     # (0.5 at 2 samples a second, at most 1): a walker (0.8 body heights a second, about 2 body widths) would
-    # otherwise leave no overlap between samples. PETS 2009 at 2 samples a second: confident detections tracked
-    # 0.70 -> 0.93, tracks 59 -> 46, each track as pure as before against an every-frame tracking (0.80)
+    # otherwise leave no overlap between samples and start a new track at each (benchmarks/README.md,
+    # "Tracking at 2 samples a second")
     track_box_margin_per_s: float = Field(default=1.0, ge=0)
     segment_max_s: float = 10.0
     crops_per_segment: int = Field(default=3, ge=1)
@@ -125,17 +123,16 @@ class Settings(BaseSettings):
     query_person_min_width_fill: float = Field(default=0.5, ge=0, le=1)
     query_person_min_aspect: float = Field(default=1.5, gt=0)
     query_person_max_side_px: int = Field(default=640, ge=8)
-    # re-ranking of the top candidates inside the filters (vsearch.ranking). Off: measured on held-out PKU ids, 200
-    # CUHK03 ids and footage (benchmarks/eval_search.py), k-reciprocal lowers rank-1 everywhere (PKU 79.5 -> 71.6 %,
-    # MOT17 98.0 -> 95.9 %); aqe keeps rank-1 and raises PKU mAP (62.4 -> 67.6 %) but lowers rank-5 and leaves
-    # footage unchanged (MOT17) or within noise (sample clip mAP 93.7 -> 94.2 %, 6 queries)
+    # re-ranking of the top candidates inside the filters (vsearch.ranking). Off: on held-out ids and footage
+    # k-reciprocal lowers rank-1 everywhere, and aqe raises mAP on crops but lowers rank-5 and does not help on
+    # footage (benchmarks/README.md, "Search quality")
     search_rerank: Literal["none", "k-reciprocal", "aqe"] = "none"
     rerank_top_n: int = Field(default=100, ge=2, le=5000)
     # investigator feedback: a rejected sighting's own track and sightings at least this similar to it are demoted
     feedback_reject_similarity: float = Field(default=0.9, ge=-1, le=1)
     # "on which cameras?": each camera's best clip scoring within this margin of the top clip is listed before any
-    # camera's second clip (the Market stills: a query from camera 1 found her 7 times there at 0.81-0.95 before
-    # camera 3 at 0.79); 0 keeps pure score order
+    # camera's second clip (a person's own camera holds many near-identical views that would bury every other
+    # camera's: README, "Using it"); 0 keeps pure score order
     camera_spread_margin: float = Field(default=0.2, ge=0, le=2)
     clip_gap_s: float = 4.0  # sightings of one track closer than this merge into one clip
     clip_pad_s: float = 3.0  # seconds of video either side of a clip

@@ -67,8 +67,8 @@ def letterbox_shape(
     """(scale, input height, input width): the frame scaled to fit `imgsz`, padded to a square or, with `rect`,
     by `margin` grey pixels on every side and up to multiples of `stride`.
 
-    The margin matters: without it YOLO11n-pose misses people at the frame's edges (MOT17 in SD, 40-100 px
-    tall at 960: 0.625 of person-instants with no margin, 0.728 with 32 px, the same as the square's 0.728)."""
+    The margin matters: without it YOLO11n-pose misses people at the frame's edges; with it, it finds as many as
+    on the square (benchmarks/README.md)."""
     w, h = resolution_wh
     r = min(imgsz / w, imgsz / h)
     if not rect:
@@ -96,7 +96,7 @@ def nms_xyxy(xyxy: NDArray[np.float32], score: NDArray[np.float32], iou_max: flo
 class _OpenVinoPose:
     """The YOLO11n-pose OpenVINO model run directly, without ultralytics' per-call overhead.
 
-    Each frame is letterboxed at its own aspect (a 768x432 frame runs at 768x448, not 768x768: 42% fewer
+    Each frame is letterboxed at its own aspect (a 768x432 frame runs at 768x448, not 768x768: far fewer
     pixels); one compiled model per input shape. A motion-region crop runs on a square canvas of its input
     size, with the grey margin only when it meets the frame's border (people are cut at a frame's edge, not at
     a crop's: the planner pads the crop around them), so crops use a few fixed shapes, compiled once. While

@@ -60,7 +60,7 @@ def preprocess_imagenet(crops_rgb: Sequence[NDArray[np.uint8]], size_wh: tuple[i
 
 
 class OnnxEmbedder:
-    """Runs an exported ONNX feature extractor with ONNX Runtime (several times faster than PyTorch on CPU)."""
+    """Runs an exported ONNX feature extractor with ONNX Runtime (faster than PyTorch on CPU: bench_embedder)."""
 
     def __init__(
         self,

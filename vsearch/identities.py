@@ -23,8 +23,8 @@ from vsearch.catalog import Catalog
 from vsearch.embed import l2_normalize
 from vsearch.errors import InputError
 
-# average cosine similarity to merge. reid-mnv2-1400: best BCubed F1 on its 100 held-out CUHK03 ids (0.837; 0.771 at
-# reid-mnv2's 0.80), on its 100 held-out CUHK01 ids 0.835 (0.833 at 0.80) (benchmarks/eval_identities.py; README)
+# average cosine similarity to merge: best BCubed F1 of reid-mnv2-1400 on its held-out ids (benchmarks/README.md,
+# "Auto-grouping of identities")
 DEFAULT_THRESHOLD = 0.7
 MAX_WINDOW_SIGHTINGS = 200_000
 MAX_WINDOW_TRACKS = 5000  # O(n^2) clustering memory: 5000 tracks take 200 MB

@@ -34,14 +34,13 @@ from vsearch.faults import kill_point
 from vsearch.ids import minute_of, minutes_ids
 from vsearch.types import IdSet
 
-# Index policy, from benchmarks/README.md ("FAISS retrieval", "Search through the store"): exact search up to
-# FLAT_MAX_VECTORS; above it time-sharded IVF-SQ8 (4x less memory than Flat, recall@10 >= 0.95) of about
-# 2 sqrt(n) lists (8,192 at 10 M; 16,384 had the same recall within 0.02, each search 1.3-1.6x slower). An unfiltered
-# search probes nlist / NPROBE_DIVISOR lists (128 of 8,192 at 10 M: recall 0.98; a fixed 16 found 0.755). A
-# filtered one probes that / selectivity: the window's nearest vectors are sparser, so spread over more lists
-# (10 M: 0.96 for a 10 % window, 0.98 for 1 %, where every list is probed, each read only where its sorted ids
-# fall in the window). Shards: each costs ~0.2 ms in a wide search (10 M, 100 %: 4.7 ms with 12, 3.6 with 4), but
-# the binary searches of a narrow window cost more in bigger shards (1 %: 5.8 ms with 12, 9.2 with 4).
+# Index policy (its figures: benchmarks/README.md, "FAISS retrieval" and "Search through the store"): exact search
+# up to FLAT_MAX_VECTORS, where it is still fast enough; above it time-sharded IVF-SQ8, for its memory at an
+# acceptable recall, of about 2 sqrt(n) lists (more lists cost time and gain no recall). An unfiltered search probes
+# nlist / NPROBE_DIVISOR lists: a fixed nprobe loses recall as the index grows. A filtered one probes that /
+# selectivity: the window's nearest vectors are sparser, so spread over more lists (at worst every list, each read
+# only where its sorted ids fall in the window). Shards: each adds a fixed cost to a wide search, while the binary
+# searches of a narrow window cost more in bigger shards; the shard count balances the two.
 FLAT_MAX_VECTORS = 1_000_000
 NPROBE = 16
 NPROBE_DIVISOR = 64
@@ -283,8 +282,8 @@ class VectorIndex:
         if nprobe == nlist:  # every list: their order does not matter, no need to rank the centroids
             lists = np.arange(nlist, dtype=np.int64).reshape(1, nlist)
             centroid_scores = np.zeros((1, nlist), np.float32)
-        else:  # once, for every shard; a plain product and partition beat faiss's heap of thousands (10 ms for
-            # 6,400 of 16,384); einsum, not BLAS: BLAS threads would fight faiss's OpenMP ones
+        else:  # once, for every shard; a plain product and partition beat faiss's heap when thousands of lists are
+            # probed; einsum, not BLAS: BLAS threads would fight faiss's OpenMP ones
             scores = np.einsum("ij,j->i", self._centroids(), q[0])
             top = np.argpartition(-scores, nprobe - 1)[:nprobe]
             top = top[np.argsort(-scores[top], kind="stable")]

@@ -93,7 +93,8 @@ MOTION_WIDTH = 160  # motion checks compare frames shrunk to about this width
 
 def small_gray(image_bgr: NDArray[np.uint8], width: int = MOTION_WIDTH) -> NDArray[np.uint8]:
     """The frame shrunk by a whole factor to `width` pixels wide or a little more, grey and blurred: what motion
-    checks compare. A whole factor is OpenCV's fast area average (768 -> 192 px: 0.35 ms; to 160 px: 1.5 ms)."""
+    checks compare. A whole factor is OpenCV's fast area average, several times faster than an arbitrary one
+    (benchmarks/README.md, bench_ingest)."""
     import cv2
 
     h, w = image_bgr.shape[:2]
@@ -177,13 +178,13 @@ class MotionRegions:
     `min_person_px` tall in the input. The whole frame is detected every `full_every` frames (so still people who
     were missed are found), whenever the crop would be neither a small part of the frame nor, shrunk, of its
     input, and while more than `max_persons` people are in view: in a crowd, most people stand or move slowly and
-    a person the detector missed once would fall outside the crop (MOT17 lost a third of its people that way).
+    a person the detector missed once would fall outside the crop (benchmarks/README.md, bench_recall).
     Persons found in either of the last two detected frames count as known, so one missed detection does not cut
     a person out. `plan()` returns None for "detect the whole frame".
     """
 
     # input sizes a region may use (two compiled shapes each: inside the frame, and at its border with the margin).
-    # 192 fits a known person shrunk to min_person_px (sample clip: 130 of 147 crops; ~4 % less ingest time)
+    # 192 fits a known person shrunk to min_person_px: most crops of a quiet scene (benchmarks/README.md)
     SIZES = Region.SIZES
     # how far a walker gets in a second, in body heights (1.4 m/s for 1.7 m is 0.8): `reach` between two samples
     WALK_HEIGHTS_PER_S = 1.0

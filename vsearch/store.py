@@ -143,7 +143,7 @@ class Store:
         """The index searches the window's first and last minutes whole: drop what it returns from them outside
         the window, by the catalog's times, asking for more while fewer than k remain (exact: the best k inside
         the window are among the best k + dropped of its minutes). It is asked for k x spanned / count (+ 20 %)
-        at first, so that a second search is rare (10 M, 1 % window, the index alone: 10.3 -> 5.8 ms p50)."""
+        at first, so that a second search is rare: it costs as much as the first (benchmarks/README.md)."""
         window = Window(where.from_ts_s, where.to_ts_s)
         asked = k
         if allowed.count > 0 and allowed.spanned > allowed.count:

@@ -120,8 +120,8 @@ def _byte_tracker_class() -> type:
 
     - boxes are matched by their buffered IoU (`buffered_iou`, margin `args.box_margin`): a walker moves about a
       body width between two samples, so a small person's boxes often do not overlap at all and plain IoU started
-      a new track, never confirmed, at every sample (PETS 2009 at 2 samples a second: 0.70 of the confident
-      detections were tracked; tests/test_track.py);
+      a new track, never confirmed, at every sample (tests/test_track.py; benchmarks/README.md, "Tracking at 2
+      samples a second");
     - a new track is confirmed by the same gate as every other match: ultralytics matches a new (unconfirmed)
       track to its second detection at 1 - IoU x score <= 0.7, a constant made for 30 fps and scores >= 0.6;
       with tracks started from 0.2 (SD) or 0.35 it dropped faint people (a 0.25 box never confirms) and walkers
