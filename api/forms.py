@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import HTTPException, UploadFile
 
+from vsearch.search import parse_cameras
+
 
 async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
     """The upload's bytes, refusing (413) as soon as more than `limit` arrive."""
@@ -14,6 +16,5 @@ async def read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
 
 
 def camera_list(values: list[str] | None) -> tuple[str, ...]:
-    """Camera ids from repeated and/or comma-separated form fields, in order, without blanks or repeats."""
-    ids = (c.strip() for v in values or () for c in v.split(","))
-    return tuple(dict.fromkeys(c for c in ids if c))
+    """Camera ids from repeated and/or comma-separated form fields (the CLI's --camera reads them the same way)."""
+    return parse_cameras(values)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from vsearch.search import SearchResult, result_to_dict, sighting_to_dict
-from vsearch.types import Sighting
+from vsearch.types import Sighting, ts_to_iso
 
 
 class SightingOut(BaseModel):
@@ -108,6 +108,8 @@ class CameraOut(BaseModel):
     first_ts_s: float | None = Field(description="Start of its earliest video, epoch seconds UTC (null: no video).")
     last_ts_s: float | None = Field(description="End of its latest video, epoch seconds UTC (null: no video).")
     sightings: int = Field(description="Stored sightings (person crops) on this camera.")
+    first: str | None = Field(default=None, description="first_ts_s as ISO 8601 UTC, as the CLI prints it.")
+    last: str | None = Field(default=None, description="last_ts_s as ISO 8601 UTC.")
 
 
 class ModelsLoaded(BaseModel):
@@ -192,4 +194,6 @@ def search_out(r: SearchResult, image_sha256s: list[str]) -> SearchOut:
 
 def camera_out(camera: Any) -> CameraOut:
     """A camera's statistics (a CameraStats-like object or a dict with the same names) as the API shows them."""
-    return CameraOut.model_validate(camera, from_attributes=True)
+    out = CameraOut.model_validate(camera, from_attributes=True)
+    iso = {k: ts_to_iso(t) for k, t in (("first", out.first_ts_s), ("last", out.last_ts_s)) if t is not None}
+    return out.model_copy(update=iso)

@@ -39,7 +39,7 @@ def test_search_with_a_text_file_is_refused(tmp_path: Path) -> None:
         (["search", "{query}", "--min-score", "-inf"], "finite number"),
         (["ingest", "{query}", "--sample-fps", "nan"], "finite number"),
         (["ingest", "{query}", "--sample-fps", "1e400"], "finite number"),
-        (["clip", "424242"], "no sighting with id 424242"),
+        (["clip", "424242"], "no catalog in"),  # a mistyped --data-dir: nothing is created
         (["ingest", "{tmp}/nothing-here"], "no such file or folder"),
     ],
 )
@@ -77,14 +77,15 @@ def test_two_ingests_of_one_file_at_once_store_it_once(tmp_path: Path) -> None:
     it is busy; nothing is stored twice."""
     args = [sys.executable, "-m", "vsearch.cli", "ingest", str(SAMPLE_VIDEO), "--camera", "lobby",
             "--start", "2026-03-01T14:00:00", "--data-dir", str(tmp_path / "d")]  # fmt: skip
-    vsearch("cameras", data_dir=tmp_path / "d")  # the catalog exists before both start
+    from vsearch.catalog import SqliteCatalog
+
+    SqliteCatalog(tmp_path / "d" / "catalog.sqlite")  # the catalog exists before both start
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 75], outs
     busy = next(err for (_, err), p in zip(outs, procs) if p.returncode == 75)
     assert "BUSY" in busy and "being ingested by another process" in busy and "Traceback" not in busy
-    from vsearch.catalog import SqliteCatalog
 
     cat = SqliteCatalog(tmp_path / "d" / "catalog.sqlite")
     (v,) = cat.videos()

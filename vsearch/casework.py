@@ -32,6 +32,15 @@ from vsearch.identities import DEFAULT_THRESHOLD, Identity, identities_in_window
 OPERATOR_ROLES = ("admin", "cli", None)
 
 
+def check_cameras(catalog: Catalog, cameras: Sequence[str]) -> None:
+    """NotFoundError naming an unknown camera id and the known ones: a typo is never answered as "not seen"."""
+    known = catalog.camera_info()  # the cameras table: grows with cameras, not with sightings
+    for c in cameras:
+        if c not in known:
+            listed = ", ".join(sorted(known)) or "none yet"
+            raise NotFoundError(f"unknown camera {c!r}; the catalog's cameras are: {listed}")
+
+
 class Casework:
     """Cases, camera metadata, routes and evidence exports over one catalog and one audit log."""
 
@@ -163,7 +172,9 @@ class Casework:
         context: dict[str, Any] | None = None,
     ) -> CameraInfo:  # fmt: skip
         """Set a camera's display name and coordinates (audited)."""
-        info = self.catalog.set_camera_info(check_camera_info(camera_id, name, lat, lon))
+        checked = check_camera_info(camera_id, name, lat, lon)
+        check_cameras(self.catalog, [camera_id])  # a typo must not create a camera
+        info = self.catalog.set_camera_info(checked)
         self._audit("camera.set", by, context, camera_id=camera_id, name=info.name, lat=info.lat, lon=info.lon)
         return info
 

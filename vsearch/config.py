@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from vsearch.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,3 +174,19 @@ class Settings(BaseSettings):
     @property
     def yolo_config_dir(self) -> Path:
         return self.model_cache_dir / "ultralytics-config"
+
+
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment (and `values`); ConfigError naming the VSEARCH_ variable that is malformed."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as e:
+        err = e.errors()[0]
+        field, *where = (str(p) for p in err["loc"])
+        place = f" (item {where[0]}{' ' + '.'.join(where[1:]) if where[1:] else ''})" if where else ""
+        got = f", got {err['input']!r}" if not isinstance(err["input"], dict | list) and field != "api_keys" else ""
+        raise ConfigError(f"VSEARCH_{field.upper()}{place}: {err['msg']}{got}") from None
+    except SettingsError as e:  # a complex value (a list) that is not JSON
+        field = str(e).split('"')[1] if '"' in str(e) else "?"
+        cause = f" ({e.__cause__})" if e.__cause__ else ""
+        raise ConfigError(f"VSEARCH_{field.upper()}: not valid JSON{cause}") from None

@@ -41,3 +41,7 @@ class StorageError(VSearchError):
 
 class LeaseLostError(VSearchError):
     """Another process took over a video's ingest (this one stalled past its lease); this one must stop."""
+
+
+class ConfigError(VSearchError):
+    """A setting from the environment (VSEARCH_<NAME>) is malformed; the message names the variable."""

@@ -235,8 +235,9 @@ def _searches(
         else:
             members[f"queries/{sha}{f.suffix}"] = f
         mine = [e for e in entries if e.get("query_sha256") == sha]
-        if not [e for e in mine if "action" not in e]:  # API search records carry no "action"; case changes do
-            notes.append(f"query {sha[:12]}…: no search with this image is in the audit log (not searched through the API)")
+        # API search records carry no "action", the CLI's say "search"; case changes name theirs
+        if not [e for e in mine if e.get("action", "search") == "search"]:
+            notes.append(f"query {sha[:12]}…: no search with this image is in the audit log")
         out.append({
             "query_sha256": sha, "query_file": f"queries/{sha}{f.suffix}" if f else None,
             "filters": [json.loads(x) for x in sorted(by_query[sha])],

@@ -29,11 +29,20 @@ from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
+from vsearch.images import image_size
 from vsearch.schedule import DetectionSchedule
 from vsearch.store import Store
 from vsearch.track import SegmentTracker, TrackerState, TrackSegment
 from vsearch.types import Detections, Frame
-from vsearch.video import VideoInfo, is_video_source, prefetch, probe, sample_bucket, sample_frames
+from vsearch.video import (
+    IMAGE_EXTS,
+    VideoInfo,
+    is_video_source,
+    prefetch,
+    probe,
+    sample_bucket,
+    sample_frames,
+)
 
 ProgressFn = Callable[[float, float], None]  # (video seconds done, video seconds total)
 
@@ -73,10 +82,35 @@ class IngestItem:
     frame_interval_s: float | None = None
 
 
+def _not_camera_frames(folder: Path) -> str | None:
+    """Why a folder of stills found by scanning is not a camera's frames (None: it is): a camera's frames are at
+    least two images of one size; query crops and photos are not."""
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    sizes = set()
+    for f in files:
+        with open(f, "rb") as fh:
+            head = fh.read(1 << 16)  # the size is in the header (a JPEG's may follow a large EXIF block)
+        try:
+            try:
+                sizes.add(image_size(head)[1:])
+            except InputError:
+                sizes.add(image_size(f.read_bytes())[1:])
+        except InputError:
+            return f"{f.name} is not a readable image"
+        if len(sizes) > 1:
+            return "its images differ in size (query crops or photos, not a camera's frames)"
+    return None if len(files) >= 2 else "a single image (a query or a photo, not a camera's frames)"
+
+
 def plan_ingest(
-    paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None, frame_interval_s: float | None = None
+    paths: Sequence[Path], camera_id: str | None, start_ts_s: float | None, frame_interval_s: float | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
 ) -> list[IngestItem]:
     """Expand files, frame folders and camera folders (DIR/<camera>/<video files>) into ingest items.
+
+    A file, or a folder holding only images, given explicitly is ingested as given; other folders are scanned: video files are ingested; a subfolder
+    of still images is a camera's frames when it holds at least two images of one size, else (query crops,
+    photos) it is skipped; other files (stray stills, notes) are skipped. Each skip is reported to `on_skip`.
 
     Start times: with `start_ts_s`, the files of one camera are taken as consecutive recordings in name order
     (each starts where the previous ended). Without it, a file is taken to end at its modification time, as a
@@ -86,15 +120,20 @@ def plan_ingest(
     for p in (Path(p) for p in paths):
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
-        if is_video_source(p):
+        if is_video_source(p) and not (p.is_dir() and any(c.is_dir() or is_video_source(c) for c in p.iterdir())):
             groups.setdefault(camera_id or p.parent.name or "cam", []).append(p)
             continue
         if not p.is_dir():
             raise InputError(f"{p}: not a video file ({p.suffix or 'no extension'}) nor a folder")
         # a folder of cameras, or a camera folder of videos
         found = False
+        skip = on_skip or (lambda path, why: None)
         for child in sorted(p.iterdir()):
-            if is_video_source(child):
+            if child.is_file() and not is_video_source(child):
+                skip(child, "not a video file")
+            elif child.is_dir() and is_video_source(child) and (why := _not_camera_frames(child)):
+                skip(child, why)
+            elif is_video_source(child):
                 groups.setdefault(camera_id or (p.name if child.is_file() else child.name), []).append(child)
                 found = True
             elif child.is_dir():

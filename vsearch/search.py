@@ -60,6 +60,13 @@ class SearchFilters:
         return None if f == IndexFilter() else f
 
 
+def parse_cameras(values: Sequence[str] | None) -> tuple[str, ...]:
+    """Camera ids from repeated and/or comma-separated values (`--camera a,b`, `cameras=a,b`), in order, without
+    blanks or repeats."""
+    ids = (c.strip() for v in values or () for c in v.split(","))
+    return tuple(dict.fromkeys(c for c in ids if c))
+
+
 @dataclass
 class QueryCrop:
     """The person the query is about: the crop that was embedded and where it came from in the uploaded image."""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from vsearch import __version__
 from vsearch.audit import AuditLog
-from vsearch.casework import Casework
+from vsearch.casework import Casework, check_cameras
 from vsearch.catalog import CameraStats, Catalog, Mark
-from vsearch.clips import clip_id_for_sighting, render_clip, render_thumbnail
+from vsearch.clips import check_clip_id, clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
@@ -178,6 +178,7 @@ class VSearch:
             raise InputError(f"expected 1 to {MAX_QUERY_IMAGES} query images, got {len(images)}")
         if box is not None and len(images) > 1:
             raise InputError(f"a box picks the person in one image; got {len(images)} images")
+        self._check_cameras(filters.cameras)
         t = time.perf_counter()
         decoded = [decode_image(b, self.settings.max_image_pixels) for b in images]  # refuse a bad image before any model runs
         crops = [query_crop(img, self.detector, self.settings, box) for img in decoded]
@@ -191,6 +192,12 @@ class VSearch:
                 + [Mark(i, "different", sha, marked_by) for i in feedback.rejected]
             )
         return result
+
+    def _check_cameras(self, cameras: Sequence[str]) -> None:
+        """An empty catalog or an unknown camera is an error, never an empty answer (a typo is not "not seen")."""
+        if not self.catalog.camera_info():
+            raise IndexStateError("the catalog holds no footage yet: ingest some before searching")
+        check_cameras(self.catalog, cameras)
 
     def _check_embedder(self) -> None:
         stored = self.catalog.embedders()
@@ -206,6 +213,16 @@ class VSearch:
 
     def clip_id_for(self, sighting_id: int) -> str:
         return clip_id_for_sighting(self.catalog, self.sighting(sighting_id), self.settings)
+
+    def resolve_clip(self, ref: str) -> tuple[str, int]:
+        """A clip id (as search returns it) or a sighting id -> (clip id, the sighting that represents the clip)."""
+        if ref.isdigit():
+            return self.clip_id_for(int(ref)), int(ref)
+        video_id, track_id, p0, p1 = check_clip_id(self.catalog, ref, self.settings)
+        held = self.catalog.track_sightings(video_id, track_id, p0 - 1e-3, p1 + 1e-3)
+        if not held:
+            raise NotFoundError(f"no clip {ref}: the catalog holds no sighting of it")
+        return ref, held[len(held) // 2].id
 
     def clip_file(self, clip_id: str) -> Path:
         return render_clip(self.catalog, clip_id, self.settings)

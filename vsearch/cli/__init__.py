@@ -1,13 +1,18 @@
 """`vsearch` command line: plain Typer apps, one per area, thin over vsearch.service.
 
-Every command reports a VSearchError in one place (common.ReportingGroup): one line `error: ...` on stderr and
-exit code 2. `python -m vsearch.cli` and the `vsearch` console script both run `main`.
+Every error is one line `error: ...` on stderr: a VSearchError from any command is reported in one place
+(common.ReportingGroup, exit code 2), and so are click's usage errors (main). `python -m vsearch.cli` and the
+`vsearch` console script both run `main`.
 """
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
 
+from vsearch import __version__
 from vsearch.cli import cameras, cases, footage, research, search, server
 from vsearch.cli.common import ReportingGroup
 
@@ -23,5 +28,31 @@ app.add_typer(server.app)
 app.add_typer(research.app)
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """vsearch: find a person in camera footage. Exit codes: 0 done, 1 some sources failed or an evidence ZIP was
+    changed, 2 bad input or configuration (one line on stderr), 75 busy (run again later), 130 interrupted."""
+
+
 def main() -> None:
-    app()
+    try:
+        rc = app(standalone_mode=False)
+    except typer.TyperException as e:  # click's usage errors (typer vendors click): one line too, naming the option
+        message = e.format_message()  # type: ignore[attr-defined]
+        if type(e).__name__ == "NoArgsIsHelpError":  # the help text itself
+            typer.echo(message)
+        else:
+            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        rc = getattr(e, "exit_code", 2)
+    except typer.Abort:
+        typer.secho("error: aborted", fg=typer.colors.RED, err=True)
+        rc = 130
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 
-from vsearch.cli.common import CONTEXT, By, DataDir, by_user, service, settings
+from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, by_user, open_service
 from vsearch.types import ts_to_iso
 
-app = typer.Typer(help="List cameras; `cameras set` names and places one.", invoke_without_command=True)
+app = typer.Typer(
+    help="List cameras; `cameras set` names and places one.\n\nExample: vsearch cameras --json", invoke_without_command=True
+)
 
 
 @app.callback()
-def cameras(ctx: typer.Context, data_dir: DataDir = None) -> None:
-    """List cameras with their footage and sightings (and name and coordinates when set)."""
+def cameras(ctx: typer.Context, json_out: JsonOut = False, data_dir: DataDir = None) -> None:
+    """List cameras with their footage and sightings (and name and coordinates when set).
+
+    Example: vsearch cameras --json"""
     if ctx.invoked_subcommand is not None:
         return
-    svc = service(settings(data_dir))
+    svc = open_service(data_dir)
     info = svc.casework.camera_info()
+    rows = []
     for c in svc.cameras():
-        span = f"{ts_to_iso(c.first_ts_s)} .. {ts_to_iso(c.last_ts_s)}" if c.first_ts_s and c.last_ts_s else "-"
         meta = info.get(c.id)
-        where = f" name={meta.name!r}" if meta and meta.name else ""
-        where += f" lat={meta.lat} lon={meta.lon}" if meta and meta.lat is not None else ""
-        typer.echo(f"{c.id:16} videos={c.videos} footage={c.footage_s:.0f}s sightings={c.sightings} {span}{where}")
+        first, last = (ts_to_iso(t) if t is not None else None for t in (c.first_ts_s, c.last_ts_s))
+        rows.append({"id": c.id, "videos": c.videos, "footage_s": c.footage_s, "first": first, "last": last,
+                     "sightings": c.sightings, "name": meta.name if meta else None,
+                     "lat": meta.lat if meta else None, "lon": meta.lon if meta else None})  # fmt: skip
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no cameras yet: `vsearch ingest` adds footage")
+    width = max((len(r["id"]) for r in rows), default=0)
+    for r in rows:
+        span = f"{r['first']} .. {r['last']}" if r["first"] and r["last"] else "-"
+        where = f" name={r['name']!r}" if r["name"] else ""
+        where += f" lat={r['lat']} lon={r['lon']}" if r["lat"] is not None else ""
+        typer.echo(f"{r['id']:{width}}  videos={r['videos']} footage={r['footage_s']:.0f}s sightings={r['sightings']} {span}{where}")
 
 
 @app.command("set")
@@ -36,6 +53,8 @@ def cameras_set(
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Name a camera and give its coordinates (for route maps and GeoJSON)."""
-    info = service(settings(data_dir)).casework.set_camera(camera_id, name, lat, lon, by_user(by), CONTEXT)
+    """Name a camera the catalog holds and give its coordinates (for route maps and GeoJSON).
+
+    Example: vsearch cameras set lobby --name "Lobby" --lat 48.137 --lon 11.575"""
+    info = open_service(data_dir).casework.set_camera(camera_id, name, lat, lon, by_user(by), CONTEXT)
     typer.echo(f"camera {info.id}: name={info.name!r} lat={info.lat} lon={info.lon}")

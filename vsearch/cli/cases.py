@@ -11,16 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from vsearch.cli.common import CONTEXT, By, DataDir, by_user, service, settings
+from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, by_user
+from vsearch.cli.common import open_service as svc
 from vsearch.errors import InputError
 from vsearch.types import parse_time, ts_to_iso
 
 app = typer.Typer(help="Cases: confirmed clips, evidence export and verification, routes.", no_args_is_help=True)
 identities_app = typer.Typer()
 
-
-def svc(data_dir: Path | None) -> Any:
-    return service(settings(data_dir))
 
 
 @app.command("new")
@@ -30,7 +28,9 @@ def case_new(
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Open a case; prints its id alone on the last line."""
+    """Open a case; prints its id alone on the last line.
+
+    Example: vsearch case new 'Bike theft 2026-03-01'"""
     case = svc(data_dir).casework.create(name, notes, by_user(by), CONTEXT)
     typer.echo(f"opened case {case.id}: {case.name}")
     typer.echo(str(case.id))
@@ -46,7 +46,9 @@ def case_add(
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Add confirmed clips or sightings to a case."""
+    """Add confirmed clips or sightings to a case.
+
+    Example: vsearch case add 1 1-8-51000-69000 --query visitor3.jpg"""
     image = _read_query(query)
     parsed = _json_object(filters, "--filters")
     items = svc(data_dir).casework.add(case_id, refs, by_user(by), image, None, parsed, note, CONTEXT)
@@ -61,25 +63,40 @@ def case_remove(
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Remove an item from a case."""
+    """Remove an item from a case.
+
+    Example: vsearch case remove 1 3"""
     svc(data_dir).casework.remove(case_id, item_id, by_user(by), CONTEXT)
     typer.echo(f"removed item {item_id} from case {case_id}")
 
 
 @app.command("list")
-def case_list(data_dir: DataDir = None) -> None:
-    """List cases."""
-    for c in svc(data_dir).casework.cases():
+def case_list(json_out: JsonOut = False, data_dir: DataDir = None) -> None:
+    """List cases.
+
+    Example: vsearch case list --json"""
+    cases = svc(data_dir).casework.cases()
+    if json_out:
+        typer.echo(json.dumps([{
+            "id": c.id, "name": c.name, "notes": c.notes, "created_by": c.created_by,
+            "created_at": ts_to_iso(c.created_at), "updated_at": ts_to_iso(c.updated_at), "items_count": c.items,
+        } for c in cases], indent=2))  # fmt: skip
+        return
+    if not cases:
+        typer.echo('no cases yet: `vsearch case new "NAME"` opens one')
+    for c in cases:
         typer.echo(f"{c.id:>5}  {c.name:30}  items={c.items:<4} by {c.created_by} {ts_to_iso(c.created_at)[:19]}")
 
 
 @app.command("show")
 def case_show(
     case_id: Annotated[int, typer.Argument(metavar="CASE")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOut = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Show a case and its confirmed items in time order."""
+    """Show a case and its confirmed items in time order.
+
+    Example: vsearch case show 1 --json"""
     from vsearch.cases import case_to_dict
 
     case, items = svc(data_dir).casework.case(case_id)
@@ -104,7 +121,9 @@ def case_export(
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Export a case's evidence as a ZIP with a hashed manifest; prints the manifest's sha256 (keep it)."""
+    """Export a case's evidence as a ZIP with a hashed manifest; prints the manifest's sha256 (keep it).
+
+    Example: vsearch case export 1 -o case1.zip"""
     r = svc(data_dir).casework.export(case_id, output, by_user(by), CONTEXT, render_check)
     typer.echo(f"wrote {r.path}: {r.clips} clips, {r.files} files; rendering deterministic: {r.deterministic}")
     for n in r.notes:
@@ -117,10 +136,15 @@ def case_verify(
     zip_file: Annotated[Path, typer.Argument(metavar="FILE.zip")],
     expect: Annotated[str | None, typer.Option(help="The manifest sha256 recorded at export.")] = None,
 ) -> None:
-    """Check an evidence ZIP: exit 0 when intact, 1 naming each changed, missing or added file, 2 when refused
-    (past the limits of vsearch.evidence.VerifyLimits: a ZIP bomb, too many entries; or a manifest nested too deeply)."""
+    """Check an evidence ZIP: exit 0 when intact, 1 naming each changed, missing or added file, 2 when missing or
+    refused (past the limits of vsearch.evidence.VerifyLimits: a ZIP bomb, too many entries; or a manifest nested
+    too deeply).
+
+    Example: vsearch case verify case1.zip --expect SHA256"""
     from vsearch.evidence import verify_zip
 
+    if not zip_file.is_file():
+        raise InputError(f"{zip_file}: no such file")
     r = verify_zip(zip_file, expect)
     for p in r.problems:
         typer.secho(p, fg=typer.colors.RED, err=True)
@@ -138,7 +162,9 @@ def case_route(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of printing.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """The person's route: stops in time order, time per camera, gaps and transit times."""
+    """The person's route: stops in time order, time per camera, gaps and transit times.
+
+    Example: vsearch case route 1 --format geojson -o route.geojson"""
     if fmt not in ("table", "json", "csv", "geojson"):
         raise InputError(f"expected --format table, json, csv or geojson, got {fmt!r}")
     if merge_gap_s < 0:
@@ -160,10 +186,12 @@ def case_companions(
     case_id: Annotated[int, typer.Argument(metavar="CASE")],
     max_dt_s: Annotated[float, typer.Option(help="Seconds apart that still count as together.")] = 2.0,
     max_dist_h: Annotated[float, typer.Option(help="Distance apart, in person heights, that counts as together.")] = 1.5,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOut = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Who the case's person was with: others close to them, grouped across places and times by appearance."""
+    """Who the case's person was with: others close to them, grouped across places and times by appearance.
+
+    Example: vsearch case companions 1 --json"""
     from vsearch.companions import companions_to_dict
 
     rows = svc(data_dir).casework.companions(case_id, None, max_dt_s, max_dist_h)
@@ -171,7 +199,9 @@ def case_companions(
         typer.echo(json.dumps(companions_to_dict(rows), indent=2))
         return
     if not rows:
-        typer.echo("nobody was seen close to this person")
+        has_items = bool(svc(data_dir).casework.case(case_id)[1])
+        typer.echo("nobody was seen close to this person" if has_items
+                   else f"case {case_id} has no confirmed items yet: `vsearch case add` them first")  # fmt: skip
     for c in rows:
         sim = "-" if c.similarity_to_target is None else f"{c.similarity_to_target:.2f}"
         typer.echo(f"{c.rank:>3}. stays={c.visits} cameras={','.join(c.cameras)} samples={c.samples}"
@@ -185,10 +215,12 @@ def identities_cmd(
     to: Annotated[str, typer.Option(help="Window end, ISO 8601.")],
     camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
     threshold: Annotated[float | None, typer.Option(help="Average cosine similarity to merge (default tuned).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOut = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Group a window's tracks into putative people across cameras (operators: "who was seen here today")."""
+    """Group a window's tracks into putative people across cameras (operators: "who was seen here today").
+
+    Example: vsearch identities --from 2026-03-01T14:00 --to 2026-03-01T15:00"""
     from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
 
     people = svc(data_dir).casework.identities(

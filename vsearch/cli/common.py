@@ -11,26 +11,49 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from vsearch.config import Settings
-from vsearch.errors import VSearchError
+from vsearch.config import Settings, load_settings
+from vsearch.errors import InputError, VSearchError
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Catalog/index folder [env VSEARCH_DATA_DIR].")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", show_default=False,
+        help="The folder holding the catalog, index and clips (default ./vsearch_data, or VSEARCH_DATA_DIR).",
+    ),
+]  # fmt: skip
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 By = Annotated[str | None, typer.Option("--by", help="Who does this, for the audit log (default cli:<OS user>).")]
 CONTEXT = {"role": "cli"}  # the audit log's context of a CLI action
 EXIT_BUSY = 75  # EX_TEMPFAIL: nothing wrong, try again later
 
 
 def settings(data_dir: Path | None, **overrides: object) -> Settings:
-    s = Settings()
+    """The environment's settings (ConfigError naming a malformed VSEARCH_ variable), then the command's options."""
+    s = load_settings()
     if data_dir is not None:
         s = s.model_copy(update={"data_dir": data_dir})
     return s.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def require_catalog(s: Settings) -> Settings:
+    """Refuse a data dir without a catalog (a mistyped --data-dir), instead of creating an empty one that would
+    answer every question with "nothing found". Commands that add footage (ingest, watch, demo) and serve skip it."""
+    if s.catalog_url is None and not s.catalog_path.is_file():
+        raise InputError(
+            f"no catalog in {s.data_dir} (--data-dir or VSEARCH_DATA_DIR): check the folder, or ingest footage first"
+        )
+    return s
 
 
 def service(s: Settings) -> Any:
     from vsearch.service import VSearch
 
     return VSearch(s)
+
+
+def open_service(data_dir: Path | None) -> Any:
+    """The service over an existing catalog (require_catalog), for commands that read or annotate footage."""
+    return service(require_catalog(settings(data_dir)))
 
 
 def by_user(by: str | None = None) -> str:
@@ -60,7 +83,17 @@ class ReportingGroup(TyperGroup):
 
 
 def progress_bar(label: str):  # type: ignore[no-untyped-def]
+    """A progress bar on a terminal; elsewhere (a log file, a pipe) a line at each tenth of the video."""
     state: dict = {}
+    if not sys.stderr.isatty():
+
+        def lines(done_s: float, total_s: float) -> None:
+            tenth = int(10 * done_s / total_s) if total_s > 0 else 10
+            if tenth > state.get("tenth", 0):
+                state["tenth"] = tenth
+                typer.echo(f"progress {label}: {done_s:.0f}/{total_s:.0f} s of video ({min(100, 10 * tenth)} %)", err=True)
+
+        return lines
 
     def update(done_s: float, total_s: float) -> None:
         bar = state.get("bar")

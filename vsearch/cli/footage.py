@@ -36,11 +36,22 @@ def ingest(
     frame_interval_s: Annotated[float | None, typer.Option(help="Frame folders are stills taken this many seconds apart (not video): every still is ingested and, past the tracker's buffer, nobody is tracked from one still to the next.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run."""
+    """Ingest footage: detect, track and embed every person, and store the sightings. Safe to re-run.
+
+    A video file, or a folder holding only images (frames), given as a path is ingested as given. Other folders
+    are scanned: video files in them are ingested (camera: the folder's name), and so are subfolders of frames or
+    videos (camera: the subfolder's name). A subfolder of stills counts as a camera's frames only when it holds
+    at least two images of one size; query crops, single photos and files that are not videos are skipped, each
+    named on stderr.
+
+    Example: vsearch ingest /footage --start 2026-03-01T14:00:00"""
     s = settings(data_dir, sample_fps=sample_fps, detector_backend=backend, device=device, detector_imgsz=imgsz)
     from vsearch.ingest import plan_ingest
 
-    items = plan_ingest(paths, camera, parse_time(start) if start else None, frame_interval_s)
+    def skipped(path: Path, why: str) -> None:
+        typer.echo(f"skipped {path}: {why}", err=True)
+
+    items = plan_ingest(paths, camera, parse_time(start) if start else None, frame_interval_s, skipped)
     svc = service(s)
     reports = []
     if ray:
@@ -77,7 +88,9 @@ def watch(
     """Record a live stream in segments and ingest each one as it completes (Ctrl-C stops cleanly).
 
     A camera that drops out is reconnected (VSEARCH_STREAM_RETRIES, VSEARCH_STREAM_BACKOFF_S) and the gap
-    reported; one that cannot be reached within that budget ends the command with an error."""
+    reported; one that cannot be reached within that budget ends the command with an error.
+
+    Example: vsearch watch rtsp://camera-7/stream --camera cam-07 --segment-s 60"""
     import signal
     import threading
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from vsearch.cli.common import DataDir, service, settings
-from vsearch.config import Settings
+from vsearch.config import load_settings
 from vsearch.errors import VSearchError
 
 app = typer.Typer()
@@ -40,8 +40,8 @@ def eval_cmd(
     from vsearch.embed import make_embedder
     from vsearch.evaluate import format_table, run_eval
 
-    names = embedder or [Settings().embedder]
-    rows = run_eval(folder, [make_embedder(Settings(embedder=n)) for n in names], json_out)
+    names = embedder or [load_settings().embedder]
+    rows = run_eval(folder, [make_embedder(load_settings(embedder=n)) for n in names], json_out)
     typer.echo(format_table(rows))
     if json_out:
         typer.echo(f"wrote {json_out}")

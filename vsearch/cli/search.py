@@ -10,9 +10,22 @@ from typing import Annotated, Any
 
 import typer
 
-from vsearch.cli.common import DataDir, by_user, fail, finite, print_reports, progress_bar, service, settings
+from vsearch.cli.common import (
+    DataDir,
+    JsonOut,
+    by_user,
+    fail,
+    finite,
+    open_service,
+    print_reports,
+    progress_bar,
+    require_catalog,
+    service,
+    settings,
+)  # fmt: skip
 from vsearch.config import PROJECT_ROOT
 from vsearch.errors import InputError, VSearchError
+from vsearch.search import MAX_TOP_K
 from vsearch.types import parse_time, ts_to_iso
 
 app = typer.Typer()
@@ -29,14 +42,16 @@ def print_result(result) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"{result.candidates} sightings in the filters{demoted}")
     if not result.clips:
         typer.echo("no matching sightings")
+    cam = max([12, *(len(c.camera_id) for c in result.clips)])  # long camera names widen the column
+    sid = max([8, *(len(str(c.best.id)) for c in result.clips)])
     typer.echo(
-        f"{'rank':>4} {'score':>6}  {'camera':12} {'from (UTC)':24} {'to':12} {'track':>5} {'sighting':>8}"
+        f"{'rank':>4} {'score':>6}  {'camera':{cam}} {'from (UTC)':24} {'to':12} {'track':>5} {'sighting':>{sid}}"
         f"  {'colours':14} clip id"
     )
     for i, c in enumerate(result.clips, 1):
         typer.echo(
-            f"{i:>4} {c.score:6.3f}  {c.camera_id:12} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
-            f" {c.track_id:>5} {c.best.id:>8}  {f'{c.best.upper_color}/{c.best.lower_color}':14} {c.id}"
+            f"{i:>4} {c.score:6.3f}  {c.camera_id:{cam}} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
+            f" {c.track_id:>5} {c.best.id:>{sid}}  {f'{c.best.upper_color}/{c.best.lower_color}':14} {c.id}"
         )
 
 
@@ -45,27 +60,31 @@ def search_cmd(
     images: Annotated[list[Path], typer.Argument(help="Query image(s) of one person: person crops or photos.")],
     from_: Annotated[str | None, typer.Option("--from", help="Window start, ISO 8601.")] = None,
     to: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
-    camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
-    top: Annotated[int, typer.Option(help="Number of clips to return.")] = 20,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera id; several: repeat it or separate by commas.")] = None,
+    top: Annotated[int, typer.Option(help="Number of clips to return.", min=1, max=MAX_TOP_K)] = 20,
     min_score: Annotated[float, typer.Option(help="Minimum cosine similarity.", callback=finite)] = -1.0,
     box: Annotated[str | None, typer.Option(help="Person box in the (one) query image: x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, typer.Option(help="Upper-body colour, e.g. red (see vsearch.colors).")] = None,
     lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,
     confirm: Annotated[list[int] | None, typer.Option(help="Sighting id that IS the person (repeat): joins the query.")] = None,
     reject: Annotated[list[int] | None, typer.Option(help="Sighting id that is NOT the person (repeat): ranked last, with look-alikes.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOut = False,
     data_dir: DataDir = None,
 ) -> None:
     """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored.
-    Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason."""
+    Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason.
+
+    Example: vsearch search query.jpg --from 2026-03-01T14:00 --to 2026-03-01T18:00 --camera cam-01,cam-02 --top 20"""
     from vsearch.audit import AuditLog
-    from vsearch.search import Feedback, SearchFilters, parse_box, result_to_dict
+    from vsearch.images import image_size
+    from vsearch.search import Feedback, SearchFilters, parse_box, parse_cameras, result_to_dict
 
     s = settings(data_dir)
     by = by_user()
+    cameras = parse_cameras(camera)
     record: dict[str, Any] = {
         "action": "search", "via": "cli", "key_name": by,
-        "filters": {"from": from_, "to": to, "cameras": list(camera or ()), "top_k": top, "min_score": min_score,
+        "filters": {"from": from_, "to": to, "cameras": list(cameras), "top_k": top, "min_score": min_score,
                     "box": box, "upper": upper, "lower": lower},
         "returned_sighting_ids": [],
     }  # fmt: skip
@@ -73,21 +92,27 @@ def search_cmd(
         record["confirmed"], record["rejected"] = list(confirm or ()), list(reject or ())
     try:
         for image in images:
+            if image.is_dir():
+                raise InputError(f"{image} is a folder; expected image files (e.g. {image}/*.jpg)")
             if not image.is_file():
                 raise InputError(f"{image}: no such image file")
         data = [p.read_bytes() for p in images]
+        for d in data:
+            image_size(d)  # a non-image is refused before anything is opened
         shas = [hashlib.sha256(d).hexdigest() for d in data]
         record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
         if len(shas) > 1:
             record["query_sha256s"] = shas
         filters = SearchFilters(
-            parse_time(from_) if from_ else None, parse_time(to) if to else None, tuple(camera or ()), top,
+            parse_time(from_) if from_ else None, parse_time(to) if to else None, cameras, top,
             min_score, upper, lower,
         )  # fmt: skip
         feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
-        result = service(s).search(data, filters, parse_box(box), feedback, by)
+        box_xyxy = parse_box(box)
+        result = service(require_catalog(s)).search(data, filters, box_xyxy, feedback, by)
     except VSearchError as e:
-        AuditLog(s.audit_log_path).append({**record, "exit_code": 2, "error": str(e)})
+        if s.catalog_url or s.catalog_path.is_file():  # no audit log is made beside a missing catalog
+            AuditLog(s.audit_log_path).append({**record, "exit_code": 2, "error": str(e)})
         raise
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
@@ -100,17 +125,22 @@ def search_cmd(
 
 @app.command()
 def clip(
-    sighting_id: Annotated[int, typer.Argument(help="Sighting id (from `vsearch search`).")],
+    ref: Annotated[str, typer.Argument(metavar="CLIP_ID", help="A clip id as `vsearch search` prints it (or a sighting id).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")] = Path("evidence.mp4"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the MP4 and JPEG if they exist.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Cut the evidence clip around a sighting (box drawn, time burned in) and a JPEG thumbnail beside it."""
-    svc = service(settings(data_dir))
-    clip_id = svc.clip_id_for(sighting_id)
+    """Cut the evidence clip (box drawn, time burned in) and a JPEG thumbnail beside it.
+
+    Example: vsearch clip 1-8-51000-69000 -o evidence.mp4"""
+    thumb = output.with_suffix(".jpg")
+    if not force and (taken := [p for p in (output, thumb) if p.exists()]):
+        fail(f"{taken[0]} exists; choose another --output or add --force to overwrite it")
+    svc = open_service(data_dir)
+    clip_id, sighting_id = svc.resolve_clip(ref)
     mp4 = svc.clip_file(clip_id)
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mp4, output)
-    thumb = output.with_suffix(".jpg")
     shutil.copyfile(svc.frame_file(sighting_id), thumb)
     typer.echo(f"clip {clip_id}: {output} (H.264 MP4), thumbnail {thumb}")
 
@@ -121,7 +151,9 @@ def demo(
     top: Annotated[int, typer.Option(help="Clips to print.")] = 5,
     data_dir: DataDir = None,
 ) -> None:
-    """Ingest the bundled sample footage, search with a sample visitor crop, print ranked clips, write clip files."""
+    """Ingest the bundled sample footage, search with a sample visitor crop, print ranked clips, write clip files.
+
+    Example: vsearch demo --out demo_out"""
     from vsearch.ingest import IngestItem
     from vsearch.search import SearchFilters
 

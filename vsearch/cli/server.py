@@ -19,8 +19,11 @@ def serve(
     footage_root: Annotated[Path | None, typer.Option(help="Folder POST /ingest may read server-side videos from.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Serve the REST API (docs at /docs) and the investigators' web page (at /)."""
+    """Serve the REST API (docs at /docs) and the investigators' web page (at /).
+
+    Example: VSEARCH_API_KEYS='[{"name": "ana", "key": "...16+ chars...", "role": "investigator"}]' vsearch serve --host 0.0.0.0"""
     import secrets
+    import socket
 
     import uvicorn
 
@@ -28,6 +31,11 @@ def serve(
     from vsearch.config import ApiKey
 
     s = settings(data_dir, footage_root=footage_root)
+    try:  # before any URL or key is printed
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
     if not s.api_keys:
         if host not in ("127.0.0.1", "localhost", "::1"):
             fail(f"refusing to listen on {host} without API keys: set VSEARCH_API_KEYS")
