@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from vsearch.catalog.dialect import Dialect
+from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from vsearch.errors import IndexStateError
 
 
 class Db(Protocol):
@@ -43,6 +45,35 @@ class SqlEngine:
 
     def _insert_id(self, db: Db, sql: str, args: Sequence) -> int:
         """Run an INSERT of one row; its new id."""
+        raise NotImplementedError
+
+    def _migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION in one transaction: the migrations after the catalog's version, in
+        order, each recorded as it is applied. A catalog of a newer vsearch is refused, untouched."""
+        with self._tx() as db:
+            version = self._schema_version_for_migration(db)
+            if version > SCHEMA_VERSION:
+                raise IndexStateError(
+                    f"catalog {self._where} has schema version {version}, newer than this vsearch knows"
+                    f" ({SCHEMA_VERSION}): upgrade vsearch"
+                )
+            for v, what, sql in MIGRATIONS:
+                if v > version:
+                    for stmt in self.dialect.ddl(sql):
+                        db.execute(stmt)
+                    self._record_migration(db, v, what)
+
+    @property
+    def _where(self) -> str:
+        """The catalog's location for messages (no password)."""
+        raise NotImplementedError
+
+    def _schema_version_for_migration(self, db: Db) -> int:
+        """The schema version, read inside the migration's transaction (and whatever the engine needs first to
+        migrate alone)."""
+        raise NotImplementedError
+
+    def _record_migration(self, db: Db, version: int, what: str) -> None:
         raise NotImplementedError
 
     def _order_log(self, db: Db) -> None:

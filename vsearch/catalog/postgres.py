@@ -16,8 +16,7 @@ from typing import Any
 
 from vsearch.catalog.base import Catalog
 from vsearch.catalog.dialect import POSTGRES
-from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
-from vsearch.errors import IndexStateError, InputError
+from vsearch.errors import InputError
 
 _MIGRATION_LOCK = 7_311_001  # advisory lock ids (arbitrary, fixed)
 _LOG_LOCK = 7_311_002
@@ -71,25 +70,20 @@ class PostgresCatalog(Catalog):
     def schema_version(self) -> int:
         return int(self._q("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0])
 
-    def _migrate(self) -> None:
-        with self._pool.connection() as conn:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
-                    " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone() or (0,)
-                if version > SCHEMA_VERSION:
-                    raise IndexStateError(
-                        f"catalog {_redact(self.url)} has schema version {version}, newer than this vsearch knows"
-                        f" ({SCHEMA_VERSION}): upgrade vsearch"
-                    )
-                for v, what, sql in MIGRATIONS:
-                    if v > version:
-                        for stmt in self.dialect.ddl(sql):
-                            conn.execute(stmt)
-                        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)", (v, what))
+    @property
+    def _where(self) -> str:
+        return _redact(self.url)
+
+    def _schema_version_for_migration(self, db: Any) -> int:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))  # two nodes starting together migrate once
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        return int(db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
+
+    def _record_migration(self, db: Any, version: int, what: str) -> None:
+        db.execute("INSERT INTO schema_migrations (version, description) VALUES (?, ?)", (version, what))
 
     @contextmanager
     def _tx(self) -> Iterator[_PgTx]:

@@ -11,8 +11,7 @@ from pathlib import Path
 from vsearch.catalog.base import Catalog
 from vsearch.catalog.dialect import SQLITE
 from vsearch.catalog.engine import Db
-from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
-from vsearch.errors import IndexStateError, StorageError
+from vsearch.errors import StorageError
 
 
 class SqliteCatalog(Catalog):
@@ -41,21 +40,16 @@ class SqliteCatalog(Catalog):
     def schema_version(self) -> int:
         return int(self._q("PRAGMA user_version")[0][0])
 
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version == 0:
-                version = self._adopt_unversioned(db)
-            if version > SCHEMA_VERSION:
-                raise IndexStateError(
-                    f"catalog {self.path} has schema version {version}, newer than this vsearch knows"
-                    f" ({SCHEMA_VERSION}): upgrade vsearch"
-                )
-            for v, _, sql in MIGRATIONS:
-                if v > version:
-                    for stmt in self.dialect.ddl(sql):
-                        db.execute(stmt)
-                    db.execute(f"PRAGMA user_version = {v}")
+    @property
+    def _where(self) -> str:
+        return str(self.path)
+
+    def _schema_version_for_migration(self, db: Db) -> int:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        return self._adopt_unversioned(db) if version == 0 else version
+
+    def _record_migration(self, db: Db, version: int, what: str) -> None:
+        db.execute(f"PRAGMA user_version = {int(version)}")
 
     @staticmethod
     def _adopt_unversioned(db: Db) -> int:
