@@ -1,5 +1,5 @@
 """Search through the store at scale: the service's filtered search (query embedding excluded) over N synthetic
-sightings written through the real catalog-commit path, with 1 %, 10 % and 100 % time windows: p50/p99 latency
+sightings written through the real catalog-commit path, with 1 %, 10 % and 100 % time windows, and one camera of 50 with 10 % and 100 %: p50/p99 latency
 and recall@10 against exact search on the window; catalog write throughput; index bytes per sighting.
 
 Sightings come in 'files': one camera's hour at a time, in time order, committed in checkpoints of 100, as ingest
@@ -34,9 +34,9 @@ CAMERAS, HOURS, DIM, N_QUERIES = 50, 24, 256, 100
 
 def populate(
     settings: Settings, n: int, seed: int = 0, chunk: int = 100
-) -> tuple[Store, np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[Store, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """n sightings through Store.commit_chunk, `chunk` per checkpoint; returns the store, their ids, times,
-    vectors and the write rate."""
+    cameras, vectors and the write rate."""
     x, _ = synthetic(n, DIM, seed)
     rng = np.random.default_rng(seed)
     per_file = int(np.ceil(n / (CAMERAS * HOURS)))
@@ -47,9 +47,11 @@ def populate(
     store = Store(open_catalog(settings), settings.index_dir, "synthetic", DIM, settings.index_flat_max, follow=False)
     cat = store.catalog
     ids = np.empty(n, np.int64)
+    cams = np.empty(n, object)
     t = time.perf_counter()
     for f in range(0, n, per_file):
         cam = f"cam-{(f // per_file) // HOURS % CAMERAS:02d}"
+        cams[f : f + per_file] = cam
         v = cat.begin_video(cam, f"/{f}.mp4", f"sha-{f}", float(ts[f]), 10.0, 36_000, (1920, 1080), "synthetic")
         end = min(f + per_file, n)
         for c in range(f, end, chunk):
@@ -57,7 +59,7 @@ def populate(
                     for i in range(c, min(c + chunk, end))]  # fmt: skip
             ids[c : c + len(rows)] = store.commit_chunk(v.id, Checkpoint(rows, [], 0.0, 0, c + chunk >= end))
     rate = n / (time.perf_counter() - t)
-    return Store(cat, settings.index_dir, "synthetic", DIM, settings.index_flat_max), ids, ts, x, rate
+    return Store(cat, settings.index_dir, "synthetic", DIM, settings.index_flat_max), ids, ts, cams, x, rate
 
 
 def recall_then_latency(
@@ -107,7 +109,7 @@ def bench(
         settings = Settings(data_dir=tmp, catalog_url=catalog_url)
         if flat_max is not None:
             settings = Settings(data_dir=tmp, catalog_url=catalog_url, index_flat_max=flat_max)
-        store, ids, ts, x, write_rate = populate(settings, n, seed, chunk)
+        store, ids, ts, cams, x, write_rate = populate(settings, n, seed, chunk)
         t, rss0 = time.perf_counter(), rss_bytes()
         assert store.index.ntotal == n  # built (IVF past the flat limit: trained on a sample) and saved
         build_s = time.perf_counter() - t
@@ -119,18 +121,23 @@ def bench(
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         rows = []
         span = ts.max() - ts.min()
-        for frac in (0.01, 0.10, 1.0):
+        camera = f"cam-{CAMERAS // 2:02d}"  # one camera of CAMERAS: 2 % of the sightings
+        on_camera = cams == camera
+        for frac, cameras in ((0.01, ()), (0.10, ()), (1.0, ()), (0.10, (camera,)), (1.0, (camera,))):
             lo = ts.min() + rng.uniform(0, 1 - frac) * span if frac < 1 else None
-            where = None if lo is None else IndexFilter(from_ts_s=lo, to_ts_s=lo + frac * span)
+            where = IndexFilter(None if lo is None else lo, None if lo is None else lo + frac * span, cameras)
+            where = None if where == IndexFilter() else where
             inside = np.ones(n, bool) if lo is None else (ts >= lo) & (ts <= lo + frac * span)
+            inside &= on_camera if cameras else True
             recall, p = recall_then_latency(store, queries, where, inside, x, ids, n_recall=20)
-            select_ms = []  # of which: the catalog describing the window (an id range, counts)
+            select_ms = []  # of which: the catalog describing the filter (an id range and counts, or listed ids)
             for _ in range(N_QUERIES if where is not None else 0):
                 t = time.perf_counter()
-                store.catalog.select(store.embedder, where.from_ts_s, where.to_ts_s, None)  # type: ignore[union-attr]
+                store.catalog.select(store.embedder, where.from_ts_s, where.to_ts_s, cameras or None)  # type: ignore[union-attr]
                 select_ms.append((time.perf_counter() - t) * 1000)
             rows.append({
-                "sightings": n, "window": f"{frac:.0%}", "index": store.index.kind, "shards": store.index.shards,
+                "sightings": n, "window": f"{frac:.0%}", "cameras": len(cameras) or "all", "selected": int(inside.sum()),
+                "index": store.index.kind, "shards": store.index.shards,
                 "recall_at_10": recall,
                 "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"],
                 "catalog_select_p50_ms": round(float(np.median(select_ms)), 2) if select_ms else 0.0,

@@ -89,7 +89,7 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import bench_store
 
     payload = bench_store.main(["--size", "S", "--out", str(tmp_path)])
-    assert [r["window"] for r in payload["rows"]] == ["1%", "10%", "100%"]
+    assert [(r["window"], r["cameras"]) for r in payload["rows"]] == [("1%", "all"), ("10%", "all"), ("100%", "all"), ("10%", 1), ("100%", 1)]
     assert all(r["recall_at_10"] >= 0.95 and r["write_sightings_per_s"] > 0 for r in payload["rows"])
     assert (tmp_path / "bench_store_S_sqlite.json").exists()
 

@@ -119,5 +119,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      "CREATE TABLE case_members (case_id {int} NOT NULL REFERENCES cases(id) ON DELETE CASCADE,"
      " member TEXT NOT NULL, added_by TEXT NOT NULL, added_at {real} NOT NULL, PRIMARY KEY (case_id, member));"
      " CREATE INDEX case_members_member ON case_members (member);"),
+    (10, "sightings indexed by (camera_id, ts, embedder, id): a camera filter reads its ids from the index alone,"
+     " never the rows (with their embeddings)",
+     "CREATE INDEX sightings_camera ON sightings (camera_id, ts, embedder, id); DROP INDEX sightings_cam_ts;"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
