@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.audit import AuditLog, AuditTrail
+from api.audit import AuditTrail
 from api.auth import KeyGate
 from api.errors import install_error_handlers
 from api.jobs import JobRunner
@@ -64,7 +64,7 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = svc
     app.state.jobs = JobRunner(svc)
-    app.state.audit = AuditLog(settings.audit_log_path)
+    app.state.audit = svc.audit  # the catalog's audit table, mirrored to audit.jsonl (vsearch.audit)
     install_error_handlers(app)
     for r in (search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)

@@ -2,20 +2,26 @@
 
 Every attempt is recorded, refused ones too: the AuditTrail middleware sees every response of an audited path
 (401 from the key gate, 413 from the body limit, 415/422/400 from the route, malformed bodies, 500s) and writes
-one line with its status and reason; the route adds what it knows (query image, filters, results)."""
+one line with its status and reason; the route adds what it knows (query image, filters, results). A request
+to an audited path is answered 503 with the reason, before anything is read or done, when the log cannot be
+written."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vsearch.audit import AuditLog
+from vsearch.errors import StorageError
 
 __all__ = ["AuditLog", "AuditTrail"]
+log = logging.getLogger("vsearch.api")
 
 MAX_ERROR_BODY = 16 * 1024
 
@@ -40,6 +46,11 @@ class AuditTrail:
         if scope["type"] != "http" or not self.audited(scope["path"]):
             await self.app(scope, receive, send)
             return
+        try:
+            await run_in_threadpool(self.audit.ready)
+        except StorageError as e:  # no access without its entry
+            await JSONResponse({"detail": str(e)}, status_code=503)(scope, receive, send)
+            return
         state = scope.setdefault("state", {})
         status, body = 0, bytearray()
 
@@ -56,12 +67,20 @@ class AuditTrail:
         except Exception as e:  # answered by the server-error handler outside this middleware
             from api.errors import internal_error_detail
 
-            await run_in_threadpool(self.audit.append, self._record(scope, state, status or 500, internal_error_detail(e)))
+            await run_in_threadpool(self._append, self._record(scope, state, status or 500, internal_error_detail(e)))
             raise
         except BaseException:  # cancelled (the client went away): written without awaiting anything
-            self.audit.append(self._record(scope, state, status or 499, "the request was abandoned"))
+            self._append(self._record(scope, state, status or 499, "the request was abandoned"))
             raise
-        await run_in_threadpool(self.audit.append, self._record(scope, state, status, _detail(bytes(body)) if status >= 400 else None))
+        await run_in_threadpool(self._append, self._record(scope, state, status, _detail(bytes(body)) if status >= 400 else None))
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """Write the request's entry; the answer is already sent, so a log that failed since `ready` is reported
+        in the server log (the route's own changes carry their entries in their transactions)."""
+        try:
+            self.audit.append(record)
+        except StorageError as e:
+            log.error("audit entry of %s %s not written: %s", record["method"], record["path"], e)
 
     @staticmethod
     def _record(scope: Scope, state: dict[str, Any], status: int, error: str | None) -> dict[str, Any]:

@@ -17,15 +17,18 @@ from vsearch.errors import (
     ModelError,
     NotFoundError,
     PermissionDeniedError,
+    StorageError,
     TooLargeError,
     VSearchError,
 )
 
 log = logging.getLogger("vsearch.api")
 
-# most specific first: VideoError and TooLargeError are InputErrors; anything else of the family is the caller's input
+# most specific first: VideoError and TooLargeError are InputErrors; anything else of the family is the caller's input;
+# StorageError (the data dir or the audit log cannot take a write; nothing was done) is the server's: 503
 STATUS: list[tuple[type[VSearchError], int]] = [
-    (NotFoundError, 404), (PermissionDeniedError, 403), (TooLargeError, 413), (InputError, 400), (IndexStateError, 409), (ModelError, 503), (VSearchError, 400),
+    (NotFoundError, 404), (PermissionDeniedError, 403), (TooLargeError, 413), (InputError, 400), (IndexStateError, 409), (ModelError, 503),
+    (StorageError, 503), (VSearchError, 400),
 ]  # fmt: skip
 
 

@@ -155,6 +155,7 @@ class AuditEntry(BaseModel):
 
     model_config = ConfigDict(extra="allow")  # case changes, exports and camera edits carry their own fields
 
+    seq: int | None = Field(default=None, description="The entry's number: 1, 2, 3... in commit order, no gaps.")
     action: str | None = Field(default=None, description="What was done, for other than searches: case.create,"
                                " case.add, case.remove, case.export, camera.set, ...")
     time: str = Field(description="When the request was answered, ISO 8601 UTC.")

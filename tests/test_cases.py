@@ -51,7 +51,7 @@ def synthetic(tmp_path: Path) -> Casework:
     _track(cat, "cam-b", b.id, 1, T0, [30, 32, 35, 38, 40])
     _track(cat, "cam-a", a.id, 2, T0, [60, 62, 65, 80, 82])
     settings = Settings(data_dir=tmp_path)
-    return Casework(cat, settings, AuditLog(settings.audit_log_path))
+    return Casework(cat, settings, AuditLog(cat, settings.audit_log_path))
 
 
 def test_create_add_list_show_and_every_change_is_audited(synthetic: Casework) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from api.audit import AuditLog
 from api.schemas import AuditEntry, CameraOut, camera_out
+from vsearch.catalog import SqliteCatalog
 
 LOBBY = {
     "id": "lobby",
@@ -35,7 +36,7 @@ def test_a_camera_converts_from_a_dict_or_a_typed_value_alike() -> None:
 
 
 def test_audit_entries_show_the_keys_of_their_log_line(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.jsonl")
+    log = AuditLog(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path / "audit.jsonl")
     filters = {
         "from": "yesterday",
         "to": None,
@@ -67,7 +68,7 @@ def test_audit_entries_show_the_keys_of_their_log_line(tmp_path: Path) -> None:
 def test_audit_pages_any_offset_without_overflow(tmp_path: Path) -> None:
     """CI's fuzzer found `GET /audit?offset=9223372036854775807` raising OverflowError (a 500): pages are cut by
     counting lines, whatever the offset."""
-    log = AuditLog(tmp_path / "audit.jsonl")
+    log = AuditLog(SqliteCatalog(tmp_path / "c.sqlite"), tmp_path / "audit.jsonl")
     for n in range(5):
         log.append({"n": n})
     assert [e["n"] for e in log.read(limit=2, offset=1)] == [3, 2]

@@ -123,7 +123,7 @@ def test_cli_confirm_and_reject(api_service: VSearch, tmp_path: Path) -> None:
     assert [(m.sighting_id, m.mark) for m in marks][:1] == [(first.best.id, "same")]
     assert marks[0].marked_by.startswith("cli:")
     # the CLI's searches are audited as the API's are, refused ones too (the log is one, in the data dir)
-    refused, done = AuditLog(data / "audit.jsonl").read(2)[::-1]
+    refused, done = AuditLog(SqliteCatalog(data / "catalog.sqlite"), data / "audit.jsonl").read(2)[::-1]
     assert refused["via"] == "cli" and refused["exit_code"] == 2 and "999999" in refused["error"]
     assert refused["rejected"] == [999999] and refused["returned_sighting_ids"] == []
     assert done["via"] == "cli" and done["exit_code"] == 0 and done["key_name"].startswith("cli:")

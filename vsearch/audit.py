@@ -1,61 +1,166 @@
-"""Append-only audit log (JSON lines, fsync'd): searches (who searched for whom, when, what came back), case
-changes and evidence exports. One writer for the API and the CLI: both append to `audit.jsonl` in the data dir."""
+"""The audit log: who searched for whom, who read or changed which case, every export. One module for the API, the
+CLI and the library (casework, evidence).
+
+Atomic with what it describes: an entry is a row of the catalog's `audit` table (catalog/audit.py), appended in
+the same transaction as the change it records, so a crash leaves both or neither. `audit.jsonl` in the data dir
+is the table's mirror, one JSON line per entry with its `seq` (1, 2, 3... no gaps, in commit order): appended
+and fsync'd after each commit, and caught up from the table before the next entry, so the lines a crash kept
+from it are written then. Before any change the mirror must be writable: if it is not (a full disk, a directory
+in its place), nothing is changed and StorageError says why. A log written before the table existed is taken
+in, numbered, once.
+"""
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import json
+import logging
 import os
 import threading
-import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from vsearch.catalog import Catalog
+from vsearch.errors import StorageError
+
+log = logging.getLogger("vsearch.audit")
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+_TAIL_CHUNK = 64 * 1024
 
 
 def _lock_for(path: Path) -> threading.Lock:
-    """One lock per file, shared by every AuditLog of this process on it (the API's and the service's)."""
+    """One lock per mirror file, shared by every AuditLog of this process on it (flock serialises processes)."""
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(str(Path(path).resolve()), threading.Lock())
 
 
-class AuditLog:
-    """The audit log file: one JSON object per line, appended (one write, O_APPEND) and fsync'd under a lock."""
+class Entry(dict[str, Any]):
+    """An audit entry being written with its change: fields may be added until the change commits."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = _lock_for(path)
+    dropped = False
+
+    def drop(self) -> None:
+        """Nothing changed after all: write no entry."""
+        self.dropped = True
+
+
+class AuditLog:
+    """The audit log of one catalog, mirrored to `mirror` (the data dir's audit.jsonl)."""
+
+    def __init__(self, catalog: Catalog, mirror: Path) -> None:
+        self.catalog = catalog
+        self.path = Path(mirror)
+        self._lock = _lock_for(self.path)
+
+    def ready(self) -> None:
+        """Check that entries can be written: the mirror caught up with the table. StorageError if it cannot be."""
+        self._sync()
+
+    @contextmanager
+    def change(self, record: dict[str, Any]) -> Iterator[Entry]:
+        """A change and its audit entry in one catalog transaction: catalog calls made inside the block join it,
+        the entry (`record` plus what the block adds to it) is appended last, and both commit or neither does."""
+        self._sync()  # an entry that could not be mirrored must not be made: refuse before changing anything
+        entry = Entry(record)
+        with self.catalog.transaction():
+            yield entry
+            if not entry.dropped:
+                self.catalog.append_audit(dict(entry))
+        if not entry.dropped:
+            try:
+                self._sync()
+            except StorageError as e:  # the change and its entry are committed; the next write mirrors the entry
+                log.warning("audit entry committed but not yet mirrored: %s", e)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record, stamped with the UTC time, and fsync it before returning."""
-        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}, sort_keys=True)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        """Append an entry that goes with no change of its own (a search, a read, a refused request)."""
+        with self.change(record):
+            pass
 
     def read(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Records newest first, skipping `offset`; two passes over the file, memory bounded by `limit` lines."""
-        if not self.path.exists():
-            return []
-        with self._lock, open(self.path, encoding="utf-8") as f:
-            total = sum(1 for _ in f)
-            stop = total - offset  # the page is lines [start, stop) counted from the oldest
-            if stop <= 0:
-                return []
-            start = max(0, stop - limit)
-            f.seek(0)
-            lines = list(itertools.islice(f, start, stop))
-        return [json.loads(line) for line in reversed(lines)]
+        """Entries newest first, skipping `offset`."""
+        return [json.loads(line) for line in self.catalog.audit_page(limit, offset)]
 
-    def matching(self, key: str, values: set[str]) -> list[dict[str, Any]]:
-        """Records whose `key` is one of `values`, oldest first (reads the whole file: for exports, not queries)."""
-        if not self.path.exists() or not values:
-            return []
-        with self._lock, open(self.path, encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        return [r for r in records if r.get(key) in values]
+    def with_queries(self, query_sha256s: Collection[str]) -> list[dict[str, Any]]:
+        """Entries that name one of these query images (searches and the case changes that cite them), oldest first."""
+        return [json.loads(line) for line in self.catalog.audit_with_queries(query_sha256s)]
+
+    # -- the mirror ------------------------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Append to the mirror the table's entries it lacks, and fsync it (under a lock, threads and processes)."""
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                while True:
+                    with open(self.path, "a+b") as f:
+                        fcntl.flock(f, fcntl.LOCK_EX)
+                        if os.fstat(f.fileno()).st_ino != os.stat(self.path).st_ino:
+                            continue  # another process replaced the file while we waited: take the new one
+                        self._catch_up(f)
+                        return
+            except OSError as e:
+                raise StorageError(f"the audit log cannot be written ({e.strerror or e}: {self.path.name}); nothing was done") from None
+
+    def _catch_up(self, f: IO[bytes]) -> None:
+        last = _last_seq(f)
+        if last is None:  # a log from before the table: its lines become the first entries, numbered
+            self._take_in(f)
+            return
+        rows = self.catalog.audit_after(last)
+        if not rows and last > (newest := self.catalog.audit_last_seq()):
+            raise OSError(0, f"it holds entry {last} but the catalog's audit table ends at {newest}: it belongs to another catalog")
+        while rows:
+            f.write(b"".join(line.encode() + b"\n" for _, line in rows))
+            rows = self.catalog.audit_after(rows[-1][0])
+        f.flush()
+        os.fsync(f.fileno())
+
+    def _take_in(self, f: IO[bytes]) -> None:
+        f.seek(0)
+        with self.catalog.transaction():
+            for raw in f:
+                if raw.strip():
+                    try:
+                        record = json.loads(raw)
+                    except ValueError:
+                        record = None
+                    self.catalog.append_audit(record if isinstance(record, dict) else {"unreadable_line": raw.decode("utf-8", "replace")})
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as out:
+            seq = 0
+            while rows := self.catalog.audit_after(seq):
+                out.write(b"".join(line.encode() + b"\n" for _, line in rows))
+                seq = rows[-1][0]
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+
+
+def _last_seq(f: IO[bytes]) -> int | None:
+    """The `seq` of the mirror's last line (0: empty; None: a line without one, written before the table). A last
+    line cut short by a crash is removed first (the table still holds its entry)."""
+    end = f.seek(0, os.SEEK_END)
+    if end == 0:
+        return 0
+    tail = b""
+    pos = end
+    while pos > 0 and tail.count(b"\n") < 2 + (not tail.endswith(b"\n")):
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        f.seek(pos)
+        tail = f.read(step) + tail
+    if not tail.endswith(b"\n"):
+        cut = tail.rfind(b"\n")
+        f.truncate(pos + cut + 1 if cut >= 0 else 0)
+        tail = tail[: cut + 1] if cut >= 0 else b""
+        if not tail.strip():
+            return 0
+    last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        seq = json.loads(last).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None

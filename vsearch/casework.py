@@ -1,16 +1,18 @@
 """Case work as the CLI and the API do it: validated at the edge, stored in the catalog, every change audited.
 
 `VSearch.casework` holds one `Casework`; the CLI and the API call it and do nothing else of their own, so that a
-change made from either lands in the same catalog and the same audit log (`audit.jsonl` in the data dir).
+change made from either lands in the same catalog and the same audit log (vsearch.audit). Each change and its
+audit entry are one catalog transaction: both commit, or neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vsearch.audit import AuditLog
+from vsearch.audit import AuditLog, Entry
 from vsearch.cases import (
     MAX_ITEMS_PER_CALL,
     MAX_NAME,
@@ -68,26 +70,30 @@ class Casework:
             raise PermissionDeniedError(f"only the owner of case {case_id} ({case.created_by}) or an admin may share it")
         return case
 
-    def _audit(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> None:
-        self.audit.append({"action": action, "key_name": by, **(context or {}), **fields})
+    @contextmanager
+    def _change(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> Iterator[Entry]:
+        """A change and its audit entry, in one transaction (see vsearch.audit)."""
+        with self.audit.change({"action": action, "key_name": by, **(context or {}), **fields}) as entry:
+            yield entry
 
     # -- cases ---------------------------------------------------------------------------------------------
     def create(self, name: str, notes: str, by: str, context: dict[str, Any] | None = None) -> Case:
         """Open a case (audited)."""
         check_case_text(name, notes)
-        case = self.catalog.create_case(name.strip(), notes, by)
-        self._audit("case.create", by, context, case_id=case.id, name=case.name)
+        with self._change("case.create", by, context) as entry:
+            case = self.catalog.create_case(name.strip(), notes, by)
+            entry.update(case_id=case.id, name=case.name)
         return case
 
     def update(self, case_id: int, name: str | None, notes: str | None, by: str, context: dict[str, Any] | None = None) -> Case:
         """Rename a case or change its notes (audited)."""
         check_case_text(name, notes)
-        before = self._case(case_id, by, context)
         if name is None and notes is None:
-            return before  # nothing to change: no change, no audit line
-        case = self.catalog.update_case(case_id, name.strip() if name is not None else None, notes)
-        self._audit("case.update", by, context, case_id=case_id, old={"name": before.name, "notes": before.notes},
-                    new={"name": case.name, "notes": case.notes})  # fmt: skip
+            return self._case(case_id, by, context)  # nothing to change: no change, no audit line
+        with self._change("case.update", by, context, case_id=case_id) as entry:
+            before = self._case(case_id, by, context)
+            case = self.catalog.update_case(case_id, name.strip() if name is not None else None, notes)
+            entry.update(old={"name": before.name, "notes": before.notes}, new={"name": case.name, "notes": case.notes})
         return case
 
     def cases(self, by: str | None = None, context: dict[str, Any] | None = None) -> list[Case]:
@@ -108,16 +114,17 @@ class Casework:
         if not member.strip() or len(member) > MAX_NAME:
             raise InputError(f"expected a member name of 1 to {MAX_NAME} characters, got {member!r}")
         check_text("a member name", member)
-        self._case(case_id, by, context, owner=True)
-        if self.catalog.add_case_member(case_id, member, by):
-            self._audit("case.share", by, context, case_id=case_id, member=member)
+        with self._change("case.share", by, context, case_id=case_id, member=member) as entry:
+            self._case(case_id, by, context, owner=True)
+            if not self.catalog.add_case_member(case_id, member, by):
+                entry.drop()  # already a member: nothing changed
         return self.catalog.case_members(case_id)
 
     def unshare(self, case_id: int, member: str, by: str, context: dict[str, Any] | None = None) -> list[str]:
         """Stop sharing a case with a member (its owner or an operator; audited); returns the members left."""
-        self._case(case_id, by, context, owner=True)
-        self.catalog.remove_case_member(case_id, member)
-        self._audit("case.unshare", by, context, case_id=case_id, member=member)
+        with self._change("case.unshare", by, context, case_id=case_id, member=member):
+            self._case(case_id, by, context, owner=True)
+            self.catalog.remove_case_member(case_id, member)
         return self.catalog.case_members(case_id)
 
     def add(
@@ -139,24 +146,28 @@ class Casework:
             query_sha256 = sha
         check_text("an item note", note, lines=True)
         new = [resolve_item(self.catalog, r, self.settings, query_sha256, filters, note) for r in dict.fromkeys(refs)]
-        items, added = self.catalog.add_case_items(case_id, new, by)
-        # refs and item_ids line up (input order, repeats dropped); added_item_ids are those this call put in the
-        # case, already_in_case_item_ids those it held before (of identical concurrent adds, exactly one adds)
-        self._audit("case.add", by, context, case_id=case_id, refs=[i.ref for i in items], item_ids=[i.id for i in items],
-                    added_item_ids=[i.id for i in items if i.id in added],
-                    already_in_case_item_ids=[i.id for i in items if i.id not in added], query_sha256=query_sha256)  # fmt: skip
+        with self._change("case.add", by, context, case_id=case_id) as entry:
+            items, added = self.catalog.add_case_items(case_id, new, by)
+            # refs and item_ids line up (input order, repeats dropped); added_item_ids are those this call put in
+            # the case, already_in_case_item_ids those it held before (of identical concurrent adds, one adds)
+            entry.update(refs=[i.ref for i in items], item_ids=[i.id for i in items],
+                         added_item_ids=[i.id for i in items if i.id in added],
+                         already_in_case_item_ids=[i.id for i in items if i.id not in added], query_sha256=query_sha256)  # fmt: skip
         return items
 
     def remove(self, case_id: int, item_id: int, by: str, context: dict[str, Any] | None = None) -> None:
         """Remove one item from a case (audited)."""
-        self._case(case_id, by, context)
-        item = self.catalog.remove_case_item(case_id, item_id)
-        self._audit("case.remove", by, context, case_id=case_id, item_id=item_id, kind=item.kind, ref=item.ref)
+        with self._change("case.remove", by, context, case_id=case_id, item_id=item_id) as entry:
+            self._case(case_id, by, context)
+            item = self.catalog.remove_case_item(case_id, item_id)
+            entry.update(kind=item.kind, ref=item.ref)
 
     def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True) -> ExportReport:
-        """Write the case's evidence ZIP (the export is audited with the manifest's sha256)."""
+        """Write the case's evidence ZIP (the export is audited with the manifest's sha256 before the ZIP takes its
+        name: there is never an export without its entry)."""
         self._case(case_id, by, context)
-        return export_case(self.catalog, self.settings, case_id, out, by, _Contextual(self.audit, context), check_rendering)
+        self.audit.ready()  # refused now, not after the rendering, if the audit log cannot be written
+        return export_case(self.catalog, self.settings, case_id, out, by, self.audit, context, check_rendering)
 
     # -- route and cameras ----------------------------------------------------------------------------------------
     def route(
@@ -174,8 +185,9 @@ class Casework:
         """Set a camera's display name and coordinates (audited)."""
         checked = check_camera_info(camera_id, name, lat, lon)
         check_cameras(self.catalog, [camera_id])  # a typo must not create a camera
-        info = self.catalog.set_camera_info(checked)
-        self._audit("camera.set", by, context, camera_id=camera_id, name=info.name, lat=info.lat, lon=info.lon)
+        with self._change("camera.set", by, context, camera_id=camera_id) as entry:
+            info = self.catalog.set_camera_info(checked)
+            entry.update(name=info.name, lat=info.lat, lon=info.lon)
         return info
 
     def camera_info(self) -> dict[str, CameraInfo]:
@@ -211,14 +223,3 @@ def _check_range(name: str, value: float, lo: float, hi: float) -> None:
     if not (math.isfinite(value) and lo <= value <= hi):
         raise InputError(f"{name} must be a number in [{lo}, {hi}], got {value}")
 
-
-class _Contextual(AuditLog):
-    """The audit log with the caller's context (role, client address) added to each record."""
-
-    def __init__(self, inner: AuditLog, context: dict[str, Any] | None) -> None:
-        super().__init__(inner.path)
-        self._context = context or {}
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Append with the context's fields (the record's own win)."""
-        super().append({**self._context, **record})

@@ -119,9 +119,11 @@ class ExportReport:
 
 def export_case(
     catalog: Catalog, settings: Settings, case_id: int, out: Path, by: str, audit: AuditLog,
-    check_rendering: bool = True,
+    context: dict[str, Any] | None = None, check_rendering: bool = True,
 ) -> ExportReport:  # fmt: skip
-    """Write the case's evidence ZIP to `out` (atomically) and append the export to the audit log."""
+    """Write the case's evidence ZIP to `out` (atomically) and the export to the audit log (with `context`: the
+    caller's role, address): the entry commits before the ZIP takes its name, so a crash between leaves an entry
+    and a temp file, never an export without its entry."""
     case = catalog.case(case_id)
     items = catalog.case_items(case_id)
     if not items:
@@ -164,11 +166,17 @@ def export_case(
     }  # fmt: skip
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
-    _write_zip(out, members, manifest_bytes, manifest_sha)
-    audit.append({
-        "action": "case.export", "case_id": case_id, "key_name": by, "file": str(out), "manifest_sha256": manifest_sha,
-        "zip_sha256": sha256_file(out), "clip_ids": [c["clip_id"] for c in clips], "deterministic": manifest["rendering"]["deterministic"],
-    })  # fmt: skip
+    tmp = _write_zip(out, members, manifest_bytes, manifest_sha)
+    try:
+        audit.append({
+            **(context or {}), "action": "case.export", "case_id": case_id, "key_name": by, "file": str(out),
+            "manifest_sha256": manifest_sha, "zip_sha256": sha256_file(tmp), "clip_ids": [c["clip_id"] for c in clips],
+            "deterministic": manifest["rendering"]["deterministic"],
+        })  # fmt: skip
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
     return ExportReport(out, manifest_sha, len(files), len(clips), deterministic, notes)
 
 
@@ -226,7 +234,7 @@ def _searches(
     for it in items:
         if it.query_sha256:
             by_query.setdefault(it.query_sha256, set()).add(it.search_filters or "null")
-    entries = audit.matching("query_sha256", set(by_query))
+    entries = audit.with_queries(set(by_query))
     out = []
     for sha in sorted(by_query):
         f = _query_file(settings, sha)
@@ -246,8 +254,9 @@ def _searches(
     return out
 
 
-def _write_zip(out: Path, members: dict[str, Path], manifest: bytes, manifest_sha: str) -> None:
-    """Sorted names, fixed times and modes; media stored, text deflated; written to a temp file then renamed."""
+def _write_zip(out: Path, members: dict[str, Path], manifest: bytes, manifest_sha: str) -> Path:
+    """Sorted names, fixed times and modes; media stored, text deflated; written to a temp file beside `out`,
+    returned (the caller renames it once the export is audited)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Path | bytes] = {**members, MANIFEST: manifest, MANIFEST_SHA: f"{manifest_sha}  {MANIFEST}\n".encode()}
     tmp = out.with_name(f".{out.name}.tmp")
@@ -260,7 +269,7 @@ def _write_zip(out: Path, members: dict[str, Path], manifest: bytes, manifest_sh
             raw = data if isinstance(data, bytes) else data.read_bytes()
             info.compress_type = zipfile.ZIP_DEFLATED if name.endswith((".json", ".sha256")) else zipfile.ZIP_STORED
             z.writestr(info, raw)
-    tmp.replace(out)
+    return tmp
 
 
 # -- verify ------------------------------------------------------------------------------------------------------

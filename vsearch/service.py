@@ -84,7 +84,7 @@ class VSearch:
             settings.index_flat_max, follow_index,
         )  # fmt: skip
         self._ingest_lock = threading.Lock()
-        self.audit = AuditLog(settings.audit_log_path)
+        self.audit = AuditLog(self.catalog, settings.audit_log_path)  # a table of the catalog, mirrored to audit.jsonl
         self.casework = Casework(self.catalog, settings, self.audit)  # cases, routes, exports (vsearch/casework.py)
 
     @property

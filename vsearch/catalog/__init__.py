@@ -5,12 +5,14 @@
     dialect.py   what differs between engines: parameter style, row locks, column types
     engine.py    what the SQL needs from an engine (transactions, queries, id lists)
     cases.py     CaseBook: cases and their items     marks.py   MarkBook: investigators' marks
+    audit.py     AuditBook: the audit log's rows, appended in the transaction of the change they describe
     base.py      Catalog: videos, sightings, ids, time windows, the change log (a CaseBook and a MarkBook)
     sqlite.py    SqliteCatalog, embedded             postgres.py  PostgresCatalog, shared (psycopg loaded on use)
 
 Schemas are versioned: each migration runs once, in order, inside a transaction.
 """
 
+from vsearch.catalog.audit import AuditBook
 from vsearch.catalog.base import SIGHTING_COLS, Catalog
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.dialect import POSTGRES, SQLITE, Dialect
@@ -33,7 +35,7 @@ from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from vsearch.catalog.sqlite import SqliteCatalog
 
 __all__ = [
-    "MIGRATIONS", "POSTGRES", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
+    "MIGRATIONS", "POSTGRES", "AuditBook", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
     "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "Mark", "MarkBook", "NewCaseItem",
     "NewSighting", "PostgresCatalog", "SqliteCatalog", "TrackBoxRow", "VideoRecord",
 ]  # fmt: skip

@@ -1,6 +1,6 @@
 """The catalog's core: cameras, videos, sightings (with their embeddings), track boxes, ingest progress, the
-change log. Pure storage, written once over the engine's SQL (engine.py); cases and marks are its two smaller
-books (cases.py, marks.py).
+change log. Pure storage, written once over the engine's SQL (engine.py); cases, marks and the audit log are its
+smaller books (cases.py, marks.py, audit.py).
 
 The catalog is the source of truth. Each ingest checkpoint commits its sightings, their embeddings and the
 video's progress in ONE transaction, so an interrupted ingest resumes exactly where its last commit ended. Every
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from vsearch.catalog.audit import AuditBook
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.engine import Db
 from vsearch.catalog.marks import MarkBook
@@ -63,9 +64,9 @@ def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
     return np.stack([np.frombuffer(b, np.float32) for b in blobs])
 
 
-class Catalog(CaseBook, MarkBook):
+class Catalog(CaseBook, MarkBook, AuditBook):
     """What vsearch needs from a catalog: the SQL logic, written once; an engine subclass (SqliteCatalog,
-    PostgresCatalog) runs it. Cases and marks are inherited from their own books."""
+    PostgresCatalog) runs it. Cases, marks and the audit log are inherited from their own books."""
 
     _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
     _UPSERT_BOX = (

@@ -31,8 +31,14 @@ class SqlEngine:
         raise NotImplementedError
 
     def _tx(self) -> AbstractContextManager[Db]:
-        """One write transaction; its statements are written with `?` placeholders."""
+        """One write transaction; its statements are written with `?` placeholders. Opened inside `transaction()`
+        (on the same thread), it joins that one instead."""
         raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Db]:
+        """One transaction that every catalog call made inside it on this thread joins: its reads see its writes,
+        and its changes commit together at the end, or none of them (an exception rolls all back)."""
+        return self._tx()
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
         """The rows of one statement run alone."""
@@ -79,3 +85,7 @@ class SqlEngine:
     def _order_log(self, db: Db) -> None:
         """Called in a transaction before it appends to the change log: log sequence numbers must become visible
         in order (a follower that has read sequence n never later finds a smaller one)."""
+
+    def _order_audit(self, db: Db) -> None:
+        """Called in a transaction before it appends to the audit table: entries are numbered and become visible in
+        order, without gaps (a reader that has read entry n never later finds a smaller one)."""

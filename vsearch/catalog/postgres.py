@@ -20,6 +20,7 @@ from vsearch.errors import InputError
 
 _MIGRATION_LOCK = 7_311_001  # advisory lock ids (arbitrary, fixed)
 _LOG_LOCK = 7_311_002
+_AUDIT_LOCK = 7_311_003
 
 
 class _PgTx:
@@ -58,6 +59,7 @@ class PostgresCatalog(Catalog):
             self._pool.close()
             raise InputError(f"cannot connect to the catalog at {_redact(url)}: {e}") from None
         self._errors = psycopg.Error
+        self._open = threading.local()  # .conn: this thread's connection while a transaction is open on it
         self._closed = threading.Event()
         self._migrate()
 
@@ -87,11 +89,21 @@ class PostgresCatalog(Catalog):
 
     @contextmanager
     def _tx(self) -> Iterator[_PgTx]:
+        """One transaction on a pooled connection; inside another on this thread, it joins it (same connection)."""
+        if (conn := getattr(self._open, "conn", None)) is not None:
+            yield _PgTx(conn)
+            return
         with self._pool.connection() as conn:
             with conn.transaction():
-                yield _PgTx(conn)
+                self._open.conn = conn
+                try:
+                    yield _PgTx(conn)
+                finally:
+                    self._open.conn = None
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        if (open_conn := getattr(self._open, "conn", None)) is not None:  # inside a transaction: see its writes
+            return list(open_conn.execute(self.dialect.sql(sql), tuple(args)).fetchall())
         with self._pool.connection() as conn:
             return list(conn.execute(self.dialect.sql(sql), tuple(args)).fetchall())
 
@@ -105,6 +117,9 @@ class PostgresCatalog(Catalog):
 
     def _order_log(self, db: Any) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (_LOG_LOCK,))
+
+    def _order_audit(self, db: Any) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_AUDIT_LOCK,))
 
 
 def _redact(url: str) -> str:

@@ -122,5 +122,10 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (10, "sightings indexed by (camera_id, ts, embedder, id): a camera filter reads its ids from the index alone,"
      " never the rows (with their embeddings)",
      "CREATE INDEX sightings_camera ON sightings (camera_id, ts, embedder, id); DROP INDEX sightings_cam_ts;"),
+    (11, "the audit log: one row per entry, written in the transaction of the change it describes; seq has no gaps"
+     " (audit.jsonl in the data dir is its mirror)",
+     "CREATE TABLE audit (seq {int} PRIMARY KEY, time TEXT NOT NULL, action TEXT, key_name TEXT, case_id {int},"
+     " query_sha256 TEXT, line TEXT NOT NULL);"
+     " CREATE INDEX audit_query ON audit (query_sha256); CREATE INDEX audit_case ON audit (case_id, seq);"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]

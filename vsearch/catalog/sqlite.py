@@ -26,6 +26,7 @@ class SqliteCatalog(Catalog):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=60)
         self._lock = threading.RLock()
+        self._in_tx = False  # a transaction is open (on the thread that holds the lock)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -62,9 +63,14 @@ class SqliteCatalog(Catalog):
 
     @contextmanager
     def _tx(self) -> Iterator[Db]:
-        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so reads inside it are current)."""
+        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so reads inside it are current);
+        inside another on this thread (the lock is reentrant), it joins it."""
         with self._lock:
+            if self._in_tx:
+                yield _SqliteTx(self._db)
+                return
             self._db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
             try:
                 yield _SqliteTx(self._db)
                 self._db.execute("COMMIT")
@@ -74,6 +80,8 @@ class SqliteCatalog(Catalog):
                 if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
                     raise StorageError(f"{self.path}: no space left to write the catalog ({e}); nothing was stored") from e
                 raise
+            finally:
+                self._in_tx = False
 
     def _q(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._lock:

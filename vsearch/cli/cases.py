@@ -1,6 +1,8 @@
 """`vsearch case ...` and `vsearch identities`: thin over vsearch.casework.
 
-Every change is written to the data dir's audit log, as the API's are, under `--by` (default `cli:<OS user>`).
+Every change is written to the data dir's audit log, as the API's are, under `--by` (default `cli:<OS user>`), in
+the change's own transaction; every read (show, list, route, companions, verify, identities) too, with its exit
+code, before its answer is shown.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, by_user
+from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, audited, by_user, service, settings
 from vsearch.cli.common import open_service as svc
 from vsearch.errors import InputError
 from vsearch.types import parse_time, ts_to_iso
@@ -71,11 +73,13 @@ def case_remove(
 
 
 @app.command("list")
-def case_list(json_out: JsonOut = False, data_dir: DataDir = None) -> None:
+def case_list(json_out: JsonOut = False, by: By = None, data_dir: DataDir = None) -> None:
     """List cases.
 
     Example: vsearch case list --json"""
-    cases = svc(data_dir).casework.cases()
+    s = svc(data_dir)
+    with audited(s.audit, "case.list", by):
+        cases = s.casework.cases()
     if json_out:
         typer.echo(json.dumps([{
             "id": c.id, "name": c.name, "notes": c.notes, "created_by": c.created_by,
@@ -92,6 +96,7 @@ def case_list(json_out: JsonOut = False, data_dir: DataDir = None) -> None:
 def case_show(
     case_id: Annotated[int, typer.Argument(metavar="CASE")],
     json_out: JsonOut = False,
+    by: By = None,
     data_dir: DataDir = None,
 ) -> None:
     """Show a case and its confirmed items in time order.
@@ -99,7 +104,9 @@ def case_show(
     Example: vsearch case show 1 --json"""
     from vsearch.cases import case_to_dict
 
-    case, items = svc(data_dir).casework.case(case_id)
+    s = svc(data_dir)
+    with audited(s.audit, "case.show", by, case_id=case_id):
+        case, items = s.casework.case(case_id)
     if json_out:
         typer.echo(json.dumps(case_to_dict(case, items), indent=2))
         return
@@ -135,17 +142,28 @@ def case_export(
 def case_verify(
     zip_file: Annotated[Path, typer.Argument(metavar="FILE.zip")],
     expect: Annotated[str | None, typer.Option(help="The manifest sha256 recorded at export.")] = None,
+    by: By = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Check an evidence ZIP: exit 0 when intact, 1 naming each changed, missing or added file, 2 when missing or
     refused (past the limits of vsearch.evidence.VerifyLimits: a ZIP bomb, too many entries; or a manifest nested
-    too deeply).
+    too deeply). The check is audited in the data dir's log.
 
     Example: vsearch case verify case1.zip --expect SHA256"""
     from vsearch.evidence import verify_zip
 
-    if not zip_file.is_file():
-        raise InputError(f"{zip_file}: no such file")
-    r = verify_zip(zip_file, expect)
+    s = settings(data_dir)
+    if s.catalog_url is None and not s.catalog_path.is_file():  # verifying a ZIP needs no vsearch data: say so
+        typer.secho(f"note: not audited (no catalog in {s.data_dir})", err=True)
+        audit: Any = None
+    else:
+        audit = service(s).audit
+    with audited(audit, "case.verify", by, file=str(zip_file), ok=False, expect_manifest_sha256=expect) as record:
+        if not zip_file.is_file():
+            raise InputError(f"{zip_file}: no such file")
+        r = verify_zip(zip_file, expect)
+        record.update(ok=r.ok, manifest_sha256=r.manifest_sha256, files_checked=r.files_checked,
+                      problems=len(r.problems), exit_code=0 if r.ok else 1)  # fmt: skip
     for p in r.problems:
         typer.secho(p, fg=typer.colors.RED, err=True)
     if not r.ok:
@@ -160,6 +178,7 @@ def case_route(
     item: Annotated[list[int] | None, typer.Option(help="Only these item ids (repeat).")] = None,
     merge_gap_s: Annotated[float, typer.Option(help="Merge stays on one camera at most this far apart.")] = 0.0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of printing.")] = None,
+    by: By = None,
     data_dir: DataDir = None,
 ) -> None:
     """The person's route: stops in time order, time per camera, gaps and transit times.
@@ -169,7 +188,9 @@ def case_route(
         raise InputError(f"expected --format table, json, csv or geojson, got {fmt!r}")
     if merge_gap_s < 0:
         raise InputError(f"--merge-gap-s must be >= 0, got {merge_gap_s}")
-    route = svc(data_dir).casework.route(case_id, item, merge_gap_s)
+    s = svc(data_dir)
+    with audited(s.audit, "case.route", by, case_id=case_id, format=fmt):
+        route = s.casework.route(case_id, item, merge_gap_s)
     text = {
         "json": lambda: json.dumps(route.to_dict(), indent=2), "csv": route.to_csv,
         "geojson": lambda: json.dumps(route.to_geojson(), indent=2), "table": lambda: _route_table(route),
@@ -187,6 +208,7 @@ def case_companions(
     max_dt_s: Annotated[float, typer.Option(help="Seconds apart that still count as together.")] = 2.0,
     max_dist_h: Annotated[float, typer.Option(help="Distance apart, in person heights, that counts as together.")] = 1.5,
     json_out: JsonOut = False,
+    by: By = None,
     data_dir: DataDir = None,
 ) -> None:
     """Who the case's person was with: others close to them, grouped across places and times by appearance.
@@ -194,7 +216,9 @@ def case_companions(
     Example: vsearch case companions 1 --json"""
     from vsearch.companions import companions_to_dict
 
-    rows = svc(data_dir).casework.companions(case_id, None, max_dt_s, max_dist_h)
+    s = svc(data_dir)
+    with audited(s.audit, "case.companions", by, case_id=case_id):
+        rows = s.casework.companions(case_id, None, max_dt_s, max_dist_h)
     if json_out:
         typer.echo(json.dumps(companions_to_dict(rows), indent=2))
         return
@@ -216,6 +240,7 @@ def identities_cmd(
     camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
     threshold: Annotated[float | None, typer.Option(help="Average cosine similarity to merge (default tuned).")] = None,
     json_out: JsonOut = False,
+    by: By = None,
     data_dir: DataDir = None,
 ) -> None:
     """Group a window's tracks into putative people across cameras (operators: "who was seen here today").
@@ -223,9 +248,11 @@ def identities_cmd(
     Example: vsearch identities --from 2026-03-01T14:00 --to 2026-03-01T15:00"""
     from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
 
-    people = svc(data_dir).casework.identities(
-        parse_time(from_), parse_time(to), camera or None, DEFAULT_THRESHOLD if threshold is None else threshold
-    )
+    s = svc(data_dir)
+    with audited(s.audit, "identities", by, **{"from": from_, "to": to, "cameras": camera or []}):
+        people = s.casework.identities(
+            parse_time(from_), parse_time(to), camera or None, DEFAULT_THRESHOLD if threshold is None else threshold
+        )
     if json_out:
         typer.echo(json.dumps(identities_to_dict(people), indent=2))
         return

@@ -5,14 +5,19 @@ from __future__ import annotations
 import getpass
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from vsearch.config import Settings, load_settings
 from vsearch.errors import InputError, VSearchError
+
+if TYPE_CHECKING:
+    from vsearch.audit import AuditLog
 
 DataDir = Annotated[
     Path | None,
@@ -58,6 +63,24 @@ def open_service(data_dir: Path | None) -> Any:
 
 def by_user(by: str | None = None) -> str:
     return by or f"cli:{getpass.getuser()}"
+
+
+@contextmanager
+def audited(audit: AuditLog | None, action: str, by: str | None, **fields: Any) -> Iterator[dict[str, Any]]:
+    """A CLI read, audited as the API's requests are (`via: cli`, its exit code, a refusal's reason). Its entry is
+    written before the answer is shown (print after the block), and nothing is read if it cannot be written.
+    `audit` None: no data dir to audit in (the caller said so)."""
+    record: dict[str, Any] = {"action": action, "via": "cli", "key_name": by_user(by), **CONTEXT, **fields}
+    if audit is None:
+        yield record
+        return
+    audit.ready()
+    try:
+        yield record
+    except VSearchError as e:
+        audit.append({**record, "exit_code": 2, "error": str(e)})
+        raise
+    audit.append({"exit_code": 0, **record})  # a read that answered: 0 unless the block set its own
 
 
 def finite(value: float | None) -> float | None:

@@ -75,7 +75,6 @@ def search_cmd(
     Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason.
 
     Example: vsearch search query.jpg --from 2026-03-01T14:00 --to 2026-03-01T18:00 --camera cam-01,cam-02 --top 20"""
-    from vsearch.audit import AuditLog
     from vsearch.images import image_size
     from vsearch.search import Feedback, SearchFilters, parse_box, parse_cameras, result_to_dict
 
@@ -90,6 +89,8 @@ def search_cmd(
     }  # fmt: skip
     if confirm or reject:
         record["confirmed"], record["rejected"] = list(confirm or ()), list(reject or ())
+    svc = service(require_catalog(s))  # a mistyped data dir is refused, and no audit log is made beside it
+    svc.audit.ready()  # no search that cannot be audited
     try:
         for image in images:
             if image.is_dir():
@@ -109,14 +110,13 @@ def search_cmd(
         )  # fmt: skip
         feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
         box_xyxy = parse_box(box)
-        result = service(require_catalog(s)).search(data, filters, box_xyxy, feedback, by)
+        result = svc.search(data, filters, box_xyxy, feedback, by)
     except VSearchError as e:
-        if s.catalog_url or s.catalog_path.is_file():  # no audit log is made beside a missing catalog
-            AuditLog(s.audit_log_path).append({**record, "exit_code": 2, "error": str(e)})
+        svc.audit.append({**record, "exit_code": 2, "error": str(e)})
         raise
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
-    AuditLog(s.audit_log_path).append({**record, "exit_code": 0})
+    svc.audit.append({**record, "exit_code": 0})  # before the results are shown
     if json_out:
         typer.echo(json.dumps(result_to_dict(result, shas), indent=2))
     else:
