@@ -89,8 +89,10 @@ def search_cmd(
     }  # fmt: skip
     if confirm or reject:
         record["confirmed"], record["rejected"] = list(confirm or ()), list(reject or ())
-    svc = service(require_catalog(s))  # a mistyped data dir is refused, and no audit log is made beside it
-    svc.audit.ready()  # no search that cannot be audited
+    # the input is checked first; a mistyped data dir is then refused (require_catalog), with no audit log beside it
+    svc = service(s) if s.catalog_url or s.catalog_path.is_file() else None
+    if svc is not None:
+        svc.audit.ready()  # no search that cannot be audited
     try:
         for image in images:
             if image.is_dir():
@@ -110,9 +112,11 @@ def search_cmd(
         )  # fmt: skip
         feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
         box_xyxy = parse_box(box)
+        svc = svc or service(require_catalog(s))
         result = svc.search(data, filters, box_xyxy, feedback, by)
     except VSearchError as e:
-        svc.audit.append({**record, "exit_code": 2, "error": str(e)})
+        if svc is not None:
+            svc.audit.append({**record, "exit_code": 2, "error": str(e)})
         raise
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
