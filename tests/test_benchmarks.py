@@ -164,3 +164,13 @@ def test_search_quality_footage_part_runs(tmp_path: Path) -> None:
     clip = [r for r in result["footage_rerank"] if r["set"] == "sample-clip-6-visits" and r["rerank"] == "none"]
     assert clip and clip[0]["rank_1_pct"] >= 80  # the visitor is found again on the clip (100 % measured)
     assert len(result["footage_feedback"]) == 2
+
+
+def test_camera_filter_benchmark_smoke(tmp_path: Path) -> None:
+    """Both statements return the same ids; the one after issue 23 reads the covering camera index only."""
+    from benchmarks import bench_camera_filter
+
+    payload = bench_camera_filter.main(["--size", "S", "--out", str(tmp_path)])
+    assert [r["window"] for r in payload["rows"]] == ["10%", "100%"]
+    assert all("COVERING INDEX sightings_camera" in r["plan_after"] and r["camera_ids"] > 0 for r in payload["rows"])
+    assert (tmp_path / "bench_camera_filter_S.json").exists()
