@@ -13,17 +13,18 @@ from fastapi.staticfiles import StaticFiles
 from api.audit import AuditTrail
 from api.auth import KeyGate
 from api.errors import install_error_handlers
-from api.jobs import JobRunner
+from api.jobs import AdaptRunner, JobRunner
 from api.limits import DEFAULT_BODY_BYTES, FORM_OVERHEAD_BYTES, BodyLimit
-from api.routes import audit, cameras, cases, clips, health, ingest, search, sightings
+from api.routes import adapt, audit, cameras, cases, clips, health, ingest, search, sightings
 from vsearch import __version__
 from vsearch.config import Settings
 from vsearch.service import VSearch
 
 STATIC = Path(__file__).resolve().parent / "static"
 # every request to these paths is written to the audit log, whatever its outcome (a trailing /* : every path under
-# it): searches; every case access (reads, verifies, companions, refusals); camera metadata, identities, the log
-AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit")
+# it): searches; every case access (reads, verifies, companions, refusals); camera metadata, identities, the log;
+# adaptations
+AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/adapt")
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in
@@ -36,6 +37,9 @@ Missing or unknown key: 401; wrong role: 403.
 id, 413 upload over the limit, 415 not an image, 422 malformed field, 403 path outside the footage root.
 
 Every search attempt is written to the audit log with its outcome, refused ones too (`GET /audit`, admins).
+
+**Adaptation** (`POST /adapt`, admins): fine-tune the re-ID model on this deployment's own tracks, no labels,
+write it as a new embedder, re-embed every sighting and switch to it (or `{"rollback": true}`); audited.
 
 **Cases.** Investigators open cases, add confirmed clips, see the person's route and companions, and export
 verifiable evidence ZIPs; every change and export is in the audit log. Camera metadata and `GET /identities`
@@ -52,6 +56,7 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         app.state.jobs.close()
+        app.state.adapt_jobs.close()
         if owned:
             svc.close()
 
@@ -64,9 +69,10 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = svc
     app.state.jobs = JobRunner(svc)
+    app.state.adapt_jobs = AdaptRunner(svc)
     app.state.audit = svc.audit  # the catalog's audit table, mirrored to audit.jsonl (vsearch.audit)
     install_error_handlers(app)
-    for r in (search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
+    for r in (adapt.router, search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)
     app.include_router(cases.router)  # cases, routes, companions, evidence export/verify, identities
     app.add_middleware(

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vsearch.config import Settings
 from vsearch.errors import (
+    BusyError,
     IndexStateError,
     InputError,
     ModelError,
@@ -27,7 +28,7 @@ log = logging.getLogger("vsearch.api")
 # most specific first: VideoError and TooLargeError are InputErrors; anything else of the family is the caller's input;
 # StorageError (the data dir or the audit log cannot take a write; nothing was done) is the server's: 503
 STATUS: list[tuple[type[VSearchError], int]] = [
-    (NotFoundError, 404), (PermissionDeniedError, 403), (TooLargeError, 413), (InputError, 400), (IndexStateError, 409), (ModelError, 503),
+    (NotFoundError, 404), (PermissionDeniedError, 403), (BusyError, 409), (TooLargeError, 413), (InputError, 400), (IndexStateError, 409), (ModelError, 503),
     (StorageError, 503), (VSearchError, 400),
 ]  # fmt: skip
 

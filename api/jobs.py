@@ -1,4 +1,5 @@
-"""Background ingest jobs: one worker thread runs them in order; their progress is readable at any time."""
+"""Background jobs: ingests (one worker thread runs them in order) and adaptations (one at a time); their progress
+is readable at any time."""
 
 from __future__ import annotations
 
@@ -12,13 +13,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vsearch.errors import NotFoundError
+from vsearch.adapt import AdaptOptions
+from vsearch.errors import BusyError, NotFoundError, VSearchError
 from vsearch.ingest import IngestItem
 from vsearch.service import VSearch
 
 
+@dataclass(kw_only=True)
+class _JobRecord:
+    """What every background job reports besides its own progress."""
+
+    errors: list[str] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job's fields as plain values (the API's JobOut / AdaptJobOut)."""
+        return asdict(self)
+
+
 @dataclass
-class Job:
+class Job(_JobRecord):
     """One POST /ingest: a file (or a folder's files, as consecutive recordings) of one camera."""
 
     id: str
@@ -33,13 +48,6 @@ class Job:
     frames_sampled: int = 0
     sightings_added: int = 0
     result: str | None = None  # the last file's outcome: ingested, resumed, already ingested, failed
-    errors: list[str] = field(default_factory=list)
-    created_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The job's fields as plain values (the API's JobOut)."""
-        return asdict(self)
 
 
 class JobRunner:
@@ -120,3 +128,69 @@ class JobRunner:
             if upload is not None and job.status == "failed":
                 upload.unlink(missing_ok=True)
             job.finished_at = time.time()
+
+
+@dataclass
+class AdaptJob(_JobRecord):
+    """One POST /adapt: fine-tune on the catalog's footage and switch to the new embedder, or roll back."""
+
+    id: str
+    kind: str  # adapt, rollback
+    by: str
+    status: str = "queued"  # queued, running, done, failed
+    messages: list[str] = field(default_factory=list)  # progress, newest last
+    result: dict[str, Any] | None = None
+
+
+class AdaptRunner:
+    """Runs one adaptation (or rollback) at a time in a daemon thread; a second one while one runs is refused."""
+
+    def __init__(self, service: VSearch) -> None:
+        self.service = service
+        self._jobs: dict[str, AdaptJob] = {}
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, options: AdaptOptions | None, by: str) -> AdaptJob:
+        """Start adapting with `options` (None: roll back); BusyError while another adaptation runs, InputError for
+        what the adaptation would refuse (vsearch.adapt.check)."""
+        from vsearch.adapt import check
+
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise BusyError("an adaptation is running already: wait for it to finish")
+            check(self.service, options)
+            job = AdaptJob(id=f"adapt-{next(self._ids)}", kind="adapt" if options else "rollback", by=by)
+            self._jobs[job.id] = job
+            self._thread = threading.Thread(target=self._run, args=(job, options), name="vsearch-adapt", daemon=True)
+            self._thread.start()
+        return job
+
+    def get(self, job_id: str) -> AdaptJob:
+        """The job, or NotFoundError."""
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise NotFoundError(f"no adaptation job with id {job_id!r}") from None
+
+    def close(self) -> None:
+        """Wait for a running adaptation (it ends within its budget plus the re-embedding)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=3600)
+
+    def _run(self, job: AdaptJob, options: AdaptOptions | None) -> None:
+        from vsearch.adapt import adapt, rollback
+
+        job.status = "running"
+        try:
+            if options is None:
+                job.result = asdict(rollback(self.service, job.by, job.messages.append))
+            else:
+                job.result = adapt(self.service, options, job.by, job.messages.append).as_dict()
+            job.status = "done"
+        except Exception as e:  # a job never takes the worker down; the reason is reported
+            job.status = "failed"
+            job.errors.append(f"{type(e).__name__}: {e}" if not isinstance(e, VSearchError) else str(e))
+        job.finished_at = time.time()

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # "mobilenetv2-imagenet" and "hsv-parts" are baselines
     embedder: str = "reid-mnv2-1400"
     embed_batch: int = Field(default=16, ge=1)
+    # the checkpoint `vsearch adapt` fine-tunes (None: models/reid/<embedder>.pt, written by training beside the
+    # shipped model); set by the operator, never by a request
+    adapt_base: Path | None = None
 
     # index: exact search up to this many vectors, then IVF-SQ8 (vsearch.index.factory_for; benchmarks/README.md)
     index_flat_max: int = 1_000_000

@@ -45,3 +45,7 @@ class LeaseLostError(VSearchError):
 
 class ConfigError(VSearchError):
     """A setting from the environment (VSEARCH_<NAME>) is malformed; the message names the variable."""
+
+
+class BusyError(VSearchError):
+    """The work asked for is already running (one adaptation at a time); nothing wrong, try again later."""

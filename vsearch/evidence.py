@@ -90,8 +90,12 @@ def model_hashes(catalog: Catalog, settings: Settings) -> dict[str, Any]:
     embedders = {}
     for name in catalog.embedders():
         w = weights.get(name)
-        embedders[name] = {"weights": w.name, "sha256": w.sha256} if w else {"weights": None, "sha256": None,
-                                                                            "note": "no weights (hand-crafted)"}
+        v = None if w else catalog.embedder_version(name)  # an adapted version (vsearch adapt)
+        embedders[name] = (
+            {"weights": w.name, "sha256": w.sha256} if w
+            else {"weights": v.path, "sha256": v.sha256, "adapted_from": v.base} if v
+            else {"weights": None, "sha256": None, "note": "no weights (hand-crafted)"}
+        )
     return {
         "detector": {"weights": YOLO11N_POSE.name, "sha256": YOLO11N_POSE.sha256, "backend": settings.detector_backend},
         "embedders": embedders,

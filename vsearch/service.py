@@ -78,18 +78,49 @@ class VSearch:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.detector = detector or PersonDetector(settings)
-        self.embedder = embedder or make_embedder(settings)
-        self.store = Store(
-            open_catalog(settings), settings.index_dir, self.embedder.name, self.embedder.dim,
-            settings.index_flat_max, follow_index,
-        )  # fmt: skip
+        catalog = open_catalog(settings)
+        self._own_embedder = embedder is None  # the catalog's adapted embedder is followed (vsearch adapt)
+        if embedder is None:
+            from vsearch.adapt.versions import catalog_embedder
+
+            embedder = catalog_embedder(settings, catalog) or make_embedder(settings)
+        # the embedder and its store, swapped together (one assignment) when the catalog's embedder changes
+        self._active = (embedder, Store(
+            catalog, settings.index_dir, embedder.name, embedder.dim, settings.index_flat_max, follow_index,
+        ))  # fmt: skip
         self._ingest_lock = threading.Lock()
         self.audit = AuditLog(self.catalog, settings.audit_log_path)  # a table of the catalog, mirrored to audit.jsonl
         self.casework = Casework(self.catalog, settings, self.audit)  # cases, routes, exports (vsearch/casework.py)
 
     @property
+    def embedder(self) -> Embedder:
+        return self._active[0]
+
+    @property
+    def store(self) -> Store:
+        return self._active[1]
+
+    @property
     def catalog(self) -> Catalog:
         return self.store.catalog
+
+    def follow_catalog(self) -> None:
+        """Use the embedder whose vectors the catalog holds when `vsearch adapt` (here or on another node) switched
+        it: its model is loaded from the data dir and its index opened (built from the catalog) before the swap,
+        so a search never runs one embedder's query against the other's vectors."""
+        if not self._own_embedder:
+            return
+        stored = self.catalog.embedders()
+        if len(stored) != 1 or stored[0] == self.embedder.name:
+            return
+        from vsearch.adapt.versions import embedder_named
+
+        embedder = embedder_named(self.settings, self.catalog, stored[0])
+        s = self.settings
+        store = Store(self.catalog, s.index_dir, embedder.name, embedder.dim, s.index_flat_max, self.store.follow)
+        if store.follow:
+            store.catch_up()  # opens (builds) the new index now, not in the middle of a search
+        self._active = (embedder, store)
 
     def close(self) -> None:
         self.store.close()
@@ -97,8 +128,9 @@ class VSearch:
     # -- ingest --------------------------------------------------------------------------------------------
     def ingest(self, items: Sequence[IngestItem], progress: ProgressFn | None = None) -> list[IngestReport]:
         """Ingest each item in turn; one bad file is reported and the rest go on."""
+        self.follow_catalog()
         with self._ingest_lock:
-            ing = Ingestor(self.settings, self.detector, self.embedder, self.store)
+            ing = Ingestor(self.settings, self.detector, *self._active)
             return [
                 ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps, it.frame_interval_s)
                 for it in items
@@ -183,7 +215,8 @@ class VSearch:
         decoded = [decode_image(b, self.settings.max_image_pixels) for b in images]  # refuse a bad image before any model runs
         crops = [query_crop(img, self.detector, self.settings, box) for img in decoded]
         detect_ms = (time.perf_counter() - t) * 1000
-        result = search(crops, filters, self.embedder, self.store, self.settings, feedback)
+        embedder, store = self._active
+        result = search(crops, filters, embedder, store, self.settings, feedback)
         result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
         if feedback:
             sha = ",".join(hashlib.sha256(b).hexdigest() for b in images)
@@ -200,6 +233,7 @@ class VSearch:
         check_cameras(self.catalog, cameras)
 
     def _check_embedder(self) -> None:
+        self.follow_catalog()
         stored = self.catalog.embedders()
         if stored and self.embedder.name not in stored:
             raise IndexStateError(

@@ -6,7 +6,8 @@
     engine.py    what the SQL needs from an engine (transactions, queries, id lists)
     cases.py     CaseBook: cases and their items     marks.py   MarkBook: investigators' marks
     audit.py     AuditBook: the audit log's rows, appended in the transaction of the change they describe
-    base.py      Catalog: videos, sightings, ids, time windows, the change log (a CaseBook and a MarkBook)
+    embedders.py EmbedderBook: adapted embedder versions, vectors staged for a switch of embedder, the switches
+    base.py      Catalog: videos, sightings, ids, time windows, the change log (Case-, Mark-, Audit-, EmbedderBook)
     sqlite.py    SqliteCatalog, embedded             postgres.py  PostgresCatalog, shared (psycopg loaded on use)
 
 Schemas are versioned: each migration runs once, in order, inside a transaction.
@@ -16,6 +17,7 @@ from vsearch.catalog.audit import AuditBook
 from vsearch.catalog.base import SIGHTING_COLS, Catalog
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.dialect import POSTGRES, SQLITE, Dialect
+from vsearch.catalog.embedders import EmbedderBook, EmbedderVersion, Switch
 from vsearch.catalog.marks import MarkBook
 from vsearch.catalog.postgres import PostgresCatalog
 from vsearch.catalog.records import (
@@ -36,6 +38,6 @@ from vsearch.catalog.sqlite import SqliteCatalog
 
 __all__ = [
     "MIGRATIONS", "POSTGRES", "AuditBook", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
-    "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "Mark", "MarkBook", "NewCaseItem",
-    "NewSighting", "PostgresCatalog", "SqliteCatalog", "TrackBoxRow", "VideoRecord",
+    "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "EmbedderBook", "EmbedderVersion", "Mark", "MarkBook", "NewCaseItem",
+    "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord",
 ]  # fmt: skip

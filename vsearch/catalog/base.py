@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from vsearch.catalog.audit import AuditBook
 from vsearch.catalog.cases import CaseBook
+from vsearch.catalog.embedders import EmbedderBook
 from vsearch.catalog.engine import Db
 from vsearch.catalog.marks import MarkBook
 from vsearch.catalog.records import (
@@ -64,9 +65,9 @@ def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
     return np.stack([np.frombuffer(b, np.float32) for b in blobs])
 
 
-class Catalog(CaseBook, MarkBook, AuditBook):
+class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook):
     """What vsearch needs from a catalog: the SQL logic, written once; an engine subclass (SqliteCatalog,
-    PostgresCatalog) runs it. Cases, marks and the audit log are inherited from their own books."""
+    PostgresCatalog) runs it. Cases, marks, the audit log and embedder versions are inherited from their own books."""
 
     _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
     _UPSERT_BOX = (

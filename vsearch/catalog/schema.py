@@ -127,5 +127,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      "CREATE TABLE audit (seq {int} PRIMARY KEY, time TEXT NOT NULL, action TEXT, key_name TEXT, case_id {int},"
      " query_sha256 TEXT, line TEXT NOT NULL);"
      " CREATE INDEX audit_query ON audit (query_sha256); CREATE INDEX audit_case ON audit (case_id, seq);"),
+    (12, "embedder versions made by vsearch adapt, vectors staged for a switch of embedder, the switches made",
+     "CREATE TABLE embedder_versions (name TEXT PRIMARY KEY, base TEXT NOT NULL, sha256 TEXT NOT NULL,"
+     " path TEXT NOT NULL, record TEXT NOT NULL, created_by TEXT NOT NULL, created_at {real} NOT NULL);"
+     " CREATE TABLE staged_vectors (embedder TEXT NOT NULL, sighting_id {int} NOT NULL, embedding {blob} NOT NULL,"
+     " PRIMARY KEY (embedder, sighting_id));"
+     " CREATE TABLE embedder_switches (id {key}, ts {real} NOT NULL, from_embedder TEXT NOT NULL,"
+     " to_embedder TEXT NOT NULL, reason TEXT NOT NULL CHECK (reason IN ('adapt', 'rollback')),"
+     " switched_by TEXT NOT NULL, sightings {int} NOT NULL);"),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]

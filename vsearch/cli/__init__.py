@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from vsearch import __version__
-from vsearch.cli import cameras, cases, footage, research, search, server
+from vsearch.cli import adapt, cameras, cases, footage, research, search, server
 from vsearch.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(cases.app, name="case")
 app.add_typer(cases.identities_app)
 app.add_typer(server.app)
 app.add_typer(research.app)
+app.add_typer(adapt.app)
 
 
 def _version(value: bool) -> None:

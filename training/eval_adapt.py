@@ -1,0 +1,118 @@
+"""Measure `vsearch adapt` as a deployment would: a base model that never saw a camera pair, handed that pair's
+training identities as unlabelled tracklets (the crops of one identity on one camera = one track; no link across
+cameras), scored on the pair's held-out identities before and after (camera 1 queries camera 2, rank-1 / mAP).
+
+    python -m training.eval_adapt --base ../wt-31/training/runs/reid-g-nocuhk03.pt --budget-s 900 \\
+        --json training/results/adapt/cuhk03_900s.json
+
+Tracks of one camera are given overlapping times (CUHK03 has none): all of a camera's tracks are then different
+people, the intra-camera supervision a deployment's simultaneous tracks give. Test-time variants, on the held-out
+set: each camera's own mean embedding removed (unlabelled), and track-level embeddings (the mean of an identity's
+crops on one camera: what one track gives).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import machine_info
+from training.cache import cached_crops
+from training.datasets import CUHK03, cuhk_split, load_manifest_crops
+from vsearch.adapt.links import Tracklet, remove_camera_means, track_features
+from vsearch.config import PROJECT_ROOT
+from vsearch.evaluate import cmc_map
+
+RESULTS = PROJECT_ROOT / "training" / "results" / "adapt"
+
+
+def _score(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[str, float]:
+    q, g = cams == 1, cams == 2
+    cmc, mean_ap, n = cmc_map(1 - f[q] @ f[g].T, pids[q], cams[q], pids[g], cams[g])
+    return {"rank_1": round(float(cmc[0]), 4), "rank_5": round(float(cmc[4]), 4), "mAP": round(mean_ap, 4), "queries": n}
+
+
+def score_variants(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[str, dict[str, float]]:
+    """Plain, camera means removed, track-level (identity x camera means), and both."""
+    keys = pids * 10 + cams
+    _, owner = np.unique(keys, return_inverse=True)
+    track = track_features(f, owner, int(owner.max()) + 1)[owner]
+    return {
+        "plain": _score(f, pids, cams),
+        "camera_mean_removed": _score(remove_camera_means(f, cams), pids, cams),
+        "track_mean": _score(track, pids, cams),
+        "track_mean_camera_mean_removed": _score(remove_camera_means(track, cams), pids, cams),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", type=Path, required=True, help="base checkpoint (.pt) that never saw CUHK03")
+    ap.add_argument("--budget-s", type=float, default=600.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--link-similarity", type=float, default=0.3)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--global-weight", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--export", type=Path, default=None, help="also write the adapted model here (.onnx) and score it")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from vsearch.adapt.learn import LearnOptions, embed_crops, fine_tune
+    from vsearch.reidnet import H, W, load_checkpoint
+
+    torch.set_num_threads(args.threads)
+    imgs, pids, cams = cached_crops("cuhk03", lambda: load_manifest_crops(CUHK03), (H, W))
+    train_ids, test_ids = cuhk_split(CUHK03)
+    test = np.isin(pids, test_ids)
+    tracklets, truth = [], []
+    for pid in train_ids:
+        for cam in (1, 2):
+            idx = np.flatnonzero((pids == pid) & (cams == cam))
+            if len(idx):
+                tracklets.append(Tracklet(f"cuhk03-c{cam}", 0.0, 1.0, [np.asarray(imgs[i]) for i in idx]))
+                truth.append(pid)
+    test_crops = [np.asarray(imgs[i]) for i in np.flatnonzero(test)]
+    t = time.monotonic()
+    before = score_variants(embed_crops(load_checkpoint(args.base, 1), test_crops, args.threads), pids[test], cams[test])
+    embed_test_s = time.monotonic() - t
+    print(json.dumps({"before": before}), flush=True)
+    opts = LearnOptions(budget_s=args.budget_s, rounds=args.rounds, link_similarity=args.link_similarity, lr=args.lr,
+                        global_weight=args.global_weight, seed=args.seed, threads=args.threads,
+                        max_steps=args.max_steps)  # fmt: skip
+    res = fine_tune(args.base, tracklets, opts, progress=lambda m: print(m, flush=True), truth=truth)
+    after = score_variants(embed_crops(res.net, test_crops, args.threads), pids[test], cams[test])
+    out: dict[str, Any] = {
+        "benchmark": "adapt-cuhk03", "machine": machine_info(["torch"]), "cpu": platform.processor() or platform.machine(),
+        "base": str(args.base), "threads": args.threads, "target": "cuhk03-labeled-pair1",
+        "train_ids": len(train_ids), "test_ids": len(test_ids), "test_crops": len(test_crops),
+        "embed_test_s": round(embed_test_s, 1), "before": before, "after": after, "adapt": res.record,
+    }  # fmt: skip
+    if args.export:
+        from training.eval_reid import onnx_embedder
+        from vsearch.reidnet import export_onnx
+
+        args.export.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(res.net, args.export)
+        e = onnx_embedder(args.export)
+        out["after_onnx"] = score_variants(e.embed(test_crops), pids[test], cams[test])
+    print(json.dumps({k: out[k] for k in ("before", "after")}, indent=1))
+    print(json.dumps(res.record["rounds"], indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
