@@ -64,6 +64,22 @@ def test_investigators_decide_over_the_clustering() -> None:
     assert labels[0] == labels[2] and labels[0] != labels[1]
 
 
+def test_investigators_marks_and_case_items_become_pairs_of_tracks(tmp_path: Path) -> None:
+    from vsearch.adapt import investigator_pairs
+    from vsearch.catalog import Mark, NewCaseItem, SqliteCatalog
+
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    of_sighting = {101: 0, 102: 1, 103: 2, 104: 3}  # sighting -> track index
+    of_track = {(1, 7): 0, (2, 9): 4, (3, 5): 5}  # (video, track) -> track index
+    cat.add_marks([Mark(102, "same", "q1", "ivan"), Mark(101, "same", "q1", "ivan"), Mark(103, "different", "q1", "ivan"),
+                   Mark(104, "same", "q2", "ivan"), Mark(999, "same", "q2", "ivan")])  # fmt: skip
+    case = cat.create_case("c", "", "ivan")
+    items = [NewCaseItem("clip", f"c{i}", "cam", v, t, 0, 1, 0, 1, 1, "q3") for i, (v, t) in enumerate(of_track)]
+    cat.add_case_items(case.id, items, "ivan")
+    same, different = investigator_pairs(cat, of_sighting, of_track)
+    assert set(same) == {(0, 1), (0, 4), (0, 5)} and set(different) == {(0, 2), (1, 2)}
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"budget_s": 0}, "budget"), ({"budget_s": float("nan")}, "budget"), ({"rounds": 0}, "rounds"),

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--link-similarity", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--global-weight", type=float, default=1.0)
+    ap.add_argument("--train-from", type=int, default=0, help="blocks before this keep the base's weights")
+    ap.add_argument("--embed-per-track", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=None)
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     embed_test_s = time.monotonic() - t
     print(json.dumps({"before": before}), flush=True)
     opts = LearnOptions(budget_s=args.budget_s, rounds=args.rounds, link_similarity=args.link_similarity, lr=args.lr,
-                        global_weight=args.global_weight, seed=args.seed, threads=args.threads,
+                        global_weight=args.global_weight, train_from=args.train_from,
+                        embed_per_track=args.embed_per_track, seed=args.seed, threads=args.threads,
                         max_steps=args.max_steps)  # fmt: skip
     res = fine_tune(args.base, tracklets, opts, progress=lambda m: print(m, flush=True), truth=truth)
     after = score_variants(embed_crops(res.net, test_crops, args.threads), pids[test], cams[test])

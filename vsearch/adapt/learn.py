@@ -52,6 +52,8 @@ class LearnOptions:
     lr: float = 1e-4
     scale: float = 16.0  # cosine softmax temperature
     global_weight: float = 1.0  # weight of the cross-camera (cluster) classifier against the per-camera ones
+    train_from: int = 0  # MobileNetV2 blocks before this one keep the base's weights (0: all the base trained)
+    embed_per_track: int = 4  # crops per track embedded for the clustering
     cctv_aug: bool = True
     seed: int = 0
     threads: int | None = None
@@ -113,14 +115,17 @@ def fine_tune(
     owner_arr = np.array(owner)
     cameras = sorted({t.camera for t in tracklets})
     cam_of_track = np.array([cameras.index(t.camera) for t in tracklets])
+    for q in net.features[: options.train_from].parameters():
+        q.requires_grad_(False)  # their batch norms still follow the new footage's statistics while training
     head = [p for n, p in net.named_parameters() if not n.startswith("features.") and p.requires_grad]
     backbone = [p for p in net.features.parameters() if p.requires_grad]
     rounds: list[dict[str, Any]] = []
     steps_done = 0
     for r in range(options.rounds):
         t_round = time.monotonic()
-        feats = embed_crops(net, crops, options.threads)
-        tf = track_features(feats, owner_arr, len(tracklets))
+        sample = _per_track(owner_arr, options.embed_per_track)
+        feats = embed_crops(net, [crops[i] for i in sample], options.threads)
+        tf = track_features(feats, owner_arr[sample], len(tracklets))
         labels, stats = cluster_tracklets(tf, tracklets, options.link_similarity, same, different, truth)
         embed_s = time.monotonic() - t_round
         left = options.budget_s - (time.monotonic() - t_start)
@@ -175,6 +180,16 @@ def fine_tune(
         "options": {k: v for k, v in options.__dict__.items()},
     }  # fmt: skip
     return LearnResult(net, record)
+
+
+def _per_track(owner: NDArray[np.int64], k: int) -> NDArray[np.int64]:
+    """Indices of the first `k` crops of each track."""
+    rank = np.zeros(len(owner), np.int64)
+    seen: dict[int, int] = {}
+    for i, t in enumerate(owner.tolist()):
+        rank[i] = seen.get(t, 0)
+        seen[t] = rank[i] + 1
+    return np.flatnonzero(rank < k)
 
 
 def _resize(crop: NDArray[np.uint8]) -> NDArray[np.uint8]:
