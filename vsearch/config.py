@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from vsearch.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_TOP_K = 1000  # clips one search may return (here, not in vsearch.search, so the CLI's --help imports no model)
 
 
 class ApiKey(BaseModel):

@@ -15,15 +15,13 @@ from numpy.typing import NDArray
 from vsearch import images
 from vsearch.catalog import Catalog
 from vsearch.clips import track_clip
-from vsearch.config import Settings
+from vsearch.config import MAX_TOP_K, Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, NotFoundError
 from vsearch.ranking import fuse_mean, fused_scores, near_duplicates, rerank_scores
 from vsearch.store import IndexFilter, Store
 from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
-
-MAX_TOP_K = 1000
 
 
 @dataclass(frozen=True)
@@ -177,8 +175,9 @@ def query_crop(
     box: tuple[float, float, float, float] | None = None,
 ) -> QueryCrop:
     """Choose the person to search for: a given box; else the whole image when it is itself a person crop (person
-    shaped and small, or its largest detected person spans most of it: a detector's partial box of a crop must not
-    replace the crop); else the largest detected person of the photo; else (nobody detected) the whole image."""
+    shaped and small: then no detector runs and `persons` is empty; or its largest detected person spans most of
+    it: a detector's partial box of a crop must not replace the crop); else the largest detected person of the
+    photo; else (nobody detected) the whole image."""
     h, w = image_bgr.shape[:2]
     rgb = image_bgr[:, :, ::-1]
     if box is not None:
@@ -187,6 +186,8 @@ def query_crop(
         if x2 - x1 < 4 or y2 - y1 < 8:
             raise InputError(f"box {box} lies outside the {w}x{h} image or is too small")
         return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "given box")
+    if is_person_shaped((w, h), settings):  # a crop already: no detector to load (persons stays empty)
+        return QueryCrop(np.ascontiguousarray(rgb), (0, 0, w, h), "whole image")
     dets = detector.detect([image_bgr], conf=settings.detector_conf)[0]
     persons = [tuple(float(v) for v in b) for b in dets.xyxy]
     whole = QueryCrop(np.ascontiguousarray(rgb), (0, 0, w, h), "whole image", persons)  # type: ignore[arg-type]
@@ -197,10 +198,16 @@ def query_crop(
     return QueryCrop(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (x1, y1, x2, y2), "detected person", persons)  # type: ignore[arg-type]
 
 
+def is_person_shaped(size_wh: tuple[int, int], settings: Settings) -> bool:
+    """True when an image of this size is a person crop by its shape alone: tall and small."""
+    w, h = size_wh
+    return h / w >= settings.query_person_min_aspect and max(w, h) <= settings.query_person_max_side_px
+
+
 def is_person_crop(size_wh: tuple[int, int], persons_xyxy: NDArray[np.float32], settings: Settings) -> bool:
     """True when an image of this size with these detected persons is itself a crop of one person."""
     w, h = size_wh
-    if h / w >= settings.query_person_min_aspect and max(w, h) <= settings.query_person_max_side_px:
+    if is_person_shaped(size_wh, settings):
         return True
     if not len(persons_xyxy):
         return False

