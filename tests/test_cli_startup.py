@@ -62,3 +62,25 @@ def test_a_search_with_a_photo_loads_the_detector_without_torch(demo_service, tm
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["query"]["source"] == "detected person"
     assert "openvino" in names and not names & {"torch", "ultralytics"}, sorted(names & HEAVY)
+
+
+@pytest.mark.slow
+def test_the_first_run_exports_the_detector_quietly(tmp_path: Path) -> None:
+    """The first run (an empty model cache) exports the detector: no torch.jit FutureWarnings, no export log."""
+    import cv2
+
+    from vsearch.video import read_frame_at
+
+    small_service(tmp_path / "d").close()
+    photo = tmp_path / "frame.jpg"
+    cv2.imwrite(str(photo), read_frame_at(SAMPLE_VIDEO, 57.0))
+    env = {"VSEARCH_EMBEDDER": "hsv-parts", "VSEARCH_MODEL_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run(
+        [sys.executable, "-m", "vsearch.cli", "search", str(photo), "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("VSEARCH_")}, "PYTHONPATH": str(PROJECT_ROOT), **env},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert any((tmp_path / "cache").glob("yolo11n-pose-*/openvino-dynamic"))  # it did export
+    assert "Warning" not in r.stderr and "torch.jit" not in r.stderr, r.stderr
+    assert r.stderr.strip() == "", r.stderr

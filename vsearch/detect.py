@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,9 @@ def export_model(settings: Settings, backend: str, imgsz: int) -> Path:
         target.mkdir(parents=True)
         local_pt = target / "yolo11n-pose.pt"  # ultralytics writes the export beside its source file
         shutil.copyfile(pt, local_pt)
-        out = Path(ul.YOLO(str(local_pt)).export(format=fmt, imgsz=imgsz, dynamic=dynamic, verbose=False))
+        with warnings.catch_warnings():  # ultralytics traces the model with torch.jit, which torch now deprecates
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+            out = Path(ul.YOLO(str(local_pt)).export(format=fmt, imgsz=imgsz, dynamic=dynamic, verbose=False))
         local_pt.unlink()
         if not out.exists():
             raise ModelError(f"ultralytics export to {fmt} produced nothing at {out}")
