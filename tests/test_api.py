@@ -426,3 +426,12 @@ def test_the_cli_json_is_the_api_body_without_its_urls(client: TestClient, api_s
     assert printed["clips"] and without_urls(printed) == without_urls(api)
     assert set(printed["latency_ms"]) == set(api["latency_ms"])
     assert str(SAMPLE_VIDEO.parent) not in cli.stdout and str(SAMPLE_VIDEO.parent) not in json.dumps(api)
+
+
+@pytest.mark.parametrize("cameras", [["cam-99"], ["lobby,cam-99"], ["lobby", "cam-99"]])
+def test_identities_of_an_unknown_camera_are_404_naming_it(client: TestClient, cameras: list[str]) -> None:
+    """As for a search (issue 27): a typo in the cameras is never answered with "nobody was seen"."""
+    window = {"from": "2026-03-01T14:00", "to": "2026-03-01T15:00"}
+    r = client.get("/identities", params={**window, "cameras": cameras}, headers=H(ADMIN))
+    assert r.status_code == 404 and "unknown camera 'cam-99'" in r.json()["detail"] and "lobby" in r.json()["detail"]
+    assert client.get("/identities", params={**window, "cameras": "lobby"}, headers=H(ADMIN)).json()

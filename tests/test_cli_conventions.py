@@ -151,6 +151,21 @@ def test_ingest_of_the_sample_folder_does_not_make_queries_a_camera(tmp_path: Pa
     assert "progress" in r.stderr  # not a terminal: periodic progress lines instead of a bar
 
 
+@pytest.mark.parametrize("cameras, unknown", [(["cam-99"], "cam-99"), (["lobby,cam-02"], "cam-02"), (["lobby", "x"], "x")])
+def test_identities_of_unknown_cameras_are_named_not_answered_with_nobody(
+    tmp_path: Path, cameras: list[str], unknown: str
+) -> None:
+    from .conftest import small_service
+
+    small_service(tmp_path / "d").close()
+    window = ["--from", "2026-03-01T14:00", "--to", "2026-03-01T15:00", "--data-dir", str(tmp_path / "d")]
+    args = [a for c in cameras for a in ("--camera", c)]
+    line = one_error_line(run("identities", *window, *args, env={"VSEARCH_EMBEDDER": "hsv-parts"}))
+    assert f"unknown camera {unknown!r}" in line and "lobby" in line
+    r = run("identities", *window, "--camera", "lobby,lobby", "--json", env={"VSEARCH_EMBEDDER": "hsv-parts"})
+    assert r.returncode == 0 and json.loads(r.stdout), r.stderr
+
+
 # -- over the ingested sample clip (camera 'lobby') ---------------------------------------------------------------
 
 

@@ -210,9 +210,11 @@ class Casework:
     def identities(
         self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD
     ) -> list[Identity]:
-        """The people seen in a time window: tracks grouped across cameras into putative identities."""
+        """The people seen in a time window: tracks grouped across cameras into putative identities. An unknown
+        camera is a NotFoundError naming it."""
         if not from_ts_s < to_ts_s:
             raise InputError("the window must end after it starts")
+        check_cameras(self.catalog, cameras or ())
         _check_range("threshold", threshold, -1, 1)
         return identities_in_window(self.catalog, from_ts_s, to_ts_s, cameras, threshold)
 

@@ -153,17 +153,16 @@ def case_verify(
     from vsearch.evidence import verify_zip
 
     s = settings(data_dir)
-    if s.catalog_url is None and not s.catalog_path.is_file():  # verifying a ZIP needs no vsearch data: say so
-        typer.secho(f"note: not audited (no catalog in {s.data_dir})", err=True)
-        audit: Any = None
-    else:
-        audit = service(s).audit
+    unaudited = s.catalog_url is None and not s.catalog_path.is_file()  # a ZIP needs no vsearch data: say so, after
+    audit: Any = None if unaudited else service(s).audit  # the answer (a refusal stays one line)
     with audited(audit, "case.verify", by, file=str(zip_file), ok=False, expect_manifest_sha256=expect) as record:
         if not zip_file.is_file():
             raise InputError(f"{zip_file}: no such file")
         r = verify_zip(zip_file, expect)
         record.update(ok=r.ok, manifest_sha256=r.manifest_sha256, files_checked=r.files_checked,
                       problems=len(r.problems), exit_code=0 if r.ok else 1)  # fmt: skip
+    if unaudited:
+        typer.secho(f"note: not audited (no catalog in {s.data_dir})", err=True)
     for p in r.problems:
         typer.secho(p, fg=typer.colors.RED, err=True)
     if not r.ok:
@@ -237,7 +236,7 @@ def case_companions(
 def identities_cmd(
     from_: Annotated[str, typer.Option("--from", help="Window start, ISO 8601.")],
     to: Annotated[str, typer.Option(help="Window end, ISO 8601.")],
-    camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeat for several).")] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera id; several: repeat it or separate by commas.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Average cosine similarity to merge (default tuned).")] = None,
     json_out: JsonOut = False,
     by: By = None,
@@ -247,11 +246,13 @@ def identities_cmd(
 
     Example: vsearch identities --from 2026-03-01T14:00 --to 2026-03-01T15:00"""
     from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
+    from vsearch.search import parse_cameras
 
     s = svc(data_dir)
-    with audited(s.audit, "identities", by, **{"from": from_, "to": to, "cameras": camera or []}):
+    cameras = parse_cameras(camera)
+    with audited(s.audit, "identities", by, **{"from": from_, "to": to, "cameras": list(cameras)}):
         people = s.casework.identities(
-            parse_time(from_), parse_time(to), camera or None, DEFAULT_THRESHOLD if threshold is None else threshold
+            parse_time(from_), parse_time(to), cameras or None, DEFAULT_THRESHOLD if threshold is None else threshold
         )
     if json_out:
         typer.echo(json.dumps(identities_to_dict(people), indent=2))
