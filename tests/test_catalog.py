@@ -167,12 +167,17 @@ def test_postgres_migrates_once_and_refuses_a_newer_schema(postgres_url: str) ->
         PostgresCatalog(postgres_url)
 
 
-def test_an_unreachable_postgres_is_a_clear_error() -> None:
+def test_an_unreachable_postgres_is_a_clear_error_at_once() -> None:
+    """A refused connection is reported when it is refused (with the reason), not after the pool's retries."""
+    import time
+
     from vsearch.catalog import PostgresCatalog
     from vsearch.errors import InputError
 
-    with pytest.raises(InputError, match=r"cannot connect to the catalog at postgresql://vsearch:\*\*\*@127.0.0.1:9/x"):
+    t = time.monotonic()
+    with pytest.raises(InputError, match=r"cannot connect to the catalog at postgresql://vsearch:\*\*\*@127.0.0.1:9/x: .*refused"):
         PostgresCatalog("postgresql://vsearch:secret@127.0.0.1:9/x")
+    assert time.monotonic() - t < 5
 
 def test_marks_are_stored_newest_first_and_kept_per_sighting(tmp_path: Path) -> None:
     from vsearch.catalog import Mark

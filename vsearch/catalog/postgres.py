@@ -52,6 +52,11 @@ class PostgresCatalog(Catalog):
         except ImportError as e:  # pragma: no cover - a dependency of the package
             raise InputError(f"a PostgreSQL catalog needs psycopg[binary,pool]: {e}") from None
         self.url = url
+        try:  # one direct attempt first: a refused connection or a wrong password is reported at once, with its reason
+            psycopg.connect(url, connect_timeout=15).close()
+        except psycopg.Error as e:
+            reason = " ".join(str(e).split())  # one line: the driver's hint is on a second one
+            raise InputError(f"cannot connect to the catalog at {_redact(url)}: {reason}") from None
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True})
         try:
             self._pool.open(wait=True, timeout=15)
