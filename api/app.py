@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.audit import AuditTrail
@@ -65,6 +66,8 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs below, from the package's own files: FastAPI's loads Swagger UI from a public CDN
+        redoc_url=None,  # one docs page is enough (ReDoc too would come from a CDN)
     )
     app.state.settings = settings
     app.state.service = svc
@@ -90,6 +93,17 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     async def page() -> FileResponse:
         """The investigators' web page."""
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        """The API docs: Swagger UI (swagger-ui-dist 5.36.0, api/static/swagger-ui/SOURCE.md), served from here."""
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title="vsearch API",
+            swagger_js_url=f"{root}/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static/swagger-ui/favicon-32x32.png",
+        )  # fmt: skip
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -357,7 +357,10 @@ def test_an_uploaded_video_is_kept_under_its_hash_and_ingested(model_client: Tes
 def test_health_and_docs(client: TestClient) -> None:
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["embedder"] and h["index_size"] > 0 and "version" in h
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text  # nothing from outside (tests/test_web.py)
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/search", "/sightings/{sighting_id}", "/clips/{clip_id}.mp4", "/ingest", "/jobs/{job_id}", "/cameras", "/health", "/audit"} <= set(schema["paths"])
     # every JSON route declares its response model, documented at /docs

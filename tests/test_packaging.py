@@ -48,6 +48,8 @@ def test_the_wheel_ships_vsearch_and_api_only(wheel: Path) -> None:
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"vsearch", "api"}
     assert {"api/static/index.html", "api/static/app.js", "vsearch/cli/research.py"} <= set(names)
+    # the API docs' Swagger UI, with its licence (served by /docs, no CDN)
+    assert {f"api/static/swagger-ui/{f}" for f in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE")} <= set(names)
 
 
 @pytest.mark.parametrize("args", [["eval-footage", "nowhere"], ["convert-pku", "nowhere", "out"]])

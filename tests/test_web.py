@@ -167,3 +167,28 @@ def whole_photo(folder: Path) -> Path:
     out = folder / "photo.jpg"
     cv2.imwrite(str(out), frame.image_bgr)
     return out
+
+
+def test_the_api_docs_render_with_the_network_off(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    """/docs on an air-gapped network: Swagger UI and its styles come from the server itself, nothing from outside
+    (every request to another host is refused, and none is even tried)."""
+    from urllib.parse import urlparse
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def only_localhost(route) -> None:  # type: ignore[no-untyped-def]
+        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_localhost)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)  # the operations list rendered
+    paths = {e.inner_text().strip().replace("\u200b", "") for e in page.query_selector_all(".opblock-summary-path")}
+    assert {"/search", "/cases", "/health"} <= paths, paths
+    assert page.query_selector(".swagger-ui .info .title") is not None
+    assert outside == [], outside
+    assert httpx.get(server + "/redoc").status_code == 404  # no second docs page loading its script from a CDN
