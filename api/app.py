@@ -16,16 +16,18 @@ from api.auth import KeyGate
 from api.errors import install_error_handlers
 from api.jobs import AdaptRunner, JobRunner
 from api.limits import DEFAULT_BODY_BYTES, FORM_OVERHEAD_BYTES, BodyLimit
-from api.routes import adapt, audit, cameras, cases, clips, health, ingest, search, sightings
+from api.routes import adapt, audit, cameras, cases, clips, health, ingest, search, sightings, watchlists
 from vsearch import __version__
 from vsearch.config import Settings
+from vsearch.search import MAX_QUERY_IMAGES
 from vsearch.service import VSearch
 
 STATIC = Path(__file__).resolve().parent / "static"
 # every request to these paths is written to the audit log, whatever its outcome (a trailing /* : every path under
 # it): searches; every case access (reads, verifies, companions, refusals); camera metadata, identities, the log;
-# adaptations
-AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/adapt")
+# adaptations; watchlists and alerts
+AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/adapt", "/watchlists",
+           "/watchlists/*", "/alerts", "/alerts/*")
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in
@@ -78,12 +80,14 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     for r in (adapt.router, search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)
     app.include_router(cases.router)  # cases, routes, companions, evidence export/verify, identities
+    app.include_router(watchlists.router)  # watchlist entries and their alerts
     app.add_middleware(
         BodyLimit,
         limits={"/search": settings.max_image_bytes + FORM_OVERHEAD_BYTES,
                 "/ingest": settings.max_video_bytes + FORM_OVERHEAD_BYTES,
                 "/cases/verify": cases.MAX_ZIP_BYTES + FORM_OVERHEAD_BYTES,
-                "/cases/{case_id}/items": settings.max_image_bytes + FORM_OVERHEAD_BYTES},  # a query image
+                "/cases/{case_id}/items": settings.max_image_bytes + FORM_OVERHEAD_BYTES,  # a query image
+                "/watchlists": MAX_QUERY_IMAGES * settings.max_image_bytes + FORM_OVERHEAD_BYTES},
         default=DEFAULT_BODY_BYTES,  # every other path: JSON bodies (cases, cameras, PATCH) and small forms
     )  # fmt: skip
     app.add_middleware(KeyGate)  # outside the body limit: a keyless request gets 401 whatever its size

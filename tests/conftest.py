@@ -39,6 +39,18 @@ def dataset(name: str) -> Path:
     return p
 
 
+def sample_excerpt(out: Path, seconds: float) -> Path:
+    """The sample clip's first `seconds`, written to `out` at its 10 fps (a file of its own: another video)."""
+    import av
+
+    from vsearch.video import write_mp4
+
+    with av.open(str(SAMPLE_VIDEO)) as c:
+        frames = ((i, f.to_ndarray(format="bgr24")) for i, f in enumerate(c.decode(video=0)) if f.time < seconds)
+        write_mp4(out, frames, 10.0)
+    return out
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings with a fresh data dir; the exported-model cache is shared (it is keyed by the weights' hash)."""

@@ -270,3 +270,26 @@ def test_postgres_reads_a_camera_filter_from_the_camera_index_alone(postgres_url
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + cat.dialect.sql(sql), args))
     assert "Index Only Scan using sightings_camera" in plan and "Seq Scan" not in plan, plan
     assert "Index Cond: ((camera_id = " in plan and "(ts >= " in plan and "(ts <= " in plan, plan
+
+
+def test_watchlist_alerts_are_one_per_entry_per_track_folded_by_the_rate_limit(cat: Catalog) -> None:
+    """Alerts on both engines: a track's later crops raise its alert's best score instead of adding one; a new
+    track of the same entry on the same camera within the fold window joins the alert; a change bumps the version."""
+    from vsearch.catalog import Hit, WatchVector
+
+    v0 = cat.watch_version()
+    e = cat.add_watch_entry("x", None, ["c"], 0.5, None, "emb", "ivan", [WatchVector(0, "image:ab", V)])
+    assert (e.vectors, e.cameras, e.status) == (1, ("c",), "active") and cat.watch_version() == v0 + 1
+    with cat.transaction():
+        first = cat.record_hits([Hit(e.id, "c", 1, 7, 101, 0.6, 1000.0)], fold_s=60)
+        again = cat.record_hits([Hit(e.id, "c", 1, 7, 102, 0.8, 1002.0), Hit(e.id, "c", 1, 7, 103, 0.7, 1004.0)], 60)
+        folded = cat.record_hits([Hit(e.id, "c", 1, 8, 104, 0.65, 1030.0)], fold_s=60)
+        later = cat.record_hits([Hit(e.id, "c", 1, 9, 105, 0.9, 2000.0)], fold_s=60)
+    assert len(first) == 1 and again == [] and folded == [] and len(later) == 1
+    a = cat.alert(first[0])
+    assert (a.sighting_id, round(a.score, 3), a.ts_s, a.first_ts_s, a.last_ts_s, a.tracks) == (102, 0.8, 1002.0, 1000.0, 1030.0, 2)
+    assert [x.id for x in cat.alerts()] == [later[0], first[0]]
+    assert cat.ack_alert(a.id, "false", "ivan").status == "false"
+    assert cat.set_watch_status(e.id, "paused").status == "paused" and cat.watch_version() == v0 + 2
+    cat.set_watch_status(e.id, "removed")
+    assert cat.watch_entries() == [] and len(cat.alerts([e.id])) == 2  # alerts outlive their entry

@@ -15,15 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import pytest
 
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.search import SearchFilters
 from vsearch.service import VSearch
-from vsearch.video import write_mp4
 
-from .conftest import DEMO_START, SAMPLE_VIDEO, missing
+from .conftest import DEMO_START, SAMPLE_VIDEO, missing, sample_excerpt
 
 pytestmark = pytest.mark.slow
 QUERY = SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"
@@ -32,11 +30,7 @@ CLIP_S = 75.0  # visits 1-3 and the empty room after them: three checkpoints and
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("clip") / "cam-f.mp4"
-    with av.open(str(SAMPLE_VIDEO)) as c:
-        frames = ((i, f.to_ndarray(format="bgr24")) for i, f in enumerate(c.decode(video=0)) if f.time < CLIP_S)
-        write_mp4(out, frames, 10.0)
-    return out
+    return sample_excerpt(tmp_path_factory.mktemp("clip") / "cam-f.mp4", CLIP_S)
 
 
 def run_ingest(clip: Path, data_dir: Path, kill_at: str | None = None) -> subprocess.Popen[str]:

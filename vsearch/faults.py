@@ -3,7 +3,8 @@
 `VSEARCH_FAULT_KILL_AT=<point>:<n>` kills the process (a real SIGKILL: no cleanup, no finally, as a power cut
 would) the n-th time it reaches `kill_point("<point>")`. Unset, a call costs one dict lookup. The points:
 `catalog.commit_chunk` (inside a checkpoint's transaction, before COMMIT), `store.commit_chunk` (after the
-catalog commit, before the index follows it), `index.save` (inside the index write: temp file written, not yet
+catalog commit, before the index follows it), `store.watch` (a checkpoint's watchlist alerts written, before
+its COMMIT), `index.save` (inside the index write: temp file written, not yet
 renamed), `store.save` (index file replaced, its metadata not yet).
 """
 

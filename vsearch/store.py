@@ -16,15 +16,16 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.catalog import Catalog, Checkpoint, PostgresCatalog, SqliteCatalog
+from vsearch.catalog import Catalog, Checkpoint, NewSighting, PostgresCatalog, SqliteCatalog
 from vsearch.config import Settings
 from vsearch.errors import IndexStateError
 from vsearch.faults import kill_point
@@ -39,6 +40,13 @@ def open_catalog(settings: Settings) -> Catalog:
     if settings.catalog_url:
         return PostgresCatalog(settings.catalog_url)  # psycopg is loaded only here
     return SqliteCatalog(settings.catalog_path)
+
+
+class SightingWatcher(Protocol):
+    """Called inside the transaction that stores new sightings (vsearch.watchlist.Matcher): what it writes commits
+    with them, or not at all."""
+
+    def match(self, video_id: int, ids: Sequence[int], sightings: Sequence[NewSighting]) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,18 @@ class Store:
         self._index: VectorIndex | None = None
         self._seq = 0  # the catalog log sequence the in-memory index reflects
         self._lock = threading.RLock()
+        self.watcher: SightingWatcher | None = None  # scores new sightings against the watchlists
 
     # -- writes: catalog first, then the index follows ------------------------------------------------------
     def commit_chunk(self, video_id: int, cp: Checkpoint, owner: str | None = None) -> list[int]:
         """Commit one ingest checkpoint to the catalog (see Catalog.commit_chunk) and bring the index up to date;
-        at the end of a file (`done`) the index is saved too. Returns the new sighting ids."""
-        ids = self.catalog.commit_chunk(video_id, cp, owner)
+        at the end of a file (`done`) the index is saved too. Returns the new sighting ids. The watcher's alerts
+        about these sightings are written in the same transaction."""
+        with self.catalog.transaction():
+            ids = self.catalog.commit_chunk(video_id, cp, owner)
+            if self.watcher is not None and ids:
+                self.watcher.match(video_id, ids, cp.sightings)
+                kill_point("store.watch")
         kill_point("store.commit_chunk")
         if not self.follow:
             return ids

@@ -5,6 +5,7 @@
     dialect.py   what differs between engines: parameter style, row locks, column types
     engine.py    what the SQL needs from an engine (transactions, queries, id lists)
     cases.py     CaseBook: cases and their items     marks.py   MarkBook: investigators' marks
+    watchlists.py WatchBook: watchlist entries, their vectors, alerts (written with the sightings they are about)
     audit.py     AuditBook: the audit log's rows, appended in the transaction of the change they describe
     embedders.py EmbedderBook: adapted embedder versions, vectors staged for a switch of embedder, the switches
     base.py      Catalog: videos, sightings, ids, time windows, the change log (Case-, Mark-, Audit-, EmbedderBook)
@@ -21,6 +22,7 @@ from vsearch.catalog.embedders import EmbedderBook, EmbedderVersion, Switch
 from vsearch.catalog.marks import MarkBook
 from vsearch.catalog.postgres import PostgresCatalog
 from vsearch.catalog.records import (
+    Alert,
     CameraInfo,
     CameraStats,
     Case,
@@ -32,12 +34,16 @@ from vsearch.catalog.records import (
     NewSighting,
     TrackBoxRow,
     VideoRecord,
+    WatchEntry,
+    WatchVector,
 )
 from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from vsearch.catalog.sqlite import SqliteCatalog
+from vsearch.catalog.watchlists import Hit, WatchBook
 
 __all__ = [
     "MIGRATIONS", "POSTGRES", "AuditBook", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
     "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "EmbedderBook", "EmbedderVersion", "Mark", "MarkBook", "NewCaseItem",
-    "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord",
+    "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord", "Alert", "Hit", "WatchBook",
+    "WatchEntry", "WatchVector",
 ]  # fmt: skip

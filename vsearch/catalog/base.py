@@ -1,6 +1,6 @@
 """The catalog's core: cameras, videos, sightings (with their embeddings), track boxes, ingest progress, the
-change log. Pure storage, written once over the engine's SQL (engine.py); cases, marks and the audit log are its
-smaller books (cases.py, marks.py, audit.py).
+change log. Pure storage, written once over the engine's SQL (engine.py); cases, marks, the audit log and
+watchlists are its smaller books (cases.py, marks.py, audit.py, watchlists.py).
 
 The catalog is the source of truth. Each ingest checkpoint commits its sightings, their embeddings and the
 video's progress in ONE transaction, so an interrupted ingest resumes exactly where its last commit ended. Every
@@ -30,6 +30,7 @@ from vsearch.catalog.records import (
     TrackBoxRow,
     VideoRecord,
 )
+from vsearch.catalog.watchlists import WatchBook
 from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
 from vsearch.faults import kill_point
 from vsearch.ids import (
@@ -65,9 +66,10 @@ def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
     return np.stack([np.frombuffer(b, np.float32) for b in blobs])
 
 
-class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook):
+class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook):
     """What vsearch needs from a catalog: the SQL logic, written once; an engine subclass (SqliteCatalog,
-    PostgresCatalog) runs it. Cases, marks, the audit log and embedder versions are inherited from their own books."""
+    PostgresCatalog) runs it. Cases, marks, the audit log, embedder versions and
+    watchlists are inherited from their own books."""
 
     _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
     _UPSERT_BOX = (

@@ -163,3 +163,58 @@ class Mark:
     marked_by: str
     ts_s: float = 0.0  # when it was stored (epoch seconds); set by the catalog
 
+
+
+@dataclass(frozen=True)
+class WatchEntry:
+    """A watchlist entry: a wanted person's name, where and how closely to match them, and who added them."""
+
+    id: int
+    name: str
+    case_id: int | None
+    cameras: tuple[str, ...]  # empty: every camera
+    min_score: float  # cosine similarity an alert needs
+    expires_at: float | None  # epoch seconds; None: never
+    status: str  # "active", "paused" or "removed"
+    embedder: str
+    created_by: str
+    created_at: float
+    updated_at: float
+    vectors: int = 0  # embeddings held (images and confirmed sightings)
+
+    def active_at(self, now_s: float) -> bool:
+        return self.status == "active" and (self.expires_at is None or self.expires_at > now_s)
+
+
+@dataclass(frozen=True)
+class WatchVector:
+    """One embedding of an entry: from an image (`image:<sha256>`), a sighting (`sighting:<id>`) or a sighting an
+    investigator confirmed for it (`confirmed:<id>`)."""
+
+    entry_id: int
+    source: str
+    embedding: NDArray[np.float32]
+    image_path: str | None = None  # the crop it was embedded from, relative to the data dir
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A watchlisted person seen: the best-scoring sighting of one track (or of several tracks of one appearance,
+    folded by the entry's rate limit: `tracks`), and what an investigator said of it."""
+
+    id: int
+    entry_id: int
+    camera_id: str
+    video_id: int
+    track_id: int
+    sighting_id: int  # the best-scoring crop so far
+    score: float
+    ts_s: float  # time of the best crop
+    first_ts_s: float
+    last_ts_s: float
+    tracks: int
+    status: str  # "new", "confirmed" or "false"
+    acked_by: str | None
+    acked_at: float | None
+    created_at: float
+    updated_at: float

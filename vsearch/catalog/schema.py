@@ -93,6 +93,59 @@ CREATE INDEX case_items_case ON case_items (case_id, start_ts);
 CREATE INDEX track_boxes_time ON track_boxes (video_id, pts);
 """
 
+_SCHEMA_WATCHLISTS = """
+CREATE TABLE watchlist_entries (
+    id {key},
+    name TEXT NOT NULL,
+    case_id {int},
+    cameras TEXT NOT NULL DEFAULT '',
+    min_score {real} NOT NULL,
+    expires_at {real},
+    status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'removed')),
+    embedder TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+CREATE TABLE watchlist_vectors (
+    id {key},
+    entry_id {int} NOT NULL REFERENCES watchlist_entries(id),
+    source TEXT NOT NULL,
+    image_path TEXT,
+    embedding {blob} NOT NULL,
+    added_at {real} NOT NULL
+);
+CREATE INDEX watchlist_vectors_entry ON watchlist_vectors (entry_id);
+CREATE TABLE alerts (
+    id {key},
+    entry_id {int} NOT NULL REFERENCES watchlist_entries(id),
+    camera_id TEXT NOT NULL,
+    video_id {int} NOT NULL,
+    track_id {int} NOT NULL,
+    sighting_id {int} NOT NULL,
+    score {real} NOT NULL,
+    ts {real} NOT NULL,
+    first_ts {real} NOT NULL,
+    last_ts {real} NOT NULL,
+    tracks {int} NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'confirmed', 'false')),
+    acked_by TEXT,
+    acked_at {real},
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+CREATE INDEX alerts_entry ON alerts (entry_id, camera_id, last_ts);
+CREATE TABLE alert_tracks (
+    entry_id {int} NOT NULL,
+    video_id {int} NOT NULL,
+    track_id {int} NOT NULL,
+    alert_id {int} NOT NULL REFERENCES alerts(id),
+    PRIMARY KEY (entry_id, video_id, track_id)
+);
+CREATE TABLE watchlist_version (one {int} PRIMARY KEY, version {int} NOT NULL);
+INSERT INTO watchlist_version (one, version) VALUES (1, 0)
+"""
+
 # (version, what it adds, SQL with the engine's types in braces)
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
@@ -135,5 +188,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " CREATE TABLE embedder_switches (id {key}, ts {real} NOT NULL, from_embedder TEXT NOT NULL,"
      " to_embedder TEXT NOT NULL, reason TEXT NOT NULL CHECK (reason IN ('adapt', 'rollback')),"
      " switched_by TEXT NOT NULL, sightings {int} NOT NULL);"),
+    (13, "watchlists: entries with their embeddings, alerts (one per entry per track: alert_tracks) written in the"
+     " transaction of the sighting, and a version counter that matchers reload on", _SCHEMA_WATCHLISTS),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from vsearch import __version__
-from vsearch.cli import adapt, cameras, cases, footage, research, search, server
+from vsearch.cli import adapt, cameras, cases, footage, research, search, server, watchlist
 from vsearch.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.add_typer(search.app)
 app.add_typer(cameras.app, name="cameras")
 app.add_typer(cases.app, name="case")
 app.add_typer(cases.identities_app)
+app.add_typer(watchlist.app, name="watchlist")
+app.add_typer(watchlist.alerts_app, name="alerts")
 app.add_typer(server.app)
 app.add_typer(research.app)
 app.add_typer(adapt.app)
