@@ -173,8 +173,8 @@ class Watchlists:
         cameras = list(dict.fromkeys(cameras))
         try:
             check_cameras(self.catalog, cameras)
-        except NotFoundError as e:
-            raise NotFoundError(f"{e} (a camera without footage yet is registered by `vsearch cameras set ID`)") from None
+        except NotFoundError as unknown:
+            raise NotFoundError(f"{unknown} (a camera without footage yet is registered by `vsearch cameras set ID`)") from None
         if case_id is not None:
             self.casework.case(case_id, by, context)  # NotFoundError for a case the caller may not see
         stored = self.catalog.embedders()
