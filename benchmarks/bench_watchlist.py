@@ -43,7 +43,7 @@ CLIP = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
 PHOTO = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"
 START = "2026-03-01T14:00:00+00:00"
 CLIP_S = {"S": 50.0, "M": 1e9}  # S: visits 1-2 (the smoke test); M: all six
-SWEEP = (0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8)
+SWEEP = (0.1, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.93, 0.95)
 
 
 def visits() -> list[tuple[int, float, float]]:

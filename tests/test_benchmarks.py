@@ -174,3 +174,12 @@ def test_camera_filter_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["window"] for r in payload["rows"]] == ["10%", "100%"]
     assert all("COVERING INDEX sightings_camera" in r["plan_after"] and r["camera_ids"] > 0 for r in payload["rows"])
     assert (tmp_path / "bench_camera_filter_S.json").exists()
+
+
+def test_watchlist_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_watchlist
+
+    payload = bench_watchlist.main(["--size", "S", "--out", str(tmp_path)])
+    assert [c["threshold"] for c in payload["curve"]] == list(bench_watchlist.SWEEP)
+    assert payload["at_default"]["entries"] == 2 and payload["at_default"]["entries_found"] == 2
+    assert (tmp_path / "bench_watchlist_S.json").exists()

@@ -283,11 +283,13 @@ def test_watchlist_alerts_are_one_per_entry_per_track_folded_by_the_rate_limit(c
     with cat.transaction():
         first = cat.record_hits([Hit(e.id, "c", 1, 7, 101, 0.6, 1000.0)], fold_s=60)
         again = cat.record_hits([Hit(e.id, "c", 1, 7, 102, 0.8, 1002.0), Hit(e.id, "c", 1, 7, 103, 0.7, 1004.0)], 60)
-        folded = cat.record_hits([Hit(e.id, "c", 1, 8, 104, 0.65, 1030.0)], fold_s=60)
+        folded = cat.record_hits([Hit(e.id, "c", 1, 8, 104, 0.65, 1030.0), Hit(e.id, "c", 1, 10, 106, 0.95, 1040.0)], 60)
         later = cat.record_hits([Hit(e.id, "c", 1, 9, 105, 0.9, 2000.0)], fold_s=60)
     assert len(first) == 1 and again == [] and folded == [] and len(later) == 1
     a = cat.alert(first[0])
-    assert (a.sighting_id, round(a.score, 3), a.ts_s, a.first_ts_s, a.last_ts_s, a.tracks) == (102, 0.8, 1002.0, 1000.0, 1030.0, 2)
+    # the alert names its best crop, of whichever of its tracks
+    assert (a.sighting_id, a.track_id, round(a.score, 3), a.ts_s, a.first_ts_s, a.last_ts_s, a.tracks) == (
+        106, 10, 0.95, 1040.0, 1000.0, 1040.0, 3)
     assert [x.id for x in cat.alerts()] == [later[0], first[0]]
     assert cat.ack_alert(a.id, "false", "ivan").status == "false"
     assert cat.set_watch_status(e.id, "paused").status == "paused" and cat.watch_version() == v0 + 2

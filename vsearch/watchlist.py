@@ -38,10 +38,12 @@ from vsearch.types import parse_time
 
 # the threshold an entry gets unless told: chosen from the threshold sweep of benchmarks/bench_watchlist.py
 # (benchmarks/README.md, "Watchlists")
-DEFAULT_MIN_SCORE = 0.6
+DEFAULT_MIN_SCORE = 0.88
 # the rate limit: a new track of an entry within this many seconds of its latest alert on the same camera joins
-# that alert instead of raising another (a tracker cuts one appearance into several tracks when the person is hidden)
-FOLD_S = 60.0
+# that alert instead of raising another (a tracker cuts one appearance into several tracks when the person is
+# hidden). Short on purpose: a longer window also folds the next passer-by into an alert (the folded alert then
+# names its best crop, which may be either)
+FOLD_S = 10.0
 MAX_SIGHTINGS = 20
 VERDICTS = ("confirmed", "false")
 

@@ -137,8 +137,8 @@ class WatchBook(SqlEngine):
     def record_hits(self, hits: Sequence[Hit], fold_s: float) -> list[int]:
         """Turn hits into alerts (in the caller's transaction): a track an alert already covers raises that alert's
         best score; a new track of an entry seen on the same camera within `fold_s` of that entry's latest alert there
-        joins it (the rate limit: one appearance cut into several tracks is one alert); else a new alert. Returns
-        the ids of the alerts created."""
+        joins it (the rate limit: one appearance cut into several tracks is one alert); else a new alert. An alert
+        names the video, track and sighting of its best crop. Returns the ids of the alerts created."""
         created: list[int] = []
         now = time.time()
         with self._tx() as db:
@@ -172,11 +172,13 @@ class WatchBook(SqlEngine):
                     alert_id = int(row[0])
                 db.execute(
                     "UPDATE alerts SET sighting_id = CASE WHEN ? > score THEN ? ELSE sighting_id END,"
+                    " video_id = CASE WHEN ? > score THEN ? ELSE video_id END,"
+                    " track_id = CASE WHEN ? > score THEN ? ELSE track_id END,"
                     " ts = CASE WHEN ? > score THEN ? ELSE ts END, score = CASE WHEN ? > score THEN ? ELSE score END,"
                     " first_ts = CASE WHEN ? < first_ts THEN ? ELSE first_ts END,"
                     " last_ts = CASE WHEN ? > last_ts THEN ? ELSE last_ts END, updated_at=? WHERE id=?",
-                    (h.score, h.sighting_id, h.score, h.ts_s, h.score, h.score, h.ts_s, h.ts_s, h.ts_s, h.ts_s, now,
-                     alert_id),
+                    (h.score, h.sighting_id, h.score, h.video_id, h.score, h.track_id, h.score, h.ts_s, h.score, h.score,
+                     h.ts_s, h.ts_s, h.ts_s, h.ts_s, now, alert_id),
                 )  # fmt: skip
         return created
 
