@@ -35,7 +35,7 @@ from vsearch.search import (
 )
 from vsearch.store import Store, open_catalog
 from vsearch.types import Sighting
-from vsearch.watchlist import Watchlists
+from vsearch.watchlist import Matcher, Watchlists
 
 
 @dataclass
@@ -122,6 +122,8 @@ class VSearch:
         embedder = embedder_named(self.settings, self.catalog, stored[0])
         s = self.settings
         store = Store(self.catalog, s.index_dir, embedder.name, embedder.dim, s.index_flat_max, self.store.follow)
+        # matching goes on with the new embedder; entries embedded with the old one no longer match (not re-embedded)
+        store.watcher = Matcher(self.catalog, embedder.name)
         if store.follow:
             store.catch_up()  # opens (builds) the new index now, not in the middle of a search
         self._active = (embedder, store)
