@@ -51,6 +51,33 @@ def score_variants(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[st
     }
 
 
+def adabn(base: Path, crops: list[np.ndarray], seed: int, batch: int = 64) -> Any:
+    """AdaBN (Li et al. 2016): the base network with every batch norm's running statistics re-estimated on the new
+    cameras' crops (forward passes only, no labels, no gradient)."""
+    import random
+
+    import torch
+
+    from vsearch.adapt.learn import LearnResult
+    from vsearch.reidnet import load_checkpoint, to_tensor
+
+    net = load_checkpoint(base, 1)
+    t = time.monotonic()
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over all batches
+    net.train()
+    net.features[: net.frozen].train()  # the frozen ImageNet blocks too
+    order = random.Random(seed).sample(range(len(crops)), len(crops))
+    with torch.no_grad():
+        for i in range(0, len(order), batch):
+            net.inference(to_tensor([crops[j] for j in order[i : i + batch]]))
+    net.eval()
+    return LearnResult(net, {"method": "adabn", "crops": len(crops), "train_s": round(time.monotonic() - t, 1),
+                             "steps": 0, "rounds": []})  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="base checkpoint (.pt) that never saw CUHK03")
@@ -64,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--adabn", action="store_true",
+                    help="instead of fine-tuning: only re-estimate the batch norms' statistics on the tracklets' crops")
     ap.add_argument("--export", type=Path, default=None, help="also write the adapted model here (.onnx) and score it")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -93,7 +122,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         global_weight=args.global_weight, train_from=args.train_from,
                         embed_per_track=args.embed_per_track, seed=args.seed, threads=args.threads,
                         max_steps=args.max_steps)  # fmt: skip
-    res = fine_tune(args.base, tracklets, opts, progress=lambda m: print(m, flush=True), truth=truth)
+    if args.adabn:
+        res = adabn(args.base, [c for t in tracklets for c in t.crops], args.seed)
+    else:
+        res = fine_tune(args.base, tracklets, opts, progress=lambda m: print(m, flush=True), truth=truth)
     after = score_variants(embed_crops(res.net, test_crops, args.threads), pids[test], cams[test])
     out: dict[str, Any] = {
         "benchmark": "adapt-cuhk03", "machine": machine_info(["torch"]), "cpu": platform.processor() or platform.machine(),
