@@ -260,7 +260,7 @@ def test_case_export_counts_cli_searches_as_searches(data: Path, tmp_path: Path)
 @pytest.mark.slow
 def test_results_table_stays_aligned_with_long_camera_names(demo_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from vsearch.cli.search import print_result
-    from vsearch.search import SearchFilters
+    from vsearch.search import SearchFilters, result_to_dict
 
     result = demo_service.search(QUERY.read_bytes(), SearchFilters(top_k=3))
     import dataclasses
@@ -270,7 +270,7 @@ def test_results_table_stays_aligned_with_long_camera_names(demo_service, tmp_pa
     from typer.testing import CliRunner
 
     app = typer.Typer()
-    app.command()(lambda: print_result(result))
+    app.command()(lambda: print_result(result_to_dict(result, ["0" * 64])))
     lines = CliRunner().invoke(app, []).output.splitlines()
     table = lines[lines.index(next(line for line in lines if line.strip().startswith("rank"))):]
     assert len({line.index("clip id") if "clip id" in line else len(line.rsplit(" ", 1)[0]) + 1 for line in table}) == 1, table

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -85,6 +84,8 @@ def decode_image(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
         raise TooLargeError(f"image of {w}x{h} pixels ({fmt}) is over the limit of {max_pixels} pixels")
     if w < 8 or h < 8:
         raise InputError(f"image too small to hold a person: {w}x{h} pixels")
+    import cv2  # here, not at the top: reading a header (image_size) needs no OpenCV
+
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"expected an image ({FORMATS}), got a {w}x{h} {fmt} file that does not decode")

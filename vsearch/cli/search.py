@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from vsearch.cli import remote
 from vsearch.cli.common import (
     DataDir,
     JsonOut,
@@ -25,7 +26,7 @@ from vsearch.cli.common import (
 )  # fmt: skip
 from vsearch.config import MAX_TOP_K, PROJECT_ROOT
 from vsearch.errors import InputError, VSearchError
-from vsearch.types import parse_time, ts_to_iso
+from vsearch.types import parse_time
 
 app = typer.Typer()
 
@@ -34,24 +35,41 @@ SAMPLE_QUERY = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"
 DEMO_START = "2026-03-01T14:00:00+00:00"
 
 
-def print_result(result) -> None:  # type: ignore[no-untyped-def]
-    for q in result.queries:
-        typer.echo(f"query: {q.source} {tuple(round(v) for v in q.xyxy)}")
-    demoted = f"; {result.demoted} shown last as rejected or like a rejected one" if result.demoted else ""
-    typer.echo(f"{result.candidates} sightings in the filters{demoted}")
-    if not result.clips:
+def print_result(result: dict[str, Any]) -> None:
+    """A search result as a table, from its JSON shape (vsearch.search.result_to_dict, or the API's body)."""
+    for q in result["queries"]:
+        typer.echo(f"query: {q['source']} {tuple(round(v) for v in q['box_xyxy'])}")
+    clips = result["clips"]
+    demoted = f"; {result['demoted']} shown last as rejected or like a rejected one" if result["demoted"] else ""
+    typer.echo(f"{result['candidates']} sightings in the filters{demoted}")
+    if not clips:
         typer.echo("no matching sightings")
-    cam = max([12, *(len(c.camera_id) for c in result.clips)])  # long camera names widen the column
-    sid = max([8, *(len(str(c.best.id)) for c in result.clips)])
+    cam = max([12, *(len(c["camera_id"]) for c in clips)])  # long camera names widen the column
+    sid = max([8, *(len(str(c["best"]["id"])) for c in clips)])
     typer.echo(
         f"{'rank':>4} {'score':>6}  {'camera':{cam}} {'from (UTC)':24} {'to':12} {'track':>5} {'sighting':>{sid}}"
         f"  {'colours':14} clip id"
     )
-    for i, c in enumerate(result.clips, 1):
+    for i, c in enumerate(clips, 1):
+        best = c["best"]
+        colours = f"{best['upper_color']}/{best['lower_color']}"
         typer.echo(
-            f"{i:>4} {c.score:6.3f}  {c.camera_id:{cam}} {ts_to_iso(c.start_ts_s)[:23]:24} {ts_to_iso(c.end_ts_s)[11:23]:12}"
-            f" {c.track_id:>5} {c.best.id:>{sid}}  {f'{c.best.upper_color}/{c.best.lower_color}':14} {c.id}"
+            f"{i:>4} {c['score']:6.3f}  {c['camera_id']:{cam}} {c['start'][:23]:24} {c['end'][11:23]:12}"
+            f" {c['track_id']:>5} {best['id']:>{sid}}  {colours:14} {c['id']}"
         )
+
+
+def read_images(images: list[Path]) -> list[tuple[str, bytes]]:
+    """(content type, bytes) of each query image; InputError for a folder, a missing file or a non-image."""
+    from vsearch.images import image_size
+
+    for image in images:
+        if image.is_dir():
+            raise InputError(f"{image} is a folder; expected image files (e.g. {image}/*.jpg)")
+        if not image.is_file():
+            raise InputError(f"{image}: no such image file")
+    data = [p.read_bytes() for p in images]
+    return [(f"image/{image_size(d)[0].lower()}", d) for d in data]
 
 
 @app.command("search")
@@ -69,12 +87,29 @@ def search_cmd(
     reject: Annotated[list[int] | None, typer.Option(help="Sighting id that is NOT the person (repeat): ranked last, with look-alikes.")] = None,
     json_out: JsonOut = False,
     data_dir: DataDir = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Search through a running `vsearch serve` at this URL (its catalog, its warm models; the key"
+                          f" in {remote.KEY_VARIABLE}) instead of opening a data dir."),
+    ] = None,
 ) -> None:
     """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored.
-    Every search is written to the audit log as the API's are (`via: cli`), refused ones with their reason.
+    Every search is written to the audit log as the API's are (`via: cli`; through --server, the server's log),
+    refused ones with their reason.
 
     Example: vsearch search query.jpg --from 2026-03-01T14:00 --to 2026-03-01T18:00 --camera cam-01,cam-02 --top 20"""
-    from vsearch.images import image_size
+    if server is not None:
+        if data_dir is not None:
+            raise InputError("--data-dir and --server exclude each other: through --server, the server's catalog is searched")
+        fields = [("from", from_), ("to", to), *(("cameras", c) for c in camera or ()), ("top_k", str(top)),
+                  ("min_score", repr(min_score)), ("box", box), ("upper", upper), ("lower", lower),
+                  *(("confirmed", str(i)) for i in confirm or ()), *(("rejected", str(i)) for i in reject or ())]  # fmt: skip
+        body = remote.search(server, [(p.name, *d) for p, d in zip(images, read_images(images))], [(k, v) for k, v in fields if v is not None])
+        if json_out:
+            typer.echo(json.dumps(body, indent=2))
+        else:
+            print_result(body)
+        return
     from vsearch.search import Feedback, SearchFilters, parse_box, parse_cameras, result_to_dict
 
     s = settings(data_dir)
@@ -93,14 +128,7 @@ def search_cmd(
     if svc is not None:
         svc.audit.ready()  # no search that cannot be audited
     try:
-        for image in images:
-            if image.is_dir():
-                raise InputError(f"{image} is a folder; expected image files (e.g. {image}/*.jpg)")
-            if not image.is_file():
-                raise InputError(f"{image}: no such image file")
-        data = [p.read_bytes() for p in images]
-        for d in data:
-            image_size(d)  # a non-image is refused before anything is opened
+        data = [d for _, d in read_images(images)]  # a non-image is refused before anything is opened
         shas = [hashlib.sha256(d).hexdigest() for d in data]
         record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
         if len(shas) > 1:
@@ -120,10 +148,11 @@ def search_cmd(
     record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
     record["returned_clip_ids"] = [c.id for c in result.clips]
     svc.audit.append({**record, "exit_code": 0})  # before the results are shown
+    found = result_to_dict(result, shas)
     if json_out:
-        typer.echo(json.dumps(result_to_dict(result, shas), indent=2))
+        typer.echo(json.dumps(found, indent=2))
     else:
-        print_result(result)
+        print_result(found)
 
 
 @app.command()
@@ -158,7 +187,7 @@ def demo(
 
     Example: vsearch demo --out demo_out"""
     from vsearch.ingest import IngestItem
-    from vsearch.search import SearchFilters
+    from vsearch.search import SearchFilters, result_to_dict
 
     s = settings(data_dir)
     svc = service(s)
@@ -168,8 +197,9 @@ def demo(
     if print_reports(reports):
         fail("the sample video could not be ingested")
     typer.echo(f"\nsearching with {SAMPLE_QUERY.relative_to(PROJECT_ROOT)} (a crop of the third visitor)")
-    result = svc.search(SAMPLE_QUERY.read_bytes(), SearchFilters(top_k=top))
-    print_result(result)
+    query = SAMPLE_QUERY.read_bytes()
+    result = svc.search(query, SearchFilters(top_k=top))
+    print_result(result_to_dict(result, [hashlib.sha256(query).hexdigest()]))
     out.mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(result.clips[:3], 1):
         dst = out / f"rank{i}_{c.id}.mp4"
