@@ -33,7 +33,7 @@ def multipart(fields: Sequence[tuple[str, str]], files: Sequence[tuple[str, str,
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def search(server: str, images: Sequence[tuple[str, str, bytes]], fields: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def search_through(server: str, images: Sequence[tuple[str, str, bytes]], fields: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """POST /search on `server` with `images` (filename, content type, data) and form `fields`; the API's body.
     ConfigError without a key or for a refused one; InputError for the server's other refusals (its reason)."""
     key = os.environ.get(KEY_VARIABLE)

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 
-from vsearch.cli import remote
 from vsearch.cli.common import (
     DataDir,
     JsonOut,
@@ -24,6 +23,7 @@ from vsearch.cli.common import (
     service,
     settings,
 )  # fmt: skip
+from vsearch.cli.remote import KEY_VARIABLE, search_through
 from vsearch.config import MAX_TOP_K, PROJECT_ROOT
 from vsearch.errors import InputError, VSearchError
 from vsearch.types import parse_time
@@ -90,7 +90,7 @@ def search_cmd(
     server: Annotated[
         str | None,
         typer.Option(help="Search through a running `vsearch serve` at this URL (its catalog, its warm models; the key"
-                          f" in {remote.KEY_VARIABLE}) instead of opening a data dir."),
+                          f" in {KEY_VARIABLE}) instead of opening a data dir."),
     ] = None,
 ) -> None:
     """Find where the person in IMAGES was seen, ranked, grouped into clips. Marks (--confirm/--reject) are stored.
@@ -104,7 +104,8 @@ def search_cmd(
         fields = [("from", from_), ("to", to), *(("cameras", c) for c in camera or ()), ("top_k", str(top)),
                   ("min_score", repr(min_score)), ("box", box), ("upper", upper), ("lower", lower),
                   *(("confirmed", str(i)) for i in confirm or ()), *(("rejected", str(i)) for i in reject or ())]  # fmt: skip
-        body = remote.search(server, [(p.name, *d) for p, d in zip(images, read_images(images))], [(k, v) for k, v in fields if v is not None])
+        uploads = [(p.name, ctype, data) for p, (ctype, data) in zip(images, read_images(images))]
+        body = search_through(server, uploads, [(k, v) for k, v in fields if v is not None])
         if json_out:
             typer.echo(json.dumps(body, indent=2))
         else:
