@@ -177,11 +177,12 @@ def test_ingest_adapt_search_and_rollback_on_two_cameras(two_cameras: Path, base
     report = adapt(svc, AdaptOptions(budget_s=60, rounds=2, base=base_checkpoint, max_steps=3, threads=1), "test")
 
     new = report.embedder
-    assert new == f"{old}-adapt-1" and report.cameras == 2 and report.tracks >= 8  # 6 visitors in the lobby, 3 in the hall
+    assert new == "base-adapt-1" and report.base == "base" and report.cameras == 2 and report.tracks >= 8  # 6 visitors in the lobby, 3 in the hall
     assert report.switch.switched == report.switch.reembedded == len(before_ids)
     assert svc.catalog.embedders() == [new] and svc.catalog.count_sightings(new) == len(before_ids)  # never mixed
     v = svc.catalog.embedder_version(new)
-    assert v is not None and v.base == old and v.record["footage"]["cameras"] == ["hall", "lobby"]
+    assert v is not None and v.base == "base" and v.record["adapted_from_vectors_of"] == old
+    assert v.record["footage"]["cameras"] == ["hall", "lobby"]
     from vsearch.weights import sha256_file
 
     assert sha256_file(svc.settings.data_dir / v.path) == v.sha256 == report.sha256

@@ -156,11 +156,16 @@ def investigator_pairs(
 
 
 def base_checkpoint(catalog: Catalog, current: str, given: Path | None) -> tuple[Path, str]:
-    """(checkpoint, name of the base embedder): the given file, else the shipped embedder's (an adapted embedder is
+    """(checkpoint, name of the base model): the given file, else the shipped embedder's (an adapted embedder is
     adapted again from its own base, never from itself: no drift from round to round of adaptation)."""
+    if given is not None:  # the model is named after its checkpoint file (training writes <name>.pt)
+        return _existing(Path(given), Path(given).stem)
     v = catalog.embedder_version(current)
     base = v.base if v is not None else current
-    path = Path(given) if given is not None else BASE_CHECKPOINTS / f"{base}.pt"
+    return _existing(BASE_CHECKPOINTS / f"{base}.pt", base)
+
+
+def _existing(path: Path, base: str) -> tuple[Path, str]:
     if not Path(path).is_file():
         raise InputError(
             f"no checkpoint to adapt from: expected {path} (the .pt training wrote beside {base}.onnx); give --base"
