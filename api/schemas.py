@@ -188,9 +188,9 @@ def sighting_out(s: Sighting, clip_id: str | None = None) -> SightingOut:
     return SightingOut.model_validate(sighting_to_dict(s, clip_id=clip_id))
 
 
-def search_out(r: SearchResult, image_sha256s: list[str]) -> SearchOut:
-    """A search result as the API shows it (`image_sha256s`: of the query images, in order)."""
-    return SearchOut.model_validate(result_to_dict(r, image_sha256s))
+def search_out(r: SearchResult) -> SearchOut:
+    """A search result as the API shows it."""
+    return SearchOut.model_validate(result_to_dict(r))
 
 
 def camera_out(camera: Any) -> CameraOut:

@@ -270,7 +270,7 @@ def test_results_table_stays_aligned_with_long_camera_names(demo_service, tmp_pa
     from typer.testing import CliRunner
 
     app = typer.Typer()
-    app.command()(lambda: print_result(result_to_dict(result, ["0" * 64])))
+    app.command()(lambda: print_result(result_to_dict(result)))
     lines = CliRunner().invoke(app, []).output.splitlines()
     table = lines[lines.index(next(line for line in lines if line.strip().startswith("rank"))):]
     assert len({line.index("clip id") if "clip id" in line else len(line.rsplit(" ", 1)[0]) + 1 for line in table}) == 1, table

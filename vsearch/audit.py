@@ -13,11 +13,12 @@ in, numbered, once.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -137,6 +138,37 @@ class AuditLog:
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(self.path)
+
+
+def image_sha256s(images: Sequence[bytes]) -> list[str]:
+    """The SHA-256 of each query image, in order: how the audit log, marks and results name a query image."""
+    return [hashlib.sha256(b).hexdigest() for b in images]
+
+
+class SearchRecord(dict[str, Any]):
+    """The audit entry of one search, the same through the CLI and the API: who and through what (the shell's
+    `who`), the filters as given, the investigator's marks, the query images (hashed once, by `query`) and what
+    the search returned (`returned`). Refused searches keep what was known when they were refused."""
+
+    sha256s: list[str] | None = None
+
+    def __init__(self, who: dict[str, Any], filters: dict[str, Any], confirmed: Sequence[int] = (),
+                 rejected: Sequence[int] = ()) -> None:  # fmt: skip
+        super().__init__(who, filters=filters, returned_sighting_ids=[])
+        if confirmed or rejected:
+            self.update(confirmed=list(confirmed), rejected=list(rejected))
+
+    def query(self, images: Sequence[bytes]) -> list[str]:
+        """The query images' SHA-256s, recorded (the first, the total size, and all when several); hashed once."""
+        if self.sha256s is None:
+            self.sha256s = shas = image_sha256s(images)
+            self.update(query_sha256=shas[0], query_bytes=sum(map(len, images)))
+            if len(shas) > 1:
+                self["query_sha256s"] = shas
+        return self.sha256s
+
+    def returned(self, sighting_ids: Iterable[int], clip_ids: Iterable[str]) -> None:
+        self.update(returned_sighting_ids=list(sighting_ids), returned_clip_ids=list(clip_ids))
 
 
 def _last_seq(f: IO[bytes]) -> int | None:

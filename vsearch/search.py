@@ -112,6 +112,7 @@ class SearchResult:
     candidates: int  # sightings that passed the filters
     latency_ms: dict[str, float]
     demoted: int = 0  # hits pushed below the others as rejected or near-duplicates of a rejected sighting
+    query_sha256s: list[str] = field(default_factory=list)  # of the query images, in order (Service.search)
 
     @property
     def query(self) -> QueryCrop:
@@ -128,13 +129,13 @@ def sighting_to_dict(s: Sighting, score: float | None = None, clip_id: str | Non
     }  # fmt: skip
 
 
-def result_to_dict(r: SearchResult, image_sha256s: Sequence[str]) -> dict[str, Any]:
-    """A search result as plain JSON-able data, the one shape of the CLI's --json and the API's body
-    (`image_sha256s`: of the query images, in order). No server path: a clip names its video by id."""
+def result_to_dict(r: SearchResult) -> dict[str, Any]:
+    """A search result as plain JSON-able data, the one shape of the CLI's --json and the API's body.
+    No server path: a clip names its video by id."""
     queries = [
         {"source": q.source, "box_xyxy": [float(v) for v in q.xyxy], "persons_xyxy": [list(p) for p in q.persons],
          "image_sha256": sha}
-        for q, sha in zip(r.queries, image_sha256s, strict=True)
+        for q, sha in zip(r.queries, r.query_sha256s, strict=True)
     ]  # fmt: skip
     return {
         "query": queries[0], "queries": queries, "demoted": r.demoted, "candidates": r.candidates,

@@ -5,7 +5,6 @@ Models load lazily on first use; the store opens its index on first use (see sto
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsearch import __version__
-from vsearch.audit import AuditLog
+from vsearch.audit import AuditLog, SearchRecord
 from vsearch.casework import Casework, check_cameras
 from vsearch.catalog import CameraStats, Catalog, Mark
 from vsearch.clips import check_clip_id, clip_id_for_sighting, render_clip, render_thumbnail
@@ -206,12 +205,16 @@ class VSearch:
         box: tuple[float, float, float, float] | None = None,
         feedback: Feedback = NO_FEEDBACK,
         marked_by: str = "library",
+        record: SearchRecord | None = None,
     ) -> SearchResult:
         """Search with one or several uploaded images of one person (bytes), refined by an investigator's marks
         (stored in the catalog, by `marked_by`). Raises InputError for a non-image or bad filters, NotFoundError
-        for a marked sighting that does not exist."""
-        self._check_embedder()
+        for a marked sighting that does not exist. `record`: the search's audit entry (vsearch.audit), given the
+        query images' hashes and what was returned; the caller writes it with its outcome."""
         images = [images] if isinstance(images, bytes) else list(images)
+        record = record if record is not None else SearchRecord({}, {})
+        shas = record.query(images) if images else []  # each query image hashed once: the entry, marks, the result
+        self._check_embedder()
         if not 1 <= len(images) <= MAX_QUERY_IMAGES:
             raise InputError(f"expected 1 to {MAX_QUERY_IMAGES} query images, got {len(images)}")
         if box is not None and len(images) > 1:
@@ -224,12 +227,14 @@ class VSearch:
         embedder, store = self._active
         result = search(crops, filters, embedder, store, self.settings, feedback)
         result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
+        result.query_sha256s = shas
         if feedback:
-            sha = ",".join(hashlib.sha256(b).hexdigest() for b in images)
+            sha = ",".join(shas)
             self.catalog.add_marks(
                 [Mark(i, "same", sha, marked_by) for i in feedback.confirmed]
                 + [Mark(i, "different", sha, marked_by) for i in feedback.rejected]
             )
+        record.returned((h.sighting.id for c in result.clips for h in c.sightings), (c.id for c in result.clips))
         return result
 
     def _check_cameras(self, cameras: Sequence[str]) -> None:

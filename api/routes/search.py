@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -11,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AppSettings, Investigator, Service
 from api.forms import camera_list, read_limited
 from api.schemas import Detail, SearchOut, search_out
+from vsearch.audit import SearchRecord
 from vsearch.search import MAX_QUERY_IMAGES, Feedback, SearchFilters, parse_box
 from vsearch.types import parse_time
 
@@ -49,14 +49,10 @@ async def search(
     their near-duplicates) are ranked last; the marks are stored and audited. Unknown sighting ids: 404.
 
     Every attempt is audited with its outcome (api.audit.AuditTrail); this adds the query and its results."""
-    record: dict[str, Any] = {
-        "filters": {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
-                    "min_score": min_score, "box": box, "upper": upper, "lower": lower},
-        "returned_sighting_ids": [],
-    }  # fmt: skip
-    if confirmed or rejected:
-        record["confirmed"], record["rejected"] = list(confirmed or ()), list(rejected or ())
-    request.state.audit = record
+    record = SearchRecord({}, {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
+                               "min_score": min_score, "box": box, "upper": upper, "lower": lower},
+                          confirmed or (), rejected or ())  # fmt: skip
+    request.state.audit = record  # who and through what: the AuditTrail middleware, which writes it
     if len(image) > MAX_QUERY_IMAGES:
         raise HTTPException(400, f"at most {MAX_QUERY_IMAGES} query images per search, got {len(image)}")
     data: list[bytes] = []
@@ -65,16 +61,11 @@ async def search(
         if not ctype.startswith("image/"):
             raise HTTPException(415, f"expected an image upload (image/jpeg, image/png, ...), got {ctype or 'no content type'!r}")
         data.append(await read_limited(upload, settings.max_image_bytes, "image"))
-    shas = [hashlib.sha256(d).hexdigest() for d in data]
-    record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
-    if len(shas) > 1:
-        record["query_sha256s"] = shas
+    record.query(data)
     filters = SearchFilters(
         parse_time(from_) if from_ else None, parse_time(to) if to else None, camera_list(cameras),
         top_k, min_score, upper or None, lower or None,
     )  # fmt: skip
     feedback = Feedback(tuple(dict.fromkeys(confirmed or ())), tuple(dict.fromkeys(rejected or ())))
-    result = await run_in_threadpool(service.search, data, filters, parse_box(box), feedback, f"api:{key.name}")
-    record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
-    record["returned_clip_ids"] = [c.id for c in result.clips]
-    return search_out(result, shas)
+    result = await run_in_threadpool(service.search, data, filters, parse_box(box), feedback, f"api:{key.name}", record)
+    return search_out(result)

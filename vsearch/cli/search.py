@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -111,29 +110,22 @@ def search_cmd(
         else:
             print_result(body)
         return
+    from vsearch.audit import SearchRecord
     from vsearch.search import Feedback, SearchFilters, parse_box, parse_cameras, result_to_dict
 
     s = settings(data_dir)
     by = by_user()
     cameras = parse_cameras(camera)
-    record: dict[str, Any] = {
-        "action": "search", "via": "cli", "key_name": by,
-        "filters": {"from": from_, "to": to, "cameras": list(cameras), "top_k": top, "min_score": min_score,
-                    "box": box, "upper": upper, "lower": lower},
-        "returned_sighting_ids": [],
-    }  # fmt: skip
-    if confirm or reject:
-        record["confirmed"], record["rejected"] = list(confirm or ()), list(reject or ())
+    record = SearchRecord({"action": "search", "via": "cli", "key_name": by},
+                          {"from": from_, "to": to, "cameras": list(cameras), "top_k": top, "min_score": min_score,
+                           "box": box, "upper": upper, "lower": lower}, confirm or (), reject or ())  # fmt: skip
     # the input is checked first; a mistyped data dir is then refused (require_catalog), with no audit log beside it
     svc = service(s) if s.catalog_url or s.catalog_path.is_file() else None
     if svc is not None:
         svc.audit.ready()  # no search that cannot be audited
     try:
         data = [d for _, d in read_images(images)]  # a non-image is refused before anything is opened
-        shas = [hashlib.sha256(d).hexdigest() for d in data]
-        record.update(query_sha256=shas[0], query_bytes=sum(map(len, data)))
-        if len(shas) > 1:
-            record["query_sha256s"] = shas
+        record.query(data)
         filters = SearchFilters(
             parse_time(from_) if from_ else None, parse_time(to) if to else None, cameras, top,
             min_score, upper, lower,
@@ -141,15 +133,13 @@ def search_cmd(
         feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
         box_xyxy = parse_box(box)
         svc = svc or service(require_catalog(s))
-        result = svc.search(data, filters, box_xyxy, feedback, by)
+        result = svc.search(data, filters, box_xyxy, feedback, by, record)
     except VSearchError as e:
         if svc is not None:
             svc.audit.append({**record, "exit_code": 2, "error": str(e)})
         raise
-    record["returned_sighting_ids"] = [h.sighting.id for c in result.clips for h in c.sightings]
-    record["returned_clip_ids"] = [c.id for c in result.clips]
     svc.audit.append({**record, "exit_code": 0})  # before the results are shown
-    found = result_to_dict(result, shas)
+    found = result_to_dict(result)
     if json_out:
         typer.echo(json.dumps(found, indent=2))
     else:
@@ -200,7 +190,7 @@ def demo(
     typer.echo(f"\nsearching with {SAMPLE_QUERY.relative_to(PROJECT_ROOT)} (a crop of the third visitor)")
     query = SAMPLE_QUERY.read_bytes()
     result = svc.search(query, SearchFilters(top_k=top))
-    print_result(result_to_dict(result, [hashlib.sha256(query).hexdigest()]))
+    print_result(result_to_dict(result))
     out.mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(result.clips[:3], 1):
         dst = out / f"rank{i}_{c.id}.mp4"
