@@ -108,8 +108,16 @@ class CameraOut(BaseModel):
     first_ts_s: float | None = Field(description="Start of its earliest video, epoch seconds UTC (null: no video).")
     last_ts_s: float | None = Field(description="End of its latest video, epoch seconds UTC (null: no video).")
     sightings: int = Field(description="Stored sightings (person crops) on this camera.")
-    first: str | None = Field(default=None, description="first_ts_s as ISO 8601 UTC, as the CLI prints it.")
-    last: str | None = Field(default=None, description="last_ts_s as ISO 8601 UTC.")
+
+    @computed_field(description="first_ts_s as ISO 8601 UTC, as the CLI prints it.")  # type: ignore[prop-decorator]
+    @property
+    def first(self) -> str | None:
+        return ts_to_iso(self.first_ts_s) if self.first_ts_s is not None else None
+
+    @computed_field(description="last_ts_s as ISO 8601 UTC.")  # type: ignore[prop-decorator]
+    @property
+    def last(self) -> str | None:
+        return ts_to_iso(self.last_ts_s) if self.last_ts_s is not None else None
 
 
 class ModelsLoaded(BaseModel):
@@ -195,6 +203,4 @@ def search_out(r: SearchResult) -> SearchOut:
 
 def camera_out(camera: Any) -> CameraOut:
     """A camera's statistics (a CameraStats-like object or a dict with the same names) as the API shows them."""
-    out = CameraOut.model_validate(camera, from_attributes=True)
-    iso = {k: ts_to_iso(t) for k, t in (("first", out.first_ts_s), ("last", out.last_ts_s)) if t is not None}
-    return out.model_copy(update=iso)
+    return CameraOut.model_validate(camera, from_attributes=True)
