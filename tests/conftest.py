@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,7 +131,10 @@ def postgres_server():  # type: ignore[no-untyped-def]
         pytest.fail("PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)")
     import tempfile
 
-    root = Path(tempfile.mkdtemp(prefix="vsearch-pg-"))  # pytest's temp dirs are private to root
+    # pytest's temp dirs are private to root; in memory when /dev/shm is there: removing a session's databases
+    # (thousands of files) from a disk mounted with `discard` took up to 46 s of the quick loop's teardown
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(prefix="vsearch-pg-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
     as_user: list[str] = []
@@ -190,3 +194,39 @@ def private_copy(svc, folder: Path):  # type: ignore[no-untyped-def]
 
     shutil.copytree(svc.settings.data_dir, folder / "data")
     return VSearch(svc.settings.model_copy(update={"data_dir": folder / "data"}), svc.detector, svc.embedder)
+
+
+def cli_here(*args: str, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    """`vsearch ARGS` run in this process through the CLI's own entry point (vsearch.cli.main: its one error
+    handler and exit code; stdout and stderr captured), with `env` set (None: unset) for the call: for
+    tests of what commands answer, without a Python start-up (about a second of CPU) each. A test of the entry
+    point itself or of a process's fate (start-up imports, kills) runs a real process."""
+    import contextlib
+    import io
+    import sys
+
+    from vsearch.cli import main
+
+    saved = {k: os.environ.get(k) for k in env or {}}
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, ["vsearch", *args]
+    for k, v in (env or {}).items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        sys.argv = argv
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(["vsearch", *args], code, out.getvalue(), err.getvalue())

@@ -21,7 +21,7 @@ from vsearch.config import PROJECT_ROOT, ApiKey
 from vsearch.errors import InputError, NotFoundError, VSearchError
 from vsearch.service import VSearch
 
-from .conftest import DEMO_START, SAMPLE_VIDEO, sample_excerpt, small_service, visits
+from .conftest import DEMO_START, SAMPLE_VIDEO, cli_here, sample_excerpt, small_service, visits
 
 QUERY = SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"
 ADMIN, IVAN, OLGA = "admin-key-0123456789abcdef", "ivan-key-0123456789abcdef", "olga-key-0123456789abcdef"
@@ -108,7 +108,10 @@ def test_bad_entries_are_refused_with_a_reason(small: VSearch, kwargs: dict, err
     assert len(small.watchlists.entries()) == before
 
 
-def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, data_dir: Path, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The CLI on `data_dir` with the small catalog's embedder: in this process, or as `python -m vsearch.cli`."""
+    if not process:
+        return cli_here(*args, "--data-dir", str(data_dir), env={"VSEARCH_EMBEDDER": "hsv-parts"})
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VSEARCH_EMBEDDER": "hsv-parts"}
     return subprocess.run([sys.executable, "-m", "vsearch.cli", *args, "--data-dir", str(data_dir)],
                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
@@ -117,7 +120,7 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_the_cli_adds_lists_pauses_and_acknowledges(small: VSearch) -> None:
     d = small.settings.data_dir
     sid = track_sighting(small, 2)
-    r = cli("watchlist", "add", "visitor 2", "--sighting", str(sid), "--min-score", "0.99", data_dir=d)
+    r = cli("watchlist", "add", "visitor 2", "--sighting", str(sid), "--min-score", "0.99", data_dir=d, process=True)
     assert r.returncode == 0, r.stderr
     entry = r.stdout.strip().splitlines()[-1]
     for args, message in [
