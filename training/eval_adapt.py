@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--link-similarity", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--global-weight", type=float, default=1.0)
+    ap.add_argument("--global-weight", type=float, default=0.0)
     ap.add_argument("--train-from", type=int, default=0, help="blocks before this keep the base's weights")
     ap.add_argument("--embed-per-track", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
