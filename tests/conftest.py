@@ -63,11 +63,31 @@ def shared_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(data_dir=tmp_path_factory.mktemp("demo") / "data")
 
 
+_SMALL: list[Path] = []  # the small catalog's data dir, written once per session (_write_small), copied for each use
+
+
 def small_service(data_dir: Path):  # type: ignore[no-untyped-def]
     """A service over a tiny catalog written through the real store, with no model loaded: the sample clip as
     camera 'lobby' from DEMO_START, one track per visit (visits_approx.csv) boxed by a fixed rectangle in the
     middle of the room, sampled every 2 s, and embedded with the weight-free `hsv-parts` embedder. For API and
-    CLI contract tests (keys, roles, 4xx, limits, audit): a search given a box never loads the detector."""
+    CLI contract tests (keys, roles, 4xx, limits, audit): a search given a box never loads the detector.
+    `data_dir` gets its own copy of a data dir written once for the session."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from vsearch.service import VSearch
+
+    if not _SMALL:
+        root = Path(tempfile.mkdtemp(prefix="vsearch-small-"))
+        atexit.register(shutil.rmtree, root, True)
+        _write_small(root / "data").close()
+        _SMALL.append(root / "data")
+    shutil.copytree(_SMALL[0], data_dir)
+    return VSearch(Settings(data_dir=data_dir, embedder="hsv-parts"))
+
+
+def _write_small(data_dir: Path):  # type: ignore[no-untyped-def]
     import hashlib
 
     import cv2

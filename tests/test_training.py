@@ -70,8 +70,9 @@ def test_the_style_norm_takes_out_a_cameras_colour_cast_and_exports_to_onnx(tmp_
     from training.datasets import PKU, load_pku, pku_ids
     from vsearch.reidnet import Exported, H, ReidNet, W, to_tensor
 
-    crops = [c for c, _, _ in load_pku(set(sorted(pku_ids(PKU))[:8]))][:32]
-    assert len(crops) == 32
+    # 12 crops hold the one the cast hurts most and keep the margins 32 gave (measured: see the commit), cheaper
+    crops = [c for c, _, _ in load_pku(set(sorted(pku_ids(PKU))[:8]))][:12]
+    assert len(crops) == 12
 
     def cast(crop: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
