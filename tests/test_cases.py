@@ -300,7 +300,7 @@ def test_export_holds_every_file_with_its_hash_and_the_clip_provenance(exported,
 def test_clip_rendering_is_deterministic_and_a_second_export_has_the_same_file_hashes(exported, case_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     case, _, report, _ = exported
     assert report.deterministic and not [n for n in report.notes if "render" in n]
-    assert [n for n in report.notes if "not searched through the API" in n]  # this search was in-process, unaudited
+    assert [n for n in report.notes if "no search with this image is in the audit log" in n]  # in-process, unaudited
     with zipfile.ZipFile(report.path) as z:
         manifest = json.loads(z.read(MANIFEST))
     assert all(c["rerender_matches"] for c in manifest["clips"])
