@@ -21,7 +21,7 @@ from vsearch.config import PROJECT_ROOT, ApiKey, Settings
 from vsearch.errors import NotFoundError
 from vsearch.service import VSearch
 
-from .conftest import cli_here
+from .conftest import cli_here, missing
 
 
 def cli(data: Path, *args: str, strace: list[str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -136,11 +136,12 @@ def _opens_of(path: Path, data: Path, *args: str) -> int:
     return sum(1 for line in trace.read_text().splitlines() if "openat(" in line)
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 @pytest.mark.parametrize("at", ["first", "last"])
 def test_a_kill_at_the_audit_write_leaves_catalog_and_log_consistent_after_restart(tmp_path: Path, at: str) -> None:
     """SIGKILL from strace when the CLI opens audit.jsonl, at its first open (before the change) or its last (after
     the commit): the next command finds every case with exactly one case.create line, and nothing else."""
+    if shutil.which("strace") is None:
+        missing("strace is not installed (.ci/run installs Debian's strace)")
     data = fresh(tmp_path / "data")
     path = data / "audit.jsonl"
     assert cli(data, "case", "new", "first").returncode == 0
