@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from api.audit import AuditLog
 from api.schemas import AuditEntry, CameraOut, camera_out
 from vsearch.catalog import SqliteCatalog
+from vsearch.catalog.records import CameraStats  # the catalog's own typed camera statistics
 
 LOBBY = {
     "id": "lobby",
@@ -17,16 +17,6 @@ LOBBY = {
     "last_ts_s": 1.0e9 + 139.4,
     "sightings": 45,
 }
-
-
-@dataclass(frozen=True)
-class CameraStats:  # the shape the catalog's typed camera statistics take
-    id: str
-    videos: int
-    footage_s: float
-    first_ts_s: float | None
-    last_ts_s: float | None
-    sightings: int
 
 
 def test_a_camera_converts_from_a_dict_or_a_typed_value_alike() -> None:
