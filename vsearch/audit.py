@@ -76,6 +76,12 @@ class AuditLog:
             except StorageError as e:  # the change and its entry are committed; the next write mirrors the entry
                 log.warning("audit entry committed but not yet mirrored: %s", e)
 
+    @contextmanager
+    def change_by(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> Iterator[Entry]:
+        """`change` of an `action` by `by`, with the caller's context (role, client...) and the action's fields."""
+        with self.change({"action": action, "key_name": by, **(context or {}), **fields}) as entry:
+            yield entry
+
     def append(self, record: dict[str, Any]) -> None:
         """Append an entry that goes with no change of its own (a search, a read, a refused request)."""
         with self.change(record):

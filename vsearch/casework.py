@@ -7,12 +7,11 @@ audit entry are one catalog transaction: both commit, or neither.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vsearch.audit import AuditLog, Entry
+from vsearch.audit import AuditLog
 from vsearch.cases import (
     MAX_ITEMS_PER_CALL,
     MAX_NAME,
@@ -70,17 +69,11 @@ class Casework:
             raise PermissionDeniedError(f"only the owner of case {case_id} ({case.created_by}) or an admin may share it")
         return case
 
-    @contextmanager
-    def _change(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> Iterator[Entry]:
-        """A change and its audit entry, in one transaction (see vsearch.audit)."""
-        with self.audit.change({"action": action, "key_name": by, **(context or {}), **fields}) as entry:
-            yield entry
-
     # -- cases ---------------------------------------------------------------------------------------------
     def create(self, name: str, notes: str, by: str, context: dict[str, Any] | None = None) -> Case:
         """Open a case (audited)."""
         check_case_text(name, notes)
-        with self._change("case.create", by, context) as entry:
+        with self.audit.change_by("case.create", by, context) as entry:
             case = self.catalog.create_case(name.strip(), notes, by)
             entry.update(case_id=case.id, name=case.name)
         return case
@@ -90,7 +83,7 @@ class Casework:
         check_case_text(name, notes)
         if name is None and notes is None:
             return self._case(case_id, by, context)  # nothing to change: no change, no audit line
-        with self._change("case.update", by, context, case_id=case_id) as entry:
+        with self.audit.change_by("case.update", by, context, case_id=case_id) as entry:
             before = self._case(case_id, by, context)
             case = self.catalog.update_case(case_id, name.strip() if name is not None else None, notes)
             entry.update(old={"name": before.name, "notes": before.notes}, new={"name": case.name, "notes": case.notes})
@@ -114,7 +107,7 @@ class Casework:
         if not member.strip() or len(member) > MAX_NAME:
             raise InputError(f"expected a member name of 1 to {MAX_NAME} characters, got {member!r}")
         check_text("a member name", member)
-        with self._change("case.share", by, context, case_id=case_id, member=member) as entry:
+        with self.audit.change_by("case.share", by, context, case_id=case_id, member=member) as entry:
             self._case(case_id, by, context, owner=True)
             if not self.catalog.add_case_member(case_id, member, by):
                 entry.drop()  # already a member: nothing changed
@@ -122,7 +115,7 @@ class Casework:
 
     def unshare(self, case_id: int, member: str, by: str, context: dict[str, Any] | None = None) -> list[str]:
         """Stop sharing a case with a member (its owner or an operator; audited); returns the members left."""
-        with self._change("case.unshare", by, context, case_id=case_id, member=member):
+        with self.audit.change_by("case.unshare", by, context, case_id=case_id, member=member):
             self._case(case_id, by, context, owner=True)
             self.catalog.remove_case_member(case_id, member)
         return self.catalog.case_members(case_id)
@@ -146,7 +139,7 @@ class Casework:
             query_sha256 = sha
         check_text("an item note", note, lines=True)
         new = [resolve_item(self.catalog, r, self.settings, query_sha256, filters, note) for r in dict.fromkeys(refs)]
-        with self._change("case.add", by, context, case_id=case_id) as entry:
+        with self.audit.change_by("case.add", by, context, case_id=case_id) as entry:
             items, added = self.catalog.add_case_items(case_id, new, by)
             # refs and item_ids line up (input order, repeats dropped); added_item_ids are those this call put in
             # the case, already_in_case_item_ids those it held before (of identical concurrent adds, one adds)
@@ -157,7 +150,7 @@ class Casework:
 
     def remove(self, case_id: int, item_id: int, by: str, context: dict[str, Any] | None = None) -> None:
         """Remove one item from a case (audited)."""
-        with self._change("case.remove", by, context, case_id=case_id, item_id=item_id) as entry:
+        with self.audit.change_by("case.remove", by, context, case_id=case_id, item_id=item_id) as entry:
             self._case(case_id, by, context)
             item = self.catalog.remove_case_item(case_id, item_id)
             entry.update(kind=item.kind, ref=item.ref)
@@ -185,7 +178,7 @@ class Casework:
         """Set a camera's display name and coordinates (audited)."""
         checked = check_camera_info(camera_id, name, lat, lon)
         check_cameras(self.catalog, [camera_id])  # a typo must not create a camera
-        with self._change("camera.set", by, context, camera_id=camera_id) as entry:
+        with self.audit.change_by("camera.set", by, context, camera_id=camera_id) as entry:
             info = self.catalog.set_camera_info(checked)
             entry.update(name=info.name, lat=info.lat, lon=info.lon)
         return info

@@ -16,8 +16,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +24,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.audit import AuditLog, Entry
+from vsearch.audit import AuditLog
 from vsearch.cases import MAX_NAME, check_text
-from vsearch.casework import OPERATOR_ROLES, Casework, check_cameras
+from vsearch.casework import Casework, check_cameras
 from vsearch.catalog import Alert, Catalog, Hit, NewSighting, WatchEntry, WatchVector
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
@@ -133,20 +132,13 @@ class Watchlists:
         self.matcher = Matcher(catalog, embedder.name)
 
     # -- access: investigators see and change their own entries and their alerts; operators (admins, the CLI) all
-    @staticmethod
-    def is_operator(context: dict[str, Any] | None) -> bool:
-        return (context or {}).get("role") in OPERATOR_ROLES
+    is_operator = staticmethod(Casework.is_operator)
 
     def _entry(self, entry_id: int, by: str | None, context: dict[str, Any] | None) -> WatchEntry:
         e = self.catalog.watch_entry(entry_id)
         if e.status == "removed" or not (self.is_operator(context) or by == e.created_by):
             raise NotFoundError(f"no watchlist entry with id {entry_id}")
         return e
-
-    @contextmanager
-    def _change(self, action: str, by: str, context: dict[str, Any] | None, **fields: Any) -> Iterator[Entry]:
-        with self.audit.change({"action": action, "key_name": by, **(context or {}), **fields}) as entry:
-            yield entry
 
     # -- entries ----------------------------------------------------------------------------------------------
     def add(
@@ -186,7 +178,7 @@ class Watchlists:
                 " a watchlist entry must be embedded as its footage is"
             )
         vectors = self._sighting_vectors(sighting_ids) + self._image_vectors(images)
-        with self._change("watchlist.add", by, context, case_id=case_id) as entry:
+        with self.audit.change_by("watchlist.add", by, context, case_id=case_id) as entry:
             e = self.catalog.add_watch_entry(name, case_id, cameras, score, expires_at, self.embedder.name, by, vectors)
             entry.update(entry_id=e.id, name=e.name, cameras=cameras, min_score=score, expires_at=expires_at,
                          sources=[v.source for v in vectors])  # fmt: skip
@@ -235,7 +227,7 @@ class Watchlists:
         if status not in ("active", "paused", "removed"):
             raise InputError(f"expected a status of active, paused or removed, got {status!r}")
         action = {"active": "resume", "paused": "pause", "removed": "remove"}[status]
-        with self._change(f"watchlist.{action}", by, context, entry_id=entry_id) as entry:
+        with self.audit.change_by(f"watchlist.{action}", by, context, entry_id=entry_id) as entry:
             before = self._entry(entry_id, by, context)
             if before.status == status:
                 entry.drop()
@@ -268,7 +260,7 @@ class Watchlists:
             e = self._entry(a.entry_id, by, context)
         except NotFoundError:
             raise NotFoundError(f"no alert with id {alert_id}") from None
-        with self._change("alert.ack", by, context, alert_id=alert_id, entry_id=e.id, verdict=verdict,
+        with self.audit.change_by("alert.ack", by, context, alert_id=alert_id, entry_id=e.id, verdict=verdict,
                           sighting_id=a.sighting_id) as entry:  # fmt: skip
             if a.status == verdict:
                 entry.drop()
