@@ -25,9 +25,9 @@ from vsearch.service import VSearch
 STATIC = Path(__file__).resolve().parent / "static"
 # every request to these paths is written to the audit log, whatever its outcome (a trailing /* : every path under
 # it): searches; every case access (reads, verifies, companions, refusals); camera metadata, identities, the log;
-# adaptations; watchlists and alerts
-AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/adapt", "/watchlists",
-           "/watchlists/*", "/alerts", "/alerts/*")
+# adaptations; watchlists and alerts; clip views (with their case or reason)
+AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/audit/*", "/adapt", "/watchlists",
+           "/watchlists/*", "/alerts", "/alerts/*", "/clips/*")
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in

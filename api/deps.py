@@ -48,6 +48,11 @@ def _caller(
     return authenticate(request, header, query, cookie)
 
 
+def key_context(request: Request, key: ApiKey) -> dict[str, object]:
+    """The caller as the library's audit entries and access checks take it: role and client address."""
+    return {"role": key.role, "client": request.client.host if request.client else None}
+
+
 def investigator(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
     """Any valid key."""
     return key  # both roles may search and view

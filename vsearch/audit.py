@@ -12,19 +12,25 @@ in, numbered, once.
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import hashlib
+import io
 import json
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from vsearch.catalog import Catalog
-from vsearch.errors import StorageError
+from vsearch.cases import csv_cell
+from vsearch.catalog import AuditFilter, Catalog
+from vsearch.errors import InputError, StorageError
 
 log = logging.getLogger("vsearch.audit")
 _LOCKS: dict[str, threading.Lock] = {}
@@ -91,6 +97,51 @@ class AuditLog:
         """Entries newest first, skipping `offset`."""
         return [json.loads(line) for line in self.catalog.audit_page(limit, offset)]
 
+    def find(self, where: AuditFilter, limit: int = 1000, before_seq: int | None = None) -> list[dict[str, Any]]:
+        """Entries matching `where` (user, case, action, time range), newest first; `before_seq` pages on."""
+        return [json.loads(line) for line in self.catalog.audit_find(where, limit, before_seq)]
+
+    def verify(self, expect_hash: str | None = None) -> ChainCheck:
+        """Check the table's hash chain (catalog.audit_verify) and the mirror against the table, line by line: an
+        entry edited, inserted or removed in either is named. `expect_hash`: a head hash printed by an earlier verify,
+        which must still be in the chain (entries cut off the end leave no other trace)."""
+        self._sync()
+        problems, last, head = self.catalog.audit_verify()
+        found = [p.problem for p in problems]
+        if expect_hash is not None and not any(h == expect_hash for _, _, h in self.catalog.audit_chain()):
+            found.append(f"the hash {expect_hash} kept from an earlier verify is in no entry: entries were removed"
+                         " from the end or the chain was rewritten")  # fmt: skip
+        found += self._mirror_problems()
+        return ChainCheck(found, last, head)
+
+    def _mirror_problems(self) -> list[str]:
+        """Where audit.jsonl and the table disagree (the mirror may lack the newest entries: a crash between commit
+        and mirror is caught up by the next write, not a problem)."""
+        found: list[str] = []
+        rows = self.catalog.audit_chain()
+        row = next(rows, None)
+        with open(self.path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                try:
+                    seq = json.loads(line).get("seq")
+                except (ValueError, AttributeError):
+                    seq = None
+                if not isinstance(seq, int):
+                    found.append(f"audit.jsonl line {n} is no entry of the log (no seq)")
+                    continue
+                while row is not None and row[0] < seq:
+                    found.append(f"entry {row[0]} is in the catalog but missing from audit.jsonl")
+                    row = next(rows, None)
+                if row is None or row[0] != seq:
+                    found.append(f"audit.jsonl line {n} holds entry {seq}, which the catalog's table does not")
+                elif row[1] != line:
+                    found.append(f"entry {seq} differs between audit.jsonl (line {n}) and the catalog's table")
+                    row = next(rows, None)
+                else:
+                    row = next(rows, None)
+        return found
+
     def with_queries(self, query_sha256s: Collection[str]) -> list[dict[str, Any]]:
         """Entries that name one of these query images (searches and the case changes that cite them), oldest first."""
         return [json.loads(line) for line in self.catalog.audit_with_queries(query_sha256s)]
@@ -144,6 +195,51 @@ class AuditLog:
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(self.path)
+
+
+@dataclass
+class ChainCheck:
+    """What `vsearch audit verify` found: the problems (none: intact), the entries checked and the head hash."""
+
+    problems: list[str] = field(default_factory=list)
+    entries: int = 0
+    head: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "head_hash": self.head, "problems": self.problems}
+
+
+def audit_filter(user: str | None = None, case_id: int | None = None, action: str | None = None,
+                 from_ts_s: float | None = None, to_ts_s: float | None = None) -> AuditFilter:  # fmt: skip
+    """The filter of `vsearch audit` and GET /audit: times (epoch seconds) become the log's own text form."""
+    if from_ts_s is not None and to_ts_s is not None and not from_ts_s < to_ts_s:
+        raise InputError("the audit window must end after it starts")
+    return AuditFilter(user or None, case_id, action or None, None if from_ts_s is None else _log_time(math.floor(from_ts_s)),
+                       None if to_ts_s is None else _log_time(math.ceil(to_ts_s)))  # fmt: skip
+
+
+def _log_time(ts_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))
+
+
+CSV_COLUMNS = ("seq", "time", "action", "key_name", "role", "case_id", "reason", "status", "method", "path", "client")
+
+
+def entries_to_csv(entries: Iterable[dict[str, Any]]) -> str:
+    """Entries as CSV: the columns most filtered on, then the whole entry as JSON; every text cell is neutralised
+    against spreadsheet formulas (cases.csv_cell), whatever a user typed into a reason or a name."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow([*CSV_COLUMNS, "entry"])
+    for e in entries:
+        cells = [e.get(c) for c in CSV_COLUMNS]
+        w.writerow([csv_cell(c) if isinstance(c, str) else ("" if c is None else c) for c in cells]
+                   + [csv_cell(json.dumps(e, sort_keys=True, default=str))])  # fmt: skip
+    return out.getvalue()
 
 
 def image_sha256s(images: Sequence[bytes]) -> list[str]:

@@ -158,9 +158,9 @@ class Route:
             cam = self.cameras.get(s.camera_id, CameraInfo(s.camera_id))
             m = self.moves[i - 1] if i else None
             w.writerow([
-                i + 1, _cell(s.camera_id), _cell(cam.name or ""), "" if cam.lat is None else cam.lat,
+                i + 1, csv_cell(s.camera_id), csv_cell(cam.name or ""), "" if cam.lat is None else cam.lat,
                 "" if cam.lon is None else cam.lon, ts_to_iso(s.start_ts_s), ts_to_iso(s.end_ts_s), f"{s.duration_s:.3f}",
-                m.kind if m else "start", _cell(m.from_camera) if m else "", f"{m.duration_s:.3f}" if m else "",
+                m.kind if m else "start", csv_cell(m.from_camera) if m else "", f"{m.duration_s:.3f}" if m else "",
                 " ".join(map(str, s.items)),
             ])  # fmt: skip
         return out.getvalue()
@@ -190,7 +190,7 @@ class Route:
         return {"type": "FeatureCollection", "features": features}
 
 
-def _cell(text: str) -> str:
+def csv_cell(text: str) -> str:
     """A text cell a spreadsheet will not run: a leading =, +, -, @, tab or CR gets a quote (OWASP CSV injection).
     Only names and ids go through here; the numbers this module writes stay numbers."""
     return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text

@@ -31,6 +31,7 @@ from vsearch.evidence import ExportReport, export_case, keep_query_image
 from vsearch.identities import DEFAULT_THRESHOLD, Identity, identities_in_window
 
 OPERATOR_ROLES = ("admin", "cli", None)
+MAX_REASON = 500
 
 
 def check_cameras(catalog: Catalog, cameras: Sequence[str]) -> None:
@@ -68,6 +69,24 @@ class Casework:
         if owner:
             raise PermissionDeniedError(f"only the owner of case {case_id} ({case.created_by}) or an admin may share it")
         return case
+
+    def purpose(self, case_id: int | None, reason: str | None, by: str | None = None,
+                context: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Why the caller looks (a search, a clip view, an export): the audit fields `case_id` (a case the caller
+        may see, else NotFoundError) and/or `reason` (one line of free text). InputError when neither is given and
+        settings.require_reason is set."""
+        fields: dict[str, Any] = {}
+        if reason is not None and reason.strip():
+            if len(reason) > MAX_REASON:
+                raise InputError(f"a reason is at most {MAX_REASON} characters, got {len(reason)}")
+            check_text("a reason", reason)
+            fields["reason"] = reason.strip()
+        if case_id is not None:
+            self._case(case_id, by, context)
+            fields["case_id"] = case_id
+        if not fields and self.settings.require_reason:
+            raise InputError("a reason is required (VSEARCH_REQUIRE_REASON=1): give the case id or a reason")
+        return fields
 
     # -- cases ---------------------------------------------------------------------------------------------
     def create(self, name: str, notes: str, by: str, context: dict[str, Any] | None = None) -> Case:
@@ -155,10 +174,11 @@ class Casework:
             item = self.catalog.remove_case_item(case_id, item_id)
             entry.update(kind=item.kind, ref=item.ref)
 
-    def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True) -> ExportReport:
-        """Write the case's evidence ZIP (the export is audited with the manifest's sha256 before the ZIP takes its
-        name: there is never an export without its entry)."""
-        self._case(case_id, by, context)
+    def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True,
+               reason: str | None = None) -> ExportReport:  # fmt: skip
+        """Write the case's evidence ZIP (the export is audited with the manifest's sha256 and the `reason` given,
+        before the ZIP takes its name: there is never an export without its entry). Its case is its purpose."""
+        context = {**(context or {}), **self.purpose(case_id, reason, by, context)}
         self.audit.ready()  # refused now, not after the rendering, if the audit log cannot be written
         return export_case(self.catalog, self.settings, case_id, out, by, self.audit, context, check_rendering)
 

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=64)  # read from the header, refused before decoding
     max_video_bytes: int = 2 * 1024 * 1024 * 1024
 
+    # access with a reason: a search, a clip view and an export must name a case or give a reason (audited)
+    require_reason: bool = False
+
     @property
     def audit_log_path(self) -> Path:
         return self.data_dir / "audit.jsonl"

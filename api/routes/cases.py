@@ -21,11 +21,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.case_schemas import CaseDetailOut, CaseOut, VerifyOut, case_detail_out, case_out
 from api.deps import Admin, AppSettings, Investigator, Service
+from api.deps import key_context as _ctx
 from api.forms import camera_list, read_limited
 from api.schemas import Detail
 from api.uploads import ZipSink, read_form
+from vsearch.casework import MAX_REASON
 from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, companions_to_dict
-from vsearch.config import ApiKey
 from vsearch.errors import InputError
 from vsearch.evidence import verify_zip
 from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
@@ -37,10 +38,6 @@ CaseId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Case id.")]
 ItemId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Case item id.")]
 E: dict[int | str, dict[str, Any]] = {c: {"model": Detail} for c in (400, 401, 403, 404, 413, 422)}
 MAX_ZIP_BYTES = 4 * 1024**3
-
-
-def _ctx(request: Request, key: ApiKey) -> dict[str, Any]:
-    return {"role": key.role, "client": request.client.host if request.client else None}
 
 
 class CaseIn(BaseModel):
@@ -195,13 +192,17 @@ async def companions(
 
 
 @router.post("/cases/{case_id}/export", response_class=FileResponse, responses=E)
-async def export(case_id: CaseId, request: Request, service: Service, settings: AppSettings, key: Investigator) -> FileResponse:
+async def export(
+    case_id: CaseId, request: Request, service: Service, settings: AppSettings, key: Investigator,
+    reason: Annotated[str | None, Query(max_length=MAX_REASON, description="Why it is exported (audited).")] = None,
+) -> FileResponse:  # fmt: skip
     """The case's evidence ZIP (clips, frames, crops, query images, manifest.json with every hash); the manifest's
-    sha256 is in the `X-Manifest-SHA256` header and in the audit log: keep it to prove the manifest later."""
+    sha256 is in the `X-Manifest-SHA256` header and in the audit log: keep it to prove the manifest later. The
+    export's audit entry holds the case and the `reason` given."""
     folder = await run_in_threadpool(scratch_root, settings)  # a killed server's leftovers are swept there
     tmp = Path(tempfile.mkdtemp(prefix=scratch_name("export"), dir=folder)) / f"case-{case_id}.zip"
     try:
-        r = await run_in_threadpool(service.casework.export, case_id, tmp, key.name, _ctx(request, key))
+        r = await run_in_threadpool(service.casework.export, case_id, tmp, key.name, _ctx(request, key), True, reason)
     except BaseException:
         _cleanup(tmp)
         raise

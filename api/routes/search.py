@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppSettings, Investigator, Service
+from api.deps import AppSettings, Investigator, Service, key_context
 from api.forms import camera_list, read_limited
 from api.schemas import Detail, SearchOut, search_out
 from vsearch.audit import SearchRecord
+from vsearch.casework import MAX_REASON
 from vsearch.search import MAX_QUERY_IMAGES, Feedback, SearchFilters, parse_box
 from vsearch.types import parse_time
 
@@ -43,16 +44,20 @@ async def search(
     rejected: Annotated[
         list[int] | None, Form(description="Sighting ids the investigator marked 'not this person' (repeat the field).")
     ] = None,
+    case_id: Annotated[int | None, Form(ge=1, lt=2**63, description="The case this search is for (audited).")] = None,
+    reason: Annotated[str | None, Form(max_length=MAX_REASON, description="Why: free text (audited); a case or a reason"
+                                       " is required when the server sets VSEARCH_REQUIRE_REASON=1.")] = None,
 ) -> SearchOut:
     """Find where the person in the image(s) was seen; filters are applied inside the index search, before ranking.
     With `confirmed` / `rejected` the search is refined: confirmed sightings join the query, rejected ones (and
     their near-duplicates) are ranked last; the marks are stored and audited. Unknown sighting ids: 404.
 
     Every attempt is audited with its outcome (api.audit.AuditTrail); this adds the query and its results."""
-    record = SearchRecord({}, {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
+    record = SearchRecord({"action": "search"}, {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
                                "min_score": min_score, "box": box, "upper": upper, "lower": lower},
                           confirmed or (), rejected or ())  # fmt: skip
     request.state.audit = record  # who and through what: the AuditTrail middleware, which writes it
+    record.update(await run_in_threadpool(service.casework.purpose, case_id, reason, key.name, key_context(request, key)))
     if len(image) > MAX_QUERY_IMAGES:
         raise HTTPException(400, f"at most {MAX_QUERY_IMAGES} query images per search, got {len(image)}")
     data: list[bytes] = []

@@ -77,6 +77,18 @@ function drawPersons(boxes) {
   });
 }
 
+// why the investigator looks: the reason typed and the case selected, recorded with each search, clip view and export
+function purpose() {
+  const p = {}, reason = $("reason").value.trim(), caseId = $("case-select") && $("case-select").value;
+  if (reason) p.reason = reason;
+  if (caseId) p.case_id = caseId;
+  return p;
+}
+function withPurpose(url) {
+  const q = new URLSearchParams(purpose()).toString();
+  return q ? url + (url.includes("?") ? "&" : "?") + q : url;
+}
+
 function utc(inputId) { const v = $(inputId).value; return v ? v + (v.length === 16 ? ":00" : "") + "Z" : ""; }
 
 async function search(ev) {
@@ -94,6 +106,7 @@ async function search(ev) {
   if ($("lower").value) form.append("lower", $("lower").value);
   form.append("top_k", $("topk").value || "20");
   if (chosenBox && queryFiles.length === 1) form.append("box", chosenBox.map(Math.round).join(","));
+  Object.entries(purpose()).forEach(([k, v]) => form.append(k, v));
   status("searching…");
   $("go").disabled = true;
   try {
@@ -157,8 +170,8 @@ function showTimeline(clips) {
 function play(c) {
   $("player-title").textContent = `${c.camera_id} · ${fmtTime(c.start)} → ${fmtTime(c.end)} · score ${c.score.toFixed(3)}`;
   const v = $("video");
-  v.src = c.clip_url;
-  $("download").href = c.clip_url;
+  v.src = withPurpose(c.clip_url);
+  $("download").href = withPurpose(c.clip_url);
   $("frame-link").href = c.frame_url;
   $("player").showModal();
   v.play().catch(() => {});

@@ -141,7 +141,7 @@ async function exportCase() {
   if (!currentCase) return;
   caseStatus("exporting (clips are rendered and checked)…");
   try {
-    const res = await fetch(`/cases/${currentCase.id}/export`, { method: "POST", headers: { "X-API-Key": key() } });
+    const res = await fetch(withPurpose(`/cases/${currentCase.id}/export`), { method: "POST", headers: { "X-API-Key": key() } });
     if (!res.ok) { const b = await res.json().catch(() => null); throw new Error((b && b.detail) || res.statusText); }
     const blob = await res.blob(), link = $("case-export-link");
     link.href = URL.createObjectURL(blob); link.download = `case-${currentCase.id}-evidence.zip`; link.hidden = false;

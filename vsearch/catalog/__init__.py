@@ -14,7 +14,7 @@
 Schemas are versioned: each migration runs once, in order, inside a transaction.
 """
 
-from vsearch.catalog.audit import AuditBook
+from vsearch.catalog.audit import AuditBook, AuditFilter, ChainProblem
 from vsearch.catalog.base import SIGHTING_COLS, Catalog
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.dialect import POSTGRES, SQLITE, Dialect
@@ -42,7 +42,7 @@ from vsearch.catalog.sqlite import SqliteCatalog
 from vsearch.catalog.watchlists import Hit, WatchBook
 
 __all__ = [
-    "MIGRATIONS", "POSTGRES", "AuditBook", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
+    "MIGRATIONS", "POSTGRES", "AuditBook", "AuditFilter", "ChainProblem", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
     "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "EmbedderBook", "EmbedderVersion", "Mark", "MarkBook", "NewCaseItem",
     "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord", "Alert", "Hit", "WatchBook",
     "WatchEntry", "WatchVector",

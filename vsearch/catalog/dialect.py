@@ -32,6 +32,21 @@ class Dialect:
         sql = migration.format(key=self.key, int=self.integer, real=self.real, blob=self.blob)
         return [s for s in sql.split(";") if s.strip()]
 
+    def append_only(self, table: str) -> list[str]:
+        """Statements that make `table` refuse UPDATE and DELETE (and TRUNCATE, on PostgreSQL): rows are appended only."""
+        refusal = f"the {table} table is append-only"
+        if self.name == "sqlite":
+            return [f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}"
+                    f" BEGIN SELECT RAISE(ABORT, '{refusal}'); END" for op in ("UPDATE", "DELETE")]  # fmt: skip
+        return [
+            f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN RAISE EXCEPTION '{refusal}'; END $$",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            f" FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()",
+        ]
+
 
 @cache
 def _restyle(statement: str, paramstyle: str) -> str:

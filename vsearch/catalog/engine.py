@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from vsearch.catalog.dialect import Dialect
-from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION, STEPS
 from vsearch.errors import IndexStateError
 
 
@@ -67,6 +67,8 @@ class SqlEngine:
                 if v > version:
                     for stmt in self.dialect.ddl(sql):
                         db.execute(stmt)
+                    if v in STEPS:
+                        getattr(self, STEPS[v])(db)
                     self._record_migration(db, v, what)
 
     @property

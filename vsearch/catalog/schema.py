@@ -190,5 +190,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " switched_by TEXT NOT NULL, sightings {int} NOT NULL);"),
     (13, "watchlists: entries with their embeddings, alerts (one per entry per track: alert_tracks) written in the"
      " transaction of the sighting, and a version counter that matchers reload on", _SCHEMA_WATCHLISTS),
+    (14, "the audit log chained and append-only: each entry's hash covers the one before (existing entries are"
+     " chained once, in seq order, by the step `_chain_audit`); UPDATE and DELETE refused; entries found by time",
+     "ALTER TABLE audit ADD COLUMN hash TEXT; CREATE INDEX audit_time ON audit (time);"
+     " CREATE INDEX audit_key_name ON audit (key_name, seq); CREATE INDEX audit_action ON audit (action, seq)"),
 )  # fmt: skip
+# migrations that also need code (in the catalog, after their SQL, in the same transaction): version -> method name
+STEPS: dict[int, str] = {14: "_chain_audit"}
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from vsearch import __version__
-from vsearch.cli import adapt, cameras, cases, footage, research, search, server, watchlist
+from vsearch.cli import adapt, audit, cameras, cases, footage, research, search, server, watchlist
 from vsearch.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(watchlist.alerts_app, name="alerts")
 app.add_typer(server.app)
 app.add_typer(research.app)
 app.add_typer(adapt.app)
+app.add_typer(audit.app, name="audit")
 
 
 def _version(value: bool) -> None:

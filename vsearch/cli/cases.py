@@ -13,7 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, audited, by_user, service, settings
+from vsearch.cli.common import (
+    CONTEXT,
+    By,
+    DataDir,
+    JsonOut,
+    ReasonOption,
+    audited,
+    by_user,
+    service,
+    settings,
+)
 from vsearch.cli.common import open_service as svc
 from vsearch.errors import InputError
 from vsearch.types import parse_time, ts_to_iso
@@ -125,13 +135,16 @@ def case_export(
     case_id: Annotated[int, typer.Argument(metavar="CASE")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The evidence ZIP to write.")],
     render_check: Annotated[bool, typer.Option(help="Render each clip twice and record whether the bytes match.")] = True,
+    reason: ReasonOption = None,
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Export a case's evidence as a ZIP with a hashed manifest; prints the manifest's sha256 (keep it).
+    """Export a case's evidence as a ZIP with a hashed manifest; prints the manifest's sha256 (keep it). The export
+    is audited with the case and the --reason given.
 
-    Example: vsearch case export 1 -o case1.zip"""
-    r = svc(data_dir).casework.export(case_id, output, by_user(by), CONTEXT, render_check)
+    Example: vsearch case export 1 -o case1.zip --reason "court request 2026-114"
+    """
+    r = svc(data_dir).casework.export(case_id, output, by_user(by), CONTEXT, render_check, reason)
     typer.echo(f"wrote {r.path}: {r.clips} clips, {r.files} files; rendering deterministic: {r.deterministic}")
     for n in r.notes:
         typer.echo(f"note: {n}")

@@ -28,6 +28,11 @@ DataDir = Annotated[
 ]  # fmt: skip
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 By = Annotated[str | None, typer.Option("--by", help="Who does this, for the audit log (default cli:<OS user>).")]
+CaseOption = Annotated[int | None, typer.Option("--case", help="The case this is for (audited as its purpose).")]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why you look, in a few words (audited; a case or a reason is required"
+                                              " when VSEARCH_REQUIRE_REASON=1).")
+]  # fmt: skip
 CONTEXT = {"role": "cli"}  # the audit log's context of a CLI action
 EXIT_BUSY = 75  # EX_TEMPFAIL: nothing wrong, try again later
 

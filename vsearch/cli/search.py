@@ -10,8 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from vsearch.cli.common import (
+    CONTEXT,
+    CaseOption,
     DataDir,
     JsonOut,
+    ReasonOption,
+    audited,
     by_user,
     fail,
     finite,
@@ -84,6 +88,8 @@ def search_cmd(
     lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,
     confirm: Annotated[list[int] | None, typer.Option(help="Sighting id that IS the person (repeat): joins the query.")] = None,
     reject: Annotated[list[int] | None, typer.Option(help="Sighting id that is NOT the person (repeat): ranked last, with look-alikes.")] = None,
+    case: CaseOption = None,
+    reason: ReasonOption = None,
     json_out: JsonOut = False,
     data_dir: DataDir = None,
     server: Annotated[
@@ -102,7 +108,8 @@ def search_cmd(
             raise InputError("--data-dir and --server exclude each other: through --server, the server's catalog is searched")
         fields = [("from", from_), ("to", to), *(("cameras", c) for c in camera or ()), ("top_k", str(top)),
                   ("min_score", repr(min_score)), ("box", box), ("upper", upper), ("lower", lower),
-                  *(("confirmed", str(i)) for i in confirm or ()), *(("rejected", str(i)) for i in reject or ())]  # fmt: skip
+                  *(("confirmed", str(i)) for i in confirm or ()), *(("rejected", str(i)) for i in reject or ()),
+                  ("case_id", None if case is None else str(case)), ("reason", reason)]  # fmt: skip
         uploads = [(p.name, ctype, data) for p, (ctype, data) in zip(images, read_images(images))]
         body = search_through(server, uploads, [(k, v) for k, v in fields if v is not None])
         if json_out:
@@ -133,6 +140,7 @@ def search_cmd(
         feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
         box_xyxy = parse_box(box)
         svc = svc or service(require_catalog(s))
+        record.update(svc.casework.purpose(case, reason, by, CONTEXT))
         result = svc.search(data, filters, box_xyxy, feedback, by, record)
     except VSearchError as e:
         if svc is not None:
@@ -151,17 +159,23 @@ def clip(
     ref: Annotated[str, typer.Argument(metavar="CLIP_ID", help="A clip id as `vsearch search` prints it (or a sighting id).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")] = Path("evidence.mp4"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite the MP4 and JPEG if they exist.")] = False,
+    case: CaseOption = None,
+    reason: ReasonOption = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Cut the evidence clip (box drawn, time burned in) and a JPEG thumbnail beside it.
+    """Cut the evidence clip (box drawn, time burned in) and a JPEG thumbnail beside it. The view is audited
+    (`clip.view`, with the case or reason given; one is required when VSEARCH_REQUIRE_REASON=1).
 
-    Example: vsearch clip 1-8-51000-69000 -o evidence.mp4"""
+    Example: vsearch clip 1-8-51000-69000 -o evidence.mp4 --case 3"""
     thumb = output.with_suffix(".jpg")
     if not force and (taken := [p for p in (output, thumb) if p.exists()]):
         fail(f"{taken[0]} exists; choose another --output or add --force to overwrite it")
     svc = open_service(data_dir)
-    clip_id, sighting_id = svc.resolve_clip(ref)
-    mp4 = svc.clip_file(clip_id)
+    with audited(svc.audit, "clip.view", None, clip_ref=ref) as entry:  # written before the files are
+        entry.update(svc.casework.purpose(case, reason, entry["key_name"], CONTEXT))
+        clip_id, sighting_id = svc.resolve_clip(ref)
+        entry["clip_id"] = clip_id
+        mp4 = svc.clip_file(clip_id)
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mp4, output)
     shutil.copyfile(svc.frame_file(sighting_id), thumb)
