@@ -25,9 +25,10 @@ from vsearch.service import VSearch
 STATIC = Path(__file__).resolve().parent / "static"
 # every request to these paths is written to the audit log, whatever its outcome (a trailing /* : every path under
 # it): searches; every case access (reads, verifies, companions, refusals); camera metadata, identities, the log;
-# adaptations; watchlists and alerts; clip views (with their case or reason)
+# adaptations; watchlists, alerts (the alert stream's entry is written when it closes) and webhook dead letters;
+# clip views (with their case or reason)
 AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/audit/*", "/adapt", "/watchlists",
-           "/watchlists/*", "/alerts", "/alerts/*", "/clips/*")
+           "/watchlists/*", "/alerts", "/alerts/*", "/clips/*", "/webhooks/*")
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in
@@ -57,7 +58,9 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sender = svc.watchlists.deliverer().start()  # webhook deliveries queued by any ingest worker (vsearch.webhooks)
         yield
+        sender.close()
         app.state.jobs.close()
         app.state.adapt_jobs.close()
         if owned:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -27,13 +29,15 @@ from numpy.typing import NDArray
 from vsearch.audit import AuditLog
 from vsearch.cases import MAX_NAME, check_text
 from vsearch.casework import Casework, check_cameras
-from vsearch.catalog import Alert, Catalog, Hit, NewSighting, WatchEntry, WatchVector
+from vsearch.catalog import Alert, Catalog, Delivery, Hit, NewSighting, WatchEntry, WatchVector
+from vsearch.clips import clip_id_for_sighting
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
-from vsearch.errors import IndexStateError, InputError, NotFoundError
+from vsearch.errors import IndexStateError, InputError, NotFoundError, PermissionDeniedError, VSearchError
 from vsearch.search import MAX_QUERY_IMAGES, decode_image, query_crop
 from vsearch.types import parse_time
+from vsearch.webhooks import Deliverer, check_url
 
 # the threshold an entry gets unless told: chosen from the threshold sweep of benchmarks/bench_watchlist.py
 # (benchmarks/README.md, "Watchlists")
@@ -144,10 +148,11 @@ class Watchlists:
     def add(
         self, name: str, images: Sequence[bytes], by: str, context: dict[str, Any] | None = None,
         case_id: int | None = None, cameras: Sequence[str] = (), min_score: float | None = None,
-        expires: str | None = None, sighting_ids: Sequence[int] = (),
+        expires: str | None = None, sighting_ids: Sequence[int] = (), webhook_url: str | None = None,
     ) -> WatchEntry:  # fmt: skip
         """Add a wanted person from images of them and/or sightings already found (audited). Each image's person
-        is cropped as a search query is (search.query_crop) and embedded with the catalog's embedder."""
+        is cropped as a search query is (search.query_crop) and embedded with the catalog's embedder. With a
+        `webhook_url`, its new alerts are POSTed there, signed with a secret made for it (`webhook_secret`)."""
         name = name.strip()
         if not 1 <= len(name) <= MAX_NAME:
             raise InputError(f"expected a name of 1 to {MAX_NAME} characters, got {len(name)}")
@@ -164,6 +169,8 @@ class Watchlists:
             expires_at = parse_time(expires)
             if expires_at <= time.time():
                 raise InputError(f"expires {expires!r} is in the past; give a future time (ISO 8601)")
+        if webhook_url is not None:
+            webhook_url = check_url(webhook_url)
         cameras = list(dict.fromkeys(cameras))
         try:
             check_cameras(self.catalog, cameras)
@@ -180,8 +187,10 @@ class Watchlists:
         vectors = self._sighting_vectors(sighting_ids) + self._image_vectors(images)
         with self.audit.change_by("watchlist.add", by, context, case_id=case_id) as entry:
             e = self.catalog.add_watch_entry(name, case_id, cameras, score, expires_at, self.embedder.name, by, vectors)
+            if webhook_url is not None:
+                e = self.catalog.set_watch_webhook(e.id, webhook_url, secrets.token_urlsafe(32))
             entry.update(entry_id=e.id, name=e.name, cameras=cameras, min_score=score, expires_at=expires_at,
-                         sources=[v.source for v in vectors])  # fmt: skip
+                         sources=[v.source for v in vectors], webhook_url=webhook_url)  # fmt: skip
         return e
 
     def _sighting_vectors(self, ids: Sequence[int]) -> list[WatchVector]:
@@ -234,6 +243,29 @@ class Watchlists:
                 return before
             return self.catalog.set_watch_status(entry_id, status)
 
+    def set_webhook(self, entry_id: int, url: str | None, by: str, context: dict[str, Any] | None = None) -> WatchEntry:
+        """Send the entry's new alerts to `url` (None: stop), audited. Each call makes a new signing secret
+        (`webhook_secret`): setting the same URL again rotates it."""
+        url = check_url(url) if url is not None else None
+        with self.audit.change_by("watchlist.webhook", by, context, entry_id=entry_id, webhook_url=url) as entry:
+            before = self._entry(entry_id, by, context)
+            if url is None and before.webhook_url is None:
+                entry.drop()
+                return before
+            return self.catalog.set_watch_webhook(entry_id, url, secrets.token_urlsafe(32) if url else None)
+
+    def webhook_secret(self, entry_id: int, by: str | None = None, context: dict[str, Any] | None = None) -> str | None:
+        """The secret the entry's webhook bodies are signed with (its creator and operators only)."""
+        self._entry(entry_id, by, context)
+        return self.catalog.webhook_secret(entry_id)
+
+    def image_file(self, entry_id: int, by: str | None = None, context: dict[str, Any] | None = None) -> Path:
+        """The crop of the entry's first image or sighting (what the alerts panel shows beside each alert's)."""
+        for v in self.images(entry_id, by, context):
+            if v.image_path and (path := self.settings.data_dir / v.image_path).is_file():
+                return path
+        raise NotFoundError(f"watchlist entry {entry_id} has no stored image")
+
     # -- alerts ------------------------------------------------------------------------------------------------
     def alerts(
         self, by: str | None = None, context: dict[str, Any] | None = None, entry_id: int | None = None, limit: int = 1000,
@@ -272,6 +304,62 @@ class Watchlists:
             self.casework.add(e.case_id, [str(a.sighting_id)], by, note=f"watchlist alert {alert_id}", context=context)
         return acked
 
+    # -- delivery: the page's live feed, webhooks ----------------------------------------------------------------
+    def card(self, v: AlertView) -> dict[str, Any]:
+        """An alert as the live feed sends it: `alert_to_dict` and the clip of its best crop (None if the track's
+        footage is gone)."""
+        try:
+            clip = clip_id_for_sighting(self.catalog, self.catalog.sighting(v.alert.sighting_id), self.settings)
+        except VSearchError:
+            clip = None
+        return {**alert_to_dict(v), "clip_id": clip}
+
+    def feed_start(self) -> int:
+        """Where a new follower of the alert feed starts: the alert log's newest event."""
+        return self.catalog.alert_log_last()
+
+    def feed(
+        self, after: int, by: str | None = None, context: dict[str, Any] | None = None, limit: int = 200,
+    ) -> tuple[int, list[tuple[int, str, dict[str, Any]]]]:  # fmt: skip
+        """The alert events after `after` that the caller may see: (the last sequence number read, [(seq, event,
+        card)]). Read from the catalog's alert log, so any API node follows alerts written by any ingest worker."""
+        events = self.catalog.alert_events(after, limit)
+        if not events:
+            return after, []
+        operator = self.is_operator(context) or by is None
+        entries = {e.id: e for e in self.catalog.watch_entries(include_removed=True)}
+        out = []
+        for seq, alert_id, event in events:
+            a = self.catalog.alert(alert_id)
+            e = entries.get(a.entry_id)
+            if e is not None and (operator or e.created_by == by):
+                out.append((seq, event, self.card(AlertView(a, e.name))))
+        return events[-1][0], out
+
+    def delivery_payload(self, d: Delivery) -> dict[str, Any]:
+        """A webhook's JSON body: the alert as the API shows it."""
+        a = self.catalog.alert(d.alert_id)
+        return {"event": "alert", "delivery_id": d.id, "alert": self.card(AlertView(a, self.catalog.watch_entry(a.entry_id).name))}
+
+    def deliverer(self, **kwargs: Any) -> Deliverer:
+        """A sender of this catalog's webhook deliveries (vsearch.webhooks.Deliverer)."""
+        return Deliverer(self.catalog, self.delivery_payload, **kwargs)
+
+    def _operator(self, context: dict[str, Any] | None, what: str) -> None:
+        if not self.is_operator(context):
+            raise PermissionDeniedError(f"{what} is for admins; this key is {(context or {}).get('role')!r}")
+
+    def dead_letters(self, context: dict[str, Any] | None = None, limit: int = 1000) -> list[Delivery]:
+        """Webhook deliveries that failed every attempt, newest first (operators only)."""
+        self._operator(context, "the webhook dead-letter list")
+        return self.catalog.deliveries("dead", limit)
+
+    def retry_delivery(self, delivery_id: int, by: str, context: dict[str, Any] | None = None) -> Delivery:
+        """Queue a dead delivery again, due now (operators only; audited)."""
+        self._operator(context, "retrying a webhook delivery")
+        with self.audit.change_by("webhook.retry", by, context, delivery_id=delivery_id):
+            return self.catalog.requeue_delivery(delivery_id)
+
 
 def entry_to_dict(e: WatchEntry) -> dict[str, Any]:
     """An entry as the CLI's --json and the API show it."""
@@ -281,6 +369,19 @@ def entry_to_dict(e: WatchEntry) -> dict[str, Any]:
         "id": e.id, "name": e.name, "case_id": e.case_id, "cameras": list(e.cameras), "min_score": e.min_score,
         "expires": ts_to_iso(e.expires_at) if e.expires_at is not None else None, "status": e.status,
         "embedder": e.embedder, "created_by": e.created_by, "created": ts_to_iso(e.created_at), "vectors": e.vectors,
+        "webhook_url": e.webhook_url,
+    }  # fmt: skip
+
+
+def delivery_to_dict(d: Delivery) -> dict[str, Any]:
+    """A webhook delivery as the CLI's --json and the API show it."""
+    from vsearch.types import ts_to_iso
+
+    return {
+        "id": d.id, "alert_id": d.alert_id, "entry_id": d.entry_id, "url": d.url, "status": d.status,
+        "attempts": d.attempts, "last_error": d.last_error, "created": ts_to_iso(d.created_at),
+        "next_attempt": ts_to_iso(d.next_at_s) if d.status == "pending" else None,
+        "delivered": ts_to_iso(d.delivered_at) if d.delivered_at is not None else None,
     }  # fmt: skip
 
 

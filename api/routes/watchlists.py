@@ -6,24 +6,33 @@ request by the audit trail.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from pydantic import BaseModel
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppSettings, Investigator, Service
+from api.deps import Admin, AppSettings, Investigator, Service
 from api.forms import camera_list, read_limited
 from api.schemas import Detail
 from vsearch.config import ApiKey
 from vsearch.search import MAX_QUERY_IMAGES
-from vsearch.watchlist import alert_to_dict, entry_to_dict
+from vsearch.watchlist import alert_to_dict, delivery_to_dict, entry_to_dict
 
 router = APIRouter(tags=["watchlists"])
 EntryId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Watchlist entry id.")]
 AlertId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Alert id.")]
+DeliveryId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="Webhook delivery id.")]
 E: dict[int | str, dict[str, Any]] = {c: {"model": Detail} for c in (400, 401, 403, 404, 413, 415, 422)}
+POLL_S = 0.5  # how often an open alert stream reads the catalog's alert log (app.state.alert_poll_s overrides)
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+SNAPSHOT = 50  # alerts a new stream starts with
 
 
 def _ctx(request: Request, key: ApiKey) -> dict[str, Any]:
@@ -43,8 +52,10 @@ async def add_entry(
     cameras: Annotated[list[str] | None, Form(description="Only these cameras: comma-separated and/or repeated.")] = None,
     min_score: Annotated[float | None, Form(allow_inf_nan=False, description="Cosine similarity an alert needs.")] = None,
     expires: Annotated[str | None, Form(description="Stop watching at this time, ISO 8601.")] = None,
+    webhook_url: Annotated[str | None, Form(max_length=2000, description="POST new alerts here, signed.")] = None,
 ) -> dict[str, Any]:
-    """Add a wanted person from images and/or sightings already found."""
+    """Add a wanted person from images and/or sightings already found. With `webhook_url`, the answer holds the
+    `webhook_secret` its bodies are signed with."""
     images = image or []
     if len(images) > MAX_QUERY_IMAGES:
         raise HTTPException(400, f"at most {MAX_QUERY_IMAGES} images per entry, got {len(images)}")
@@ -56,9 +67,64 @@ async def add_entry(
         data.append(await read_limited(upload, settings.max_image_bytes, "image"))
     e = await run_in_threadpool(
         service.watchlists.add, name, data, key.name, _ctx(request, key), case_id, camera_list(cameras), min_score,
-        expires or None, sighting or [],
+        expires or None, sighting or [], webhook_url,
     )  # fmt: skip
-    return entry_to_dict(e)
+    if e.webhook_url is None:
+        return entry_to_dict(e)
+    return {**entry_to_dict(e), "webhook_secret": await run_in_threadpool(service.watchlists.webhook_secret, e.id, key.name, _ctx(request, key))}
+
+
+def _sse(event: str | None, data: Any = None, seq: int | None = None) -> str:
+    """One Server-Sent Event: an `id:` line alone moves the client's Last-Event-ID without an event."""
+    lines = ([f"id: {seq}"] if seq is not None else []) + ([f"event: {event}", f"data: {json.dumps(data)}"] if event else [])
+    return "\n".join(lines) + "\n\n"
+
+
+@router.get("/watchlists/events", responses=E, response_class=StreamingResponse)
+async def alert_stream(
+    request: Request, service: Service, key: Investigator,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Resume after this event number.")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", description="Set by EventSource on reconnect.")] = None,
+) -> StreamingResponse:  # fmt: skip
+    """Server-Sent Events of the caller's alerts (admins: all), as the catalog's alert log records them: new
+    alerts, raised scores and acknowledgements (`event: alert`, `data`: the alert with its `event` and `clip_id`).
+    A new stream starts with the latest alerts (no id), then `event: ready` with the log's position; a reconnect
+    (`Last-Event-ID`, or `after`) resumes after that event, missing none."""
+    if last_event_id is not None and after is None:
+        if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 19):
+            raise HTTPException(400, f"expected Last-Event-ID to be an event number, got {last_event_id[:40]!r}")
+        after = int(last_event_id)
+    ctx, lists = _ctx(request, key), service.watchlists
+    poll_s = getattr(request.app.state, "alert_poll_s", POLL_S)
+    start = after
+    snapshot: list[dict[str, Any]] = []
+    if start is None:  # the position first, then the snapshot: an alert between the two may come twice, never not at all
+        start = await run_in_threadpool(lists.feed_start)
+        views = await run_in_threadpool(lists.alerts, key.name, ctx, None, SNAPSHOT)
+        snapshot = await run_in_threadpool(lambda: [lists.card(v) for v in reversed(views)])
+
+    async def events() -> AsyncIterator[str]:
+        cursor = start
+        yield "retry: 2000\n\n"
+        if after is None:
+            for card in snapshot:
+                yield _sse("alert", {**card, "event": "snapshot"})
+            yield _sse("ready", {"seq": cursor}, cursor)
+        quiet_since = time.monotonic()
+        while True:
+            seq, found = await run_in_threadpool(lists.feed, cursor, key.name, ctx)
+            for s, event, card in found:
+                yield _sse("alert", {**card, "event": event}, s)
+            if seq != cursor:
+                if not found or found[-1][0] != seq:
+                    yield _sse(None, seq=seq)  # events the caller may not see: move on past them
+                cursor, quiet_since = seq, time.monotonic()
+            elif time.monotonic() - quiet_since > KEEPALIVE_S:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(poll_s)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/watchlists", responses=E)
@@ -79,6 +145,45 @@ class StatusIn(BaseModel):
     """What to do with an entry."""
 
     status: Literal["active", "paused"]
+
+
+@router.get("/watchlists/{entry_id}/image.jpg", response_class=FileResponse, responses=E)
+async def entry_image(entry_id: EntryId, request: Request, service: Service, key: Investigator) -> FileResponse:
+    """The crop of the entry's first image (what the alerts panel shows beside an alert's crop)."""
+    return FileResponse(await run_in_threadpool(service.watchlists.image_file, entry_id, key.name, _ctx(request, key)), media_type="image/jpeg")
+
+
+class WebhookIn(BaseModel):
+    """Where an entry's new alerts are POSTed."""
+
+    url: str = Field(min_length=1, max_length=2000, description="An http:// or https:// URL.")
+
+
+@router.put("/watchlists/{entry_id}/webhook", responses=E)
+async def set_webhook(entry_id: EntryId, body: WebhookIn, request: Request, service: Service, key: Investigator) -> dict[str, Any]:
+    """POST the entry's new alerts to `url`, signed with a new secret (returned here, once per call)."""
+    e = await run_in_threadpool(service.watchlists.set_webhook, entry_id, body.url, key.name, _ctx(request, key))
+    secret = await run_in_threadpool(service.watchlists.webhook_secret, entry_id, key.name, _ctx(request, key))
+    return {"entry_id": e.id, "webhook_url": e.webhook_url, "webhook_secret": secret}
+
+
+@router.delete("/watchlists/{entry_id}/webhook", status_code=204, responses=E)
+async def remove_webhook(entry_id: EntryId, request: Request, service: Service, key: Investigator) -> None:
+    """Stop sending the entry's alerts (deliveries already queued are still sent)."""
+    await run_in_threadpool(service.watchlists.set_webhook, entry_id, None, key.name, _ctx(request, key))
+
+
+@router.get("/webhooks/dead", responses=E)
+async def dead_letters(request: Request, service: Service, key: Admin) -> list[dict[str, Any]]:
+    """Webhook deliveries that failed every attempt, newest first (admins)."""
+    return [delivery_to_dict(d) for d in await run_in_threadpool(service.watchlists.dead_letters, _ctx(request, key))]
+
+
+@router.post("/webhooks/{delivery_id}/retry", responses=E)
+async def retry_delivery(delivery_id: DeliveryId, request: Request, service: Service, key: Admin) -> dict[str, Any]:
+    """Queue a dead delivery again, due now (admins)."""
+    d = await run_in_threadpool(service.watchlists.retry_delivery, delivery_id, key.name, _ctx(request, key))
+    return delivery_to_dict(d)
 
 
 @router.patch("/watchlists/{entry_id}", responses=E)

@@ -29,6 +29,7 @@ from vsearch.catalog.records import (
     CaseItem,
     Changes,
     Checkpoint,
+    Delivery,
     Mark,
     NewCaseItem,
     NewSighting,
@@ -44,6 +45,6 @@ from vsearch.catalog.watchlists import Hit, WatchBook
 __all__ = [
     "MIGRATIONS", "POSTGRES", "AuditBook", "AuditFilter", "ChainProblem", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
     "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "EmbedderBook", "EmbedderVersion", "Mark", "MarkBook", "NewCaseItem",
-    "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord", "Alert", "Hit", "WatchBook",
+    "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord", "Alert", "Delivery", "Hit", "WatchBook",
     "WatchEntry", "WatchVector",
 ]  # fmt: skip

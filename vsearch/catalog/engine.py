@@ -91,3 +91,7 @@ class SqlEngine:
     def _order_audit(self, db: Db) -> None:
         """Called in a transaction before it appends to the audit table: entries are numbered and become visible in
         order, without gaps (a reader that has read entry n never later finds a smaller one)."""
+
+    def _order_alerts(self, db: Db) -> None:
+        """Called in a transaction before it appends to the alert log: events are numbered and become visible in
+        order, without gaps (an API node that has streamed event n never later finds a smaller one)."""

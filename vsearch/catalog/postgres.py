@@ -21,6 +21,7 @@ from vsearch.errors import InputError
 _MIGRATION_LOCK = 7_311_001  # advisory lock ids (arbitrary, fixed)
 _LOG_LOCK = 7_311_002
 _AUDIT_LOCK = 7_311_003
+_ALERT_LOCK = 7_311_004
 
 
 class _PgTx:
@@ -125,6 +126,9 @@ class PostgresCatalog(Catalog):
 
     def _order_audit(self, db: Any) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (_AUDIT_LOCK,))
+
+    def _order_alerts(self, db: Any) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_ALERT_LOCK,))
 
 
 def _redact(url: str) -> str:

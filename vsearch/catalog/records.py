@@ -181,6 +181,7 @@ class WatchEntry:
     created_at: float
     updated_at: float
     vectors: int = 0  # embeddings held (images and confirmed sightings)
+    webhook_url: str | None = None  # where new alerts are POSTed (signed with the entry's secret, never shown)
 
     def active_at(self, now_s: float) -> bool:
         return self.status == "active" and (self.expires_at is None or self.expires_at > now_s)
@@ -218,3 +219,19 @@ class Alert:
     acked_at: float | None
     created_at: float
     updated_at: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One alert's webhook delivery: pending (due at `next_at_s`), delivered, or dead (every attempt failed)."""
+
+    id: int
+    alert_id: int
+    entry_id: int
+    url: str
+    status: str  # "pending", "delivered" or "dead"
+    attempts: int
+    next_at_s: float
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None

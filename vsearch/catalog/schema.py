@@ -146,6 +146,31 @@ CREATE TABLE watchlist_version (one {int} PRIMARY KEY, version {int} NOT NULL);
 INSERT INTO watchlist_version (one, version) VALUES (1, 0)
 """
 
+_SCHEMA_DELIVERY = """
+ALTER TABLE watchlist_entries ADD COLUMN webhook_url TEXT;
+ALTER TABLE watchlist_entries ADD COLUMN webhook_secret TEXT;
+CREATE TABLE alert_log (
+    seq {int} PRIMARY KEY,
+    alert_id {int} NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('new', 'update', 'ack')),
+    ts {real} NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    id {key},
+    alert_id {int} NOT NULL REFERENCES alerts(id),
+    entry_id {int} NOT NULL REFERENCES watchlist_entries(id),
+    url TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts {int} NOT NULL DEFAULT 0,
+    next_at {real} NOT NULL,
+    lease_until {real},
+    last_error TEXT,
+    created_at {real} NOT NULL,
+    delivered_at {real}
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at)
+"""
+
 # (version, what it adds, SQL with the engine's types in braces)
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
@@ -194,6 +219,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " chained once, in seq order, by the step `_chain_audit`); UPDATE and DELETE refused; entries found by time",
      "ALTER TABLE audit ADD COLUMN hash TEXT; CREATE INDEX audit_time ON audit (time);"
      " CREATE INDEX audit_key_name ON audit (key_name, seq); CREATE INDEX audit_action ON audit (action, seq)"),
+    (15, "alert delivery: a log of alert events (new, update, ack) numbered without gaps that every API node streams"
+     " from, and webhook deliveries (per entry: URL and signing secret) with their retries, written with the alert",
+     _SCHEMA_DELIVERY),
 )  # fmt: skip
 # migrations that also need code (in the catalog, after their SQL, in the same transaction): version -> method name
 STEPS: dict[int, str] = {14: "_chain_audit"}

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from vsearch.catalog.engine import Db, SqlEngine
-from vsearch.catalog.records import Alert, WatchEntry, WatchVector
-from vsearch.errors import NotFoundError
+from vsearch.catalog.records import Alert, Delivery, WatchEntry, WatchVector
+from vsearch.errors import InputError, NotFoundError
 
 _ENTRY_SQL = (
     "SELECT e.id, e.name, e.case_id, e.cameras, e.min_score, e.expires_at, e.status, e.embedder, e.created_by,"
-    " e.created_at, e.updated_at, (SELECT COUNT(*) FROM watchlist_vectors v WHERE v.entry_id = e.id)"
+    " e.created_at, e.updated_at, (SELECT COUNT(*) FROM watchlist_vectors v WHERE v.entry_id = e.id), e.webhook_url"
     " FROM watchlist_entries e"
 )
+_DELIVERY_COLS = "id, alert_id, entry_id, url, status, attempts, next_at, last_error, created_at, delivered_at"
 _ALERT_COLS = (
     "id, entry_id, camera_id, video_id, track_id, sighting_id, score, ts, first_ts, last_ts, tracks, status, acked_by,"
     " acked_at, created_at, updated_at"
@@ -31,7 +32,7 @@ _ALERT_COLS = (
 
 def _entry(r: Sequence) -> WatchEntry:
     cams = tuple(c for c in str(r[3]).split("\n") if c)
-    return WatchEntry(int(r[0]), r[1], r[2], cams, float(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], int(r[11]))
+    return WatchEntry(int(r[0]), r[1], r[2], cams, float(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], int(r[11]), r[12])
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class WatchBook(SqlEngine):
         joins it (the rate limit: one appearance cut into several tracks is one alert); else a new alert. An alert
         names the video, track and sighting of its best crop. Returns the ids of the alerts created."""
         created: list[int] = []
+        touched: list[int] = []
         now = time.time()
         with self._tx() as db:
             for h in hits:
@@ -180,7 +182,40 @@ class WatchBook(SqlEngine):
                     (h.score, h.sighting_id, h.score, h.video_id, h.score, h.track_id, h.score, h.ts_s, h.score, h.score,
                      h.ts_s, h.ts_s, h.ts_s, h.ts_s, now, alert_id),
                 )  # fmt: skip
+                touched.append(alert_id)
+            self._log_alerts(db, [(a, "new" if a in created else "update") for a in dict.fromkeys(touched)])
+            self._queue_deliveries(db, created)
         return created
+
+    def _log_alerts(self, db: Db, events: Sequence[tuple[int, str]]) -> None:
+        """Append alert events to the alert log (in the caller's transaction), numbered on from its last."""
+        if not events:
+            return
+        self._order_alerts(db)
+        seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM alert_log").fetchone()[0])
+        now = time.time()
+        db.executemany("INSERT INTO alert_log (seq, alert_id, event, ts) VALUES (?, ?, ?, ?)",
+                       [(seq + i, a, ev, now) for i, (a, ev) in enumerate(events, 1)])  # fmt: skip
+
+    def _queue_deliveries(self, db: Db, alert_ids: Sequence[int]) -> None:
+        """A pending webhook delivery for each new alert whose entry has a webhook, due at once."""
+        now = time.time()
+        for alert_id in alert_ids:
+            db.execute(
+                "INSERT INTO webhook_deliveries (alert_id, entry_id, url, next_at, created_at)"
+                " SELECT a.id, e.id, e.webhook_url, ?, ? FROM alerts a JOIN watchlist_entries e ON e.id = a.entry_id"
+                " WHERE a.id = ? AND e.webhook_url IS NOT NULL",
+                (now, now, alert_id),
+            )
+
+    def alert_events(self, after: int, limit: int = 200) -> list[tuple[int, int, str]]:
+        """(seq, alert id, event) of the alert log after `after`, oldest first."""
+        rows = self._q("SELECT seq, alert_id, event FROM alert_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        return [(int(r[0]), int(r[1]), r[2]) for r in rows]
+
+    def alert_log_last(self) -> int:
+        """The alert log's newest sequence number (0: none)."""
+        return int(self._q("SELECT COALESCE(MAX(seq), 0) FROM alert_log")[0][0])
 
     def alert(self, alert_id: int) -> Alert:
         rows = self._q(f"SELECT {_ALERT_COLS} FROM alerts WHERE id=?", (alert_id,))
@@ -201,4 +236,70 @@ class WatchBook(SqlEngine):
             cur = db.execute("UPDATE alerts SET status=?, acked_by=?, acked_at=? WHERE id=?", (status, by, time.time(), alert_id))
             if cur.rowcount != 1:
                 raise NotFoundError(f"no alert with id {alert_id}")
+            self._log_alerts(db, [(alert_id, "ack")])
         return self.alert(alert_id)
+
+    # -- webhooks ----------------------------------------------------------------------------------------------
+    def set_watch_webhook(self, entry_id: int, url: str | None, secret: str | None) -> WatchEntry:
+        """Set (or with None, clear) an entry's webhook URL and signing secret. Deliveries already queued keep
+        the URL they were queued with."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE watchlist_entries SET webhook_url=?, webhook_secret=?, updated_at=? WHERE id=? AND status <> 'removed'",
+                (url, secret, time.time(), entry_id),
+            )  # fmt: skip
+            if cur.rowcount != 1:
+                raise NotFoundError(f"no watchlist entry with id {entry_id}")
+        return self.watch_entry(entry_id)
+
+    def webhook_secret(self, entry_id: int) -> str | None:
+        rows = self._q("SELECT webhook_secret FROM watchlist_entries WHERE id=?", (entry_id,))
+        return rows[0][0] if rows else None
+
+    def delivery(self, delivery_id: int) -> Delivery:
+        rows = self._q(f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE id=?", (delivery_id,))
+        if not rows:
+            raise NotFoundError(f"no webhook delivery with id {delivery_id}")
+        return Delivery(*rows[0])
+
+    def deliveries(self, status: str, limit: int = 1000) -> list[Delivery]:
+        """Deliveries in one status, newest first."""
+        rows = self._q(f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE status=? ORDER BY id DESC LIMIT ?", (status, limit))
+        return [Delivery(*r) for r in rows]
+
+    def claim_deliveries(self, now: float, lease_s: float, limit: int = 20) -> list[Delivery]:
+        """Take the pending deliveries that are due and not leased by another sender, oldest first, leasing them
+        for `lease_s` (a sender that dies lets its lease expire: the delivery is retried, never lost)."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE status='pending' AND next_at <= ?"
+                f" AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?{self.dialect.lock_rows}",
+                (now, now, limit),
+            ).fetchall()  # fmt: skip
+            for r in rows:
+                db.execute("UPDATE webhook_deliveries SET lease_until=? WHERE id=?", (now + lease_s, r[0]))
+        return [Delivery(*r) for r in rows]
+
+    def finish_delivery(self, delivery_id: int, error: str | None, next_at: float | None) -> None:
+        """Record an attempt: delivered (`error` None), to be retried at `next_at`, or dead (`next_at` None)."""
+        status = "delivered" if error is None else ("pending" if next_at is not None else "dead")
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE webhook_deliveries SET status=?, attempts = attempts + 1, last_error=?, lease_until=NULL,"
+                " next_at = COALESCE(?, next_at), delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+                " WHERE id=?",
+                (status, error, next_at, status, now, delivery_id),
+            )  # fmt: skip
+
+    def requeue_delivery(self, delivery_id: int) -> Delivery:
+        """Put a dead delivery back in the queue, due now, its attempts counted afresh."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE webhook_deliveries SET status='pending', attempts=0, next_at=?, lease_until=NULL WHERE id=? AND status='dead'",
+                (time.time(), delivery_id),
+            )  # fmt: skip
+            if cur.rowcount != 1:
+                self.delivery(delivery_id)  # NotFoundError if unknown
+                raise InputError(f"webhook delivery {delivery_id} is not dead: only dead deliveries are retried")
+        return self.delivery(delivery_id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
+import json
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -158,3 +159,14 @@ def print_reports(reports) -> int:  # type: ignore[no-untyped-def]
                 f" speed={r.speed:.1f}x  [{stages}]"
             )
     return failed
+
+
+def echo_listing(items: Sequence[Any], json_out: bool, to_dict: Callable[[Any], Any], line: Callable[[Any], str], empty: str) -> None:
+    """A listing as JSON (`--json`: a list of `to_dict` of each) or as text (a `line` each, or `empty` for none)."""
+    if json_out:
+        typer.echo(json.dumps([to_dict(i) for i in items], indent=2))
+        return
+    if not items:
+        typer.echo(empty)
+    for i in items:
+        typer.echo(line(i))

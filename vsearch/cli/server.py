@@ -43,4 +43,5 @@ def serve(
         s = s.model_copy(update={"api_keys": [ApiKey(name="local-admin", key=key, role="admin")]})
         typer.echo(f"no API keys configured: this run's local admin key is {key}", err=True)
     typer.echo(f"vsearch on http://{host}:{port}/  (API docs at /docs, data in {s.data_dir.resolve()})", err=True)
-    uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+    # open alert streams (GET /watchlists/events) never end by themselves: at a stop, give requests 5 s, then end them
+    uvicorn.run(create_app(s), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

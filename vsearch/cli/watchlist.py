@@ -7,18 +7,31 @@ answer is shown. The CLI is an operator: it sees every entry and alert.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, audited, by_user, finite, service, settings
+from vsearch.cli.common import (
+    CONTEXT,
+    By,
+    DataDir,
+    JsonOut,
+    audited,
+    by_user,
+    echo_listing,
+    finite,
+    service,
+    settings,
+)
 from vsearch.cli.common import open_service as svc
 from vsearch.errors import InputError
 from vsearch.types import ts_to_iso
 
 app = typer.Typer(help="Watchlists: wanted people, alerted on as footage is ingested or recorded.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts raised by watchlist entries; `alerts ack` records a verdict.", invoke_without_command=True)
+webhooks_app = typer.Typer(help="Webhook deliveries of alerts: send them, list and retry the dead ones.", no_args_is_help=True)
 
 
 def _read_images(paths: list[Path]) -> list[bytes]:
@@ -40,6 +53,7 @@ def watch_add(
                                                     help="Cosine similarity an alert needs (default: see README).")] = None,
     expires: Annotated[str | None, typer.Option("--expires", help="Stop watching at this ISO 8601 time.")] = None,
     sightings: Annotated[list[int] | None, typer.Option("--sighting", help="A sighting of the person (repeat).")] = None,
+    webhook: Annotated[str | None, typer.Option("--webhook", help="POST new alerts to this URL, signed (README).")] = None,
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -48,9 +62,32 @@ def watch_add(
     Example: vsearch watchlist add 'visitor 3' visitor3.jpg --cameras lobby --expires 2027-01-01T00:00:00"""
     raw = _read_images(images or [])
     s = service(settings(data_dir))  # adding an entry before any footage is allowed: live cameras come later
-    e = s.watchlists.add(name, raw, by_user(by), CONTEXT, case, cameras or [], min_score, expires, sightings or [])
+    e = s.watchlists.add(name, raw, by_user(by), CONTEXT, case, cameras or [], min_score, expires, sightings or [], webhook)
     typer.echo(f"watching for {e.name!r}: entry {e.id}, {e.vectors} embeddings, min score {e.min_score}")
+    if e.webhook_url is not None:
+        typer.echo(f"webhook {e.webhook_url}, signing secret {s.watchlists.webhook_secret(e.id, None, CONTEXT)}")
     typer.echo(str(e.id))
+
+
+@app.command("webhook")
+def watch_webhook(
+    entry_id: Annotated[int, typer.Argument(metavar="ENTRY")],
+    url: Annotated[str | None, typer.Argument(help="Where to POST the entry's new alerts.")] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop sending the entry's alerts.")] = False,
+    by: By = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send an entry's new alerts to a URL (prints the new signing secret), or stop (--off).
+
+    Example: vsearch watchlist webhook 1 https://ops.example/hooks/vsearch"""
+    if (url is None) == (not off):
+        raise InputError("give a webhook URL or --off (not both)")
+    s = svc(data_dir)
+    e = s.watchlists.set_webhook(entry_id, url, by_user(by), CONTEXT)
+    if e.webhook_url is None:
+        typer.echo(f"entry {e.id}: no webhook")
+    else:
+        typer.echo(f"entry {e.id}: webhook {e.webhook_url}, signing secret {s.watchlists.webhook_secret(e.id, None, CONTEXT)}")
 
 
 @app.command("list")
@@ -63,13 +100,7 @@ def watch_list(json_out: JsonOut = False, by: By = None, data_dir: DataDir = Non
     s = svc(data_dir)
     with audited(s.audit, "watchlist.list", by):
         entries = s.watchlists.entries(None, CONTEXT)
-    if json_out:
-        typer.echo(json.dumps([entry_to_dict(e) for e in entries], indent=2))
-        return
-    if not entries:
-        typer.echo("no watchlist entries: `vsearch watchlist add NAME IMAGE` adds one")
-    for e in entries:
-        typer.echo(_line(e))
+    echo_listing(entries, json_out, entry_to_dict, _line, "no watchlist entries: `vsearch watchlist add NAME IMAGE` adds one")
 
 
 def _line(e) -> str:  # type: ignore[no-untyped-def]
@@ -157,13 +188,8 @@ def alerts(
     s = svc(data_dir)
     with audited(s.audit, "alert.list", by, entry_id=entry):
         found = s.watchlists.alerts(None, CONTEXT, entry)
-    if json_out:
-        typer.echo(json.dumps([alert_to_dict(a) for a in found], indent=2))
-        return
-    if not found:
-        typer.echo("no alerts" + (f" for entry {entry}" if entry is not None else ""))
-    for a in found:
-        typer.echo(_alert_line(a).strip())
+    echo_listing(found, json_out, alert_to_dict, lambda a: _alert_line(a).strip(),
+                 "no alerts" + (f" for entry {entry}" if entry is not None else ""))  # fmt: skip
 
 
 @alerts_app.command("ack")
@@ -178,3 +204,46 @@ def alerts_ack(
     Example: vsearch alerts ack 3"""
     a = svc(data_dir).watchlists.ack(alert_id, "false" if false_alert else "confirmed", by_user(by), CONTEXT)
     typer.echo(f"alert {a.id}: {a.status} by {a.acked_by}")
+
+
+@webhooks_app.command("dead")
+def webhooks_dead(json_out: JsonOut = False, by: By = None, data_dir: DataDir = None) -> None:
+    """List webhook deliveries that failed every attempt, newest first.
+
+    Example: vsearch webhooks dead --json"""
+    from vsearch.watchlist import delivery_to_dict
+
+    s = svc(data_dir)
+    with audited(s.audit, "webhook.dead", by):
+        dead = s.watchlists.dead_letters(CONTEXT)
+    echo_listing(dead, json_out, delivery_to_dict, lambda d: f"{d.id:>5}  alert {d.alert_id} entry {d.entry_id} {d.url}"
+                 f" attempts={d.attempts} last error: {d.last_error}", "no dead webhook deliveries")  # fmt: skip
+
+
+@webhooks_app.command("retry")
+def webhooks_retry(delivery_id: Annotated[int, typer.Argument(metavar="ID")], by: By = None, data_dir: DataDir = None) -> None:
+    """Queue a dead delivery again (sent by the next `vsearch serve` or `vsearch webhooks run` pass).
+
+    Example: vsearch webhooks retry 4"""
+    d = svc(data_dir).watchlists.retry_delivery(delivery_id, by_user(by), CONTEXT)
+    typer.echo(f"delivery {d.id}: {d.status}")
+
+
+@webhooks_app.command("run")
+def webhooks_run(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Send webhook deliveries as they fall due (every `vsearch serve` does this too), until Ctrl-C.
+
+    Example: vsearch webhooks run --once"""
+    sender = svc(data_dir).watchlists.deliverer()
+    if once:
+        typer.echo(f"{sender.run_once()} deliveries attempted")
+        return
+    sender.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sender.close()
