@@ -1,7 +1,7 @@
 // The alerts panel: watchlist alerts as they are written, over Server-Sent Events (GET /watchlists/events, which
 // any API node serves from the catalog's alert log), each with the alert's crop beside the watchlist image, its
 // score, camera, time and clip, and "Confirmed" / "False alert" buttons (POST /alerts/{id}/ack).
-// Uses app.js's helpers ($, esc, api, fmtTime, key). EventSource sends the page's vsearch_key cookie.
+// Uses app.js's helpers ($, esc, api, fmtTime, key, withPurpose). EventSource sends the page's vsearch_key cookie.
 "use strict";
 let alertSource = null;
 
@@ -16,8 +16,8 @@ function alertCard(a) {
   const clip = a.clip_id ? `<a class="clip" href="/clips/${encodeURIComponent(a.clip_id)}.mp4" target="_blank">Clip</a>` : '<span class="hint">no clip</span>';
   const verdict = a.status === "new" ? `<button type="button" class="confirm-btn">Confirmed</button> <button type="button" class="false-btn">False alert</button>`
     : `<span class="verdict-done">${a.status === "confirmed" ? "confirmed" : "false alert"} by ${esc(a.acked_by || "?")}</span>`;
-  li.innerHTML = `<img class="crop" alt="seen" src="/sightings/${a.sighting_id}/thumbnail.jpg">
-    <img class="wanted" alt="wanted" src="/watchlists/${a.entry_id}/image.jpg">
+  li.innerHTML = `<figure><img class="crop" alt="seen" src="/sightings/${a.sighting_id}/thumbnail.jpg"><figcaption>seen</figcaption></figure>
+    <figure><img class="wanted" alt="wanted" src="/watchlists/${a.entry_id}/image.jpg"><figcaption>wanted</figcaption></figure>
     <div class="meta"><b>${esc(a.entry_name)}</b> · <span class="score">${(a.score * 100).toFixed(1)}%</span><br>
     ${esc(a.camera_id)} · ${fmtTime(a.time)}${a.tracks > 1 ? ` · ${a.tracks} tracks` : ""}<br>${clip}
     <div class="verdict">${verdict}</div></div>`;
@@ -37,7 +37,7 @@ function alertCard(a) {
 
 function playAlert(a) {
   $("player-title").textContent = `${a.entry_name} · ${a.camera_id} · ${fmtTime(a.time)} · score ${a.score.toFixed(3)}`;
-  const v = $("video"), url = `/clips/${encodeURIComponent(a.clip_id)}.mp4`;
+  const v = $("video"), url = withPurpose(`/clips/${encodeURIComponent(a.clip_id)}.mp4`);  // the clip view is audited with its reason
   v.src = url; $("download").href = url; $("frame-link").href = `/sightings/${a.sighting_id}/frame.jpg`;
   $("player").showModal();
   v.play().catch(() => {});
