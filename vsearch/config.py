@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # "mobilenetv2-imagenet" and "hsv-parts" are baselines
     embedder: str = "reid-mnv2-1400"
     embed_batch: int = Field(default=16, ge=1)
+    # attribute probabilities per sighting at ingest (vsearch.attributes; free when the embedder is the one the
+    # heads read, one more embedding per crop otherwise)
+    attributes: bool = True
     # the checkpoint `vsearch adapt` fine-tunes (None: models/reid/<embedder>.pt, written by training beside the
     # shipped model); set by the operator, never by a request
     adapt_base: Path | None = None

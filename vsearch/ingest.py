@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 
+from vsearch.attributes import AttributeModel
 from vsearch.catalog import Catalog, Checkpoint, NewSighting, VideoRecord
 from vsearch.colors import crop_keypoints, name_colors
 from vsearch.config import Settings
@@ -196,12 +197,16 @@ class _Timed:
 class Ingestor:
     """Runs the pipeline for one file at a time into a store (the catalog, with the index following it)."""
 
-    def __init__(self, settings: Settings, detector: PersonDetector, embedder: Embedder, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, detector: PersonDetector, embedder: Embedder, store: Store,
+        attributes: AttributeModel | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.detector = detector
         self.embedder = embedder
         self.store = store
         self.catalog = store.catalog
+        self.attributes = attributes  # None: sightings are stored without attribute probabilities
 
     def ingest(
         self,
@@ -347,9 +352,12 @@ class _FileRun:
         boxes = [(seg.track_id, b.pts_s, b.xyxy, b.confidence) for seg in self.closed for b in seg.boxes]
         with timer("embed"):
             vecs = self.ing.embedder.embed([c.crop_rgb for _, c in crops])
+        model = self.ing.attributes
+        with timer("attributes"):
+            probs = None if model is None else model.for_sightings([c.crop_rgb for _, c in crops], vecs, self.ing.embedder.name)
         new = []
         with timer("store"):
-            for (seg, c), v in zip(crops, vecs):
+            for n, ((seg, c), v) in enumerate(zip(crops, vecs)):
                 thumb = self.thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
                 if not cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
                     # OpenCV reports a failed write (a full disk) only by returning False
@@ -357,7 +365,8 @@ class _FileRun:
                 upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
                 new.append(
                     NewSighting(self.camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
-                                str(thumb.relative_to(s.data_dir)), v, upper, lower)
+                                str(thumb.relative_to(s.data_dir)), v, upper, lower,
+                                None if probs is None else probs[n], "" if model is None else model.name)
                 )  # fmt: skip
         # the next resume starts at the first sampling bucket after the last processed frame
         step_s = 1.0 / self.sample_fps

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsearch import __version__
+from vsearch.attributes import AttributeModel
 from vsearch.audit import AuditLog, SearchRecord
 from vsearch.casework import Casework, check_cameras
 from vsearch.catalog import CameraStats, Catalog, Mark
 from vsearch.clips import check_clip_id, clip_id_for_sighting, render_clip, render_thumbnail
 from vsearch.config import Settings
+from vsearch.describe import Description
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, InputError, NotFoundError, VSearchError
+from vsearch.find import FindResult, ReindexReport, find, reindex_attributes
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
 from vsearch.record import RecordedSegment, RetryPolicy, StreamGap, record_stream
 from vsearch.search import (
@@ -94,6 +97,7 @@ class VSearch:
         # wanted people; the store scores every new sighting against them as it commits it (vsearch/watchlist.py)
         self.watchlists = Watchlists(self.catalog, settings, self.audit, self.casework, self.detector, self.embedder)
         self.store.watcher = self.watchlists.matcher
+        self.attributes = AttributeModel(settings)  # loaded on first use (vsearch/attributes.py)
 
     @property
     def embedder(self) -> Embedder:
@@ -135,7 +139,7 @@ class VSearch:
         """Ingest each item in turn; one bad file is reported and the rest go on."""
         self.follow_catalog()
         with self._ingest_lock:
-            ing = Ingestor(self.settings, self.detector, *self._active)
+            ing = Ingestor(self.settings, self.detector, *self._active, self.attributes if self.settings.attributes else None)
             return [
                 ing.ingest(it.path, it.camera_id, it.start_ts_s, progress, it.sample_fps, it.frame_interval_s)
                 for it in items
@@ -236,6 +240,18 @@ class VSearch:
             )
         record.returned((h.sighting.id for c in result.clips for h in c.sightings), (c.id for c in result.clips))
         return result
+
+    def find(self, description: Description, filters: SearchFilters) -> FindResult:
+        """Clips of people matching a description inside the filters, ranked by joint probability (vsearch.find).
+        IndexStateError for an empty catalog or one whose sightings have no attributes yet; InputError for an
+        unknown camera."""
+        self.follow_catalog()
+        self._check_cameras(filters.cameras)
+        return find(description, filters, self.catalog, self.attributes.name, self.settings)
+
+    def reindex_attributes(self, progress: Callable[[int], None] | None = None) -> ReindexReport:
+        """Attribute probabilities for every sighting stored without them (vsearch.find.reindex_attributes)."""
+        return reindex_attributes(self.catalog, self.attributes, self.settings.data_dir, progress=progress)
 
     def _check_cameras(self, cameras: Sequence[str]) -> None:
         """An empty catalog or an unknown camera is an error, never an empty answer (a typo is not "not seen")."""

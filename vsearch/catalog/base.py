@@ -17,10 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from vsearch.catalog.attributes import AttributeBook, AttributeRow
 from vsearch.catalog.audit import AuditBook
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.embedders import EmbedderBook
-from vsearch.catalog.engine import Db
+from vsearch.catalog.engine import Db, window_conditions
 from vsearch.catalog.marks import MarkBook
 from vsearch.catalog.records import (
     CameraInfo,
@@ -66,10 +67,10 @@ def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
     return np.stack([np.frombuffer(b, np.float32) for b in blobs])
 
 
-class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook):
+class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeBook):
     """What vsearch needs from a catalog: the SQL logic, written once; an engine subclass (SqliteCatalog,
-    PostgresCatalog) runs it. Cases, marks, the audit log, embedder versions and
-    watchlists are inherited from their own books."""
+    PostgresCatalog) runs it. Cases, marks, the audit log, embedder versions,
+    watchlists and attribute probabilities are inherited from their own books."""
 
     _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
     _UPSERT_BOX = (
@@ -188,6 +189,14 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook):
                 db.executemany(
                     "INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 1)", [(i, embedder) for i in ids]
                 )
+                by_model: dict[str, list[AttributeRow]] = {}
+                for i, new in zip(ids, sightings):
+                    if new.attributes is not None:
+                        by_model.setdefault(new.attribute_model, []).append(
+                            (i, new.camera_id, new.ts_s, new.attributes)
+                        )
+                for model, rows in by_model.items():
+                    self.put_attributes(model, rows, db)
             db.executemany(self._UPSERT_BOX, [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in cp.boxes])
             db.execute(
                 "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?,"
@@ -282,17 +291,9 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook):
     ) -> NDArray[np.int64] | None:
         """Ids of sightings inside the time window, cameras and clothing colours; None when nothing is filtered.
         Never read through the embedder index (that visits every sighting): cameras and windows use their own."""
-        where: list[str] = ["embedder || '' = ?"]
-        args: list[object] = [embedder]
-        if from_ts_s is not None:
-            where.append("ts >= ?")
-            args.append(from_ts_s)
-        if to_ts_s is not None:
-            where.append("ts <= ?")
-            args.append(to_ts_s)
-        if cameras:
-            where.append(f"camera_id IN ({','.join('?' * len(cameras))})")
-            args.extend(cameras)
+        window, window_args = window_conditions(from_ts_s, to_ts_s, cameras)
+        where: list[str] = ["embedder || '' = ?", *window]
+        args: list[object] = [embedder, *window_args]
         for col, val in (("upper_color", upper_color), ("lower_color", lower_color)):
             if val is not None:
                 where.append(f"{col} = ?")

@@ -15,6 +15,24 @@ from vsearch.catalog.schema import MIGRATIONS, SCHEMA_VERSION, STEPS
 from vsearch.errors import IndexStateError
 
 
+def window_conditions(
+    from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None
+) -> tuple[list[str], list[object]]:
+    """SQL conditions (on columns `ts` and `camera_id`) and their arguments for a time window and cameras."""
+    where: list[str] = []
+    args: list[object] = []
+    if from_ts_s is not None:
+        where.append("ts >= ?")
+        args.append(from_ts_s)
+    if to_ts_s is not None:
+        where.append("ts <= ?")
+        args.append(to_ts_s)
+    if cameras:
+        where.append(f"camera_id IN ({','.join('?' * len(cameras))})")
+        args.extend(cameras)
+    return where, args
+
+
 class Db(Protocol):
     """The part of a DB-API connection the catalog uses inside a transaction."""
 

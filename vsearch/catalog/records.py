@@ -55,6 +55,8 @@ class NewSighting:
     embedding: NDArray[np.float32]
     upper_color: str | None = None
     lower_color: str | None = None
+    attributes: NDArray[np.float32] | None = None  # probabilities in vsearch.attributes.COLUMNS order
+    attribute_model: str = ""  # the model that gave them
 
 
 

@@ -171,6 +171,27 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at)
 """
 
+_SCHEMA_ATTRIBUTES = """
+CREATE TABLE sighting_attributes (
+    sighting_id {int} PRIMARY KEY REFERENCES sightings(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    ts {real} NOT NULL,
+    p_female {real} NOT NULL, p_long_hair {real} NOT NULL, p_short_sleeves {real} NOT NULL,
+    p_short_lower {real} NOT NULL, p_skirt {real} NOT NULL, p_hat {real} NOT NULL, p_backpack {real} NOT NULL,
+    p_bag {real} NOT NULL, p_handbag {real} NOT NULL,
+    p_age_young {real} NOT NULL, p_age_teenager {real} NOT NULL, p_age_adult {real} NOT NULL, p_age_old {real} NOT NULL,
+    p_upper_black {real} NOT NULL, p_upper_blue {real} NOT NULL, p_upper_green {real} NOT NULL,
+    p_upper_gray {real} NOT NULL, p_upper_purple {real} NOT NULL, p_upper_red {real} NOT NULL,
+    p_upper_white {real} NOT NULL, p_upper_yellow {real} NOT NULL,
+    p_lower_black {real} NOT NULL, p_lower_blue {real} NOT NULL, p_lower_brown {real} NOT NULL,
+    p_lower_gray {real} NOT NULL, p_lower_green {real} NOT NULL, p_lower_pink {real} NOT NULL,
+    p_lower_purple {real} NOT NULL, p_lower_white {real} NOT NULL, p_lower_yellow {real} NOT NULL
+);
+CREATE INDEX sighting_attributes_ts ON sighting_attributes (model, ts);
+CREATE INDEX sighting_attributes_camera ON sighting_attributes (model, camera_id, ts)
+"""
+
 # (version, what it adds, SQL with the engine's types in braces)
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
@@ -222,6 +243,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (15, "alert delivery: a log of alert events (new, update, ack) numbered without gaps that every API node streams"
      " from, and webhook deliveries (per entry: URL and signing secret) with their retries, written with the alert",
      _SCHEMA_DELIVERY),
+    (16, "per-sighting attribute probabilities (vsearch.attributes), with the sighting's time and camera so that a"
+     " description search filters and ranks in this table alone", _SCHEMA_ATTRIBUTES),
 )  # fmt: skip
 # migrations that also need code (in the catalog, after their SQL, in the same transaction): version -> method name
 STEPS: dict[int, str] = {14: "_chain_audit"}

@@ -1,0 +1,174 @@
+"""Search by description: the phrase parser (English, Ukrainian, Russian; unknown words refused), the attribute
+heads (checksum, embedder), the attribute table's migration on an existing catalog and its filling from stored
+crops, and the ranking with its filters inside the statement (against brute force)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsearch.attributes import ATTRIBUTES_MNV2_1400, COLUMNS, AttributeModel, Heads
+from vsearch.config import Settings
+from vsearch.describe import Description, parse_description
+from vsearch.errors import IndexStateError, InputError, ModelError, NotFoundError
+from vsearch.search import SearchFilters
+from vsearch.weights import WeightFile
+
+from .conftest import small_service
+
+PHRASES = [
+    ("woman with a backpack, red top, dark trousers",
+     {"female": True, "carrying": ("backpack",), "upper": ("red",), "lower": ("black", "blue")}),
+    ("man in a white shirt and blue jeans", {"female": False, "upper": ("white",), "lower": ("blue",)}),
+    ("girl with long hair in a pink skirt", {"female": True, "long_hair": True, "skirt": True, "lower": ("pink",)}),
+    ("old man without a backpack, grey jacket, shorts",
+     {"female": False, "age": "old", "not_carrying": ("backpack",), "upper": ("gray",), "short_lower": True}),
+    ("Жінка з рюкзаком, червона куртка, темні штани",
+     {"female": True, "carrying": ("backpack",), "upper": ("red",), "lower": ("black", "blue")}),
+    ("чоловік у білій футболці з сумкою", {"female": False, "carrying": ("bag",), "upper": ("white",)}),
+    ("мужчина в черной куртке и синих джинсах", {"female": False, "upper": ("black",), "lower": ("blue",)}),
+    ("девушка с сумочкой в жёлтой кофте", {"female": True, "carrying": ("handbag",), "upper": ("yellow",)}),
+    ("person in a hat", {"hat": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("phrase", "expected"), PHRASES)
+def test_phrases_become_attributes(phrase: str, expected: dict[str, object]) -> None:
+    assert parse_description(phrase).summary() == expected
+
+
+REFUSED = [
+    ("bald man with a backpack", "unknown words in the description: 'bald'"),
+    ("woman, orange top", "unknown words in the description: 'orange'"),
+    ("жінка в помаранчевій куртці", "unknown words in the description: 'помаранчевій'"),
+    ("man with a moustache and a scarf", "'moustache', 'scarf'"),
+    ("woman in red", "colour 'red' names no garment"),
+    ("brown jacket", "knows no upper-body colour 'brown'"),
+    ("a woman", None),  # fine: one attribute
+    ("the person", "says nothing the attribute model knows"),
+    ("", "expected a description"),
+    ("man woman", "two different females"),
+    ("without a jacket", "only bags and hats can be absent"),
+    ("long", "'long' / 'short' must be followed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("phrase", "error"), REFUSED)
+def test_unknown_or_contradictory_words_are_refused_by_name(phrase: str, error: str | None) -> None:
+    if error is None:
+        parse_description(phrase)
+        return
+    with pytest.raises(InputError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        parse_description(phrase)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"upper": ("orange",)}, "no upper-body colour 'orange'"),
+        ({"lower": ("teal",)}, "no lower-body colour 'teal'"),
+        ({"carrying": ("suitcase",)}, "unknown carried item 'suitcase'"),
+        ({"age": "ancient"}, "unknown age 'ancient'"),
+        ({"carrying": ("bag",), "not_carrying": ("bag",)}, "both carried and not carried"),
+        ({}, "says nothing"),
+    ],
+)
+def test_options_are_checked(fields: dict[str, object], error: str) -> None:
+    with pytest.raises(InputError, match=error):
+        Description(**fields)  # type: ignore[arg-type]
+
+
+def test_heads_refuse_another_embedders_vectors_and_a_changed_file(tmp_path: Path, settings: Settings) -> None:
+    model = AttributeModel(settings)
+    assert model.embedder == "reid-mnv2-1400"
+    with pytest.raises(ModelError, match="reads 'reid-mnv2-1400' embeddings, got 'hsv-parts'"):
+        model.from_embeddings(np.zeros((1, 256), np.float32), "hsv-parts")
+    p = model.weights.verified_path()
+    copy = tmp_path / "heads.npz"
+    heads = Heads.load(p)
+    Heads(heads.embedder, heads.embedder_sha256, heads.mean, heads.std, heads.w1, heads.b1, heads.w2 * 1.01,
+          heads.b2, heads.temperatures).save(copy)  # fmt: skip
+    changed = AttributeModel(settings, WeightFile("attributes-mnv2-1400", ATTRIBUTES_MNV2_1400.sha256, path=copy))
+    with pytest.raises(ModelError, match="does not match the expected"):
+        changed.load()
+
+
+def test_probabilities_are_probabilities(settings: Settings) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 256)).astype(np.float32)
+    p = AttributeModel(settings).from_embeddings(x / np.linalg.norm(x, axis=1, keepdims=True), "reid-mnv2-1400")
+    assert p.shape == (5, len(COLUMNS)) and np.all((p >= 0) & (p <= 1))
+    for group in ("age", "upper", "lower"):
+        cols = [i for i, c in enumerate(COLUMNS) if c.startswith(group + "_")]
+        assert np.allclose(p[:, cols].sum(1), 1, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def old_catalog(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The small catalog as a vsearch of schema 15 left it (no attribute table), reopened by this one."""
+    data = tmp_path_factory.mktemp("attr") / "data"
+    small_service(data).close()
+    db = sqlite3.connect(data / "catalog.sqlite")
+    db.execute("DROP TABLE sighting_attributes")
+    db.execute("DELETE FROM schema_migrations WHERE version = 16") if _has(db, "schema_migrations") else None
+    db.execute("PRAGMA user_version = 15")
+    db.commit()
+    db.close()
+    from vsearch.service import VSearch
+
+    svc = VSearch(Settings(data_dir=data, embedder="hsv-parts"))
+    yield svc
+    svc.close()
+
+
+def _has(db: sqlite3.Connection, table: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
+
+
+def test_an_existing_catalog_is_migrated_then_filled_from_its_stored_crops(old_catalog) -> None:  # type: ignore[no-untyped-def]
+    svc = old_catalog
+    n = svc.catalog.count_sightings()
+    assert n > 10 and svc.catalog.schema_version == 16 and svc.catalog.count_attributes(svc.attributes.name) == 0
+    with pytest.raises(IndexStateError, match="run vsearch reindex-attributes"):
+        svc.find(parse_description("woman"), SearchFilters())
+    report = svc.reindex_attributes()
+    # the catalog's embedder (hsv-parts) is not the heads': every crop went through the model's own embedder
+    assert (report.scored, report.from_vectors, report.missing_crops) == (n, 0, [])
+    assert svc.catalog.count_attributes(svc.attributes.name) == n
+    assert svc.reindex_attributes().scored == 0  # nothing left to do
+    got = svc.catalog.attributes(svc.catalog.sighting_ids("hsv-parts")[:3].tolist())
+    assert len(got) == 3 and all(m == svc.attributes.name for m, _ in got.values())
+    result = svc.find(parse_description("man"), SearchFilters(top_k=3))
+    assert result.clips and result.without_attributes == 0 and result.candidates == n
+    assert all(0 < c.score <= 1 for c in result.clips)
+    with pytest.raises(NotFoundError, match="nowhere"):
+        svc.find(parse_description("man"), SearchFilters(cameras=("nowhere",)))
+
+
+def test_filters_apply_inside_the_ranking(tmp_path: Path) -> None:
+    """The best-scoring sightings lie outside the window: a top-k taken first and filtered after would return
+    nothing; the search returns the window's own best, in the order brute force gives."""
+    svc = small_service(tmp_path / "data")
+    cat = svc.catalog
+    ids = cat.sighting_ids("hsv-parts")
+    times = cat.times("hsv-parts", ids.tolist())
+    ts = np.array([times[int(i)] for i in ids])
+    lo, hi = np.quantile(ts, 0.45), np.quantile(ts, 0.55)
+    inside = (ts >= lo) & (ts <= hi)
+    rng = np.random.default_rng(1)
+    p_female = np.where(inside, rng.uniform(0.01, 0.3, len(ids)), rng.uniform(0.9, 1.0, len(ids)))
+    rows = []
+    for i, p, t in zip(ids, p_female, ts):
+        probs = np.full(len(COLUMNS), 0.1, np.float32)
+        probs[COLUMNS.index("female")] = p
+        rows.append((int(i), "lobby", float(t), probs))
+    cat.put_attributes(svc.attributes.name, rows)
+    found, count = cat.find_by_attributes(svc.attributes.name, parse_description("woman").terms(), lo, hi, ["lobby"], 5)
+    expected = sorted(zip(-p_female[inside], ids[inside]))[:5]
+    assert count == int(inside.sum())
+    assert [i for i, _ in found] == [int(i) for _, i in expected]
+    assert np.allclose([p for _, p in found], [-q for q, _ in expected], atol=1e-6)
+    svc.close()
