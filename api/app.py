@@ -16,7 +16,19 @@ from api.auth import KeyGate
 from api.errors import install_error_handlers
 from api.jobs import AdaptRunner, JobRunner
 from api.limits import DEFAULT_BODY_BYTES, FORM_OVERHEAD_BYTES, BodyLimit
-from api.routes import adapt, audit, cameras, cases, clips, health, ingest, search, sightings, watchlists
+from api.routes import (
+    adapt,
+    audit,
+    cameras,
+    cases,
+    clips,
+    find,
+    health,
+    ingest,
+    search,
+    sightings,
+    watchlists,
+)
 from vsearch import __version__
 from vsearch.config import Settings
 from vsearch.search import MAX_QUERY_IMAGES
@@ -80,7 +92,7 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     app.state.adapt_jobs = AdaptRunner(svc)
     app.state.audit = svc.audit  # the catalog's audit table, mirrored to audit.jsonl (vsearch.audit)
     install_error_handlers(app)
-    for r in (adapt.router, search.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
+    for r in (adapt.router, search.router, find.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
         app.include_router(r)
     app.include_router(cases.router)  # cases, routes, companions, evidence export/verify, identities
     app.include_router(watchlists.router)  # watchlist entries and their alerts

@@ -172,3 +172,83 @@ def test_filters_apply_inside_the_ranking(tmp_path: Path) -> None:
     assert [i for i, _ in found] == [int(i) for _, i in expected]
     assert np.allclose([p for _, p in found], [-q for q, _ in expected], atol=1e-6)
     svc.close()
+
+
+@pytest.mark.slow
+def test_ingest_stores_attributes_from_the_embedding_it_computed(tmp_path: Path) -> None:
+    """Real ingest with the default embedder: every sighting gets probabilities, equal to the heads applied to its
+    stored embedding (no second model run)."""
+    from vsearch.ingest import IngestItem
+    from vsearch.service import VSearch
+    from vsearch.types import parse_time
+
+    from .conftest import DEMO_START, sample_excerpt
+
+    svc = VSearch(Settings(data_dir=tmp_path / "data"))
+    clip = sample_excerpt(tmp_path / "clip.mp4", 12.0)
+    assert svc.ingest([IngestItem(clip, "lobby", parse_time(DEMO_START))])[0].status == "ingested"
+    ids = svc.catalog.sighting_ids(svc.embedder.name)
+    stored = svc.catalog.attributes(ids.tolist())
+    assert len(ids) > 0 and set(stored) == set(ids.tolist())
+    got, vecs = svc.catalog.embeddings(ids)
+    again = svc.attributes.from_embeddings(vecs, svc.embedder.name)
+    assert np.allclose(np.stack([stored[int(i)][1] for i in got]), again, atol=1e-6)
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def find_client(old_catalog):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from vsearch.config import ApiKey
+
+    old_catalog.reindex_attributes()
+    s = old_catalog.settings.model_copy(update={"api_keys": [ApiKey(name="ivan", key=KEY, role="investigator")]})
+    with TestClient(create_app(s, old_catalog)) as c:
+        yield c
+
+
+KEY = "investigator-key-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"description": "bald man"}, 400, "unknown words in the description: 'bald'"),
+        ({"description": "woman", "gender": "male"}, 400, "not both"),
+        ({"gender": "robot"}, 400, "unknown gender 'robot'"),
+        ({"upper": "orange"}, 400, "no upper-body colour 'orange'"),
+        ({}, 400, "says nothing"),
+        ({"description": "woman", "cameras": ["nowhere"]}, 404, "unknown camera 'nowhere'"),
+        ({"description": "woman", "from": "2026-03-02T00:00", "to": "2026-03-01T00:00"}, 400, "ends before it starts"),
+        ({"description": "woman", "from": "yesterday"}, 400, "yesterday"),
+        ({"description": "woman", "top_k": 0}, 422, None),
+        ({"description": "woman", "colour": "red"}, 422, None),
+    ],
+)
+def test_find_api_refuses_bad_input_with_a_reason(find_client, body: dict, status: int, detail: str | None) -> None:  # type: ignore[no-untyped-def]
+    r = find_client.post("/find", json=body, headers={"X-API-Key": KEY})
+    assert r.status_code == status, r.text
+    if detail:
+        assert detail in r.json()["detail"]
+
+
+def test_find_api_and_cli_answer_alike(find_client, old_catalog) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import cli_here
+
+    r = find_client.post("/find", json={"description": "man with a bag", "top_k": 3, "cameras": ["lobby"]},
+                         headers={"X-API-Key": KEY})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["description"] == {"female": False, "carrying": ["bag"]} and 0 < len(body["clips"]) <= 3
+    data = str(old_catalog.settings.data_dir)
+    cli = cli_here("find", "--gender", "male", "--carrying", "bag", "--top", "3", "--json", "--data-dir", data,
+                   env={"VSEARCH_EMBEDDER": "hsv-parts"})  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    import json
+
+    assert [c["id"] for c in json.loads(cli.stdout)["clips"]] == [c["id"] for c in body["clips"]]
+    bad = cli_here("find", "woman in an orange top", "--data-dir", data, env={"VSEARCH_EMBEDDER": "hsv-parts"})
+    assert bad.returncode != 0 and "unknown words in the description: 'orange'" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

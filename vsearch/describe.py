@@ -10,7 +10,7 @@ a description that silently dropped "bald" or "orange" would return the wrong pe
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vsearch.attributes import AGES, LOWER_COLORS, UPPER_COLORS
@@ -77,6 +77,24 @@ class Description:
     def summary(self) -> dict[str, object]:
         """The said attributes only, as plain data."""
         return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
+
+
+def describe(phrase: str | None, gender: str | None, carrying: Sequence[str] | None, upper: str | None,
+             lower: str | None, age: str | None) -> Description:  # fmt: skip
+    """A Description from a phrase or from options (not both); InputError naming what is wrong."""
+    options = any(v for v in (gender, carrying, upper, lower, age))
+    if phrase is not None and options:
+        raise InputError("give a description phrase or attribute options (--gender, --carrying, ...), not both")
+    if phrase is not None:
+        return parse_description(phrase)
+    if gender is not None and gender not in GENDERS:
+        raise InputError(f"unknown gender {gender!r}; expected one of {', '.join(GENDERS)}")
+    return Description(
+        female=None if gender is None else gender == "female", age=age,
+        carrying=tuple(dict.fromkeys(c for v in carrying or () for c in v.split(",") if c)),
+        upper=() if upper is None else (upper,), lower=() if lower is None else (lower,),
+    )  # fmt: skip
+
 
 
 # -- the phrase vocabulary -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from vsearch import __version__
-from vsearch.cli import adapt, audit, cameras, cases, footage, research, search, server, watchlist
+from vsearch.cli import adapt, audit, cameras, cases, find, footage, research, search, server, watchlist
 from vsearch.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(footage.app)
 app.add_typer(search.app)
+app.add_typer(find.app)
 app.add_typer(cameras.app, name="cameras")
 app.add_typer(cases.app, name="case")
 app.add_typer(cases.identities_app)
