@@ -183,3 +183,16 @@ def test_watchlist_benchmark_smoke(tmp_path: Path) -> None:
     assert [c["threshold"] for c in payload["curve"]] == list(bench_watchlist.SWEEP)
     assert payload["at_default"]["entries"] == 2 and payload["at_default"]["entries_found"] == 2
     assert (tmp_path / "bench_watchlist_S.json").exists()
+
+
+def test_hd_benchmark_smoke(tmp_path: Path) -> None:
+    """4 s of 1080p25 made from the sample clip: every stage measured, planned decoding samples the frames that
+    decoding every frame does (the benchmark asserts it)."""
+    from benchmarks import bench_hd
+
+    payload = bench_hd.main(["--size", "S", "--out", str(tmp_path)])
+    (row,) = payload["rows"]
+    assert row["stream"] == "1080p25" and row["frames_sampled"] == 8
+    assert all(row[f"{s}_core_s_per_cam_s"] > 0 for s in ("decode_every_frame", "decode", "detect", "ingest"))
+    assert payload["machine"]["simd"] and (tmp_path / "bench_hd_S.json").exists()
+

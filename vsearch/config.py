@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # CPU threads of one model run (OpenVINO detector, ONNX Runtime embedder); None: all cores. For many ingest
     # workers on one many-core machine (on 2 cores, workers of 1 thread gain nothing: benchmarks/README.md)
     inference_threads: int | None = Field(default=None, ge=1)
+    # threads decoding an H.264 file (PyAV, frame and slice threads); None: every core this process may use
+    decode_threads: int | None = Field(default=None, ge=1)
     # the OpenVINO detector's arithmetic: "auto" is the CPU's fastest (bf16 where the CPU has AVX-512 BF16 or AMX,
     # else f32); "f32" everywhere gives the boxes of an AVX2-only host, and how fast the ingest is without bf16
     detector_precision: Literal["auto", "f32"] = "auto"

@@ -283,7 +283,7 @@ class Ingestor:
             report.status = "resumed"
         schedule = DetectionSchedule(self.detector, s, sample_fps)
         run = _FileRun(self, rec, info, camera_id, sample_fps, stills, report, lease, timer)
-        frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts))
+        frames = prefetch(sample_frames(info, camera_id, start_ts_s, sample_fps, from_pts_s=from_pts, decode_threads=s.decode_threads))
         for batch in _batches(frames, s.detector_batch, timer):
             run.track(batch, schedule.detect(batch, timer))
             if progress is not None:

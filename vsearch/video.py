@@ -7,10 +7,12 @@ Live streams are recorded into files by record.py, which writes them with `write
 from __future__ import annotations
 
 import configparser
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -124,13 +126,16 @@ def sample_bucket(pts_s: float, sample_fps: float) -> int:
 
 
 def sample_frames(
-    info: VideoInfo, camera_id: str, start_ts_s: float, sample_fps: float, from_pts_s: float = 0.0
+    info: VideoInfo, camera_id: str, start_ts_s: float, sample_fps: float, from_pts_s: float = 0.0,
+    decode_threads: int | None = None,
 ) -> Iterator[Frame]:
     """Yield frames at about `sample_fps` per second of video, from `from_pts_s` on.
 
     A frame is kept when it is the first of its 1/sample_fps time bucket, so sampling is the same whether an
     ingest starts at 0 or resumes mid-video. Positions come from the frame index and the container's constant
-    frame rate; `ts_s` = `start_ts_s` + position.
+    frame rate; `ts_s` = `start_ts_s` + position. H.264 in MP4/MOV/MKV is decoded with PyAV on `decode_threads`
+    (None: every core this process may use), decoding only the frames the sampled ones need (_decode_planned);
+    other files through OpenCV, every frame decoded but only the sampled ones converted.
     """
     last_bucket = -1
 
@@ -154,6 +159,10 @@ def sample_frames(
             yield Frame(camera_id, i, pts, start_ts_s + pts, np.asarray(img, np.uint8))
         return
 
+    if info.path.suffix.lower() in PLANNED_EXTS and _codec(info.path) == "h264":
+        for index, img in _decode_planned(info.path, keep, decode_threads, info.frame_count):
+            yield Frame(camera_id, index, index / info.fps, start_ts_s + index / info.fps, img)
+        return
     cap = cv2.VideoCapture(str(info.path))
     if not cap.isOpened():
         raise VideoError(f"{info.path}: not a readable video")
@@ -172,6 +181,136 @@ def sample_frames(
             raise VideoError(f"{info.path}: stream ended after {i} of {info.frame_count} frames (truncated or corrupt)")
     finally:
         cap.release()
+
+
+# containers whose packets carry presentation timestamps, so that a frame's index is known before decoding it
+PLANNED_EXTS = {".mp4", ".mov", ".m4v", ".mkv"}
+
+
+def _codec(path: Path) -> str | None:
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            return str(c.streams.video[0].codec_context.name)
+    except (av.FFmpegError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Nal:
+    """What the slice NAL units of one H.264 access unit say: whether other frames may reference it, and
+    whether it is an IDR picture (no frame after it references one before it)."""
+
+    ref: bool
+    idr: bool
+
+
+def _h264_nal(data: bytes, length_size: int) -> _Nal:
+    """Parse the NAL unit headers of a packet: length-prefixed (MP4's avcC, `length_size` bytes) or, with
+    `length_size` 0, Annex B start codes. Anything unreadable counts as a reference frame (decoded)."""
+    headers = []
+    if length_size:
+        i = 0
+        while i + length_size < len(data):
+            n = int.from_bytes(data[i : i + length_size], "big")
+            headers.append(data[i + length_size])
+            i += length_size + n
+    else:
+        i = data.find(b"\0\0\1")
+        while i >= 0 and i + 3 < len(data):
+            headers.append(data[i + 3])
+            i = data.find(b"\0\0\1", i + 3)
+    slices = [h for h in headers if h & 0x1F in (1, 5)]
+    if not slices:
+        return _Nal(True, False)
+    return _Nal(any(h & 0x60 for h in slices), any(h & 0x1F == 5 for h in slices))
+
+
+def _decode_planned(
+    path: Path, keep: Callable[[int], float | None], threads: int | None, frame_count: int
+) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """(index, BGR image) of the sampled frames of an H.264 file, decoding only what they need.
+
+    The packets are read one GOP (keyframe to keyframe) ahead; each one's frame index is its rank by presentation
+    time. A packet is decoded when its frame is sampled, or when it is a reference frame that a sampled frame
+    later in its GOP may need. So frames no other frame references and are not sampled (non-reference B or P
+    frames) are never decoded, nor is the tail of a GOP after its last sampled frame when the next GOP starts
+    with an IDR picture (a whole GOP with no sampled frame is skipped: keyframe-only decoding when the sampling
+    interval spans GOPs). Only sampled frames are converted to BGR. The pixels are those of decoding every frame
+    (tests/test_video.py).
+    """
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: not a readable video ({e})") from e
+    with container:
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        extradata = bytes(cc.extradata or b"")
+        length_size = (extradata[4] & 3) + 1 if extradata[:1] == b"\1" and len(extradata) > 4 else 0
+        cc.thread_type = "AUTO"  # frame and slice threads
+        cc.thread_count = threads or len(os.sched_getaffinity(0))
+        index_of: dict[int, int] = {}  # pts -> frame index, for the packets sent to the decoder
+        wanted: set[int] = set()
+        counted = 0  # frames (not discarded packets) in the GOPs planned so far
+        sent = produced = 0
+
+        def decode(packet: Any) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+            nonlocal produced
+            try:
+                frames = cc.decode(packet)
+            except av.FFmpegError as e:
+                raise VideoError(f"{path}: a frame cannot be decoded ({e})") from e
+            for fr in frames:
+                index = index_of.pop(fr.pts, None) if fr.pts is not None else None
+                if index in wanted:
+                    wanted.discard(index)
+                    produced += 1
+                    yield index, np.ascontiguousarray(fr.to_ndarray(format="bgr24"), dtype=np.uint8)
+
+        def plan(gop: list[Any], next_is_idr: bool) -> Iterator[Any]:
+            nonlocal counted
+            if any(p.pts is None for p in gop) or len({p.pts for p in gop}) < len(gop):
+                raise VideoError(f"{path}: packets without distinct timestamps; cannot place frames in time")
+            shown = sorted(p.pts for p in gop if not p.is_discard)
+            rank = {pts: counted + k for k, pts in enumerate(shown)}
+            counted += len(shown)
+            sampled = {pts for pts, i in rank.items() if keep(i) is not None}
+            nals = [_h264_nal(bytes(p), length_size) for p in gop]
+            last = max((k for k, p in enumerate(gop) if p.pts in sampled), default=-1)
+            if not next_is_idr:  # an open GOP: the next one's leading frames may reference this one's last frames
+                last = len(gop)
+            for k, (p, nal) in enumerate(zip(gop, nals)):
+                if p.pts in sampled or (nal.ref and k < last):
+                    if p.pts in rank:
+                        index_of[p.pts] = rank[p.pts]
+                    if p.pts in sampled:
+                        wanted.add(rank[p.pts])
+                    yield p
+
+        gop: list[Any] = []
+        packets = (p for p in container.demux(stream) if p.size)
+        try:
+            for p in packets:
+                if p.is_keyframe and gop:
+                    for q in plan(gop, _h264_nal(bytes(p), length_size).idr):
+                        sent += 1
+                        yield from decode(q)
+                    gop = []
+                gop.append(p)
+            for q in plan(gop, True):
+                sent += 1
+                yield from decode(q)
+            yield from decode(None)
+        except av.FFmpegError as e:
+            raise VideoError(f"{path}: cannot read the stream ({e})") from e
+        if wanted:
+            raise VideoError(f"{path}: frame {min(wanted)} cannot be decoded (truncated or corrupt)")
+        if counted < frame_count * 0.98 - 2:
+            raise VideoError(f"{path}: stream ended after {counted} of {frame_count} frames (truncated or corrupt)")
 
 
 def read_range(path: Path, first_frame: int, last_frame: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
