@@ -139,6 +139,15 @@ class Settings(BaseSettings):
     # footage (benchmarks/README.md, "Search quality")
     search_rerank: Literal["none", "k-reciprocal", "aqe"] = "none"
     rerank_top_n: int = Field(default=100, ge=2, le=5000)
+    # test-time help (search.test_time_vectors; measured in models/reid/README.md, "Test-time help in search"):
+    # candidates compared by their track's mean stored vector, each track returned once (search_track_level), and/or
+    # minus their camera's mean vector (search_camera_norm: unlabelled per-camera normalisation; the mean of the
+    # camera's latest camera_mean_sample vectors, read again from the catalog once it changed and the cached mean
+    # is camera_mean_max_age_s old)
+    search_track_level: bool = False
+    search_camera_norm: bool = False
+    camera_mean_sample: int = Field(default=2000, ge=1)
+    camera_mean_max_age_s: float = Field(default=60.0, ge=0)
     # investigator feedback: a rejected sighting's own track and sightings at least this similar to it are demoted
     feedback_reject_similarity: float = Field(default=0.9, ge=-1, le=1)
     # "on which cameras?": each camera's best clip scoring within this margin of the top clip is listed before any

@@ -10,6 +10,8 @@ benchmarks/eval_search.py on re-ID sets, so that what is measured is what runs.
   local query expansion, blended with the original distance) over the query and its top candidates;
   "aqe" (alpha query expansion, Radenovic et al. 2018: the query is replaced by itself plus its top-m candidates
   weighted by similarity^alpha, then candidates are scored again).
+- Test-time help (`rescore`): a candidate compared by its track's mean vector instead of its own crop's, and/or
+  with its camera's mean vector taken out (unlabelled per-camera normalisation) before the comparison.
 """
 
 from __future__ import annotations
@@ -92,6 +94,29 @@ def k_reciprocal(
     jaccard = 1.0 - mins / (2.0 - mins)
     final = (1.0 - lam) * jaccard + lam * dist[0, 1:]
     return (1.0 - final).astype(np.float32)
+
+
+def centred(x: NDArray[np.float32], means: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Rows minus the matching rows (or one row) of `means`, L2-normalised again: what a camera adds to everyone it
+    sees (its colour cast, its angle) taken out before comparing across cameras."""
+    return l2n(np.atleast_2d(x) - means)
+
+
+def rescore(
+    queries: NDArray[np.float32],
+    gallery: NDArray[np.float32],
+    track_means: NDArray[np.float32] | None = None,
+    camera_means: NDArray[np.float32] | None = None,
+    query_means: NDArray[np.float32] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(queries, gallery) as the test-time help compares them: each gallery row replaced by its track's mean
+    (`track_means`, aligned rows) and/or minus its camera's mean (`camera_means`, aligned rows), each query row
+    minus `query_means` (one row for all, or aligned rows; None: the queries unchanged)."""
+    g = gallery if track_means is None else l2n(track_means)
+    if camera_means is not None:
+        g = centred(g, camera_means)
+    q = queries if query_means is None else centred(queries, query_means)
+    return l2n(q), g
 
 
 def rerank_scores(

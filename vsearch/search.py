@@ -19,7 +19,7 @@ from vsearch.config import MAX_TOP_K, Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, NotFoundError
-from vsearch.ranking import fuse_mean, fused_scores, near_duplicates, rerank_scores
+from vsearch.ranking import fuse_mean, fused_scores, near_duplicates, rerank_scores, rescore
 from vsearch.store import IndexFilter, Store
 from vsearch.types import Clip, SearchHit, Sighting, ts_to_iso
 
@@ -254,18 +254,24 @@ def search(
     t = time.perf_counter()
     ids, scores = found[0].ids, found[0].scores
     rerank = settings.search_rerank
-    if len(qset) > 1 or rerank != "none" or len(rejected):
+    helped = settings.search_track_level or settings.search_camera_norm
+    if len(qset) > 1 or rerank != "none" or len(rejected) or helped:
         # rescore the union of the candidates exactly, from their stored vectors (work grows with k, not the index)
         ids, vecs = catalog.embeddings(np.unique(np.concatenate([f.ids for f in found])))
-        scores = fused_scores(qset, vecs, "max") if len(ids) else np.zeros(0, np.float32)
+        qv, gv = qset, vecs
+        if helped and len(ids):
+            qv, gv = test_time_vectors(qset, feedback.confirmed, ids, vecs, store, settings)
+        scores = fused_scores(qv, gv, "max") if len(ids) else np.zeros(0, np.float32)
         order = np.argsort(-scores, kind="stable")
-        ids, vecs, scores = ids[order], vecs[order], scores[order]
+        if settings.search_track_level and len(ids):  # each track once, shown by its crop most like the query
+            order = one_per_track(order, ids, fused_scores(qset, vecs, "max"), catalog)
+        ids, vecs, gv, scores = ids[order], vecs[order], gv[order], scores[order]
         keep = scores >= filters.min_score
-        ids, vecs, scores = ids[keep], vecs[keep], scores[keep]
+        ids, vecs, gv, scores = ids[keep], vecs[keep], gv[keep], scores[keep]
         if rerank != "none" and len(ids):
             n = max(settings.rerank_top_n, filters.top_k * settings.crops_per_segment)
-            ids, vecs = ids[:n], vecs[:n]
-            scores = rerank_scores(qset, vecs, "max", rerank)
+            ids, vecs, gv = ids[:n], vecs[:n], gv[:n]
+            scores = rerank_scores(qv, gv, "max", rerank)
             order = np.argsort(-scores, kind="stable")
             ids, vecs, scores = ids[order], vecs[order], scores[order]
         dup = near_duplicates(vecs, rejected, settings.feedback_reject_similarity)
@@ -288,6 +294,53 @@ def search(
     return SearchResult(
         crops, clips, [h for h in hits if h.sighting.id in shown], found[0].candidates, lat, len(shown & demote)
     )
+
+
+def test_time_vectors(
+    qset: NDArray[np.float32],
+    confirmed: Sequence[int],
+    ids: NDArray[np.int64],
+    vecs: NDArray[np.float32],
+    store: Store,
+    settings: Settings,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The query rows and the candidates' rows as the test-time help compares them (vsearch.ranking.rescore):
+    with `search_track_level` each candidate by its track's mean stored vector; with `search_camera_norm` each
+    candidate minus its camera's mean (Store.camera_means), and each confirmed sighting (rows 1.. of `qset`)
+    minus its own camera's; the uploaded images (row 0) have no camera and stay as they are
+    (models/reid/README.md, "Test-time help in search")."""
+    catalog = store.catalog
+    seen = catalog.sightings([*ids.tolist(), *confirmed])
+    at = [seen[int(i)] for i in ids]
+    tracks = None
+    if settings.search_track_level:
+        means = catalog.track_vectors(store.embedder, {(x.video_id, x.track_id) for x in at})
+        tracks = np.stack([means.get((x.video_id, x.track_id), v) for x, v in zip(at, vecs)])
+    cams = qcams = None
+    if settings.search_camera_norm:
+        marked = [seen[i].camera_id for i in sorted(set(confirmed)) if i in seen]  # marked_vectors' order
+        cm = store.camera_means([*(x.camera_id for x in at), *marked], settings.camera_mean_sample,
+                                settings.camera_mean_max_age_s)  # fmt: skip
+        zero = np.zeros(vecs.shape[1], np.float32)
+        cams = np.stack([cm.get(x.camera_id, zero) for x in at])
+        qcams = np.stack([zero, *(cm.get(c, zero) for c in marked)])
+    return rescore(qset, vecs, tracks, cams, qcams)
+
+
+def one_per_track(
+    order: NDArray[np.int64], ids: NDArray[np.int64], raw: NDArray[np.float32], catalog: Catalog
+) -> NDArray[np.int64]:
+    """`order` (positions into `ids`, best first) keeping one position per track: its candidate most like the
+    query by its own crop (`raw`), at the track's place."""
+    seen = catalog.sightings(ids.tolist())
+    best: dict[tuple[int, int], int] = {}
+    for p in order.tolist():
+        x = seen[int(ids[p])]
+        key = (x.video_id, x.track_id)
+        if key not in best or raw[p] > raw[best[key]]:
+            best[key] = p
+    firsts = list(dict.fromkeys((seen[int(ids[p])].video_id, seen[int(ids[p])].track_id) for p in order.tolist()))
+    return np.array([best[k] for k in firsts], np.int64)
 
 
 def marked_vectors(catalog: Catalog, ids: Sequence[int], what: str, dim: int) -> NDArray[np.float32]:

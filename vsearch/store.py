@@ -16,7 +16,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,9 @@ class Store:
         self._seq = 0  # the catalog log sequence the in-memory index reflects
         self._lock = threading.RLock()
         self.watcher: SightingWatcher | None = None  # scores new sightings against the watchlists
+        # (camera, sample) -> (mean vector or None, the log sequence and the monotonic time it was computed at)
+        self._camera_means: dict[tuple[str, int], tuple[NDArray[np.float32] | None, int, float]] = {}
+        self._camera_lock = threading.Lock()
 
     # -- writes: catalog first, then the index follows ------------------------------------------------------
     def commit_chunk(self, video_id: int, cp: Checkpoint, owner: str | None = None) -> list[int]:
@@ -150,6 +154,32 @@ class Store:
         else:
             scores, ids = index.search(query, k, allowed)
         return Matches(scores, ids, index.ntotal if allowed is None else min(allowed.count, index.ntotal))
+
+    def camera_means(self, cameras: Iterable[str], sample: int, max_age_s: float) -> dict[str, NDArray[np.float32]]:
+        """Each camera's mean stored vector (not normalised): what the camera adds to everyone it sees, taken out
+        by search.py's per-camera normalisation. Derived from the catalog, never stored apart from it: the mean
+        of the camera's latest `sample` vectors of this store's embedder, cached, and read again once the
+        catalog's log has moved since and the cached mean is `max_age_s` old (0: at every change). So sightings
+        added or removed reach it, and a switch of embedder (a new Store) starts afresh. Cameras holding no vector
+        are left out. Work per call: one cheap `last_seq` query, plus `sample` vectors per camera read again."""
+        now = time.monotonic()
+        out: dict[str, NDArray[np.float32]] = {}
+        seq: int | None = None
+        with self._camera_lock:
+            for cam in dict.fromkeys(cameras):
+                cached = self._camera_means.get((cam, sample))
+                if cached is None or now - cached[2] >= max_age_s:
+                    seq = self.catalog.last_seq() if seq is None else seq
+                    if cached is None or cached[1] != seq:
+                        vecs = self.catalog.camera_vectors(self.embedder, cam, sample)
+                        mean = vecs.astype(np.float64).mean(0).astype(np.float32) if len(vecs) else None
+                        cached = (mean, seq, now)
+                    else:
+                        cached = (cached[0], seq, now)
+                    self._camera_means[(cam, sample)] = cached
+                if cached[0] is not None:
+                    out[cam] = cached[0]
+        return out
 
     def _inside_window(
         self, index: VectorIndex, query: NDArray[np.float32], k: int, allowed: IdSet, where: IndexFilter

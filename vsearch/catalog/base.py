@@ -374,6 +374,32 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         )
         return [(r[0], (r[1], r[2], r[3], r[4]), r[5]) for r in rows]
 
+    def track_vectors(self, embedder: str, tracks: Iterable[tuple[int, int]]) -> dict[tuple[int, int], NDArray[np.float32]]:
+        """The mean of each track's stored `embedder` vectors (not normalised), by (video_id, track_id); tracks
+        with no such vector are left out. One query per video (the index on video and track)."""
+        by_video: dict[int, set[int]] = {}
+        for v, t in tracks:
+            by_video.setdefault(int(v), set()).add(int(t))
+        out: dict[tuple[int, int], NDArray[np.float32]] = {}
+        for v, ts in by_video.items():
+            rows = self._select_ids(
+                "SELECT track_id, embedding FROM sightings WHERE video_id=? AND embedder=? AND {}", "track_id",
+                sorted(ts), (v, embedder),
+            )  # fmt: skip
+            sums: dict[int, list[NDArray[np.float32]]] = {}
+            for t, blob in rows:
+                sums.setdefault(int(t), []).append(np.frombuffer(blob, np.float32))
+            out.update({(v, t): np.mean(vs, axis=0).astype(np.float32) for t, vs in sums.items()})
+        return out
+
+    def camera_vectors(self, embedder: str, camera_id: str, limit: int) -> NDArray[np.float32]:
+        """The camera's latest `limit` stored `embedder` vectors (n, d), by time (the index on camera and time)."""
+        rows = self._q(
+            "SELECT embedding FROM sightings WHERE camera_id=? AND embedder=? ORDER BY ts DESC LIMIT ?",
+            (camera_id, embedder, limit),
+        )
+        return _vectors(r[0] for r in rows) if rows else np.zeros((0, 0), np.float32)
+
     def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]:
         """Video times of the track's stored sightings (the moments its clips are built around), in order."""
         rows = self._q("SELECT DISTINCT pts FROM sightings WHERE video_id=? AND track_id=? ORDER BY pts", (video_id, track_id))
