@@ -197,8 +197,9 @@ def footage_rows(svc: Any, name: str, queries: list[FootageQuery]) -> tuple[list
     return rerank_rows, feedback
 
 
-def sample_clip_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
-    """The sample clip ingested; per visit a visitor crop mid-visit, the visit's other sightings as positives."""
+def sample_clip_queries(tmp: Path, base: Settings | None = None) -> tuple[Any, list[FootageQuery]]:
+    """The sample clip ingested; per visit a visitor crop mid-visit, the visit's other sightings as positives.
+    `base`: the settings (embedder) to ingest with, the data dir aside."""
     import csv
 
     from vsearch.ingest import IngestItem
@@ -207,7 +208,7 @@ def sample_clip_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
     video = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
     with open(PROJECT_ROOT / "sample_videos" / "visits_approx.csv") as f:
         visits = [(float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f)]
-    svc = VSearch(Settings(data_dir=tmp / "clip"))
+    svc = VSearch(_settings(base, tmp / "clip"))
     svc.ingest([IngestItem(video, "lobby", 0.0)])
     every = svc.catalog.sightings(svc.store.index.ids().tolist())
     queries = []
@@ -220,7 +221,7 @@ def sample_clip_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
     return svc, queries
 
 
-def market_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
+def market_queries(tmp: Path, base: Settings | None = None) -> tuple[Any, list[FootageQuery]]:
     """The 16 Market frames as two cameras of stills; both query crops of person 0001; her sightings by IoU >= 0.5
     with her hand-read boxes (benchmarks/data/market1501_0001_boxes.json). Nothing is left out: the query crops'
     frames are not in the index (camera 6), or are (camera 1: her own crop there is a match, as for an investigator)."""
@@ -237,7 +238,7 @@ def market_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
         (tmp / "market-footage" / f.name[:2]).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, tmp / "market-footage" / f.name[:2] / f.name)
         frames.setdefault(f.name[:2], []).append(f.stem)
-    svc = VSearch(Settings(data_dir=tmp / "market"))
+    svc = VSearch(_settings(base, tmp / "market"))
     svc.ingest(plan_ingest([tmp / "market-footage"], None, 0.0, frame_interval_s=10.0))
     every = svc.catalog.sightings(svc.store.index.ids().tolist())
     her = set()
@@ -246,6 +247,72 @@ def market_queries(tmp: Path) -> tuple[Any, list[FootageQuery]]:
         if iou(np.array([x.xyxy], np.float32), ref)[0, 0] >= 0.5:
             her.add(i)
     return svc, [(p.read_bytes(), her, set()) for p in sorted((MARKET / "query").glob("*.jpg"))]
+
+
+def _settings(base: Settings | None, data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir) if base is None else base.model_copy(update={"data_dir": data_dir})
+
+
+# test-time help in search (vsearch.search.test_time_vectors), each alone and both
+TESTTIME: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "camera-norm": {"search_camera_norm": True},
+    "track-level": {"search_track_level": True},
+    "track-level + camera-norm": {"search_track_level": True, "search_camera_norm": True},
+}
+
+
+def _ranked_tracks(svc: Any, query: bytes, seen: dict[int, Any]) -> list[tuple[int, int]]:
+    """The tracks of the search's ranked sightings, each once, in order."""
+    return list(dict.fromkeys((seen[i].video_id, seen[i].track_id) for i in _ranked_ids(svc, query)))
+
+
+def testtime_rows(svc: Any, name: str, queries: list[FootageQuery]) -> list[dict[str, Any]]:
+    """Each test-time variant through svc.search, scored by tracks (what track-level ranking returns): a query's
+    positives are the tracks holding any of its person's sightings; the tracks holding a sighting left out (the
+    query's own moment) are left out of the ranking and of the positives."""
+    every = svc.catalog.sightings(svc.store.index.ids().tolist())
+    track = {i: (x.video_id, x.track_id) for i, x in every.items()}
+    base = svc.settings
+    rows = []
+    for variant, update in TESTTIME.items():
+        svc.settings = base.model_copy(update=update)
+        r1, aps = [], []
+        for q, pos, skip in queries:
+            out = {track[i] for i in skip}
+            positives = {track[i] for i in pos} - out
+            lab = np.array([t in positives for t in _ranked_tracks(svc, q, every) if t not in out])
+            r1.append(bool(len(lab) and lab[0]))
+            aps.append(_ap(lab) * lab.sum() / len(positives) if lab.any() else 0.0)
+        rows.append({"set": name, "embedder": svc.embedder.name, "variant": variant,
+                     "track_rank_1_pct": round(100 * float(np.mean(r1)), 1),
+                     "track_mAP_pct": round(100 * float(np.mean(aps)), 1), "queries": len(queries)})  # fmt: skip
+    svc.settings = base
+    return rows
+
+
+def run_testtime_footage(tmp: Path, base: Settings) -> list[dict[str, Any]]:
+    """Test-time help on footage, through ingest and search, with `base`'s embedder: the sample clip's visits and
+    Market's two cameras by tracks (testtime_rows); MOT17-mini (training.footage.evaluate_footage: it scores the
+    other sightings of the query's own track, so only camera-norm is scored there)."""
+    from training.footage import evaluate_footage
+    from vsearch.service import VSearch
+
+    rows = []
+    for name, make in (("sample-clip-6-visits", sample_clip_queries), ("market-2-cams-16-stills", market_queries)):
+        svc, queries = make(tmp, base)
+        rows += testtime_rows(svc, name, queries)
+        svc.close()
+    mot = VSearch(_settings(base, tmp / "mot"))
+    seqs = sorted(d for d in MOT.iterdir() if (d / "gt" / "gt.txt").is_file())
+    for variant in ("plain", "camera-norm"):
+        mot.settings = _settings(base, tmp / "mot").model_copy(update=TESTTIME[variant])
+        r = evaluate_footage(seqs, mot)
+        rows.append({"set": f"mot17-mini-{len(seqs)}-seqs", "embedder": mot.embedder.name, "variant": variant,
+                     "rank_1_pct": round(100 * r["rank_1"], 1), "recall_at_10_pct": round(100 * r["recall_at_10"], 1),
+                     "queries": r["queries"]})  # fmt: skip
+    mot.close()
+    return rows
 
 
 def run_footage(tmp: Path) -> dict[str, list[dict[str, Any]]]:
@@ -290,7 +357,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=("S", "M"), default="M")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--testtime", action="store_true",
+                    help="only the test-time help on footage (eval_search_testtime_<embedder>.json)")
+    ap.add_argument("--embedder", default=None, help="embedder of the --testtime footage (default: configured)")
     args = ap.parse_args(argv)
+    if args.testtime:
+        base = Settings() if args.embedder is None else Settings(embedder=args.embedder)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = run_testtime_footage(Path(tmp), base)
+        print_table(rows, "Test-time help on footage, through ingest and search")
+        out = {"benchmark": "eval_search_testtime", "machine": machine_info(["onnxruntime", "faiss-cpu"]), "rows": rows}
+        write_json(f"eval_search_testtime_{base.embedder}", out, *([args.out] if args.out else []))
+        return out
     result: dict[str, Any] = run_reid(args.size)
     if args.size != "S":
         with tempfile.TemporaryDirectory() as tmp:

@@ -124,3 +124,11 @@ def test_camera_means_follow_the_catalog_and_normalise_the_search(demo_service: 
         assert res.hits and {h.sighting.camera_id for h in res.hits} == {"lobby"}
     finally:
         svc.close()
+
+
+def test_eval_footage_takes_the_embedder_as_a_parameter(tmp_path: Path) -> None:
+    from .conftest import cli_here, dataset
+
+    seq = dataset("mot17-mini") / "train" / "MOT17-09-FRCNN"
+    r = cli_here("eval-footage", str(seq), "--embedder", "nope", "--data-dir", str(tmp_path / "d"))
+    assert r.returncode != 0 and "unknown embedder 'nope'" in r.stderr and "Traceback" not in r.stderr

@@ -53,12 +53,16 @@ def eval_footage_cmd(
     k: Annotated[int, typer.Option(help="Ranks to score.")] = 5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     data_dir: DataDir = None,
+    embedder: Annotated[str | None, typer.Option(help="Embedder to ingest and search with (default: configured).")] = None,
+    track_level: Annotated[bool | None, typer.Option(help="Rank tracks by their mean vector (default: configured).")] = None,
+    camera_norm: Annotated[bool | None, typer.Option(help="Take each camera's mean vector out (default: configured).")] = None,
 ) -> None:
     """Retrieval through the real ingest and search path on footage with identity ground truth."""
     import tempfile
 
     footage = research("footage")
-    s = settings(data_dir or Path(tempfile.mkdtemp(prefix="vsearch-eval-")))
+    s = settings(data_dir or Path(tempfile.mkdtemp(prefix="vsearch-eval-")), embedder=embedder,
+                 search_track_level=track_level, search_camera_norm=camera_norm)  # fmt: skip
     result = footage.evaluate_footage(sequences, service(s), k)
     typer.echo(json.dumps(result, indent=2))
     if json_out:
