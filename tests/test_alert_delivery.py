@@ -161,6 +161,34 @@ def test_the_stream_delivers_an_alert_written_after_the_client_connected(small: 
     assert a["id"] in [e["data"]["id"] for e in evs if e.get("event") == "alert"]
 
 
+def test_an_api_node_streams_what_another_node_writes_through_postgresql(small: VSearch, postgres_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two services over one PostgreSQL catalog, each with its own data dir: the API node under uvicorn, the other
+    an ingest worker; the worker's checkpoint raises an alert, the node's stream carries it."""
+    from vsearch.config import Settings
+
+    keys = [ApiKey(name="ivan", key=IVAN, role="investigator")]
+    node = VSearch(Settings(data_dir=tmp_path / "node", catalog_url=postgres_url, embedder="hsv-parts", api_keys=keys))
+    worker = VSearch(Settings(data_dir=tmp_path / "worker", catalog_url=postgres_url, embedder="hsv-parts"))
+    try:
+        worker.watchlists.matcher.fold_s = 0.0
+        replay_as_camera(small, "lobby", "sha-pg-lobby", into=worker)
+        entry = entry_for(worker, 3)
+        server = Server(node)
+        try:
+            with httpx.stream("GET", f"{server.base}/watchlists/events", headers={"X-API-Key": IVAN}, timeout=30) as r:
+                lines = r.iter_lines()
+                read_events(lines, lambda e: e.get("event") == "ready")
+                replay_as_camera(small, "door", "sha-pg-door", into=worker)
+                got = read_events(lines, lambda e: e.get("event") == "alert" and e["data"]["track_id"] == 3)[-1]
+        finally:
+            server.close()
+        a = got["data"]
+        assert a["entry_id"] == entry and a["camera_id"] == "door" and a["event"] == "new" and a["score"] > 0.999
+    finally:
+        node.close()
+        worker.close()
+
+
 @pytest.mark.parametrize(
     "headers, url, status, message",
     [
@@ -237,7 +265,7 @@ def test_a_failing_receiver_gets_retries_with_backoff_then_the_dead_letter_list(
         replay_as_camera(small, "door", "sha-dead")
         sender = small.watchlists.deliverer(base_s=0.2, max_attempts=3, timeout_s=5)
         deadline = time.time() + 20
-        while not [d for d in small.catalog.deliveries("dead") if d.entry_id == entry] and time.time() < deadline:
+        while [d for d in small.catalog.deliveries("pending") if d.entry_id == entry] and time.time() < deadline:
             sender.run_once()
             time.sleep(0.05)
         dead = [d for d in small.watchlists.dead_letters({"role": "admin"}) if d.entry_id == entry]

@@ -40,15 +40,17 @@ def track_sighting(svc: VSearch, track: int) -> int:
     return next(i for i in ids if svc.catalog.sighting(i).track_id == track)
 
 
-def replay_as_camera(svc: VSearch, camera: str, sha: str) -> None:
-    """Store the small catalog's sightings again as another camera's video, through the store (matching runs)."""
+def replay_as_camera(svc: VSearch, camera: str, sha: str, into: VSearch | None = None) -> None:
+    """Store the small catalog's sightings again as another camera's video, through the store (matching runs):
+    `svc`'s own, or `into`'s (another service, e.g. over another catalog)."""
+    dst = into or svc
     ids = svc.catalog.sighting_ids(svc.embedder.name)
     old = svc.catalog.sightings(ids.tolist())
     _, vecs = svc.catalog.embeddings(ids)
-    rec = svc.catalog.begin_video(camera, "replay", sha, 2e9, 10, 1400, (768, 432), svc.embedder.name)
+    rec = dst.catalog.begin_video(camera, "replay", sha, 2e9, 10, 1400, (768, 432), dst.embedder.name)
     rows = [NewSighting(camera, old[int(i)].track_id, 2e9 + old[int(i)].pts_s, old[int(i)].pts_s, old[int(i)].xyxy,
                         0.9, 0.5, old[int(i)].thumb_path, v) for i, v in zip(ids, vecs)]  # fmt: skip
-    svc.store.commit_chunk(rec.id, Checkpoint(rows, [], 140, 70, True))
+    dst.store.commit_chunk(rec.id, Checkpoint(rows, [], 140, 70, True))
 
 
 def test_new_sightings_raise_an_alert_in_their_own_transaction_once_per_track(small: VSearch) -> None:

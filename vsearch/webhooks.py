@@ -35,7 +35,7 @@ MAX_URL = 2000
 BASE_S = 2.0  # the first retry's delay; each next one doubles it
 MAX_ATTEMPTS = 8  # 2 + 4 + ... + 128 s: about four minutes of a receiver down before a delivery is dead
 TIMEOUT_S = 5.0
-LEASE_S = 60.0  # longer than an attempt can take (the timeout), so a live sender's lease never expires mid-send
+BATCH = 5  # deliveries claimed at once; their lease outlasts sending them all (BATCH attempts of up to TIMEOUT_S)
 
 
 def check_url(url: str) -> str:
@@ -91,7 +91,8 @@ class Deliverer:
         """Send every delivery due now (each claimed under a lease first); the number of attempts made."""
         made = 0
         while not self._stop.is_set():
-            claimed = self.catalog.claim_deliveries(time.time(), LEASE_S)
+            # the lease outlasts the batch's sending, so a live sender's lease never expires under it
+            claimed = self.catalog.claim_deliveries(time.time(), BATCH * self.timeout_s + 30, BATCH)
             if not claimed:
                 return made
             for d in claimed:
