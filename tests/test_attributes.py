@@ -252,3 +252,33 @@ def test_find_api_and_cli_answer_alike(find_client, old_catalog) -> None:  # typ
     bad = cli_here("find", "woman in an orange top", "--data-dir", data, env={"VSEARCH_EMBEDDER": "hsv-parts"})
     assert bad.returncode != 0 and "unknown words in the description: 'orange'" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_retrieval_on_held_out_market_identities(settings: Settings) -> None:
+    """Descriptions of 3 attributes (gender, upper and lower colour) made from held-out identities' labels find
+    them far above chance among 60 held-out people, through the real embedder and heads (training/eval_attributes
+    measures all 151)."""
+    from training.datasets import market_files, market_split, read_bgr
+    from training.eval_attributes import description_of, joint
+    from training.train_attributes import identity_labels
+
+    from .conftest import dataset
+
+    dataset("market1501-train")
+    test_ids = market_split()[1][:60]
+    files = [c for c in market_files() if c.pid in set(test_ids)]
+    files = [c for i, c in enumerate(files) if i % 3 == 0]  # a third of their crops: every identity keeps some
+    pids = np.array([c.pid for c in files])
+    model = AttributeModel(settings)
+    probs = model.from_crops([np.ascontiguousarray(read_bgr(c.path)[:, :, ::-1]) for c in files])
+    labels = identity_labels()
+    ranks = []
+    for pid in sorted(set(pids.tolist())):
+        d = description_of(labels[pid], ("gender", "upper", "lower"))
+        if d is not None:
+            ranks.append(int(np.argmax(pids[np.argsort(-joint(probs, d), kind="stable")] == pid)) + 1)
+    n_ids = len(set(pids.tolist()))
+    chance = (len(files) + 1) / (len(files) / n_ids + 1)  # a random order's expected first hit
+    assert len(ranks) >= 40
+    assert np.median(ranks) < chance / 3, (np.median(ranks), chance)

@@ -196,3 +196,10 @@ def test_hd_benchmark_smoke(tmp_path: Path) -> None:
     assert all(row[f"{s}_core_s_per_cam_s"] > 0 for s in ("decode_every_frame", "decode", "detect", "ingest"))
     assert payload["machine"]["simd"] and (tmp_path / "bench_hd_S.json").exists()
 
+
+def test_find_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import bench_find
+
+    payload = bench_find.main(["--size", "S", "--out", str(tmp_path)])  # checks its answers against brute force
+    assert [r["filter"] for r in payload["rows"]][0] == "no filter" and payload["rows"][0]["in filter"] == 10_000
+    assert (tmp_path / "bench_find_S.json").exists()
