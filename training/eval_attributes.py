@@ -111,7 +111,7 @@ def main() -> None:
                 res["rank_filter"].append(int(np.argmax(hit)) + 1)
             res["p10_same_filter"].append(float(hit[:10].mean()) if len(cand) else 0.0)
             res["p10_fits_filter"].append(float(ok_fit[cand][:10].mean()) if len(cand) else 0.0)
-        r = {"attributes": list(keys), "queries": queries, "gallery_crops": int(len(pids)),
+        r: dict[str, Any] = {"attributes": list(keys), "queries": queries, "gallery_crops": int(len(pids)),
              "heads_median_rank": float(np.median(res["rank_heads"])), "heads_mean_rank": float(np.mean(res["rank_heads"])),
              "heads_found_in_top10": float(np.mean(np.array(res["rank_heads"]) <= 10)),
              "heads_p10_same_person": float(np.mean(res["p10_same_heads"])),
