@@ -197,6 +197,8 @@ def test_an_api_node_streams_what_another_node_writes_through_postgresql(small: 
         ({"X-API-Key": IVAN, "Last-Event-ID": "abc"}, "/watchlists/events", 400, "Last-Event-ID"),
         ({"X-API-Key": IVAN, "Last-Event-ID": "-1"}, "/watchlists/events", 400, "Last-Event-ID"),
         ({"X-API-Key": IVAN}, "/watchlists/events?after=-3", 422, "greater than or equal"),
+        ({"X-API-Key": IVAN}, "/watchlists/events?after=999999", 400, "past the alert log's last"),
+        ({"X-API-Key": IVAN, "Last-Event-ID": "999999"}, "/watchlists/events", 400, "past the alert log's last"),
         ({"X-API-Key": IVAN}, "/watchlists/9999/image.jpg", 404, "no watchlist entry with id 9999"),
     ],
 )
@@ -285,6 +287,22 @@ def test_a_failing_receiver_gets_retries_with_backoff_then_the_dead_letter_list(
         assert sender.run_once() >= 1
         assert small.catalog.delivery(dead[0].id).status == "delivered"
         assert "webhook.retry" in [r.get("action") for r in small.audit.read(50)]
+    finally:
+        rx.close()
+
+
+def test_a_sender_that_dies_mid_delivery_leaves_it_to_another(small: VSearch) -> None:
+    """A claimed delivery whose sender never reports back (killed) is claimed again once its lease runs out."""
+    rx = Receiver()
+    try:
+        entry = entry_for(small, 4, webhook_url=rx.url)
+        replay_as_camera(small, "door", "sha-lease")
+        now = time.time()
+        taken = [d for d in small.catalog.claim_deliveries(now, 0.5, 100) if d.entry_id == entry]  # then "dies"
+        assert taken
+        assert not [d for d in small.catalog.claim_deliveries(now + 0.1, 0.5, 100) if d.entry_id == entry]  # leased
+        again = [d for d in small.catalog.claim_deliveries(now + 1.0, 30, 100) if d.entry_id == entry]
+        assert sorted(d.id for d in again) == sorted(d.id for d in taken)
     finally:
         rx.close()
 

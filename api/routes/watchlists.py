@@ -97,6 +97,8 @@ async def alert_stream(
     ctx, lists = _ctx(request, key), service.watchlists
     poll_s = getattr(request.app.state, "alert_poll_s", POLL_S)
     start = after
+    if after is not None and after > (last := await run_in_threadpool(lists.feed_start)):
+        raise HTTPException(400, f"event {after} is past the alert log's last ({last}): reconnect without Last-Event-ID")
     snapshot: list[dict[str, Any]] = []
     if start is None:  # the position first, then the snapshot: an alert between the two may come twice, never not at all
         start = await run_in_threadpool(lists.feed_start)
