@@ -1,9 +1,14 @@
-"""Measure `vsearch adapt` as a deployment would: a base model that never saw a camera pair, handed that pair's
+"""Measure `vsearch adapt` as a deployment would: a base model that never saw a set's cameras, handed that set's
 training identities as unlabelled tracklets (the crops of one identity on one camera = one track; no link across
-cameras), scored on the pair's held-out identities before and after (camera 1 queries camera 2, rank-1 / mAP).
+cameras), scored on the set's held-out identities before and after (rank-1 / mAP). Targets: `cuhk03` (two
+cameras, camera 1 queries camera 2) and `market` (six cameras, `training.datasets.market_split`'s 151 held-out
+identities with Market's protocol: the first crop of each person on each camera queries every crop of the other
+cameras).
 
     python -m training.eval_adapt --base ../wt-31/training/runs/reid-g-nocuhk03.pt --budget-s 900 \\
         --json training/results/adapt/cuhk03_900s.json
+    python -m training.eval_adapt --target market --base training/runs/reid-g-nomarket.pt --budget-s 600 \\
+        --json training/results/adapt/market_g_nomarket_600s.json
 
 Tracks of one camera are given overlapping times (CUHK03 has none): all of a camera's tracks are then different
 people, the intra-camera supervision a deployment's simultaneous tracks give. Test-time variants, on the held-out
@@ -24,7 +29,7 @@ import numpy as np
 
 from benchmarks.common import machine_info
 from training.cache import cached_crops
-from training.datasets import CUHK03, cuhk_split, load_manifest_crops
+from training.datasets import CUHK03, cuhk_split, load_manifest_crops, load_market, market_split
 from vsearch.adapt.links import Tracklet, remove_camera_means, track_features
 from vsearch.config import PROJECT_ROOT
 from vsearch.evaluate import cmc_map
@@ -33,7 +38,11 @@ RESULTS = PROJECT_ROOT / "training" / "results" / "adapt"
 
 
 def _score(f: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict[str, float]:
-    q, g = cams == 1, cams == 2
+    if set(np.unique(cams).tolist()) <= {1, 2}:  # two cameras: every crop of camera 1 queries camera 2
+        q, g = cams == 1, cams == 2
+    else:  # Market's protocol: each person's first crop on each camera queries every crop (same camera left out)
+        _, first = np.unique(pids * 10 + cams, return_index=True)
+        q, g = np.isin(np.arange(len(pids)), first), np.ones(len(pids), bool)
     cmc, mean_ap, n = cmc_map(1 - f[q] @ f[g].T, pids[q], cams[q], pids[g], cams[g])
     return {"rank_1": round(float(cmc[0]), 4), "rank_5": round(float(cmc[4]), 4), "mAP": round(mean_ap, 4), "queries": n}
 
@@ -80,7 +89,8 @@ def adabn(base: Path, crops: list[np.ndarray], seed: int, batch: int = 64) -> An
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", type=Path, required=True, help="base checkpoint (.pt) that never saw CUHK03")
+    ap.add_argument("--target", choices=("cuhk03", "market"), default="cuhk03")
+    ap.add_argument("--base", type=Path, required=True, help="base checkpoint (.pt) that never saw the target's cameras")
     ap.add_argument("--budget-s", type=float, default=600.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--link-similarity", type=float, default=0.3)
@@ -103,15 +113,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from vsearch.reidnet import H, W, load_checkpoint
 
     torch.set_num_threads(args.threads)
-    imgs, pids, cams = cached_crops("cuhk03", lambda: load_manifest_crops(CUHK03), (H, W))
-    train_ids, test_ids = cuhk_split(CUHK03)
+    if args.target == "market":
+        imgs, pids, cams = cached_crops("market", load_market, (H, W))
+        train_ids, test_ids = market_split()
+    else:
+        imgs, pids, cams = cached_crops("cuhk03", lambda: load_manifest_crops(CUHK03), (H, W))
+        train_ids, test_ids = cuhk_split(CUHK03)
     test = np.isin(pids, test_ids)
     tracklets, truth = [], []
     for pid in train_ids:
-        for cam in (1, 2):
+        for cam in np.unique(cams).tolist():
             idx = np.flatnonzero((pids == pid) & (cams == cam))
             if len(idx):
-                tracklets.append(Tracklet(f"cuhk03-c{cam}", 0.0, 1.0, [np.asarray(imgs[i]) for i in idx]))
+                tracklets.append(Tracklet(f"{args.target}-c{cam}", 0.0, 1.0, [np.asarray(imgs[i]) for i in idx]))
                 truth.append(pid)
     test_crops = [np.asarray(imgs[i]) for i in np.flatnonzero(test)]
     t = time.monotonic()
@@ -128,8 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res = fine_tune(args.base, tracklets, opts, progress=lambda m: print(m, flush=True), truth=truth)
     after = score_variants(embed_crops(res.net, test_crops, args.threads), pids[test], cams[test])
     out: dict[str, Any] = {
-        "benchmark": "adapt-cuhk03", "machine": machine_info(["torch"]), "cpu": platform.processor() or platform.machine(),
-        "base": str(args.base), "threads": args.threads, "target": "cuhk03-labeled-pair1",
+        "benchmark": f"adapt-{args.target}", "machine": machine_info(["torch"]), "cpu": platform.processor() or platform.machine(),
+        "base": str(args.base), "threads": args.threads, "target": {"cuhk03": "cuhk03-labeled-pair1", "market": "market1501-train"}[args.target],
         "train_ids": len(train_ids), "test_ids": len(test_ids), "test_crops": len(test_crops),
         "embed_test_s": round(embed_test_s, 1), "before": before, "after": after, "adapt": res.record,
     }  # fmt: skip
