@@ -85,3 +85,26 @@ def test_preprocess_is_rgb_imagenet_normalised() -> None:
     x = preprocess_imagenet([red], (8, 16))
     assert x.shape == (1, 3, 16, 8)
     assert np.allclose(x[0, 0], (1 - 0.485) / 0.229) and np.allclose(x[0, 2], (0 - 0.406) / 0.225)
+
+
+def test_a_catalog_keeps_its_embedder_when_the_default_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A catalog embedded with one shipped model is served with that model from the start after an upgrade changes
+    the default (the catalog is the truth): watchlist entries added before any search embed with it too."""
+    import cv2
+
+    from vsearch.search import SearchFilters
+    from vsearch.service import VSearch
+
+    from .conftest import PROJECT_ROOT, small_service
+
+    small_service(tmp_path / "data").close()  # its vectors are hsv-parts's
+    img = cv2.imread(str(PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"))
+    box = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
+    jpg = cv2.imencode(".jpg", img)[1]
+    svc = VSearch(Settings(data_dir=tmp_path / "data"))  # the default embedder is not hsv-parts
+    try:
+        assert Settings().embedder != "hsv-parts"
+        assert svc.embedder.name == "hsv-parts" and svc.watchlists.embedder.name == "hsv-parts"
+        assert svc.search(jpg.tobytes(), SearchFilters(top_k=5), box).hits
+    finally:
+        svc.close()

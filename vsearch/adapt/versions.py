@@ -33,11 +33,13 @@ def embedder_named(settings: Settings, catalog: Catalog, name: str) -> Embedder:
 
 
 def catalog_embedder(settings: Settings, catalog: Catalog) -> Embedder | None:
-    """The adapted embedder whose vectors the catalog holds, if it holds an adapted one's (else None: the
-    settings name the embedder)."""
+    """The embedder whose vectors the catalog holds, when that is not the configured one: an adapted version, or
+    a shipped embedder (a catalog made before the default model changed keeps its model, from the start, as
+    `VSearch.follow_catalog` does later on). None: the settings' embedder (an empty catalog, or the same one)."""
     stored = catalog.embedders()
-    if len(stored) == 1 and stored[0] not in EMBEDDERS:
-        v = catalog.embedder_version(stored[0])
-        if v is not None:
-            return version_embedder(settings, v)
-    return None
+    if len(stored) != 1 or stored[0] == settings.embedder:
+        return None
+    if stored[0] in EMBEDDERS:
+        return embedder_named(settings, catalog, stored[0])
+    v = catalog.embedder_version(stored[0])
+    return version_embedder(settings, v) if v is not None else None
