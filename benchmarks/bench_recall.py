@@ -17,7 +17,6 @@ wall time per sampled frame, for the cost of each setting.
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.common import machine_info, print_table, warm, write_json
+from benchmarks.common import machine_info, print_table, size_and_variants, warm, write_json
 from training.footage import iou
 from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.ingest import IngestItem
@@ -187,11 +186,7 @@ def run(size: str, variants: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=list(SEQS), default="M")
-    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args(argv)
+    args = size_and_variants(__doc__, list(SEQS), list(VARIANTS), argv)
     result = run(args.size, args.variants)
     table = [
         {"footage": r["footage"], "settings": r["settings"], "ms/frame": r["ms_per_frame"],

@@ -6,6 +6,7 @@ every column name, a table printed and JSON written to benchmarks/results/.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -62,6 +63,16 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
     }
+
+
+def size_and_variants(doc: str | None, sizes: Sequence[str], variants: Sequence[str], argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of a benchmark that compares settings variants: --size (default M), --variants (default
+    all), --out (a folder for the JSON)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=list(sizes), default="M")
+    ap.add_argument("--variants", nargs="*", choices=list(variants), default=list(variants))
+    ap.add_argument("--out", type=Path, default=None)
+    return ap.parse_args(argv)
 
 
 def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> np.ndarray:

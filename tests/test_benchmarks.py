@@ -203,3 +203,14 @@ def test_find_benchmark_smoke(tmp_path: Path) -> None:
     payload = bench_find.main(["--size", "S", "--out", str(tmp_path)])  # checks its answers against brute force
     assert [r["filter"] for r in payload["rows"]][0] == "no filter" and payload["rows"][0]["in filter"] == 10_000
     assert (tmp_path / "bench_find_S.json").exists()
+
+
+def test_tiles_benchmark_smoke(tmp_path: Path) -> None:
+    """One MOT17 sequence, today's whole frame against whole + tiles, scored by height band."""
+    from benchmarks import bench_tiles
+
+    variants = ["whole frame at 1280 (today)", "whole + 640 px tiles at native scale"]
+    payload = bench_tiles.main(["--size", "S", "--variants", *variants, "--out", str(tmp_path)])
+    assert [r["settings"] for r in payload["rows"]] == variants
+    assert all(0 <= (r["recall_100-200px_conf0.1"] or 0) <= 1 for r in payload["rows"])
+    assert (tmp_path / "bench_tiles_S.json").exists()

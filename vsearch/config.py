@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # (the whole frame too while more than 4 persons are in view, and until a frame's persons are known: crowds
     # lost people to crops; benchmarks/README.md, bench_recall and bench_ingest)
     detector_regions: bool = True
+    # small people in HD (issue 29): frames larger than their inference size are also detected in overlapping
+    # square tiles of detector_tile_px at detector_tile_scale (1.0: the frame's own pixels), merged with the
+    # whole-frame pass; every frame of such footage is then detected whole (no motion regions). Off: it costs far
+    # more than the whole-frame pass (benchmarks/README.md, bench_tiles)
+    detector_tiles: bool = False
+    detector_tile_px: int = Field(default=640, ge=64)
+    detector_tile_scale: float = Field(default=1.0, gt=0, le=4)
     detector_full_every: int = Field(default=8, ge=1)
     # skip the detector on a frame unchanged since the last detected one (an empty scene hardly changed, or the same
     # picture with persons in it); it keeps that frame's detections (schedule.StaticSceneGate)

@@ -293,6 +293,8 @@ class PersonDetector:
             with self._detect_lock:
                 out = model(crops, [imgsz if rg is None else rg.imgsz for rg in regions], conf, at_border)
             out = [d if rg is None else _shifted(d, rg.x0, rg.y0) for d, rg in zip(out, regions)]
+            if self.tiles_for((images_bgr[0].shape[1], images_bgr[0].shape[0])):
+                out = [d if rg is not None else self._with_tiles(model, img, d, conf) for img, d, rg in zip(images_bgr, out, regions)]
         else:
             with self._detect_lock:
                 out = [_from_ultralytics(r) for r in model.predict(
@@ -300,6 +302,23 @@ class PersonDetector:
                 )]  # fmt: skip
         min_h = self.settings.min_person_height_px
         return [d[(d.xyxy[:, 3] - d.xyxy[:, 1]) >= min_h] for d in out]
+
+    def tiles_for(self, resolution_wh: tuple[int, int]) -> list[Region]:
+        """The tiles a whole frame of this size is also detected in: none unless detector_tiles is on (OpenVINO)
+        and the frame is larger than its inference size."""
+        s = self.settings
+        if not s.detector_tiles or self.backend != "openvino" or max(resolution_wh) <= self.imgsz_for(resolution_wh):
+            return []
+        return tile_grid(resolution_wh, s.detector_tile_px, round(32 * round(s.detector_tile_px * s.detector_tile_scale / 32)))
+
+    def _with_tiles(self, model: _OpenVinoPose, image: NDArray[np.uint8], whole: Detections, conf: float) -> Detections:
+        """The whole-frame detections of `image` merged with those of its tiles."""
+        h, w = image.shape[:2]
+        tiles = self.tiles_for((w, h))
+        crops = [image[t.y0 : t.y1, t.x0 : t.x1] for t in tiles]
+        with self._detect_lock:
+            found = model(crops, [t.imgsz for t in tiles], conf, [t.at_border(w, h) for t in tiles])
+        return merge_tiles(whole, [(t, d) for t, d in zip(tiles, found)], (w, h))
 
 
 def _shifted(d: Detections, dx: int, dy: int) -> Detections:
@@ -334,3 +353,61 @@ class Region:
     def at_border(self, frame_w: int, frame_h: int) -> bool:
         """Whether the crop meets the border of its frame (people may be cut at its edge there)."""
         return self.x0 <= 0 or self.y0 <= 0 or self.x1 >= frame_w or self.y1 >= frame_h
+
+
+def tile_grid(frame_wh: tuple[int, int], tile_px: int, imgsz: int, min_overlap_px: int | None = None) -> list[Region]:
+    """Square tiles of `tile_px` covering a frame, evenly spread so that neighbours overlap by at least
+    `min_overlap_px` (default a fifth of a tile: a person up to that tall lies whole in some tile), each detected
+    at input size `imgsz`."""
+    w, h = frame_wh
+    overlap = tile_px // 5 if min_overlap_px is None else min_overlap_px
+
+    def starts(length: int) -> list[int]:
+        if length <= tile_px:
+            return [0]
+        n = -(-(length - overlap) // (tile_px - overlap))
+        return [round(k * (length - tile_px) / (n - 1)) for k in range(n)]
+
+    return [Region(x, y, min(w, x + tile_px), min(h, y + tile_px), imgsz) for y in starts(h) for x in starts(w)]
+
+
+def merge_tiles(
+    whole: Detections, tiles: Sequence[tuple[Region, Detections]], frame_wh: tuple[int, int], iou_max: float = 0.5,
+    edge_px: float = 2.0,
+) -> Detections:
+    """One frame's detections: the whole-frame pass's and its tiles' (in tile coordinates), merged.
+
+    A tile's box that touches one of the tile's edges inside the frame is a person cut by the tile: dropped (the
+    tiles overlap, so a person who fits in a tile lies whole in another one, and taller people are the
+    whole-frame pass's). The whole-frame boxes are kept as they are; the tiles' are added best score first, each
+    only if it overlaps no box kept so far at more than `iou_max` (NMS across tiles: two tiles' boxes of one
+    person overlap at 0.6-0.7, more loosely than one pass's own duplicates, so this is stricter than the
+    detector's own NMS).
+    """
+    w, h = frame_wh
+    parts = []
+    for t, d in tiles:
+        x1, y1, x2, y2 = d.xyxy.T
+        cut = (
+            ((x1 <= edge_px) & (t.x0 > 0)) | ((y1 <= edge_px) & (t.y0 > 0))
+            | ((x2 >= t.x1 - t.x0 - edge_px) & (t.x1 < w)) | ((y2 >= t.y1 - t.y0 - edge_px) & (t.y1 < h))
+        )  # fmt: skip
+        parts.append(_shifted(d[~cut], t.x0, t.y0))
+    kept = [whole.xyxy]
+    chosen: list[tuple[int, int]] = []
+    cands = sorted(((float(c), i, k) for i, p in enumerate(parts) for k, c in enumerate(p.confidence)), reverse=True)
+    for _, i, k in cands:
+        box = parts[i].xyxy[k]
+        others = np.concatenate(kept) if kept else np.zeros((0, 4), np.float32)
+        lt, rb = np.maximum(box[:2], others[:, :2]), np.minimum(box[2:], others[:, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        area = np.prod(box[2:] - box[:2]) + np.prod(others[:, 2:] - others[:, :2], axis=1) - inter
+        if not len(others) or (inter / (area + 1e-9)).max() <= iou_max:
+            kept.append(box[None])
+            chosen.append((i, k))
+    picked = [whole] + [Detections(parts[i].xyxy[k : k + 1], parts[i].confidence[k : k + 1], parts[i].keypoints[k : k + 1]) for i, k in chosen]
+    return Detections(
+        np.concatenate([p.xyxy for p in picked]).astype(np.float32),
+        np.concatenate([p.confidence for p in picked]).astype(np.float32),
+        np.concatenate([p.keypoints for p in picked]).astype(np.float32),
+    )

@@ -33,7 +33,8 @@ class DetectionSchedule:
         self.regions = (
             MotionRegions(detector.imgsz_for, settings.detector_full_every,
                           reach=min(1.0, MotionRegions.WALK_HEIGHTS_PER_S / sample_fps))  # fmt: skip
-            if settings.detector_regions and settings.detector_backend == "openvino"
+            # with tiles, every frame is detected whole (a region crop is detected at the downscaled frame's scale)
+            if settings.detector_regions and settings.detector_backend == "openvino" and not settings.detector_tiles
             else None
         )
 
