@@ -25,6 +25,7 @@ from api.routes import (
     find,
     health,
     ingest,
+    retention,
     search,
     sightings,
     watchlists,
@@ -40,7 +41,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 # adaptations; watchlists, alerts (the alert stream's entry is written when it closes) and webhook dead letters;
 # clip views (with their case or reason)
 AUDITED = ("/search", "/cases", "/cases/*", "/cameras/*", "/identities", "/audit", "/audit/*", "/adapt", "/watchlists",
-           "/watchlists/*", "/alerts", "/alerts/*", "/clips/*", "/webhooks/*")
+           "/watchlists/*", "/alerts", "/alerts/*", "/clips/*", "/webhooks/*", "/retention/*")
 DESCRIPTION = """Video-surveillance evidence search: find a person by image, time window and camera.
 
 **Keys.** Every endpoint but `/health` needs an API key in the `X-API-Key` header. GET requests (media in
@@ -92,7 +93,8 @@ def create_app(settings: Settings, service: VSearch | None = None) -> FastAPI:
     app.state.adapt_jobs = AdaptRunner(svc)
     app.state.audit = svc.audit  # the catalog's audit table, mirrored to audit.jsonl (vsearch.audit)
     install_error_handlers(app)
-    for r in (adapt.router, search.router, find.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router):
+    for r in (adapt.router, search.router, find.router, sightings.router, clips.router, ingest.router, cameras.router, health.router, audit.router,
+              retention.router):
         app.include_router(r)
     app.include_router(cases.router)  # cases, routes, companions, evidence export/verify, identities
     app.include_router(watchlists.router)  # watchlist entries and their alerts

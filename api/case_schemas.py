@@ -21,6 +21,8 @@ class CaseOut(BaseModel):
     created_at: str
     updated_at: str
     items_count: int
+    closed_at: str | None = None
+    close_reason: str | None = None
 
 
 class CaseItemOut(BaseModel):
@@ -67,7 +69,8 @@ class VerifyOut(BaseModel):
 def case_out(c: Case) -> CaseOut:
     """A case as the API shows it."""
     return CaseOut(id=c.id, name=c.name, notes=c.notes, created_by=c.created_by, created_at=ts_to_iso(c.created_at),
-                   updated_at=ts_to_iso(c.updated_at), items_count=c.items)  # fmt: skip
+                   updated_at=ts_to_iso(c.updated_at), items_count=c.items,
+                   closed_at=None if c.closed_at is None else ts_to_iso(c.closed_at), close_reason=c.close_reason)  # fmt: skip
 
 
 def case_detail_out(c: Case, items: Sequence[CaseItem]) -> CaseDetailOut:

@@ -7,6 +7,7 @@ audit entry are one catalog transaction: both commit, or neither.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,8 @@ class Casework:
             raise InputError("give at least one clip or sighting id to add")
         if len(refs) > MAX_ITEMS_PER_CALL:
             raise InputError(f"at most {MAX_ITEMS_PER_CALL} items per call, got {len(refs)}")
-        self._case(case_id, by, context)  # an unknown (or unseen) case is reported before the items
+        if self._case(case_id, by, context).closed_at is not None:  # an unknown (or unseen) case before the items
+            raise InputError(f"case {case_id} is closed: it takes no more items")
         if query_image is not None:
             sha = keep_query_image(self.settings, query_image)
             if query_sha256 is not None and query_sha256 != sha:
@@ -166,6 +168,16 @@ class Casework:
                          added_item_ids=[i.id for i in items if i.id in added],
                          already_in_case_item_ids=[i.id for i in items if i.id not in added], query_sha256=query_sha256)  # fmt: skip
         return items
+
+    def close(self, case_id: int, reason: str, by: str, context: dict[str, Any] | None = None) -> Case:
+        """Close a case, giving the reason (audited): its hold on footage ends, and the next retention run deletes
+        what only it kept. A closed case takes no more items."""
+        if not reason.strip() or len(reason) > MAX_REASON:
+            raise InputError(f"closing a case needs a reason of 1 to {MAX_REASON} characters")
+        check_text("a reason", reason)
+        with self.audit.change_by("case.close", by, context, case_id=case_id, reason=reason.strip()):
+            self._case(case_id, by, context)
+            return self.catalog.close_case(case_id, by, reason.strip())
 
     def remove(self, case_id: int, item_id: int, by: str, context: dict[str, Any] | None = None) -> None:
         """Remove one item from a case (audited)."""
@@ -203,6 +215,14 @@ class Casework:
             entry.update(name=info.name, lat=info.lat, lon=info.lon)
         return info
 
+    def set_retention(self, camera_id: str, days: float | None, by: str, context: dict[str, Any] | None = None) -> None:
+        """Set a camera's own retention in days (None: back to VSEARCH_RETENTION_DAYS), audited."""
+        if days is not None and not (math.isfinite(days) and 0 < days <= 365_000):
+            raise InputError(f"retention days must be a number in (0, 365000], got {days}")
+        check_cameras(self.catalog, [camera_id])
+        with self.audit.change_by("camera.retention", by, context, camera_id=camera_id, retention_days=days):
+            self.catalog.set_camera_retention(camera_id, days)
+
     def camera_info(self) -> dict[str, CameraInfo]:
         """Every camera's metadata."""
         return self.catalog.camera_info()
@@ -233,8 +253,6 @@ class Casework:
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
-    import math
-
     if not (math.isfinite(value) and lo <= value <= hi):
         raise InputError(f"{name} must be a number in [{lo}, {hi}], got {value}")
 

@@ -172,6 +172,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=64)  # read from the header, refused before decoding
     max_video_bytes: int = 2 * 1024 * 1024 * 1024
 
+    # retention (vsearch/retention.py): footage and everything derived from it older than this many days is deleted,
+    # except what an open case holds (None: kept forever; `vsearch cameras set ID --retention-days N` per camera);
+    # `vsearch serve` and `vsearch watch` run it every retention_interval_s (0: only `vsearch retention run`)
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_interval_s: float = Field(default=3600.0, ge=0)
+
     # access with a reason: a search, a clip view and an export must name a case or give a reason (audited)
     require_reason: bool = False
 

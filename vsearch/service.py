@@ -25,6 +25,7 @@ from vsearch.errors import IndexStateError, InputError, NotFoundError, VSearchEr
 from vsearch.find import FindResult, ReindexReport, find, reindex_attributes
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
 from vsearch.record import RecordedSegment, RetryPolicy, StreamGap, record_stream
+from vsearch.retention import RetentionReport, RetentionSchedule, run_retention
 from vsearch.search import (
     MAX_QUERY_IMAGES,
     NO_FEEDBACK,
@@ -296,6 +297,15 @@ class VSearch:
 
     def frame_file(self, sighting_id: int) -> Path:
         return render_thumbnail(self.catalog, self.sighting(sighting_id), self.settings)
+
+    # -- retention -------------------------------------------------------------------------------------------
+    def retention(self, by: str, dry_run: bool = False, now_s: float | None = None) -> RetentionReport:
+        """Delete what has expired, except what open cases hold (vsearch/retention.py); `dry_run`: count only."""
+        return run_retention(self.settings, self.store, self.audit, by, dry_run, now_s)
+
+    def retention_schedule(self) -> RetentionSchedule:
+        """Retention every settings.retention_interval_s on a thread (serve, watch); stop() it before close()."""
+        return RetentionSchedule(lambda: self.retention("retention:schedule"), self.settings.retention_interval_s).start()
 
     def cameras(self) -> list[CameraStats]:
         return self.catalog.cameras()

@@ -124,6 +124,28 @@ class Store:
             self.save()
         return ids
 
+    # -- expiry (vsearch/retention.py): removals inside the caller's transaction (with its audit entry), logged by
+    # the catalog; the index follows them after the commit (follow_removals), as it follows any other process's
+    def expire_video(self, video_id: int) -> tuple[int, int, list[str]]:
+        """Delete an expired video and its rows; (sightings, track boxes, their crops' paths)."""
+        return self.catalog.delete_expired_video(video_id)
+
+    def expire_sightings(self, ids: Sequence[int]) -> int:
+        """Delete expired sightings; how many there were."""
+        return self.catalog.delete_sightings(ids)
+
+    def follow_removals(self) -> None:
+        """After the commit of expiries: the index drops them now (saved at the end of the run, save_if_followed)."""
+        if self.follow:
+            with self._lock:
+                self.catch_up()
+
+    def save_if_followed(self) -> None:
+        if self.follow:
+            with self._lock:
+                self.catch_up()
+                self.save()
+
     # -- reads --------------------------------------------------------------------------------------------------
     @property
     def index(self) -> VectorIndex:

@@ -154,6 +154,19 @@ async def remove_item(case_id: CaseId, item_id: ItemId, request: Request, servic
     return Response(status_code=204)
 
 
+class CaseClose(BaseModel):
+    """Why a case is closed (required)."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseOut, responses=E)
+async def close_case(case_id: CaseId, body: CaseClose, request: Request, service: Service, key: Investigator) -> CaseOut:
+    """Close a case with a reason (audited): its hold on footage ends, so retention may delete what only it kept;
+    it takes no more items. Closing a closed case: 400."""
+    return case_out(await run_in_threadpool(service.casework.close, case_id, body.reason, key.name, _ctx(request, key)))
+
+
 @router.get("/cases/{case_id}/route", responses={**E, 200: {"content": {"application/json": {}, "text/csv": {}, "application/geo+json": {}}}})
 async def route(
     case_id: CaseId,

@@ -31,6 +31,7 @@ from vsearch.catalog.records import (
     TrackBoxRow,
     VideoRecord,
 )
+from vsearch.catalog.retention import RetentionBook
 from vsearch.catalog.watchlists import WatchBook
 from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
 from vsearch.faults import kill_point
@@ -40,7 +41,6 @@ from vsearch.ids import (
     ID_BUCKET_S,
     Window,
     minute_ids,
-    minute_of_id,
     minute_of_ts,
 )
 from vsearch.types import IdSet, Sighting
@@ -67,10 +67,10 @@ def _vectors(blobs: Iterable[bytes]) -> NDArray[np.float32]:
     return np.stack([np.frombuffer(b, np.float32) for b in blobs])
 
 
-class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeBook):
+class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeBook, RetentionBook):
     """What vsearch needs from a catalog: the SQL logic, written once; an engine subclass (SqliteCatalog,
     PostgresCatalog) runs it. Cases, marks, the audit log, embedder versions,
-    watchlists and attribute probabilities are inherited from their own books."""
+    watchlists, attribute probabilities and retention are inherited from their own books."""
 
     _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
     _UPSERT_BOX = (
@@ -235,15 +235,7 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         """Remove a video and everything derived from it (logged); returns the removed sighting ids."""
         with self._tx() as db:
             rows = db.execute("SELECT id, embedder FROM sightings WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
-            if rows:
-                self._order_log(db)
-                gone: dict[int, int] = {}
-                for (i, _) in rows:
-                    if i >= FIRST_TIMED_ID:
-                        b = minute_of_id(i)
-                        gone[b] = gone.get(b, 0) + 1
-                db.executemany("UPDATE id_buckets SET n = n - ? WHERE bucket = ?", [(n, b) for b, n in gone.items()])
-                db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
+            self._forget_sightings(db, [(int(i), e) for i, e in rows])
             db.execute("DELETE FROM videos WHERE id=?", (video_id,))
         return [int(r[0]) for r in rows]
 

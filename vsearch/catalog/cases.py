@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from vsearch.catalog.engine import Db, SqlEngine
 from vsearch.catalog.records import Case, CaseItem, NewCaseItem
-from vsearch.errors import NotFoundError
+from vsearch.errors import InputError, NotFoundError
 
 
 class CaseBook(SqlEngine):
@@ -29,7 +29,8 @@ class CaseBook(SqlEngine):
         return self.case(case_id)
 
     _CASE_SQL = (
-        "SELECT c.id, c.name, c.notes, c.created_by, c.created_at, c.updated_at, COUNT(i.id) FROM cases c"
+        "SELECT c.id, c.name, c.notes, c.created_by, c.created_at, c.updated_at, COUNT(i.id), c.closed_at, c.close_reason"
+        " FROM cases c"
         " LEFT JOIN case_items i ON i.case_id = c.id"
     )
 
@@ -49,6 +50,16 @@ class CaseBook(SqlEngine):
         return [Case(*r) for r in self._q(
             f"{self._CASE_SQL} WHERE c.created_by = ? OR c.id IN (SELECT case_id FROM case_members WHERE member = ?)"
             " GROUP BY c.id ORDER BY c.id", (who, who))]  # fmt: skip
+
+    def close_case(self, case_id: int, by: str, reason: str) -> Case:
+        """Close a case (one transaction; NotFoundError if unknown, InputError if already closed): its hold on
+        footage ends, the retention run after it may delete what it held."""
+        with self._tx() as db:
+            self._touch_case(db, case_id)
+            if db.execute("UPDATE cases SET closed_at=?, closed_by=?, close_reason=? WHERE id=? AND closed_at IS NULL",
+                          (time.time(), by, reason, case_id)).rowcount != 1:  # fmt: skip
+                raise InputError(f"case {case_id} is already closed")
+        return self.case(case_id)
 
     def case_members(self, case_id: int) -> list[str]:
         """The names a case is shared with (its owner, `created_by`, is not listed), sorted."""

@@ -109,6 +109,8 @@ class Case:
     created_at: float  # epoch seconds
     updated_at: float
     items: int = 0  # how many confirmed items it holds
+    closed_at: float | None = None  # closed: it holds no footage from expiring any more
+    close_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      _SCHEMA_DELIVERY),
     (16, "per-sighting attribute probabilities (vsearch.attributes), with the sighting's time and camera so that a"
      " description search filters and ranks in this table alone", _SCHEMA_ATTRIBUTES),
+    (17, "retention: a camera's own limit in days, cases closed (when, by whom, why: a closed case holds nothing),"
+     " and the journal of files a committed deletion left to remove",
+     "ALTER TABLE cameras ADD COLUMN retention_days {real}; ALTER TABLE cases ADD COLUMN closed_at {real};"
+     " ALTER TABLE cases ADD COLUMN closed_by TEXT; ALTER TABLE cases ADD COLUMN close_reason TEXT;"
+     " CREATE TABLE retention_files (path TEXT PRIMARY KEY, added_at {real} NOT NULL);"
+     " CREATE INDEX case_items_video ON case_items (video_id, start_pts)"),
 )  # fmt: skip
 # migrations that also need code (in the catalog, after their SQL, in the same transaction): version -> method name
 STEPS: dict[int, str] = {14: "_chain_audit"}

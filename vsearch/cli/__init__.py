@@ -13,7 +13,19 @@ from typing import Annotated
 import typer
 
 from vsearch import __version__
-from vsearch.cli import adapt, audit, cameras, cases, find, footage, research, search, server, watchlist
+from vsearch.cli import (
+    adapt,
+    audit,
+    cameras,
+    cases,
+    find,
+    footage,
+    research,
+    retention,
+    search,
+    server,
+    watchlist,
+)
 from vsearch.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -32,6 +44,7 @@ app.add_typer(server.app)
 app.add_typer(research.app)
 app.add_typer(adapt.app)
 app.add_typer(audit.app, name="audit")
+app.add_typer(retention.app, name="retention")
 
 
 def _version(value: bool) -> None:

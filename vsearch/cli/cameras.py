@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, by_user, open_service
+from vsearch.cli.common import CONTEXT, By, DataDir, JsonOut, by_user, finite, open_service
 from vsearch.types import ts_to_iso
 
 app = typer.Typer(
@@ -50,11 +50,22 @@ def cameras_set(
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     lat: Annotated[float | None, typer.Option(help="Latitude, degrees (WGS84).")] = None,
     lon: Annotated[float | None, typer.Option(help="Longitude, degrees (WGS84).")] = None,
+    retention_days: Annotated[
+        float | None, typer.Option(help="Keep this camera's footage this many days (0: back to VSEARCH_RETENTION_DAYS).",
+                                   callback=finite, min=0)
+    ] = None,
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Name a camera the catalog holds and give its coordinates (for route maps and GeoJSON).
+    """Name a camera the catalog holds and give its coordinates (for route maps and GeoJSON), or its own retention
+    (alone, --retention-days leaves the name and coordinates as they are).
 
     Example: vsearch cameras set lobby --name "Lobby" --lat 48.137 --lon 11.575"""
-    info = open_service(data_dir).casework.set_camera(camera_id, name, lat, lon, by_user(by), CONTEXT)
+    work = open_service(data_dir).casework
+    if retention_days is not None:
+        work.set_retention(camera_id, retention_days or None, by_user(by), CONTEXT)
+        typer.echo(f"camera {camera_id}: retention {f'{retention_days:g} days' if retention_days else 'VSEARCH_RETENTION_DAYS'}")
+        if name is None and lat is None and lon is None:
+            return
+    info = work.set_camera(camera_id, name, lat, lon, by_user(by), CONTEXT)
     typer.echo(f"camera {info.id}: name={info.name!r} lat={info.lat} lon={info.lon}")

@@ -82,6 +82,22 @@ def case_remove(
     typer.echo(f"removed item {item_id} from case {case_id}")
 
 
+@app.command("close")
+def case_close(
+    case_id: Annotated[int, typer.Argument(metavar="CASE")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the case is closed (required; audited).")],
+    by: By = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Close a case: its hold on footage ends (the next retention run may delete what only it kept); it takes no
+    more items.
+
+    Example: vsearch case close 1 --reason "closed by the court, ref 2026-114"
+    """
+    case = svc(data_dir).casework.close(case_id, reason, by_user(by), CONTEXT)
+    typer.echo(f"closed case {case.id} ({case.name}): its footage is no longer held")
+
+
 @app.command("list")
 def case_list(json_out: JsonOut = False, by: By = None, data_dir: DataDir = None) -> None:
     """List cases.

@@ -106,9 +106,11 @@ def watch(
         svc = service(settings(data_dir))
         typer.echo(f"recording {url} as camera {camera} in {segment_s:.0f} s segments (Ctrl-C to stop)", err=True)
         previous = signal.signal(signal.SIGINT, on_sigint)
+        schedule = svc.retention_schedule()  # expiry every VSEARCH_RETENTION_INTERVAL_S while retention is set
         try:
             result = svc.watch(url, camera, segment_s, duration_s, stop, lambda r: print_reports([r]))
         finally:
+            schedule.stop()
             signal.signal(signal.SIGINT, previous)
         for g in result.gaps:
             typer.echo(f"gap: no video from {ts_to_iso(g.from_ts_s)} to {ts_to_iso(g.to_ts_s)} ({g.duration_s:.1f} s)")

@@ -19,7 +19,7 @@ def serve(
     footage_root: Annotated[Path | None, typer.Option(help="Folder POST /ingest may read server-side videos from.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Serve the REST API (docs at /docs) and the investigators' web page (at /).
+    """Serve the REST API (docs at /docs) and the investigators' web page (at /); runs retention on its schedule.
 
     Example: VSEARCH_API_KEYS='[{"name": "ana", "key": "...16+ chars...", "role": "investigator"}]' vsearch serve --host 0.0.0.0"""
     import secrets
@@ -42,6 +42,14 @@ def serve(
         key = secrets.token_urlsafe(24)
         s = s.model_copy(update={"api_keys": [ApiKey(name="local-admin", key=key, role="admin")]})
         typer.echo(f"no API keys configured: this run's local admin key is {key}", err=True)
+    from vsearch.service import VSearch
+
     typer.echo(f"vsearch on http://{host}:{port}/  (API docs at /docs, data in {s.data_dir.resolve()})", err=True)
-    # open alert streams (GET /watchlists/events) never end by themselves: at a stop, give requests 5 s, then end them
-    uvicorn.run(create_app(s), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    svc = VSearch(s)
+    schedule = svc.retention_schedule()  # expiry every VSEARCH_RETENTION_INTERVAL_S while retention is set
+    try:
+        # open alert streams (GET /watchlists/events) never end by themselves: at a stop, give requests 5 s, then end them
+        uvicorn.run(create_app(s, svc), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        schedule.stop()
+        svc.close()

@@ -1,0 +1,147 @@
+"""Retention behind its own small interface: per-camera limits, what an open case holds, what has expired, the
+deletions (logged, so the index follows) and a journal of the files they leave to remove.
+
+Held: the rows of every video span an open case's items cover (the item's start..end pts, widened by `pad_s`:
+its clip's padding), of every track, and the video itself (the span is cut from it). An expired video with no
+held span goes whole; otherwise only its rows outside held spans go. A deletion and the files it makes stale
+(`retention_files`) commit together, so a crash never leaves a file without the journal line that removes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from vsearch.catalog.engine import Db, SqlEngine
+from vsearch.errors import NotFoundError
+from vsearch.ids import FIRST_TIMED_ID, minute_of_id
+
+# a row of `s` (sightings) or `b` (track boxes) of video `v` inside a span an open case holds
+_HELD = (
+    "EXISTS (SELECT 1 FROM case_items ci JOIN cases c ON c.id = ci.case_id WHERE c.closed_at IS NULL"
+    " AND ci.video_id = {t}.video_id AND {t}.pts BETWEEN ci.start_pts - ? AND ci.end_pts + ?)"
+)
+_VIDEO_HELD = (
+    "EXISTS (SELECT 1 FROM case_items ci JOIN cases c ON c.id = ci.case_id WHERE c.closed_at IS NULL"
+    " AND ci.video_id = v.id)"
+)
+
+
+class RetentionBook(SqlEngine):
+    """Retention's rows, over the catalog's SQL engine."""
+
+    def camera_retention(self) -> dict[str, float | None]:
+        """Every camera's own retention in days (None: the default applies)."""
+        return {r[0]: r[1] for r in self._q("SELECT id, retention_days FROM cameras ORDER BY id")}
+
+    def set_camera_retention(self, camera_id: str, days: float | None) -> None:
+        """Set (None: clear) a camera's own retention; NotFoundError for an unknown camera."""
+        with self._tx() as db:
+            if db.execute("UPDATE cameras SET retention_days=? WHERE id=?", (days, camera_id)).rowcount != 1:
+                raise NotFoundError(f"unknown camera {camera_id!r}")
+
+    # -- what has expired ------------------------------------------------------------------------------------
+    def expired_videos(self, camera_id: str, cutoff_ts_s: float, limit: int = 100) -> list[tuple[int, str]]:
+        """(id, path) of the camera's videos that ended before `cutoff_ts_s` and no open case holds, oldest first.
+        A video still being ingested is never expired."""
+        return [(int(r[0]), r[1]) for r in self._q(
+            "SELECT v.id, v.path FROM videos v WHERE v.camera_id = ? AND v.status <> 'ingesting'"
+            f" AND v.start_ts + v.frame_count / v.fps < ? AND NOT {_VIDEO_HELD} ORDER BY v.start_ts LIMIT ?",
+            (camera_id, cutoff_ts_s, limit))]  # fmt: skip
+
+    def expired_sightings(self, camera_id: str, cutoff_ts_s: float, pad_s: float, limit: int) -> list[tuple[int, str]]:
+        """(id, thumb_path) of the camera's sightings before `cutoff_ts_s` outside every held span, oldest first."""
+        return [(int(r[0]), r[1]) for r in self._q(
+            f"SELECT s.id, s.thumb_path FROM sightings s WHERE s.camera_id = ? AND s.ts < ? AND NOT {_HELD.format(t='s')}"
+            " ORDER BY s.ts LIMIT ?", (camera_id, cutoff_ts_s, pad_s, pad_s, limit))]  # fmt: skip
+
+    def count_expired(self, camera_id: str, cutoff_ts_s: float, pad_s: float) -> tuple[int, int, int]:
+        """(videos, sightings, track boxes) that a run would delete now: for --dry-run."""
+        videos = self._q(
+            "SELECT COUNT(*) FROM videos v WHERE v.camera_id = ? AND v.status <> 'ingesting'"
+            f" AND v.start_ts + v.frame_count / v.fps < ? AND NOT {_VIDEO_HELD}", (camera_id, cutoff_ts_s))[0][0]  # fmt: skip
+        sightings = self._q(
+            f"SELECT COUNT(*) FROM sightings s WHERE s.camera_id = ? AND s.ts < ? AND NOT {_HELD.format(t='s')}",
+            (camera_id, cutoff_ts_s, pad_s, pad_s))[0][0]  # fmt: skip
+        boxes = self._q(
+            "SELECT COUNT(*) FROM track_boxes b JOIN videos v ON v.id = b.video_id WHERE v.camera_id = ?"
+            f" AND v.start_ts + b.pts < ? AND NOT {_HELD.format(t='b')}", (camera_id, cutoff_ts_s, pad_s, pad_s))[0][0]  # fmt: skip
+        return int(videos), int(sightings), int(boxes)
+
+    def held_query_sha256s(self) -> set[str]:
+        """The query images open cases' items cite."""
+        return {r[0] for r in self._q(
+            "SELECT DISTINCT ci.query_sha256 FROM case_items ci JOIN cases c ON c.id = ci.case_id"
+            " WHERE c.closed_at IS NULL AND ci.query_sha256 IS NOT NULL")}  # fmt: skip
+
+    def held_spans(self) -> dict[int, list[tuple[float, float]]]:
+        """Per video, the (start, end) pts spans open cases hold (without padding)."""
+        spans: dict[int, list[tuple[float, float]]] = {}
+        for v, p0, p1 in self._q(
+            "SELECT ci.video_id, ci.start_pts, ci.end_pts FROM case_items ci JOIN cases c ON c.id = ci.case_id"
+            " WHERE c.closed_at IS NULL"
+        ):
+            spans.setdefault(int(v), []).append((float(p0), float(p1)))
+        return spans
+
+    def video_ends(self, video_ids: Sequence[int]) -> dict[int, tuple[str, float]]:
+        """(camera, start_ts) of the videos the catalog still holds, of these ids."""
+        return {int(r[0]): (r[1], float(r[2])) for r in self._select_ids("SELECT id, camera_id, start_ts FROM videos WHERE {}", "id", list(video_ids))}
+
+    # -- deletions: each inside the caller's transaction (with its audit entry and journal lines) -------------------
+    def delete_expired_video(self, video_id: int) -> tuple[int, int, list[str]]:
+        """Delete a video and its rows (logged: the index follows); (sightings, track boxes, crop paths)."""
+        with self._tx() as db:
+            rows = db.execute("SELECT id, embedder, thumb_path FROM sightings WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
+            boxes = int(db.execute("SELECT COUNT(*) FROM track_boxes WHERE video_id=?", (video_id,)).fetchone()[0])
+            self._forget_sightings(db, [(int(r[0]), r[1]) for r in rows])
+            db.execute("DELETE FROM track_boxes WHERE video_id=?", (video_id,))
+            db.execute("DELETE FROM videos WHERE id=?", (video_id,))
+        return len(rows), boxes, [r[2] for r in rows]
+
+    def delete_sightings(self, ids: Sequence[int]) -> int:
+        """Delete these sightings (logged: the index follows); how many there were."""
+        with self._tx() as db:
+            rows = [(int(r[0]), r[1]) for r in db.execute(
+                f"SELECT id, embedder FROM sightings WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id", tuple(ids)
+            ).fetchall()] if ids else []  # fmt: skip
+            self._forget_sightings(db, rows)
+        return len(rows)
+
+    def delete_expired_boxes(self, camera_id: str, cutoff_ts_s: float, pad_s: float) -> int:
+        """Delete the camera's track boxes before `cutoff_ts_s` outside held spans; how many."""
+        with self._tx() as db:
+            return int(db.execute(
+                "DELETE FROM track_boxes WHERE video_id IN (SELECT id FROM videos WHERE camera_id = ?)"
+                " AND (SELECT start_ts FROM videos v WHERE v.id = track_boxes.video_id) + pts < ?"
+                f" AND NOT {_HELD.format(t='track_boxes')}", (camera_id, cutoff_ts_s, pad_s, pad_s)).rowcount)  # fmt: skip
+
+    def _forget_sightings(self, db: Db, rows: Sequence[tuple[int, str]]) -> None:
+        """Delete sightings (id, embedder) with what only they give meaning to (marks, staged vectors), logged."""
+        if not rows:
+            return
+        self._order_log(db)
+        gone: dict[int, int] = {}
+        for i, _ in rows:
+            if i >= FIRST_TIMED_ID:
+                gone[minute_of_id(i)] = gone.get(minute_of_id(i), 0) + 1
+        db.executemany("UPDATE id_buckets SET n = n - ? WHERE bucket = ?", [(n, b) for b, n in gone.items()])
+        db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
+        for table, column in (("search_marks", "sighting_id"), ("staged_vectors", "sighting_id"), ("sightings", "id")):
+            db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i, _ in rows])
+
+    # -- the journal of files to remove ----------------------------------------------------------------------------
+    def journal_files(self, paths: Sequence[str]) -> None:
+        """Record files to remove (in the caller's transaction: with the rows that named them)."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO retention_files (path, added_at) VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
+                [(p, time.time()) for p in dict.fromkeys(paths)],
+            )
+
+    def journaled_files(self, limit: int = 1000) -> list[str]:
+        return [r[0] for r in self._q("SELECT path FROM retention_files ORDER BY path LIMIT ?", (limit,))]
+
+    def unjournal_files(self, paths: Sequence[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM retention_files WHERE path = ?", [(p,) for p in paths])
