@@ -55,6 +55,24 @@ def test_a_long_track_is_cut_into_segments_of_at_most_segment_max_s() -> None:
         assert all(s.start_pts_s <= p <= s.end_pts_s for p in pts)
 
 
+def test_live_early_crops_come_at_their_ages_and_count_among_the_segments_crops() -> None:
+    """Live (vsearch.live): a track's best crop so far is sent 1 s and 3 s after it was first seen, while it is
+    still open; when its segment closes it holds crops_per_segment crops in all, the early ones among them."""
+    settings = Settings(sample_fps=2.0, segment_max_s=10.0, crops_per_segment=3, live_crop_ages_s=(1.0, 3.0))
+    tracker = SegmentTracker(settings)
+    sent_at = []
+    closed: list[TrackSegment] = []
+    for i in range(16):  # 8 s of one person, then gone past the track buffer
+        closed += tracker.update(frame(i), person(i) if i < 10 else Detections.empty())[1]
+        sent_at += [(i, c.pts_s) for _, c in tracker.early_crops(settings.live_crop_ages_s)]
+    closed += tracker.flush()
+    assert [i for i, _ in sent_at] == [2, 6], "1 s and 3 s after the first box (at 0 s), two samples a second"
+    assert all(p <= i * STEP_S for i, p in sent_at), "a crop already seen, never a later one"
+    (seg,) = closed
+    assert len(seg.crops) == 3 and len(seg.sent) == 2
+    assert all(any(c is s for c in seg.crops) for s in seg.sent)
+
+
 @pytest.mark.parametrize("buffer_s, closes_at", [(1.0, 12), (3.0, 16)])
 def test_a_track_lost_longer_than_the_buffer_closes(buffer_s: float, closes_at: int) -> None:
     """Seen in frames 0..9 (last at 4.5 s): closed at the first frame more than `buffer_s` later, not before."""

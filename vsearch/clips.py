@@ -11,17 +11,18 @@ import bisect
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.catalog import Catalog
+from vsearch.catalog import LIVE_SHA_PREFIX, Catalog, VideoRecord
 from vsearch.config import Settings
-from vsearch.errors import InputError, NotFoundError
+from vsearch.errors import InputError, NotFoundError, VideoError
 from vsearch.types import Sighting, ts_to_iso
-from vsearch.video import probe, read_frame_at, read_range, write_mp4
+from vsearch.video import probe, read_range, write_mp4
 
 CLIP_MAX_S = 120.0
 BOX_BGR = (0, 0, 255)
@@ -124,6 +125,33 @@ def _annotate(img: NDArray[np.uint8], box: tuple[float, ...] | None, label: str,
     cv2.putText(img, stamp, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
 
 
+def read_on(
+    catalog: Catalog, video: VideoRecord, first: int, last: int, what: str
+) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """(index, BGR frame) for frames first..last of `video` (indexes at its frame rate from its start), read on
+    into the camera's next recorded segments when the range runs past its end: a live track that crossed a
+    segment boundary belongs to the segment it began in (vsearch.live). NotFoundError, naming `what`, when a file
+    it needs is gone or still being recorded."""
+    t_first, t_last = video.start_ts_s + first / video.fps, video.start_ts_s + last / video.fps
+    cur: VideoRecord | None = video
+    while cur is not None:
+        if cur.sha256.startswith(LIVE_SHA_PREFIX) and cur.status != "done":
+            raise NotFoundError(f"{what}: its footage is still being recorded; try again when the segment closes")
+        src = Path(cur.path)
+        if not src.exists():
+            raise NotFoundError(f"{what}: the source video {src.name} is no longer on disk")
+        n = cur.frame_count if cur.frame_count > 0 else probe(src).frame_count
+        a = max(0, round((t_first - cur.start_ts_s) * cur.fps))
+        b = min(n - 1, round((t_last - cur.start_ts_s) * cur.fps))
+        if a <= b:
+            for i, img in read_range(src, a, b):
+                yield round((cur.start_ts_s + i / cur.fps - video.start_ts_s) * video.fps), img
+        end_ts = cur.start_ts_s + n / cur.fps
+        if t_last < end_ts - 0.5 / cur.fps:
+            return
+        cur = catalog.video_after(cur.camera_id, end_ts - 0.5, 1.0)  # the next segment, recorded back to back
+
+
 def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     """Write (once, then reuse) the annotated MP4 for `clip_id` under the data dir's clips/ and return its path.
     Only clips of stored sightings are made (check_clip_id); the cache keeps to `clip_cache_max_bytes`, the least
@@ -135,22 +163,19 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
         return out
     video = catalog.video(video_id)
     boxes = catalog.track_boxes(video_id, track_id)
-    src = Path(video.path)
-    if not src.exists():
-        raise NotFoundError(f"clip {clip_id}: the source video {src.name} is no longer on disk")
-    info = probe(src)
-    a = max(0, int((p0 - settings.clip_pad_s) * info.fps))
-    b = min(info.frame_count - 1, int(np.ceil((p1 + settings.clip_pad_s) * info.fps)))
+    a = max(0, int((p0 - settings.clip_pad_s) * video.fps))
+    b = int(np.ceil((p1 + settings.clip_pad_s) * video.fps))
+    frames = list(read_on(catalog, video, a, b, f"clip {clip_id}"))  # every file checked before the clip is made
     label = f"{video.camera_id} track {track_id}"
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".clip.", suffix=".mp4", dir=out.parent)
     os.close(fd)
     try:
         write_mp4(
-            tmp, read_range(src, a, b), info.fps,
+            tmp, frames, video.fps,
             lambda idx, img: _annotate(
-                img, _interpolated_box(boxes, idx / info.fps, settings.clip_gap_s), label,
-                f"{video.camera_id}  {ts_to_iso(video.start_ts_s + idx / info.fps)}",
+                img, _interpolated_box(boxes, idx / video.fps, settings.clip_gap_s), label,
+                f"{video.camera_id}  {ts_to_iso(video.start_ts_s + idx / video.fps)}",
             ),
         )  # fmt: skip
         os.replace(tmp, out)
@@ -166,7 +191,11 @@ def render_thumbnail(catalog: Catalog, sighting: Sighting, settings: Settings) -
     out = settings.clips_dir / f"sighting-{sighting.id}.jpg"
     if out.exists():
         return out
-    img = read_frame_at(Path(sighting.video_path), sighting.pts_s)
+    video = catalog.video(sighting.video_id)
+    i = round(sighting.pts_s * video.fps)
+    img = next((f for _, f in read_on(catalog, video, i, i, f"sighting {sighting.id}")), None)
+    if img is None:
+        raise VideoError(f"{video.path}: frame at {sighting.pts_s:.2f}s cannot be decoded")
     _annotate(img, sighting.xyxy, f"{sighting.camera_id} track {sighting.track_id}", f"{sighting.camera_id}  {sighting.time_iso}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".thumb.", suffix=".jpg", dir=out.parent)

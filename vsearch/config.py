@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     track_box_margin_per_s: float = Field(default=1.0, ge=0)
     segment_max_s: float = 10.0
     crops_per_segment: int = Field(default=3, ge=1)
+    # live (vsearch watch): a track's crops stored before its segment closes, at these seconds after it was first
+    # seen (the best crop so far each time; at most crops_per_segment - 1), so that it is matched against the
+    # watchlists within seconds; the segment's last crop is still chosen among all of its crops when it closes
+    live_crop_ages_s: tuple[float, ...] = (1.0, 3.0)
     checkpoint_every_s: float = 60.0  # video seconds between durable commits, taken when nobody is tracked
     checkpoint_max_s: float = 300.0  # ... or after this many video seconds even with people in view
     ingest_lease_s: float = Field(default=60.0, gt=0)  # wall seconds a killed ingest blocks its file for others

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
+import numpy as np
+from numpy.typing import NDArray
 
 from vsearch.attributes import AttributeModel
 from vsearch.catalog import Catalog, Checkpoint, NewSighting, VideoRecord
@@ -33,7 +35,7 @@ from vsearch.errors import InputError, LeaseLostError, StorageError, VideoError
 from vsearch.images import image_size
 from vsearch.schedule import DetectionSchedule
 from vsearch.store import Store
-from vsearch.track import SegmentTracker, TrackerState, TrackSegment
+from vsearch.track import Crop, SegmentTracker, TrackerState, TrackSegment
 from vsearch.types import Detections, Frame
 from vsearch.video import (
     IMAGE_EXTS,
@@ -355,19 +357,9 @@ class _FileRun:
         model = self.ing.attributes
         with timer("attributes"):
             probs = None if model is None else model.for_sightings([c.crop_rgb for _, c in crops], vecs, self.ing.embedder.name)
-        new = []
         with timer("store"):
-            for n, ((seg, c), v) in enumerate(zip(crops, vecs)):
-                thumb = self.thumbs_dir / f"t{seg.track_id}_{round(c.pts_s * 1000):09d}.jpg"
-                if not cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
-                    # OpenCV reports a failed write (a full disk) only by returning False
-                    raise StorageError(f"{thumb}: cannot write the thumbnail (no space left?); nothing was stored")
-                upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
-                new.append(
-                    NewSighting(self.camera_id, seg.track_id, c.ts_s, c.pts_s, c.xyxy, c.confidence, c.quality,
-                                str(thumb.relative_to(s.data_dir)), v, upper, lower,
-                                None if probs is None else probs[n], "" if model is None else model.name)
-                )  # fmt: skip
+            new = new_sightings(self.camera_id, [(seg.track_id, c, c.pts_s) for seg, c in crops], vecs,
+                                self.thumbs_dir, s.data_dir, probs, "" if model is None else model.name)  # fmt: skip
         # the next resume starts at the first sampling bucket after the last processed frame
         step_s = 1.0 / self.sample_fps
         until = self.info.duration_s + step_s if done else (sample_bucket(self.last_pts, self.sample_fps) + 1) * step_s
@@ -376,6 +368,28 @@ class _FileRun:
             ids = self.ing.store.commit_chunk(self.rec.id, cp, self.lease.owner)
         self.report.sightings_added += len(ids)
         self.closed, self.frames_in_chunk, self.chunk_start = [], 0, self.last_pts
+
+
+def new_sightings(
+    camera_id: str, crops: Sequence[tuple[int, Crop, float]], vecs: NDArray[np.float32], thumbs_dir: Path, data_dir: Path,
+    probs: NDArray[np.float32] | None = None, attribute_model: str = "",
+) -> list[NewSighting]:  # fmt: skip
+    """Sightings of (track id, crop, its position in the stored video) with their embeddings (and attribute
+    probabilities of `attribute_model`, one row per crop, or None); each crop's thumbnail is written under
+    `thumbs_dir` first (StorageError if it cannot be: nothing is stored then)."""
+    new = []
+    for n, ((track_id, c, pts_s), v) in enumerate(zip(crops, vecs)):
+        thumb = thumbs_dir / f"t{track_id}_{round(pts_s * 1000):09d}.jpg"
+        if not cv2.imwrite(str(thumb), c.crop_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
+            # OpenCV reports a failed write (a full disk) only by returning False
+            raise StorageError(f"{thumb}: cannot write the thumbnail (no space left?); nothing was stored")
+        upper, lower = name_colors(c.crop_rgb, crop_keypoints(c.keypoints, c.xyxy))
+        new.append(
+            NewSighting(camera_id, track_id, c.ts_s, pts_s, c.xyxy, c.confidence, c.quality,
+                        str(thumb.relative_to(data_dir)), v, upper, lower, None if probs is None else probs[n],
+                        attribute_model)
+        )  # fmt: skip
+    return new
 
 
 class _Lease:

@@ -34,6 +34,15 @@ class StopFlag(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
+class SegmentTap(Protocol):
+    """Sees a recording as it is made (vsearch.live): each segment's start, every frame as it is decoded, and each
+    finished file before it takes its name (so the catalog can know the file before anyone can see it)."""
+
+    def begin(self, path: Path, start_ts_s: float, fps: float, resolution_wh: tuple[int, int]) -> None: ...
+    def frame(self, ts_s: float, frame_bgr: NDArray[np.uint8]) -> None: ...
+    def end(self, written: Path, segment: RecordedSegment) -> None: ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a dropped or unreachable network stream is retried: `retries` reconnects after `backoff_s`, doubling
@@ -81,6 +90,7 @@ def record_stream(
     stop: StopFlag | None = None,
     retry: RetryPolicy | None = None,
     default_fps: float = 25.0,
+    tap: SegmentTap | None = None,
 ) -> Iterator[RecordedSegment | StreamGap]:
     """Record a live stream (RTSP/HTTP URL, /dev/video device or index, or a file played as a stream) into H.264
     segment files of `segment_s` seconds, yielding each as it is finished, and each dropout (StreamGap) as the
@@ -89,7 +99,7 @@ def record_stream(
     Absolute time is the wall clock when a connection opened plus the stream's own position since then. A file is
     read as fast as it decodes and ends the recording at its end; a network source that ends or stalls is
     reconnected (see RetryPolicy). Raises VideoError, after yielding every segment recorded, when the source
-    cannot be (re)connected within the retry budget.
+    cannot be (re)connected within the retry budget. A `tap` sees the recording as it is made (SegmentTap).
     """
     source = _Source(url, retry or RetryPolicy(), stop, default_fps)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +125,8 @@ def record_stream(
             nonlocal nxt
             i = 0
             while isinstance(nxt, tuple) and nxt[0] < end_ts:
+                if tap is not None:
+                    tap.frame(*nxt)
                 yield i, nxt[1]
                 i += 1
                 nxt = next(items, None)
@@ -123,15 +135,20 @@ def record_stream(
         target = out_dir / f"{stamp}Z.mp4"
         fd, tmp = tempfile.mkstemp(prefix=".rec.", suffix=".mp4", dir=out_dir)
         os.close(fd)
+        if tap is not None:
+            tap.begin(target, seg_start, source.fps, (nxt[1].shape[1], nxt[1].shape[0]))
         try:
             # the start time goes into the file: two segments with the same pictures (a still scene, a replayed
             # feed) must not hash alike, or the second would be taken as already ingested
             n = write_mp4(tmp, frames(), source.fps, metadata={"comment": f"vsearch segment from {seg_start:.3f}"})
+            done = RecordedSegment(target, seg_start, n / source.fps)
+            if tap is not None:
+                tap.end(Path(tmp), done)
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        yield RecordedSegment(target, seg_start, n / source.fps)
+        yield done
 
 
 class _Source:

@@ -24,7 +24,7 @@ from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, InputError, NotFoundError, VSearchError
 from vsearch.find import FindResult, ReindexReport, find, reindex_attributes
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
-from vsearch.record import RecordedSegment, RetryPolicy, StreamGap, record_stream
+from vsearch.record import RetryPolicy, StreamGap, record_stream
 from vsearch.retention import RetentionReport, RetentionSchedule, run_retention
 from vsearch.search import (
     MAX_QUERY_IMAGES,
@@ -155,50 +155,50 @@ class VSearch:
         stop: threading.Event | None = None,
         on_report: Callable[[IngestReport], None] | None = None,
     ) -> WatchResult:
-        """Record a live stream into segment files under data_dir/recordings/<camera>/ and ingest each finished
-        segment while the next one records. Runs until the stream ends, `max_s` passes or `stop` is set.
+        """Record a live stream into segment files under data_dir/recordings/<camera>/ and make its sightings while
+        it records (vsearch.live: each sampled frame detected, tracked, embedded and stored as it arrives, a
+        track's first crops matched against the watchlists within seconds); `on_report` gets each segment's report
+        once its last frame is processed. Runs until the stream ends, `max_s` passes or `stop` is set.
 
         A network stream that drops out is reconnected (settings.stream_*) and the dropout returned in `gaps`.
         Raises VideoError when the stream cannot be (re)connected within the retry budget, and VSearchError when
-        a segment cannot be ingested (recording stops then); either way after every recorded segment was handed
-        to ingest."""
-        import queue
+        the stream's frames cannot be ingested (recording stops then); either way after every frame recorded was
+        handed to ingest."""
+        from vsearch.live import LiveIngest
+        from vsearch.track import SegmentTracker
 
         s = self.settings
-        todo: queue.Queue[RecordedSegment | None] = queue.Queue()
+        self.follow_catalog()
+        embedder, store = self._active
+        # models (and the tracker's library) load before the stream opens, not while its first person walks in
+        self.detector.load()
+        embedder.load()
+        SegmentTracker(s)
         result = WatchResult()
-        failed: list[tuple[Path, BaseException]] = []
         halt = _Either(stop)
 
-        def worker() -> None:
-            while (seg := todo.get()) is not None:
-                try:
-                    r = self.ingest([IngestItem(seg.path, camera_id, seg.start_ts_s)])[0]
-                except BaseException as e:  # handed to the recording thread, which stops and raises it
-                    failed.append((seg.path, e))
-                    halt.trip()
-                    return
-                result.reports.append(r)
-                if on_report is not None:
-                    on_report(r)
+        def report(r: IngestReport) -> None:
+            result.reports.append(r)
+            if on_report is not None:
+                on_report(r)
 
-        t = threading.Thread(target=worker, name="vsearch-watch-ingest", daemon=True)
+        live = LiveIngest(s, self.detector, embedder, store, camera_id, report, halt.trip,
+                          self.attributes if s.attributes else None)  # fmt: skip
+        t = threading.Thread(target=live.run, name="vsearch-watch-ingest", daemon=True)
         t.start()
         retry = RetryPolicy(s.stream_retries, s.stream_backoff_s, timeout_s=s.stream_timeout_s)
         try:
-            for seg in record_stream(url, s.data_dir / "recordings" / camera_id, segment_s, max_s, halt, retry):
+            for seg in record_stream(url, s.data_dir / "recordings" / camera_id, segment_s, max_s, halt, retry, tap=live):
                 if isinstance(seg, StreamGap):
                     result.gaps.append(seg)
-                else:
-                    todo.put(seg)
         finally:
-            todo.put(None)
+            live.close()
             t.join()
-            if failed:
-                path, e = failed[0]
+            if live.error is not None:
+                e, path = live.error, live.failed_path
                 raise VSearchError(
                     f"ingest of {path} failed ({type(e).__name__}: {e}); recording stopped, the recorded segments"
-                    f" are kept in {path.parent}"
+                    f" are kept in {path.parent if path else s.data_dir / 'recordings' / camera_id}"
                 ) from e
         return result
 

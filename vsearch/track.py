@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from argparse import Namespace
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -53,6 +54,9 @@ class TrackSegment:
     boxes: list[TrackBox] = field(default_factory=list)
     crops: list[Crop] = field(default_factory=list)
     last_seen_pts_s: float = 0.0
+    # crops already stored while the segment was open (live: `SegmentTracker.early_crops`); they count among its
+    # `crops_per_segment`, and the closed segment's `crops` include them
+    sent: list[Crop] = field(default_factory=list)
 
 
 class _TrackerInput:
@@ -196,6 +200,11 @@ class SegmentTracker:
         t = self._tracker
         return not (self._open or self._pending or t.tracked_stracks or t.lost_stracks)
 
+    @property
+    def next_track_id(self) -> int:
+        """The id the next new track will get."""
+        return self._next_id
+
     def state(self) -> TrackerState:
         return TrackerState(int(self._tracker.frame_id))
 
@@ -240,6 +249,24 @@ class SegmentTracker:
     def flush(self) -> list[TrackSegment]:
         return [self._close(tid) for tid in list(self._open)]
 
+    def early_crops(self, ages_s: Sequence[float]) -> list[tuple[TrackSegment, Crop]]:
+        """Crops of open segments to store now, before the segment closes (live: a person must be matched against
+        the watchlists within seconds, not when they leave or after `segment_max_s`): once a segment has been
+        followed for `ages_s[i]` seconds its best crop so far, at least 1 s from those already sent, is sent, up to
+        `crops_per_segment - 1` of them (the last one is chosen when it closes, among all its crops)."""
+        out = []
+        limit = min(len(ages_s), self.settings.crops_per_segment - 1)
+        for seg in self._open.values():
+            n = len(seg.sent)
+            if n >= limit or seg.last_seen_pts_s - seg.start_pts_s < ages_s[n]:
+                continue
+            picked = select_crops(seg.crops, n + 1, min_gap_s=1.0, kept=seg.sent)
+            new = [c for c in picked if not any(c is o for o in seg.sent)]
+            if new:
+                seg.sent.append(new[0])
+                out.append((seg, new[0]))
+        return out
+
     def _observe(self, seg: TrackSegment, frame: Frame, dets: Detections, i: int) -> None:
         xyxy = dets.xyxy[i]
         conf = float(dets.confidence[i])
@@ -264,21 +291,22 @@ class SegmentTracker:
 
     def _close(self, tid: int) -> TrackSegment:
         seg = self._open.pop(tid)
-        seg.crops = select_crops(seg.crops, self.settings.crops_per_segment, min_gap_s=1.0)
+        seg.crops = select_crops(seg.crops, self.settings.crops_per_segment, min_gap_s=1.0, kept=seg.sent)
         return seg
 
 
-def select_crops(crops: list[Crop], k: int, min_gap_s: float) -> list[Crop]:
-    """The k best crops by quality, preferring ones at least `min_gap_s` apart (different poses), in time order."""
+def select_crops(crops: list[Crop], k: int, min_gap_s: float, kept: Sequence[Crop] = ()) -> list[Crop]:
+    """The k best crops by quality, preferring ones at least `min_gap_s` apart (different poses), in time order;
+    `kept` (crops already stored) are kept and count among the k."""
     ranked = sorted(crops, key=lambda c: -c.quality)
-    chosen: list[Crop] = []
+    chosen = list(kept)
     for c in ranked:
+        if len(chosen) >= k:
+            break
         if all(abs(c.pts_s - o.pts_s) >= min_gap_s for o in chosen):
             chosen.append(c)
-        if len(chosen) == k:
-            break
     for c in ranked:  # top up when the segment is too short for spaced crops
-        if len(chosen) == k:
+        if len(chosen) >= k:
             break
         if not any(c is o for o in chosen):
             chosen.append(c)

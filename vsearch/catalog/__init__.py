@@ -22,6 +22,7 @@ from vsearch.catalog.embedders import EmbedderBook, EmbedderVersion, Switch
 from vsearch.catalog.marks import MarkBook
 from vsearch.catalog.postgres import PostgresCatalog
 from vsearch.catalog.records import (
+    LIVE_SHA_PREFIX,
     Alert,
     CameraInfo,
     CameraStats,
@@ -45,6 +46,6 @@ from vsearch.catalog.watchlists import Hit, WatchBook
 __all__ = [
     "MIGRATIONS", "POSTGRES", "AuditBook", "AuditFilter", "ChainProblem", "SCHEMA_VERSION", "SIGHTING_COLS", "SQLITE", "CameraInfo", "CameraStats", "Case",
     "CaseBook", "CaseItem", "Catalog", "Changes", "Checkpoint", "Dialect", "EmbedderBook", "EmbedderVersion", "Mark", "MarkBook", "NewCaseItem",
-    "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord", "Alert", "Delivery", "Hit", "WatchBook",
+    "LIVE_SHA_PREFIX", "NewSighting", "PostgresCatalog", "SqliteCatalog", "Switch", "TrackBoxRow", "VideoRecord", "Alert", "Delivery", "Hit", "WatchBook",
     "WatchEntry", "WatchVector",
 ]  # fmt: skip

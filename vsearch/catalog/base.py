@@ -125,6 +125,23 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
                 )  # fmt: skip
         return self.video(video_id)
 
+    def finish_recorded_video(self, video_id: int, sha256: str, frame_count: int) -> None:
+        """A live segment registered while it was recorded (vsearch.live) is written: its file's hash (so an ingest
+        of the recordings folder finds it already done) and length; done."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE videos SET sha256=?, frame_count=?, status='done', finished_at=?, resume_state=NULL WHERE id=?",
+                (sha256, frame_count, time.time(), video_id),
+            )
+
+    def video_after(self, camera_id: str, ts_s: float, within_s: float) -> VideoRecord | None:
+        """The camera's video that starts after `ts_s` but within `within_s` of it (the next recorded segment)."""
+        rows = self._q(
+            f"SELECT {_VIDEO_COLS} FROM videos WHERE camera_id=? AND start_ts > ? AND start_ts <= ? ORDER BY start_ts"
+            " LIMIT 1", (camera_id, ts_s - 1e-3, ts_s + within_s),
+        )  # fmt: skip
+        return VideoRecord(*rows[0]) if rows else None
+
     def fail_video(self, video_id: int, error: str, owner: str | None = None) -> None:
         """Mark a video failed (and release the caller's lease on it)."""
         with self._tx() as db:
@@ -198,10 +215,13 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
                 for model, rows in by_model.items():
                     self.put_attributes(model, rows, db)
             db.executemany(self._UPSERT_BOX, [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in cp.boxes])
+            # a done video stays done: a live track that began in a finished segment adds its later sightings to it
             db.execute(
-                "UPDATE videos SET processed_until_s=?, frames_sampled=frames_sampled+?, status=?, finished_at=?,"
+                "UPDATE videos SET processed_until_s = CASE WHEN ? > processed_until_s THEN ? ELSE processed_until_s END,"
+                " frames_sampled=frames_sampled+?, status = CASE WHEN status='done' THEN status ELSE ? END,"
+                " finished_at = CASE WHEN status='done' THEN finished_at ELSE ? END,"
                 " resume_state=?, lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END WHERE id=?",
-                (cp.processed_until_s, cp.frames_sampled, "done" if cp.done else "ingesting",
+                (cp.processed_until_s, cp.processed_until_s, cp.frames_sampled, "done" if cp.done else "ingesting",
                  time.time() if cp.done else None, None if cp.done else cp.resume_state, cp.done, video_id),
             )  # fmt: skip
             kill_point("catalog.commit_chunk")

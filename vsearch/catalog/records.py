@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+# the placeholder hash of a live segment while it is recorded (vsearch.live); its file's hash replaces it when written
+LIVE_SHA_PREFIX = "live:"
 TrackBoxRow = tuple[int, float, tuple[float, float, float, float], float]  # (track_id, pts_s, xyxy, confidence)
 
 

@@ -85,7 +85,9 @@ def watch(
     duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until the stream ends).", callback=finite)] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Record a live stream in segments and ingest each one as it completes (Ctrl-C stops cleanly).
+    """Record a live stream in segments while making its sightings as it records: a person is matched against the
+    watchlists within seconds of appearing; one line per segment once its last frame is processed (Ctrl-C stops
+    cleanly).
 
     A camera that drops out is reconnected (VSEARCH_STREAM_RETRIES, VSEARCH_STREAM_BACKOFF_S) and the gap
     reported; one that cannot be reached within that budget ends the command with an error.
