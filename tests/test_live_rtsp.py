@@ -324,7 +324,6 @@ def test_live_sightings_come_within_seconds_and_a_track_spans_segment_boundaries
         print(f"live alert latency (s) by visitor: { {v: round(x, 1) for v, x in latency.items()} }; median {median:.1f};"
               f" the alerted crop's time after appearing: { {v: round(x, 1) for v, x in crop_at.items()} }")
         print(f"sightings: live {len(live)}, batch {batch}")
-        assert median <= 10.0, latency
         # (c) the camera's other work
         assert abs(len(live) - batch) <= 0.15 * batch, (len(live), batch)
     finally:
@@ -340,3 +339,5 @@ def test_live_sightings_come_within_seconds_and_a_track_spans_segment_boundaries
         assert svc.catalog.count_sightings() == len(live)
     finally:
         svc.close()
+    # last, as it is the one a loaded machine fails: a worker starved of CPU falls behind the stream
+    assert median <= 10.0, latency
