@@ -36,6 +36,7 @@ def test_add_a_result_to_a_case_and_see_the_route(server: str, browser, tmp_path
     page.wait_for_function("document.getElementById('case-select').value !== ''")
     assert "Visitor 3 from the page" in page.inner_text("#case-select")
     page.set_input_files("#file", str(SAMPLE_VIDEO.parent / "queries" / "visitor3.jpg"))
+    page.fill("#reason", "tip line call 17")  # with the selected case, the search's purpose in the audit log
     page.click("#go")
     page.wait_for_selector(".card .add-case", timeout=60_000)
     page.click(".card >> nth=0 >> .add-case")
@@ -64,6 +65,14 @@ def test_add_a_result_to_a_case_and_see_the_route(server: str, browser, tmp_path
     page.click("#people-go")
     page.wait_for_selector("#people .person", timeout=60_000)
     assert "putative people" in page.inner_text("#people")
+    searched = httpx.get(f"{server}/audit", params={"action": "search"}, headers={"X-API-Key": KEY}).json()[0]
+    assert searched["reason"] == "tip line call 17" and searched["case_id"] == int(page.eval_on_selector("#case-select", "s => s.value"))
+    page.once("dialog", lambda d: d.accept("court closed it"))  # closing asks for the reason
+    page.click("#case-close")
+    page.wait_for_function("document.getElementById('case-status').textContent.includes('court closed it')")
+    assert page.is_disabled("#case-close")
+    closed = httpx.get(f"{server}/audit", params={"action": "case.close"}, headers={"X-API-Key": KEY}).json()
+    assert [e["reason"] for e in closed] == ["court closed it"]
     page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
     shutil.copy(tmp_path / "case.png", "/tmp/vsearch-web-case.png")
     assert not errors, errors

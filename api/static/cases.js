@@ -21,7 +21,7 @@ function clearCase() {
   currentCase = null;
   ["case-items", "companions"].forEach((id) => { $(id).innerHTML = ""; });
   $("route").innerHTML = ""; $("route-summary").textContent = ""; $("map").hidden = true;
-  ["case-export", "case-companions"].forEach((id) => { $(id).disabled = true; });
+  ["case-export", "case-companions", "case-close"].forEach((id) => { $(id).disabled = true; });
 }
 
 async function newCase(ev) {
@@ -56,6 +56,8 @@ async function showCase(id) {
     const c = await api(`/cases/${id}`);
     currentCase = c;
     $("case-export").disabled = $("case-companions").disabled = !c.items.length;
+    $("case-close").disabled = !!c.closed_at;
+    if (c.closed_at) caseStatus(`closed ${fmtTime(c.closed_at)}: ${c.close_reason} (its footage is no longer held from retention)`);
     $("companions").innerHTML = "";
     $("case-items").innerHTML = c.items.map((i) => `<li data-item="${i.id}"><img src="${esc(i.thumbnail_url)}" alt="">
       <span>${esc(i.camera_id)} · ${fmtTime(i.start)} → ${fmtTime(i.end).slice(11)}<br><span class="hint">${esc(i.kind)} ${esc(i.ref)} · added by ${esc(i.added_by)}</span></span>
@@ -150,6 +152,17 @@ async function exportCase() {
   } catch (e) { caseStatus(e.message, true); }
 }
 
+// closing a case ends its hold on footage (retention may then delete it): a reason is required and audited
+async function closeCase() {
+  if (!currentCase) return;
+  const reason = (window.prompt(`Close case #${currentCase.id}? Its footage is then no longer held from deletion. Reason:`) || "").trim();
+  if (!reason) { caseStatus("not closed: closing a case needs a reason", true); return; }
+  try {
+    await api(`/cases/${currentCase.id}/close`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason }) });
+    await showCase(currentCase.id);
+  } catch (e) { caseStatus(e.message, true); }
+}
+
 async function showPeople() {
   const box = $("people"), from = utc("from"), to = utc("to");
   if (!from || !to) { box.innerHTML = '<p class="error">Set From and To above to choose the window.</p>'; return; }
@@ -182,6 +195,7 @@ function initCases() {
   $("case-form").addEventListener("submit", newCase);
   $("case-select").addEventListener("change", () => { $("case-export-link").hidden = true; if ($("case-select").value) showCase(Number($("case-select").value)); else clearCase(); });
   $("case-export").addEventListener("click", exportCase);
+  $("case-close").addEventListener("click", closeCase);
   $("case-companions").addEventListener("click", showCompanions);
   $("people-go").addEventListener("click", showPeople);
   $("apikey").addEventListener("change", () => loadCases());
