@@ -282,3 +282,32 @@ def test_retrieval_on_held_out_market_identities(settings: Settings) -> None:
     chance = (len(files) + 1) / (len(files) / n_ids + 1)  # a random order's expected first hit
     assert len(ranks) >= 40
     assert np.median(ranks) < chance / 3, (np.median(ranks), chance)
+
+
+def test_stored_with_their_sightings_ranked_filtered_and_deleted_with_them_on_both_engines(cat) -> None:  # type: ignore[no-untyped-def]
+    """SQLite and PostgreSQL: probabilities committed in the sightings' checkpoint, the joint probability ranks
+    inside the window and cameras, and deleting the video removes them (ON DELETE CASCADE)."""
+    from vsearch.catalog import Checkpoint, NewSighting
+
+    def probs(female: float) -> np.ndarray:
+        p = np.full(len(COLUMNS), 0.1, np.float32)
+        p[COLUMNS.index("female")] = female
+        return p
+
+    v = cat.begin_video("cam-a", "/a.mp4", "a" * 64, 1000.0, 10.0, 100, (64, 64), "e")
+    rows = [NewSighting(cam, i, 1000.0 + i, float(i), (0, 0, 1, 1), 0.9, 0.5, "t.jpg", np.ones(4, np.float32) / 2,
+                        attributes=probs(f), attribute_model="m")
+            for i, (cam, f) in enumerate([("cam-a", 0.9), ("cam-b", 0.95), ("cam-a", 0.2), ("cam-a", 0.6)])]  # fmt: skip
+    ids = cat.commit_chunk(v.id, Checkpoint(rows, (), 10.0, 4, True))
+    assert cat.count_attributes("m") == 4 and cat.without_attributes("m", 0, 10) == []
+    woman = parse_description("woman").terms()
+    found, count = cat.find_by_attributes("m", woman, None, None, None, 10)
+    assert [i for i, _ in found] == [ids[1], ids[0], ids[3], ids[2]] and count == 4
+    assert [round(p, 3) for _, p in found] == [0.95, 0.9, 0.6, 0.2]
+    found, count = cat.find_by_attributes("m", woman, 1001.0, 1003.0, ["cam-a"], 10)
+    assert [i for i, _ in found] == [ids[3], ids[2]] and count == 2
+    man = parse_description("man").terms()
+    assert cat.find_by_attributes("m", man, None, None, None, 1)[0][0][0] == ids[2]
+    assert cat.find_by_attributes("other-model", woman, None, None, None, 10) == ([], 0)
+    cat.delete_video(v.id)
+    assert cat.count_attributes("m") == 0
