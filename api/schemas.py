@@ -196,6 +196,18 @@ def sighting_out(s: Sighting, clip_id: str | None = None) -> SightingOut:
     return SightingOut.model_validate(sighting_to_dict(s, clip_id=clip_id))
 
 
+class FindOut(BaseModel):
+    """A description search's answer (vsearch.find.find_result_to_dict, with media URLs): the attributes searched
+    for, how many sightings passed the filters, how many have no attributes yet, timings and the ranked clips
+    (score: the joint probability of the described attributes)."""
+
+    description: dict[str, Any]
+    candidates: int
+    without_attributes: int = Field(description="Sightings not scored yet (vsearch reindex-attributes).")
+    latency_ms: dict[str, float]
+    clips: list[ClipOut]
+
+
 def search_out(r: SearchResult) -> SearchOut:
     """A search result as the API shows it."""
     return SearchOut.model_validate(result_to_dict(r))

@@ -242,6 +242,8 @@ def test_find_api_and_cli_answer_alike(find_client, old_catalog) -> None:  # typ
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["description"] == {"female": False, "carrying": ["bag"]} and 0 < len(body["clips"]) <= 3
+    first = body["clips"][0]  # the same clip shape as /search: the page shows both alike
+    assert first["clip_url"] == f"/clips/{first['id']}.mp4" and first["best"]["thumbnail_url"] and first["sightings"]
     data = str(old_catalog.settings.data_dir)
     cli = cli_here("find", "--gender", "male", "--carrying", "bag", "--top", "3", "--json", "--data-dir", data,
                    env={"VSEARCH_EMBEDDER": "hsv-parts"})  # fmt: skip

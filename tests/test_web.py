@@ -192,3 +192,28 @@ def test_the_api_docs_render_with_the_network_off(server: str, browser) -> None:
     assert page.query_selector(".swagger-ui .info .title") is not None
     assert outside == [], outside
     assert httpx.get(server + "/redoc").status_code == 404  # no second docs page loading its script from a CDN
+
+
+def test_describe_from_the_page(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The Describe form: a phrase finds clips through POST /find (no marking buttons: there is no query person);
+    an unknown word is shown, named, instead of results."""
+    page, errors = open_page(browser, server)
+    page.wait_for_selector("input[name=cam][value=lobby]")
+    page.fill("#phrase", "person with a bag")
+    page.click("#find")
+    page.wait_for_function("document.getElementById('status').textContent.includes('clips from')", timeout=60_000)
+    cards = page.query_selector_all(".card")
+    assert cards and not page.query_selector(".card .same-btn")
+    assert '"carrying":["bag"]' in page.inner_text("#status")
+    page.screenshot(path=str(tmp_path / "describe.png"))
+    shutil.copy(tmp_path / "describe.png", "/tmp/vsearch-web-describe.png")
+    page.fill("#phrase", "")
+    page.select_option("#d-gender", "male")
+    page.select_option("#d-upper", "black")
+    page.click("#find")
+    page.wait_for_function("t => document.getElementById('status').textContent.includes(t)", arg='"upper":["black"]', timeout=60_000)
+    page.fill("#phrase", "bald man")
+    page.click("#find")
+    page.wait_for_function("t => document.getElementById('status').textContent.includes(t)", arg="unknown words in the description: 'bald'", timeout=60_000)
+    assert "error" in (page.get_attribute("#status", "class") or "")
+    assert not errors, errors

@@ -21,8 +21,8 @@ from vsearch.catalog import Catalog
 from vsearch.config import Settings
 from vsearch.describe import Description
 from vsearch.errors import IndexStateError
-from vsearch.search import SearchFilters, group_clips, sighting_to_dict
-from vsearch.types import Clip, SearchHit, ts_to_iso
+from vsearch.search import SearchFilters, clip_to_dict, group_clips
+from vsearch.types import Clip, SearchHit
 
 
 @dataclass
@@ -64,12 +64,7 @@ def find_result_to_dict(r: FindResult) -> dict[str, Any]:
     return {
         "description": r.description.summary(), "candidates": r.candidates,
         "without_attributes": r.without_attributes, "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
-        "clips": [
-            {"id": c.id, "camera_id": c.camera_id, "video_id": c.video_id, "track_id": c.track_id, "score": c.score,
-             "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "start_ts_s": c.start_ts_s,
-             "end_ts_s": c.end_ts_s, "best": sighting_to_dict(c.best, c.score, c.id)}
-            for c in r.clips
-        ],
+        "clips": [clip_to_dict(c) for c in r.clips],
     }  # fmt: skip
 
 

@@ -140,13 +140,17 @@ def result_to_dict(r: SearchResult) -> dict[str, Any]:
     return {
         "query": queries[0], "queries": queries, "demoted": r.demoted, "candidates": r.candidates,
         "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
-        "clips": [
-            {"id": c.id, "camera_id": c.camera_id, "video_id": c.video_id, "track_id": c.track_id, "score": c.score,
-             "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "start_ts_s": c.start_ts_s,
-             "end_ts_s": c.end_ts_s, "duration_s": c.duration_s, "best": sighting_to_dict(c.best, c.score, c.id),
-             "sightings": [sighting_to_dict(h.sighting, h.score, c.id) for h in c.sightings]}
-            for c in r.clips
-        ],
+        "clips": [clip_to_dict(c) for c in r.clips],
+    }  # fmt: skip
+
+
+def clip_to_dict(c: Clip) -> dict[str, Any]:
+    """A ranked clip as plain JSON-able data (image and description search alike)."""
+    return {
+        "id": c.id, "camera_id": c.camera_id, "video_id": c.video_id, "track_id": c.track_id, "score": c.score,
+        "start": ts_to_iso(c.start_ts_s), "end": ts_to_iso(c.end_ts_s), "start_ts_s": c.start_ts_s,
+        "end_ts_s": c.end_ts_s, "duration_s": c.duration_s, "best": sighting_to_dict(c.best, c.score, c.id),
+        "sightings": [sighting_to_dict(h.sighting, h.score, c.id) for h in c.sightings],
     }  # fmt: skip
 
 

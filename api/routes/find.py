@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Investigator, Service, key_context
-from api.schemas import Detail
+from api.schemas import Detail, FindOut
 from vsearch.audit import SearchRecord
 from vsearch.casework import MAX_REASON
 from vsearch.describe import describe
@@ -42,8 +42,8 @@ class FindIn(BaseModel):
     reason: str | None = Field(None, max_length=MAX_REASON, description="why (audited)")
 
 
-@router.post("/find", responses=ERRORS)
-async def find(request: Request, body: FindIn, service: Service, key: Investigator) -> dict[str, Any]:
+@router.post("/find", response_model=FindOut, responses=ERRORS)
+async def find(request: Request, body: FindIn, service: Service, key: Investigator) -> FindOut:
     """Find people by description, without an image: clips ranked by the joint probability of the described
     attributes, the time window and cameras applied inside the ranking. 400 names unknown words or values."""
     cameras = parse_cameras(body.cameras)
@@ -59,4 +59,4 @@ async def find(request: Request, body: FindIn, service: Service, key: Investigat
     result = await run_in_threadpool(service.find, description, filters)
     out = find_result_to_dict(result)
     record.returned((c["best"]["id"] for c in out["clips"]), (c["id"] for c in out["clips"]))
-    return out
+    return FindOut.model_validate(out)

@@ -4,6 +4,9 @@
 const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
 const COLOURS = ["black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown"];
+// the attribute model's colours (vsearch.attributes): a description's top and bottom
+const UPPER_COLOURS = ["black", "blue", "green", "gray", "purple", "red", "white", "yellow"];
+const LOWER_COLOURS = ["black", "blue", "brown", "gray", "green", "pink", "purple", "white", "yellow"];
 let queryFiles = [], chosenBox = null, lastResult = null, persons = [];
 // investigator feedback on the results, by sighting id (each card's best sighting): sent with the next search
 const marks = { confirmed: new Set(), rejected: new Set() };
@@ -122,9 +125,39 @@ async function search(ev) {
   } catch (e) { status(e.message, true); } finally { $("go").disabled = false; }
 }
 
+// search by description: POST /find with the phrase or the chosen attributes, and the same filters as a search
+async function describe(ev) {
+  if (ev) ev.preventDefault();
+  const body = { top_k: Number($("topk").value || 20), ...purpose() };
+  if (body.case_id) body.case_id = Number(body.case_id);
+  const phrase = $("phrase").value.trim();
+  if (phrase) body.description = phrase;
+  else {
+    if ($("d-gender").value) body.gender = $("d-gender").value;
+    body.carrying = [...document.querySelectorAll("input[name=d-carry]:checked")].map((c) => c.value);
+    if ($("d-upper").value) body.upper = $("d-upper").value;
+    if ($("d-lower").value) body.lower = $("d-lower").value;
+  }
+  if (utc("from")) body.from = utc("from");
+  if (utc("to")) body.to = utc("to");
+  const cams = [...document.querySelectorAll("input[name=cam]")];
+  if (cams.length && cams.some((c) => !c.checked)) body.cameras = cams.filter((c) => c.checked).map((c) => c.value);
+  if (body.cameras && !body.cameras.length) { status("no camera chosen", true); return; }
+  status("finding…");
+  $("find").disabled = true;
+  try {
+    const r = await api("/find", { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+    lastResult = r;
+    const missing = r.without_attributes ? `; ${r.without_attributes} sightings have no attributes yet (vsearch reindex-attributes)` : "";
+    status(`${r.clips.length} clips from ${r.candidates} sightings in the filters for ${JSON.stringify(r.description)}${missing}`);
+    showResults(r.clips, false);
+    showTimeline(r.clips);
+  } catch (e) { status(e.message, true); } finally { $("find").disabled = false; }
+}
+
 function fmtTime(iso) { return iso.replace("T", " ").replace(/(\.\d+)?(\+00:00|Z)$/, ""); }
 
-function showResults(clips) {
+function showResults(clips, markable = true) {
   $("results-wrap").hidden = false;
   $("results").innerHTML = clips.length ? "" : '<p class="hint">No matching sightings.</p>';
   clips.forEach((c, i) => {
@@ -133,11 +166,13 @@ function showResults(clips) {
     card.innerHTML = `<img loading="lazy" src="${esc(c.thumbnail_url)}" alt="match ${i + 1}">
       <div class="meta"><span class="score">${(c.score * 100).toFixed(1)}%</span> · ${esc(c.camera_id)}<br>
       ${fmtTime(c.start)} · ${c.duration_s.toFixed(0)} s<br><span class="hint">${esc(c.best.upper_color || "?")} / ${esc(c.best.lower_color || "?")}</span>
-      <div class="verdict"><button type="button" class="same-btn" title="This is the person: add to the query">Same person</button>
-      <button type="button" class="different-btn" title="Not the person: rank it and look-alikes last">Not this person</button></div></div>`;
+      ${markable ? `<div class="verdict"><button type="button" class="same-btn" title="This is the person: add to the query">Same person</button>
+      <button type="button" class="different-btn" title="Not the person: rank it and look-alikes last">Not this person</button></div>` : ""}</div>`;
     card.addEventListener("click", () => play(c));
-    card.querySelector(".same-btn").addEventListener("click", (e) => { e.stopPropagation(); mark(c.best.id, "same"); });
-    card.querySelector(".different-btn").addEventListener("click", (e) => { e.stopPropagation(); mark(c.best.id, "different"); });
+    if (markable) {
+      card.querySelector(".same-btn").addEventListener("click", (e) => { e.stopPropagation(); mark(c.best.id, "same"); });
+      card.querySelector(".different-btn").addEventListener("click", (e) => { e.stopPropagation(); mark(c.best.id, "different"); });
+    }
     $("results").appendChild(card);
   });
   showMarks();
@@ -179,6 +214,9 @@ function play(c) {
 
 function init() {
   COLOURS.forEach((c) => { $("upper").add(new Option(c, c)); $("lower").add(new Option(c, c)); });
+  UPPER_COLOURS.forEach((c) => $("d-upper").add(new Option(c, c)));
+  LOWER_COLOURS.forEach((c) => $("d-lower").add(new Option(c, c)));
+  $("describe").addEventListener("submit", describe);
   $("apikey").value = key();
   if (key()) setKey(key());
   $("apikey").addEventListener("change", () => { setKey($("apikey").value.trim()); loadCameras(); });
