@@ -21,7 +21,8 @@ def print_found(body: dict[str, Any]) -> None:
     if body["without_attributes"]:
         typer.echo(f"{body['without_attributes']} sightings have no attributes yet: run vsearch reindex-attributes")
     if not body["clips"]:
-        typer.echo("no matching sightings")
+        typer.echo("no sightings in these filters" if not body["candidates"] else "no matching sightings")
+        return
     typer.echo(f"{'rank':>4} {'p':>6}  {'camera':12} {'from (UTC)':24} {'track':>5} {'sighting':>8}  clip id")
     for i, c in enumerate(body["clips"], 1):
         typer.echo(f"{i:>4} {c['score']:6.3f}  {c['camera_id']:12} {c['start'][:23]:24} {c['track_id']:>5}"
