@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vsearch.attributes import ATTRIBUTES_MNV2_1400, COLUMNS, AttributeModel, Heads
+from vsearch.catalog.schema import SCHEMA_VERSION
 from vsearch.config import Settings
 from vsearch.describe import Description, parse_description
 from vsearch.errors import IndexStateError, InputError, ModelError, NotFoundError
@@ -106,17 +107,33 @@ def test_probabilities_are_probabilities(settings: Settings) -> None:
         assert np.allclose(p[:, cols].sum(1), 1, atol=1e-5)
 
 
+ATTRIBUTES_MIGRATION = 16  # vsearch/catalog/schema.py
+
+
 @pytest.fixture(scope="module")
 def old_catalog(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The small catalog as a vsearch of schema 15 left it (no attribute table), reopened by this one."""
+    """The small catalog as a vsearch of the schema before attributes left it, reopened by this one: a database
+    made by the migrations before ATTRIBUTES_MIGRATION only, holding the small catalog's footage and sightings."""
+    from vsearch.catalog import SQLITE
+    from vsearch.catalog.schema import MIGRATIONS
+
     data = tmp_path_factory.mktemp("attr") / "data"
     small_service(data).close()
+    (data / "catalog.sqlite").rename(data / "new.sqlite")
     db = sqlite3.connect(data / "catalog.sqlite")
-    db.execute("DROP TABLE sighting_attributes")
-    db.execute("DELETE FROM schema_migrations WHERE version = 16") if _has(db, "schema_migrations") else None
-    db.execute("PRAGMA user_version = 15")
+    for v, _, sql in MIGRATIONS:
+        if v < ATTRIBUTES_MIGRATION:
+            db.executescript(";".join(SQLITE.ddl(sql)))
+    db.execute(f"PRAGMA user_version = {ATTRIBUTES_MIGRATION - 1}")
+    db.execute("ATTACH DATABASE ? AS new", (str(data / "new.sqlite"),))
+    for table in ("cameras", "videos", "sightings", "track_boxes", "id_buckets", "sighting_log"):
+        old = [r[1] for r in db.execute(f"PRAGMA main.table_info({table})")]
+        cols = ", ".join(old)
+        db.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM new.{table}")
     db.commit()
+    db.execute("DETACH DATABASE new")
     db.close()
+    (data / "new.sqlite").unlink()
     from vsearch.service import VSearch
 
     svc = VSearch(Settings(data_dir=data, embedder="hsv-parts"))
@@ -124,14 +141,10 @@ def old_catalog(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     svc.close()
 
 
-def _has(db: sqlite3.Connection, table: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
-
-
 def test_an_existing_catalog_is_migrated_then_filled_from_its_stored_crops(old_catalog) -> None:  # type: ignore[no-untyped-def]
     svc = old_catalog
     n = svc.catalog.count_sightings()
-    assert n > 10 and svc.catalog.schema_version == 16 and svc.catalog.count_attributes(svc.attributes.name) == 0
+    assert n > 10 and svc.catalog.schema_version == SCHEMA_VERSION and svc.catalog.count_attributes(svc.attributes.name) == 0
     with pytest.raises(IndexStateError, match="run vsearch reindex-attributes"):
         svc.find(parse_description("woman"), SearchFilters())
     report = svc.reindex_attributes()
