@@ -44,7 +44,8 @@ def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.parametrize(
     "args",
     [["search", str(QUERY)], ["cameras"], ["cameras", "--json"], ["case", "list"], ["case", "show", "1"],
-     ["identities", "--from", "2026-03-01T14:00", "--to", "2026-03-01T15:00"], ["clip", "1-8-51000-69000"]],
+     ["identities", "--from", "2026-03-01T14:00", "--to", "2026-03-01T15:00"], ["clip", "1-8-51000-69000"],
+     ["find", "woman with a backpack"], ["reindex-attributes"]],
 )  # fmt: skip
 def test_a_missing_data_dir_is_named_not_created(tmp_path: Path, args: list[str]) -> None:
     typo = tmp_path / "vsearch_dta"
