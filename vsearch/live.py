@@ -68,7 +68,7 @@ class LiveIngest:
     def __init__(
         self, settings: Settings, detector: PersonDetector, embedder: Embedder, store: Store, camera_id: str,
         on_report: Callable[[IngestReport], None] | None = None, on_fail: Callable[[], None] | None = None,
-        attributes: AttributeModel | None = None, max_queued: int = 256,
+        attributes: AttributeModel | None = None, max_queued: int = 64,
     ) -> None:  # fmt: skip
         """`attributes`: the model whose probabilities are stored with each sighting, as ingest does (None: none)."""
         self.settings, self.detector, self.embedder, self.store = settings, detector, embedder, store
@@ -76,8 +76,8 @@ class LiveIngest:
         self.catalog = store.catalog
         self.camera_id = camera_id
         self.on_report, self.on_fail = on_report, on_fail
-        # frames waiting for the worker: a file played as a stream waits for it, a camera would have to wait too
-        # after about two minutes of sampled frames behind (memory stays bounded)
+        # sampled frames waiting for the worker: the recording waits when it is 32 s (at 2 a second) ahead, so that
+        # memory stays bounded (a decoded 1080p frame is 6 MB) and a failing worker stops it soon after
         self._queue: queue.Queue[_Begin | _End | _Sampled | None] = queue.Queue(max_queued)
         self._t0: float | None = None  # the stream's first frame: tracker positions count from it
         self._bucket = -1
