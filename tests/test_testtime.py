@@ -103,11 +103,16 @@ def test_camera_means_follow_the_catalog_and_normalise_the_search(demo_service: 
         latest = store.camera_means(["hall"], sample=5, max_age_s=0)["hall"]
         np.testing.assert_allclose(latest, cat.camera_vectors(svc.embedder.name, "hall", 5).mean(0), atol=1e-5)
 
-        # the search, normalised: each hit's score is the query against its crop minus its camera's mean
+        # every camera's vectors (camera None): what an uploaded query, which has no camera, is centred by
+        everything = _vectors_by(svc, lambda x: "all")["all"]
+        np.testing.assert_allclose(store.camera_means([None], sample=10**6, max_age_s=0)[None], everything, atol=1e-5)
+
+        # the search, normalised: each hit's score is the query minus the mean of every camera against its crop
+        # minus its camera's mean
         settings = svc.settings.model_copy(update={"search_camera_norm": True, "camera_mean_sample": 10**6,
                                                    "camera_mean_max_age_s": 0})  # fmt: skip
         q = _query(svc)
-        qv = svc.embedder.embed([q.crop_rgb])[0]
+        qv = l2n(svc.embedder.embed([q.crop_rgb])[0] - everything)[0]
         res = search(q, SearchFilters(top_k=50), svc.embedder, store, settings)
         assert {h.sighting.camera_id for h in res.hits} == {"lobby", "hall"}
         for h in res.hits[:10]:

@@ -93,8 +93,9 @@ class Store:
         self._seq = 0  # the catalog log sequence the in-memory index reflects
         self._lock = threading.RLock()
         self.watcher: SightingWatcher | None = None  # scores new sightings against the watchlists
-        # (camera, sample) -> (mean vector or None, the log sequence and the monotonic time it was computed at)
-        self._camera_means: dict[tuple[str, int], tuple[NDArray[np.float32] | None, int, float]] = {}
+        # (camera or None for all, sample) -> (mean vector or None, the log sequence and the monotonic time it was
+        # computed at)
+        self._camera_means: dict[tuple[str | None, int], tuple[NDArray[np.float32] | None, int, float]] = {}
         self._camera_lock = threading.Lock()
 
     # -- writes: catalog first, then the index follows ------------------------------------------------------
@@ -177,15 +178,19 @@ class Store:
             scores, ids = index.search(query, k, allowed)
         return Matches(scores, ids, index.ntotal if allowed is None else min(allowed.count, index.ntotal))
 
-    def camera_means(self, cameras: Iterable[str], sample: int, max_age_s: float) -> dict[str, NDArray[np.float32]]:
+    def camera_means(
+        self, cameras: Iterable[str | None], sample: int, max_age_s: float
+    ) -> dict[str | None, NDArray[np.float32]]:
         """Each camera's mean stored vector (not normalised): what the camera adds to everyone it sees, taken out
         by search.py's per-camera normalisation. Derived from the catalog, never stored apart from it: the mean
         of the camera's latest `sample` vectors of this store's embedder, cached, and read again once the
         catalog's log has moved since and the cached mean is `max_age_s` old (0: at every change). So sightings
         added or removed reach it, and a switch of embedder (a new Store) starts afresh. Cameras holding no vector
-        are left out. Work per call: one cheap `last_seq` query, plus `sample` vectors per camera read again."""
+        are left out. Camera None: every camera's latest `sample` vectors (what an uploaded query, which has no
+        camera, is centred by). Work per call: one cheap `last_seq` query, plus `sample` vectors per camera read
+        again."""
         now = time.monotonic()
-        out: dict[str, NDArray[np.float32]] = {}
+        out: dict[str | None, NDArray[np.float32]] = {}
         seq: int | None = None
         with self._camera_lock:
             for cam in dict.fromkeys(cameras):

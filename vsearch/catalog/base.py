@@ -404,12 +404,15 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
             out.update({(v, t): np.mean(vs, axis=0).astype(np.float32) for t, vs in sums.items()})
         return out
 
-    def camera_vectors(self, embedder: str, camera_id: str, limit: int) -> NDArray[np.float32]:
-        """The camera's latest `limit` stored `embedder` vectors (n, d), by time (the index on camera and time)."""
-        rows = self._q(
-            "SELECT embedding FROM sightings WHERE camera_id=? AND embedder=? ORDER BY ts DESC LIMIT ?",
-            (camera_id, embedder, limit),
-        )
+    def camera_vectors(self, embedder: str, camera_id: str | None, limit: int) -> NDArray[np.float32]:
+        """The camera's latest `limit` stored `embedder` vectors (n, d), by time (the index on camera and time);
+        `camera_id` None: the latest of every camera (by id, which follows time: the index on embedder and id)."""
+        if camera_id is None:
+            sql, args = "SELECT embedding FROM sightings WHERE embedder=? ORDER BY id DESC LIMIT ?", (embedder, limit)
+        else:
+            sql = "SELECT embedding FROM sightings WHERE camera_id=? AND embedder=? ORDER BY ts DESC LIMIT ?"
+            args = (camera_id, embedder, limit)  # type: ignore[assignment]
+        rows = self._q(sql, args)
         return _vectors(r[0] for r in rows) if rows else np.zeros((0, 0), np.float32)
 
     def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]:
