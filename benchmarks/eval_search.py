@@ -3,6 +3,7 @@ feedback ("same person" on the first correct hit), scored with vsearch.evaluate'
 
     python -m benchmarks.eval_search                # M: PKU held-out fold + 200 CUHK03 ids + footage
     python -m benchmarks.eval_search --size S       # smoke: fewer ids, no footage
+    python -m benchmarks.eval_search --testtime --embedder reid-mnv2-1400   # test-time help on footage only
 
 Re-ID sets (camera 1 queries camera 2; the scoring and re-ranking code is vsearch.ranking, as search.py runs it):
 - `pku-fold1-heldout`: the 11 PKU identities of fold 1, embedded by `reid-mnv2-fold1.onnx`, which was trained

@@ -70,7 +70,8 @@ def test_track_level_returns_each_track_once_with_its_mean_score(demo_service: V
         assert h.score == pytest.approx(float(l2n(means[t])[0] @ qv), abs=1e-4)
     assert [c.score for c in res.clips] == sorted((c.score for c in res.clips), reverse=True)
     # shown by its crop most like the query: the plain search's best hit is the best track's sighting
-    plain = search(q, SearchFilters(top_k=50), demo_service.embedder, demo_service.store, demo_service.settings)
+    crops = demo_service.settings.model_copy(update={"search_track_level": False})
+    plain = search(q, SearchFilters(top_k=50), demo_service.embedder, demo_service.store, crops)
     best = plain.hits[0].sighting
     assert any(h.sighting.id == best.id for h in res.hits if (h.sighting.video_id, h.sighting.track_id) == (best.video_id, best.track_id))
     # the filters stay inside the search
@@ -109,8 +110,8 @@ def test_camera_means_follow_the_catalog_and_normalise_the_search(demo_service: 
 
         # the search, normalised: each hit's score is the query minus the mean of every camera against its crop
         # minus its camera's mean
-        settings = svc.settings.model_copy(update={"search_camera_norm": True, "camera_mean_sample": 10**6,
-                                                   "camera_mean_max_age_s": 0})  # fmt: skip
+        settings = svc.settings.model_copy(update={"search_camera_norm": True, "search_track_level": False,
+                                                   "camera_mean_sample": 10**6, "camera_mean_max_age_s": 0})  # fmt: skip
         q = _query(svc)
         qv = l2n(svc.embedder.embed([q.crop_rgb])[0] - everything)[0]
         res = search(q, SearchFilters(top_k=50), svc.embedder, store, settings)

@@ -237,6 +237,8 @@ def search(
     held-out PKU ids, benchmarks/eval_search.py); each confirmed sighting stands beside it, and a candidate scores
     its best similarity to any of them. Candidates come from filtered index searches (filter inside FAISS); with
     `settings.search_rerank` the top `rerank_top_n` of them are re-ranked among themselves, never past the filter.
+    With `search_track_level` they are scored by their tracks' mean vectors and each track is returned once; with
+    `search_camera_norm` each camera's mean vector is taken out first (test_time_vectors).
     Rejected sightings, the rest of their tracks and near-duplicates of them are ranked after all others.
     Raises NotFoundError when a marked sighting does not exist.
     """
