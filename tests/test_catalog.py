@@ -223,35 +223,55 @@ def test_a_time_window_reads_sightings_by_id_range_only(tmp_path: Path) -> None:
     assert "COVERING INDEX sightings_embedder_ts (embedder=? AND id=?)" in plan, plan
 
 
-def test_a_camera_filter_reads_that_cameras_sightings_only(tmp_path: Path) -> None:
-    """Cameras are read by a range scan of the camera/time index, with or without a window, and from that index
-    alone (covering: never a row with its 1 KB embedding; the embedder index, which visits every sighting, was
-    chosen once)."""
-    cat = SqliteCatalog(tmp_path / "c.sqlite")
+def _cameras_catalog(cat: Catalog) -> list[int]:
+    """30 sightings, one a second from 1000 s: every third of camera south, the others of north."""
     v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
-    ids = cat.commit_chunk(v, Checkpoint([_row("north" if i % 3 else "south", 1000.0 + i) for i in range(30)], [], 1.0, 1, True))
+    return cat.commit_chunk(v, Checkpoint([_row("north" if i % 3 else "south", 1000.0 + i) for i in range(30)], [], 1.0, 1, True))
+
+
+def _search_cameras(cat: Catalog, folder: Path, window: tuple[float | None, float | None], cameras: tuple[str, ...]) -> list[int]:
+    """Every sighting a store search with this filter returns (the filter inside the FAISS search)."""
+    from vsearch.store import IndexFilter, Store
+
+    store = Store(cat, folder, "e", 4)
+    return sorted(store.search(V, 100, IndexFilter(*window, cameras=cameras)).ids.tolist())
+
+
+def test_a_camera_filter_is_a_camera_slot_never_a_list_of_ids(tmp_path: Path) -> None:
+    """A camera (with or without a window) is its slot in the ids (vsearch.ids): counted from id_slots by primary
+    key, one row a camera a minute, the partial minutes by id range in the (embedder, id, ts) index; no statement
+    lists the camera's sightings, so the catalog's part does not grow with them. The index searches that
+    camera's partition only, and returns exactly its sightings in the window."""
+    cat = SqliteCatalog(tmp_path / "c.sqlite")
+    ids = _cameras_catalog(cat)
+    south = int(cat._q("SELECT slot FROM cameras WHERE id = 'south'")[0][0])  # type: ignore[attr-defined]
+    assert south >= 1 and {i >> 12 & 4095 for i in ids[::3]} == {south}  # the slot is in the id
     for window in ((None, None), (1005.0, 1020.0)):
         statements: list[str] = []
         cat._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
         got = cat.select("e", *window, ["south"])
         cat._db.set_trace_callback(None)  # type: ignore[attr-defined]
         lo, hi = window[0] or 0, window[1] or 1e9
-        assert got is not None and sorted(got.ids.tolist()) == [ids[i] for i in range(0, 30, 3) if lo <= 1000 + i <= hi]
-        (sql,) = [s for s in statements if "FROM sightings" in s]
-        plan = " | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql))  # type: ignore[attr-defined]
-        ts = " AND ts>? AND ts<?" if window[0] else ""
-        assert plan == f"SEARCH sightings USING COVERING INDEX sightings_camera (camera_id=?{ts})", plan
+        wanted = [ids[i] for i in range(0, 30, 3) if lo <= 1000 + i <= hi]
+        assert got is not None and got.slots == (south,) and len(got.ids) == 0 and got.count == len(wanted)
+        assert _search_cameras(cat, tmp_path / f"index{lo}", window, ("south",)) == sorted(wanted)
+        plans = [" | ".join(r[3] for r in cat._db.execute("EXPLAIN QUERY PLAN " + sql)) for sql in statements  # type: ignore[attr-defined]
+                 if "FROM sightings" in sql or "FROM id_slots" in sql]  # fmt: skip
+        assert plans[0] == "SEARCH id_slots USING INDEX sqlite_autoindex_id_slots_1 (slot=? AND bucket>? AND bucket<?)", plans  # its key
+        # a window's two partial minutes (16 and 17) counted by id range
+        assert plans[1:] == ["SEARCH sightings USING COVERING INDEX sightings_embedder_ts (embedder=? AND id>? AND id<?)"] * (
+            2 if window[0] else 0), plans  # fmt: skip
+    assert _search_cameras(cat, tmp_path / "both", (None, None), ("south", "north")) == sorted(ids)
 
 
-def test_postgres_reads_a_camera_filter_from_the_camera_index_alone(postgres_url: str) -> None:
-    """The same statement on PostgreSQL: an index-only range scan of the camera/time index (the planner told that
-    a table scan costs more than any index, as it does on a large table)."""
+def test_postgres_counts_a_camera_filter_by_primary_key_and_id_range(postgres_url: str, tmp_path: Path) -> None:
+    """The same statements on PostgreSQL: id_slots and the partial minutes by index (the planner told that a table
+    scan costs more than any index, as it does on a large table); the search returns the camera's sightings."""
     from vsearch.catalog import PostgresCatalog
 
     cat = PostgresCatalog(postgres_url)
-    v = cat.begin_video("north", "/a.mp4", "a", 1000.0, 10.0, 100, (64, 64), "e").id
-    cat.commit_chunk(v, Checkpoint([_row("north" if i % 3 else "south", 1000.0 + i) for i in range(30)], [], 1.0, 1, True))
-    statements: list[str] = []
+    ids = _cameras_catalog(cat)
+    statements: list[tuple[str, tuple]] = []
     real_q = cat._q
 
     def traced(sql: str, args=()):  # type: ignore[no-untyped-def]
@@ -259,17 +279,67 @@ def test_postgres_reads_a_camera_filter_from_the_camera_index_alone(postgres_url
         return real_q(sql, args)
 
     cat._q = traced  # type: ignore[method-assign]
-    assert cat.select("e", 1005.0, 1020.0, ["south"]) is not None
-    ((sql, args),) = [s for s in statements if "FROM sightings" in s[0]]
+    got = cat.select("e", 1005.0, 1020.0, ["south"])
+    assert got is not None and len(got.ids) == 0 and got.count == 5
+    reads = [s for s in statements if "FROM sightings" in s[0] or "FROM id_slots" in s[0]]
+    assert not any("camera_id" in sql for sql, _ in reads)  # no statement lists the camera's sightings
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE sightings")  # an index-only scan needs the visibility map
+        conn.execute("VACUUM ANALYZE sightings")
+        conn.execute("VACUUM ANALYZE id_slots")
         conn.execute("SET enable_seqscan = off")
         conn.execute("SET enable_bitmapscan = off")
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + cat.dialect.sql(sql), args))
-    assert "Index Only Scan using sightings_camera" in plan and "Seq Scan" not in plan, plan
-    assert "Index Cond: ((camera_id = " in plan and "(ts >= " in plan and "(ts <= " in plan, plan
+        plans = ["\n".join(r[0] for r in conn.execute("EXPLAIN " + cat.dialect.sql(sql), args)) for sql, args in reads]
+    assert "Index Only Scan using id_slots_pkey" in plans[0] or "Index Scan using id_slots_pkey" in plans[0], plans
+    assert "Index Cond: ((slot = " in plans[0] and "(bucket >= " in plans[0], plans
+    assert len(plans) == 3 and all("Index Only Scan using sightings_embedder_ts" in p for p in plans[1:]), plans
+    assert all("(id >= " in p and "(id < " in p for p in plans[1:]) and not any("Seq Scan" in p for p in plans), plans
+    cat._q = real_q  # type: ignore[method-assign]
+    assert _search_cameras(cat, tmp_path, (1005.0, 1020.0), ("south",)) == [ids[i] for i in range(6, 21, 3)]
+
+
+def test_a_catalog_and_index_made_before_camera_slots_keep_working(tmp_path: Path) -> None:
+    """A catalog and Flat index written by vsearch before camera slots (tests/data/make_catalog_v13.py): the
+    migration keeps every id, reserves the slots the old ids reach (4,200 sightings in one minute: slots 0 and 1)
+    and their time span; the old index file loads (split by slot); camera filters return old and new sightings of
+    their camera only; new ids in an old minute never collide with old ones; deleting works on both."""
+    import tarfile
+
+    from vsearch.store import IndexFilter, Store
+
+    with tarfile.open(Path(__file__).parent / "data" / "catalog_v13.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    before = sqlite3.connect(tmp_path / "catalog.sqlite")
+    old = {c: sorted(r[0] for r in before.execute("SELECT id FROM sightings WHERE camera_id = ?", (c,))) for c in ("north", "south")}
+    assert before.execute("PRAGMA user_version").fetchone()[0] == 13 and len(old["north"]) == 4200
+    before.close()
+    cat = SqliteCatalog(tmp_path / "catalog.sqlite")
+    assert cat.schema_version == SCHEMA_VERSION
+    assert cat._q("SELECT legacy_slots, legacy_from_ts, legacy_to_ts FROM id_layout") == [(2, 1000.0, 1290.0)]  # type: ignore[attr-defined]
+    assert sorted(cat.sighting_ids("e").tolist()) == sorted(old["north"] + old["south"])  # no id rewritten
+    store = Store(cat, tmp_path / "index", "e", 4)
+    assert store.index.ntotal == 4230 and store.index.kind == "Flat"
+    assert cat.count_sightings("e") == 4230 and store._load_verified() is not None  # the old file, not a rebuild
+
+    def found(window: tuple[float | None, float | None], cameras: tuple[str, ...]) -> list[int]:
+        return sorted(store.search(V, 5000, IndexFilter(*window, cameras=cameras)).ids.tolist())
+
+    assert found((None, None), ("south",)) == old["south"] and found((None, None), ("north",)) == old["north"]
+    # new footage of both cameras, in the old busy minute (20) and later
+    v = cat.begin_video("south", "/c.mp4", "c", 1000.0, 10.0, 100, (64, 64), "e").id
+    new = store.commit_chunk(v, Checkpoint([_row("south", t) for t in (1201.0, 1230.0, 5000.0)], [], 1.0, 1, True))
+    w = cat.begin_video("north", "/d.mp4", "d", 1000.0, 10.0, 100, (64, 64), "e").id
+    new_north = store.commit_chunk(w, Checkpoint([_row("north", t) for t in (1202.0, 5001.0)], [], 1.0, 1, True))
+    assert not set(new + new_north) & set(old["north"] + old["south"]) and len(set(new + new_north)) == 5
+    assert all(i >> 12 & 4095 >= 2 for i in new + new_north)  # slots above the reserved ones
+    assert found((None, None), ("south",)) == sorted(old["south"] + new)
+    assert found((1200.0, 1259.0), ("north",)) == sorted(old["north"] + new_north[:1])
+    got = cat.select("e", 1200.0, 1259.0, ["south"])
+    assert got is not None and got.count == 2 + sum(1200 <= 1000 + 10 * i <= 1259 for i in range(30))
+    assert len(store.delete_video(v)) == 3 and len(store.delete_video(2)) == 30  # new, then old south footage
+    assert found((None, None), ("south",)) == [] and cat.select("e", None, None, ["south"]).count == 0  # type: ignore[union-attr]
+    assert found((None, None), ("north",)) == sorted(old["north"] + new_north)
 
 
 def test_watchlist_alerts_are_one_per_entry_per_track_folded_by_the_rate_limit(cat: Catalog) -> None:

@@ -231,3 +231,50 @@ def test_sharded_ivf_time_window_is_one_id_range_across_shards(minutes: tuple[in
         scores, got = index.search(q, 20, allowed)
         exact = ids[np.argsort(-np.where(inside, x @ q, -np.inf))[:20]]
         assert set(got) <= set(ids[inside]) and len(set(got) & set(exact)) >= 18
+
+
+@pytest.mark.parametrize("kind", ["Flat", "IVF8,SQ8"])
+def test_a_camera_is_its_slot_in_both_layouts(kind: str, tmp_path: Path) -> None:
+    """Ids with camera slots (vsearch.ids): a filter of slots within a time window returns exactly those cameras'
+    best in it, and single ids of other slots with them; the Flat layout keeps one partition a slot (a camera
+    filter scans its partition only) and saves and loads them."""
+    from vsearch.ids import camera_minute_ids, slot_of
+
+    rng = np.random.default_rng(7)
+    n, d = 6000, 16
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    minute = 29_000_000 + np.sort(rng.integers(0, 120, n))
+    slot = rng.integers(1, 6, n)
+    ids = np.array([camera_minute_ids(int(m), int(s))[0] for m, s in zip(minute, slot)]) + _rank_within(minute, slot)
+    assert len(set(ids.tolist())) == n and (slot_of(ids) == slot).all()
+    index = VectorIndex(d) if kind == "Flat" else _ivf(ids, x, nlist=8)
+    if kind == "Flat":
+        index.add(ids, x)
+        assert sorted(index._parts) == [1, 2, 3, 4, 5]  # type: ignore[arg-type]
+    lo, hi = 29_000_000 + 20, 29_000_000 + 80
+    extra = ids[(slot == 1)][:3]
+    inside = ((slot == 2) | (slot == 4)) & (minute >= lo) & (minute < hi) | np.isin(ids, extra)
+    allowed = IdSet((((lo + 1) << ID_BUCKET_BITS, (hi + 1) << ID_BUCKET_BITS),), extra, int(inside.sum()), slots=(2, 4))
+
+    def check(ix: VectorIndex) -> None:
+        for i in range(0, n, 600):
+            got = ix.search(x[i], 20, allowed)[1]
+            exact = ids[np.argsort(-np.where(inside, x @ x[i], -np.inf))[:20]]
+            assert set(got) <= set(ids[inside]) and len(set(got) & set(exact)) >= (20 if kind == "Flat" else 18)
+
+    check(index)
+    index.save(tmp_path / "i.faiss")
+    again = VectorIndex.load(tmp_path / "i.faiss", d)
+    assert again.ntotal == n and again.kind == kind
+    check(again)
+
+
+def _rank_within(minute: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """Each sighting's rank among those of its camera and minute (in order)."""
+    seen: dict[tuple[int, int], int] = {}
+    out = np.zeros(len(minute), np.int64)
+    for i, key in enumerate(zip(minute.tolist(), slot.tolist())):
+        out[i] = seen.get(key, 0)
+        seen[key] = out[i] + 1
+    return out

@@ -1,9 +1,14 @@
 """Sighting ids and time windows: the one owner of the rule "a sighting id encodes its minute".
 
-A sighting's id is (minute + 1) << ID_BUCKET_BITS | n: the minute (since the epoch) it was seen, and n counting
-that minute's sightings in the order they are stored (never reused). The catalog allocates them, the index shards
-by them, and a time window is one id range plus its two partial minutes, whatever the collection holds. Ids below
-FIRST_TIMED_ID were allocated before this scheme and carry no time.
+A sighting's id is (minute + 1) << ID_BUCKET_BITS | slot << SLOT_SHIFT | n: the minute (since the epoch) it was
+seen, its camera's slot (a small number the catalog gives each camera), and n counting that camera's sightings of
+that minute in the order they are stored (never reused). The catalog allocates them, the index shards by time and
+partitions by slot, so a time window is one id range plus its two partial minutes and a camera is a slot: neither
+is a list of ids, whatever the collection holds.
+
+Ids allocated before camera slots (catalog migration 18) have no camera in them: their minute's n counted every
+camera's sightings, so their slot bits are n's high bits, below the catalog's `legacy_slots` (no camera is given
+one of those). Ids below FIRST_TIMED_ID were allocated before time-ordered ids and carry no time either.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from numpy.typing import NDArray
 ID_BUCKET_S = 60  # seconds per minute bucket
 ID_BUCKET_BITS = 24  # ids per minute: 1 << ID_BUCKET_BITS
 FIRST_TIMED_ID = 1 << ID_BUCKET_BITS
+SLOT_BITS = 12  # camera slots: 1 << SLOT_BITS per catalog (slot 0 and the legacy ones are never a camera's)
+SLOT_SHIFT = ID_BUCKET_BITS - SLOT_BITS  # ids per camera per minute: 1 << SLOT_SHIFT
+MAX_SLOT = (1 << SLOT_BITS) - 1
 MAX_ID = 1 << 62
 _OPEN_END = 1 << 40  # a minute past any real one: the window has no end
 
@@ -29,6 +37,23 @@ def minute_ids(minute: int) -> tuple[int, int]:
     """[lo, hi) of the ids of one minute."""
     lo = (minute + 1) << ID_BUCKET_BITS
     return lo, lo + (1 << ID_BUCKET_BITS)
+
+
+def camera_minute_ids(minute: int, slot: int) -> tuple[int, int]:
+    """[lo, hi) of the ids of one camera slot in one minute."""
+    lo = minute_ids(minute)[0] + (slot << SLOT_SHIFT)
+    return lo, lo + (1 << SLOT_SHIFT)
+
+
+def slot_of(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The camera slot bits of each id (for an id from before camera slots: the high bits of its minute's n)."""
+    return (np.asarray(ids, np.int64) >> SLOT_SHIFT) & MAX_SLOT
+
+
+def is_legacy(ids: NDArray[np.int64], legacy_slots: int) -> NDArray[np.bool_]:
+    """Which ids were allocated before camera slots (their camera is not in them; `legacy_slots`: the catalog's)."""
+    ids = np.asarray(ids, np.int64)
+    return (ids < FIRST_TIMED_ID) | (slot_of(ids) < legacy_slots)
 
 
 def minute_of(ids: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -90,9 +115,14 @@ class Window:
         )
 
     @property
+    def partial_minutes(self) -> tuple[int, ...]:
+        """The minutes only partly inside the window (its first and last)."""
+        return tuple(sorted({self.first, self.last} - {-1, _OPEN_END}))
+
+    @property
     def partial(self) -> tuple[tuple[int, int], ...]:
         """The id ranges of the minutes only partly inside the window (its first and last)."""
-        return tuple(minute_ids(m) for m in sorted({self.first, self.last} - {-1, _OPEN_END}))
+        return tuple(minute_ids(m) for m in self.partial_minutes)
 
     def outside(self, ids: NDArray[np.int64], times: dict[int, float]) -> NDArray[np.bool_]:
         """Which of `ids` (found in the envelope) are outside the window: those of a partial minute whose time

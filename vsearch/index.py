@@ -7,23 +7,27 @@ window, cameras) become an ID selector passed INTO the search, so a narrow windo
 instead of whatever survives a global top-k.
 
 Two layouts, chosen by the collection's size (`factory_for`):
-- up to FLAT_MAX_VECTORS, one exact `Flat` index;
+- up to FLAT_MAX_VECTORS, exact `Flat` search, one partition per camera slot (vsearch.ids: the slot is in each id),
+  so a camera filter scans that camera's vectors only, its time window as an id range;
 - above it, IVF with 8-bit scalar quantisation, split into **time shards** (a run of minutes each, ~16 shards
   over the collection's span when it is built) that share one trained coarse quantizer. A query is assigned to
   its nearest lists once; then only the shards its time window touches are scanned, a shard inside the window
   with no selector, a shard at its edges with the window's id range. So a narrow window costs what it selects,
-  not what the collection holds (`benchmarks/README.md`, "Search through the store").
+  not what the collection holds (`benchmarks/README.md`, "Search through the store"). A camera filter there is
+  picked from the probed lists' ids by their slot bits.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import faiss
 import numpy as np
@@ -31,7 +35,7 @@ from numpy.typing import NDArray
 
 from vsearch.errors import IndexStateError, StorageError
 from vsearch.faults import kill_point
-from vsearch.ids import minute_of, minutes_ids
+from vsearch.ids import minute_of, minutes_ids, slot_of
 from vsearch.types import IdSet
 
 # Index policy (its figures: benchmarks/README.md, "FAISS retrieval" and "Search through the store"): exact search
@@ -48,6 +52,7 @@ DEFAULT_SPAN_MINUTES = 64
 MAX_SHARDS = 64  # past this, neighbouring shards merge (the span doubles)
 SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
 _MAGIC = b"VSEARCH-SHARDED-IVF\n"
+_FLAT_MAGIC = b"VSEARCH-FLAT-BY-SLOT\n"
 
 
 def factory_for(n_vectors: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
@@ -59,12 +64,13 @@ def factory_for(n_vectors: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
 
 
 class VectorIndex:
-    """Exact `Flat` (an IndexIDMap2 of 64-bit sighting ids) or time-sharded `IVF{nlist},SQ8` (see the module)."""
+    """Exact `Flat` (IndexIDMap2s of 64-bit sighting ids, one a camera slot) or time-sharded `IVF{nlist},SQ8` (see
+    the module)."""
 
     def __init__(self, dim: int, index: faiss.Index | None = None, factory: str = "Flat") -> None:
         self.dim = dim
         self._lock = threading.RLock()
-        self._flat: faiss.Index | None = None
+        self._parts: dict[int, faiss.IndexIDMap2] | None = None  # Flat: one exact index per camera slot
         self._template: faiss.IndexIVFScalarQuantizer | None = None  # trained, empty: the shared quantizer + SQ
         self._shards: dict[int, faiss.IndexIVFScalarQuantizer] = {}
         # per shard: the largest id added, and whether every list holds its ids in increasing order (then a range
@@ -72,10 +78,8 @@ class VectorIndex:
         self._max_id: dict[int, int] = {}
         self._sorted: dict[int, bool] = {}
         self._span = DEFAULT_SPAN_MINUTES  # minutes per shard (set by train() from the collection's ids)
-        if index is not None:
-            self._flat = index
-        elif factory == "Flat":
-            self._flat = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        if index is not None or factory == "Flat":
+            self._parts = {}
         elif factory.startswith("IVF") and factory.endswith(",SQ8"):
             nlist = int(factory[3:].split(",")[0])
             quantizer = faiss.IndexFlatIP(dim)
@@ -87,9 +91,15 @@ class VectorIndex:
             self._template.own_fields = True
         else:
             raise IndexStateError(f"unknown index kind {factory!r}")
-        got = (self._flat if self._flat is not None else self._template).d  # type: ignore[union-attr]
+        got = index.d if index is not None else dim if self._template is None else self._template.d
         if got != dim:
             raise IndexStateError(f"index has dimension {got}, expected {dim}")
+        if index is not None:  # one exact index, as saved before the camera partitions: split by slot
+            mapped: Any = index
+            n = int(mapped.ntotal)
+            flat: Any = faiss.downcast_index(mapped.index)
+            vectors = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim) if n else np.zeros((0, dim), np.float32)
+            self.add(faiss.vector_to_array(mapped.id_map).astype(np.int64), vectors)
 
     # -- what it is ------------------------------------------------------------------------------------------
     @property
@@ -126,16 +136,15 @@ class VectorIndex:
     @property
     def ntotal(self) -> int:
         with self._lock:  # another thread may be adding a shard
-            if self._flat is not None:
-                return int(self._flat.ntotal)
-            return sum(int(s.ntotal) for s in self._shards.values())
+            parts = self._parts if self._parts is not None else self._shards
+            return sum(int(s.ntotal) for s in parts.values())
 
     def ids(self) -> NDArray[np.int64]:
         """Every id the index holds (a copy; O(n))."""
         with self._lock:
-            if self._flat is not None:
-                return faiss.vector_to_array(self._flat.id_map).astype(np.int64)  # type: ignore[attr-defined]
             out = []
+            for part in (self._parts or {}).values():
+                out.append(faiss.vector_to_array(part.id_map))
             for shard in self._shards.values():
                 inv = shard.invlists
                 assert inv is not None
@@ -152,8 +161,14 @@ class VectorIndex:
         ids = np.ascontiguousarray(ids, np.int64)
         vectors = np.ascontiguousarray(vectors, np.float32).reshape(len(ids), self.dim)
         with self._lock:
-            if self._flat is not None:
-                self._flat.add_with_ids(vectors, ids)
+            if self._parts is not None:
+                slots = slot_of(ids)
+                for slot in np.unique(slots):
+                    at = slots == slot
+                    part = self._parts.get(int(slot))
+                    if part is None:
+                        part = self._parts[int(slot)] = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+                    part.add_with_ids(np.ascontiguousarray(vectors[at]), np.ascontiguousarray(ids[at]))
                 return
             if not self.is_trained:
                 raise IndexStateError("the IVF index must be trained before vectors are added")
@@ -213,9 +228,16 @@ class VectorIndex:
     def remove(self, ids: NDArray[np.int64]) -> int:
         ids = np.ascontiguousarray(ids, np.int64)
         with self._lock:
-            if self._flat is not None:
-                return int(self._flat.remove_ids(ids))  # type: ignore[arg-type]
             removed = 0
+            if self._parts is not None:
+                slots = slot_of(ids)
+                for slot in np.unique(slots):
+                    part = self._parts.get(int(slot))
+                    if part is not None:
+                        removed += int(part.remove_ids(np.ascontiguousarray(ids[slots == slot])))  # type: ignore[arg-type]
+                        if part.ntotal == 0:
+                            del self._parts[int(slot)]
+                return removed
             keys = self._keys(ids)
             for key in np.unique(keys):
                 shard = self._shards.get(int(key))
@@ -261,13 +283,35 @@ class VectorIndex:
             if (allowed is not None and allowed.count == 0) or ntotal == 0 or k <= 0:
                 return np.zeros(0, np.float32), np.zeros(0, np.int64)
             k = min(k, ntotal)
-            if self._flat is not None:
-                keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
-                params = faiss.SearchParameters(sel=None if allowed is None else _selector(allowed, keep_alive))  # type: ignore[call-arg]
-                scores, ids = self._flat.search(q, k, params=params)
-                keep = ids[0] >= 0
-                return scores[0][keep], ids[0][keep]
+            if self._parts is not None:
+                return self._search_parts(q, k, allowed)
             return self._search_shards(q, k, allowed, ntotal)
+
+    def _search_parts(
+        self, q: NDArray[np.float32], k: int, allowed: IdSet | None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Exact search of the camera partitions the filter touches: the ranges in those of its slots (all, when
+        it names none), its single ids in theirs."""
+        assert self._parts is not None
+        single: dict[int, NDArray[np.int64]] = {}
+        if allowed is not None and len(allowed.ids):
+            slots = slot_of(allowed.ids)
+            single = {int(s): allowed.ids[slots == s] for s in np.unique(slots)}
+        all_scores, all_ids = [], []
+        for key, part in self._parts.items():
+            keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
+            sel = None
+            if allowed is not None:
+                ranges = allowed.ranges if allowed.slots is None or key in allowed.slots else ()
+                mine = single.get(key, np.zeros(0, np.int64))
+                if not ranges and not len(mine):
+                    continue  # the filter does not touch this camera
+                sel = _selector(IdSet(ranges, mine), keep_alive)
+            scores, ids = part.search(q, min(k, int(part.ntotal)), params=faiss.SearchParameters(sel=sel))  # type: ignore[call-arg]
+            keep = ids[0] >= 0
+            all_scores.append(scores[0][keep])
+            all_ids.append(ids[0][keep])
+        return _best(all_scores, all_ids, k)
 
     def _search_shards(
         self, q: NDArray[np.float32], k: int, allowed: IdSet | None, ntotal: int
@@ -311,6 +355,13 @@ class VectorIndex:
             part = _clip(allowed, *self._shard_ids(key), single)
             if part is None:
                 continue  # the filter does not touch this shard
+            if allowed.slots is not None:  # cameras: their ids in the probed lists, by slot, inside the ranges
+                ranges, ids = ((self._shard_ids(key),), np.zeros(0, np.int64)) if part is True else part  # type: ignore[misc]
+                picked = np.concatenate([ids, self._slot_ids(key, lists[0], ranges, allowed.slots)])
+                if len(picked):
+                    held: list[faiss.IDSelector] = []
+                    scan(shard, _selector(IdSet(ids=picked), held))
+                continue
             if part is True:
                 scan(shard, None)  # wholly inside the filter
                 continue
@@ -322,11 +373,31 @@ class VectorIndex:
                 continue
             keep_alive: list[faiss.IDSelector] = []  # faiss selectors hold raw pointers to their parts
             scan(shard, _selector(IdSet(ranges, ids), keep_alive))  # cameras, colours, legacy ids, unsorted lists
-        if not all_ids:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores, ids = np.concatenate(all_scores), np.concatenate(all_ids)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return scores[order], ids[order]
+        return _best(all_scores, all_ids, k)
+
+    def _slot_ids(
+        self, key: int, lists: NDArray[np.int64], ranges: tuple[tuple[int, int], ...], slots: tuple[int, ...]
+    ) -> NDArray[np.int64]:
+        """The ids of shard `key`'s lists `lists` inside `ranges` whose camera slot is one of `slots` (a list in id
+        order is cut to one range by binary search first)."""
+        inv = self._shards[key].invlists
+        assert inv is not None
+        wanted = np.asarray(slots, np.int64)
+        out = []
+        for lst in lists.tolist():
+            n = inv.list_size(lst)
+            if not n:
+                continue
+            ids = faiss.rev_swig_ptr(inv.get_ids(lst), n)
+            if len(ranges) == 1 and self._sorted[key]:
+                ids = ids[np.searchsorted(ids, ranges[0][0]) : np.searchsorted(ids, ranges[0][1])]
+                inside = np.ones(len(ids), bool)
+            else:
+                inside = np.zeros(len(ids), bool)
+                for a, b in ranges:
+                    inside |= (ids >= a) & (ids < b)
+            out.append(ids[inside & np.isin(slot_of(ids), wanted)])
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def _centroids(self) -> NDArray[np.float32]:
         """The coarse quantizer's centroids (a view of the template's memory, which outlives it)."""
@@ -352,8 +423,10 @@ class VectorIndex:
         try:
             try:
                 with self._lock:
-                    if self._flat is not None:
-                        faiss.write_index(self._flat, tmp)
+                    if self._parts is not None:
+                        keys = sorted(self._parts)
+                        blobs = (faiss.serialize_index(self._parts[key]) for key in keys)
+                        _write_container(tmp, _FLAT_MAGIC, blobs, {"dim": self.dim, "keys": keys})
                     else:
                         self._write_sharded(tmp)
                 with open(tmp, "rb") as f:
@@ -367,76 +440,108 @@ class VectorIndex:
                 os.unlink(tmp)
 
     def _write_sharded(self, tmp: str) -> None:
-        """The sharded layout in one file: magic, the length of the header, the template (with the coarse
-        quantizer), each shard serialised with an empty stand-in quantizer (the shared one is written once), then
-        the JSON header (span, shard keys, blob sizes)."""
+        """The sharded layout in one container: the template (with the coarse quantizer), then each shard
+        serialised with an empty stand-in quantizer (the shared one is written once); the header has the span,
+        shard keys and their largest ids."""
         assert self._template is not None
         self._sort_lists()  # a saved shard's lists are in id order
         stand_in = faiss.IndexFlatIP(self.dim)
         keys = sorted(self._shards)
-        with open(tmp, "wb") as f:
-            template = faiss.serialize_index(self._template)
-            blobs_sizes = [len(template)]
-            f.write(_MAGIC)
-            header_pos = f.tell()
-            f.write(b"\0" * 8)  # the header's length, filled in at the end
-            template.tofile(f)
-            del template
-            for key in keys:
-                blob = _dump_shard(self._shards[key], stand_in)
-                blobs_sizes.append(len(blob))
-                blob.tofile(f)
-                del blob
-            max_id = [self._max_id[key] for key in keys]
-            header = json.dumps(
-                {"dim": self.dim, "span": self._span, "keys": keys, "sizes": blobs_sizes, "max_id": max_id}
-            ).encode()
-            f.write(header)
-            f.seek(header_pos)
-            f.write(struct.pack("<q", len(header)))
+        blobs = itertools.chain(
+            (faiss.serialize_index(self._template),), (_dump_shard(self._shards[key], stand_in) for key in keys)
+        )
+        header = {"dim": self.dim, "span": self._span, "keys": keys, "max_id": [self._max_id[key] for key in keys]}
+        _write_container(tmp, _MAGIC, blobs, header)
 
     @classmethod
     def load(cls, path: Path, dim: int) -> VectorIndex:
         try:
             with open(path, "rb") as f:
-                sharded = f.read(len(_MAGIC)) == _MAGIC
-            if not sharded:
-                flat = faiss.read_index(str(path))
-                if not isinstance(flat, faiss.IndexIDMap2) or faiss.downcast_index(flat.index).__class__ not in (
-                    faiss.IndexFlatIP, faiss.IndexFlat
-                ):  # e.g. a single IVF index from before time shards: rebuilt from the catalog
-                    raise IndexStateError(f"{path}: not an exact (Flat) index nor a sharded IVF one")
-                return cls(dim, flat)
-            return cls._read_sharded(path, dim)
+                magic = f.read(max(len(_MAGIC), len(_FLAT_MAGIC)))
+                if magic.startswith(_MAGIC):
+                    return cls._read_sharded(f, path, dim)
+                if magic.startswith(_FLAT_MAGIC):
+                    return cls._read_parts(f, path, dim)
+            flat = faiss.read_index(str(path))  # one exact index, as saved before camera partitions
+            if not isinstance(flat, faiss.IndexIDMap2) or faiss.downcast_index(flat.index).__class__ not in (
+                faiss.IndexFlatIP, faiss.IndexFlat
+            ):  # e.g. a single IVF index from before time shards: rebuilt from the catalog
+                raise IndexStateError(f"{path}: not an exact (Flat) index nor a sharded IVF one")
+            return cls(dim, flat)
         except IndexStateError:
             raise
         except Exception as e:
             raise IndexStateError(f"cannot read index {path}: {e}") from e
 
     @classmethod
-    def _read_sharded(cls, path: Path, dim: int) -> VectorIndex:
-        with open(path, "rb") as f:
-            f.seek(len(_MAGIC))
-            (header_len,) = struct.unpack("<q", f.read(8))
-            f.seek(-header_len, os.SEEK_END)
-            header = json.loads(f.read(header_len))
-            f.seek(len(_MAGIC) + 8)
-            sizes = header["sizes"]
-            template: Any = faiss.deserialize_index(np.frombuffer(f.read(sizes[0]), np.uint8))
-            if not _compatible(template, dim, None) or template.quantizer.ntotal != template.nlist:
-                raise IndexStateError(f"{path}: not a {dim}-d sharded IVF-SQ8 index")
-            index = cls(dim, factory=f"IVF{template.nlist},SQ8")
-            index._template = template
-            index._span = int(header["span"])
-            if index._span < 1:
-                raise IndexStateError(f"{path}: shard span {index._span}")
-            for key, size, max_id in zip(header["keys"], sizes[1:], header["max_id"], strict=True):
-                shard = faiss.deserialize_index(np.frombuffer(f.read(size), np.uint8))
-                if not _compatible(shard, dim, template):
-                    raise IndexStateError(f"{path}: shard {key} does not match the index")
-                index._shards[int(key)] = _attach(shard, template)
-                index._sorted[int(key)], index._max_id[int(key)] = True, int(max_id)
+    def _read_parts(cls, f: BinaryIO, path: Path, dim: int) -> VectorIndex:
+        header, blobs = _read_container(f, _FLAT_MAGIC)
+        index = cls(dim)
+        assert index._parts is not None
+        for key, blob in zip(header["keys"], blobs, strict=True):
+            part: Any = faiss.deserialize_index(blob)
+            if not isinstance(part, faiss.IndexIDMap2) or part.d != dim:
+                raise IndexStateError(f"{path}: camera partition {key} is not a {dim}-d exact index")
+            index._parts[int(key)] = part
         return index
+
+    @classmethod
+    def _read_sharded(cls, f: BinaryIO, path: Path, dim: int) -> VectorIndex:
+        header, blobs = _read_container(f, _MAGIC)
+        template: Any = faiss.deserialize_index(next(blobs))
+        if not _compatible(template, dim, None) or template.quantizer.ntotal != template.nlist:
+            raise IndexStateError(f"{path}: not a {dim}-d sharded IVF-SQ8 index")
+        index = cls(dim, factory=f"IVF{template.nlist},SQ8")
+        index._template = template
+        index._span = int(header["span"])
+        if index._span < 1:
+            raise IndexStateError(f"{path}: shard span {index._span}")
+        for key, blob, max_id in zip(header["keys"], blobs, header["max_id"], strict=True):
+            shard = faiss.deserialize_index(blob)
+            if not _compatible(shard, dim, template):
+                raise IndexStateError(f"{path}: shard {key} does not match the index")
+            index._shards[int(key)] = _attach(shard, template)
+            index._sorted[int(key)], index._max_id[int(key)] = True, int(max_id)
+        return index
+
+
+def _write_container(tmp: str, magic: bytes, blobs: Iterable[NDArray[np.uint8]], header: dict[str, Any]) -> None:
+    """One file: `magic`, the length of the header, the blobs one after another (each freed once written), then
+    the JSON header with their sizes."""
+    with open(tmp, "wb") as f:
+        f.write(magic)
+        header_pos = f.tell()
+        f.write(b"\0" * 8)  # the header's length, filled in at the end
+        sizes = []
+        for blob in blobs:
+            sizes.append(len(blob))
+            blob.tofile(f)
+            del blob
+        data = json.dumps({**header, "sizes": sizes}).encode()
+        f.write(data)
+        f.seek(header_pos)
+        f.write(struct.pack("<q", len(data)))
+
+
+def _read_container(f: BinaryIO, magic: bytes) -> tuple[dict[str, Any], Iterator[NDArray[np.uint8]]]:
+    """The header and the blobs (read one at a time) of a file written by `_write_container`."""
+    f.seek(len(magic))
+    (header_len,) = struct.unpack("<q", f.read(8))
+    f.seek(-header_len, os.SEEK_END)
+    header = json.loads(f.read(header_len))
+    f.seek(len(magic) + 8)
+    return header, (np.frombuffer(f.read(size), np.uint8) for size in header["sizes"])
+
+
+def _best(
+    all_scores: list[NDArray[np.float32]], all_ids: list[NDArray[np.int64]], k: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The k best of several partitions' results."""
+    if not all_ids:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    scores, ids = np.concatenate(all_scores), np.concatenate(all_ids)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return scores[order], ids[order]
 
 
 def _dump_shard(shard: faiss.IndexIVFScalarQuantizer, stand_in: faiss.Index) -> NDArray[np.uint8]:

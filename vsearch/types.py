@@ -75,9 +75,9 @@ class Detections:
 
 @dataclass(frozen=True)
 class IdSet:
-    """Sighting ids as the index is asked to search them: id ranges [lo, hi) plus single ids. `count` is how many
-    sightings the filter selects (at most as many as the ranges and ids hold; it tunes how widely the index
-    searches and is reported as the search's candidates)."""
+    """Sighting ids as the index is asked to search them: id ranges [lo, hi) (of some camera slots) plus single
+    ids. `count` is how many sightings the filter selects (at most as many as the ranges and ids hold; it tunes how
+    widely the index searches and is reported as the search's candidates)."""
 
     ranges: tuple[tuple[int, int], ...] = ()
     ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -88,6 +88,9 @@ class IdSet:
     # how many sightings `ranges` hold, the partial minutes whole (>= count; 0: not known): the store asks the index
     # for k * spanned / count so that k usually remain once those outside the window are dropped
     spanned: int = 0
+    # camera slots (vsearch.ids): only the ids in `ranges` of these slots are selected (None: of any slot); `ids`
+    # are selected whatever their slot
+    slots: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

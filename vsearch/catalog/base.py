@@ -28,6 +28,7 @@ from vsearch.catalog.records import (
     CameraStats,
     Changes,
     Checkpoint,
+    NewSighting,
     TrackBoxRow,
     VideoRecord,
 )
@@ -37,10 +38,12 @@ from vsearch.errors import IndexStateError, LeaseLostError, NotFoundError
 from vsearch.faults import kill_point
 from vsearch.ids import (
     FIRST_TIMED_ID,
-    ID_BUCKET_BITS,
     ID_BUCKET_S,
+    MAX_SLOT,
+    SLOT_SHIFT,
     Window,
-    minute_ids,
+    camera_minute_ids,
+    is_legacy,
     minute_of_ts,
 )
 from vsearch.types import IdSet, Sighting
@@ -194,7 +197,7 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
             ids = []
             if sightings := cp.sightings:
                 self._order_log(db)  # also serialises id allocation between writers
-                ids = self._allocate_ids(db, [s.ts_s for s in sightings])
+                ids = self._allocate_ids(db, sightings)
                 db.executemany(
                     "INSERT INTO sightings (id, video_id, camera_id, track_id, ts, pts, x1, y1, x2, y2, confidence,"
                     " quality, thumb_path, embedder, embedding, upper_color, lower_color)"
@@ -227,29 +230,59 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
             kill_point("catalog.commit_chunk")
         return ids
 
-    def _allocate_ids(self, db: Db, ts_s: Sequence[float]) -> list[int]:
-        """Ids for sightings seen at ts_s (see vsearch.ids); the caller holds the log order lock."""
-        per_bucket: dict[int, int] = {}
-        for t in ts_s:
-            per_bucket[minute_of_ts(t)] = per_bucket.get(minute_of_ts(t), 0) + 1
-        next_n: dict[int, int] = {}
-        for b, n in per_bucket.items():
-            row = db.execute("SELECT next_n FROM id_buckets WHERE bucket=?", (b,)).fetchone()
+    def _allocate_ids(self, db: Db, sightings: Sequence[NewSighting]) -> list[int]:
+        """Ids for new sightings, by their minute and camera slot (see vsearch.ids); the caller holds the log order
+        lock. Counted per camera and minute (id_slots) and per minute (id_buckets: a time window's counts)."""
+        slots = {c: self._camera_slot(db, c) for c in sorted({s.camera_id for s in sightings})}
+        keys = [(slots[s.camera_id], minute_of_ts(s.ts_s)) for s in sightings]
+        per_key: dict[tuple[int, int], int] = {}
+        for key in keys:
+            per_key[key] = per_key.get(key, 0) + 1
+        next_n: dict[tuple[int, int], int] = {}
+        for (slot, b), n in per_key.items():
+            row = db.execute("SELECT next_n FROM id_slots WHERE slot=? AND bucket=?", (slot, b)).fetchone()
             start = int(row[0]) if row else 0
-            if start + n > 1 << ID_BUCKET_BITS:
-                raise IndexStateError(f"more than {1 << ID_BUCKET_BITS} sightings in one minute ({b * ID_BUCKET_S} s)")
+            if start + n > 1 << SLOT_SHIFT:
+                raise IndexStateError(
+                    f"more than {1 << SLOT_SHIFT} sightings of one camera in one minute ({b * ID_BUCKET_S} s)"
+                )
             db.execute(
-                "INSERT INTO id_buckets (bucket, next_n, n) VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE"
-                " SET next_n = id_buckets.next_n + excluded.n, n = id_buckets.n + excluded.n",
-                (b, start + n, n),
+                "INSERT INTO id_slots (slot, bucket, next_n, n) VALUES (?, ?, ?, ?) ON CONFLICT (slot, bucket)"
+                " DO UPDATE SET next_n = id_slots.next_n + excluded.n, n = id_slots.n + excluded.n",
+                (slot, b, start + n, n),
             )
-            next_n[b] = start
+            next_n[(slot, b)] = start
+        for b in sorted({b for _, b in per_key}):
+            n = sum(v for (_, bb), v in per_key.items() if bb == b)
+            db.execute(
+                "INSERT INTO id_buckets (bucket, next_n, n) VALUES (?, 0, ?) ON CONFLICT (bucket) DO UPDATE"
+                " SET n = id_buckets.n + excluded.n",
+                (b, n),
+            )
         ids = []
-        for t in ts_s:
-            b = minute_of_ts(t)
-            ids.append(minute_ids(b)[0] + next_n[b])
-            next_n[b] += 1
+        for key in keys:
+            ids.append(camera_minute_ids(key[1], key[0])[0] + next_n[key])
+            next_n[key] += 1
         return ids
+
+    def _camera_slot(self, db: Db, camera_id: str) -> int:
+        """The camera's slot in sighting ids, given on its first sighting (the caller holds the log order lock)."""
+        row = db.execute("SELECT slot FROM cameras WHERE id=?", (camera_id,)).fetchone()
+        if row is not None and row[0] is not None:
+            return int(row[0])
+        if row is None:
+            db.execute(self._UPSERT_CAMERA, (camera_id, time.time()))
+        top = db.execute("SELECT MAX(slot) FROM cameras").fetchone()[0]
+        slot = max(int(top) + 1 if top is not None else 0, self._legacy_slots(db))
+        if slot > MAX_SLOT:
+            raise IndexStateError(f"more than {MAX_SLOT + 1 - self._legacy_slots(db)} cameras: no slot left for {camera_id!r}")
+        db.execute("UPDATE cameras SET slot=? WHERE id=?", (slot, camera_id))
+        return slot
+
+    def _legacy_slots(self, db: Db | None = None) -> int:
+        """The slots the ids from before camera slots reach (migration 18's id_layout): never a camera's."""
+        sql = "SELECT legacy_slots FROM id_layout"
+        return int((db.execute(sql).fetchone() if db is not None else self._q(sql)[0])[0])
 
     def delete_video(self, video_id: int) -> list[int]:
         """Remove a video and everything derived from it (logged); returns the removed sighting ids."""
@@ -330,11 +363,14 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         its whole minutes are counted from id_buckets, its two partial minutes in an index, and those two
         minutes' id ranges are `IdSet.partial` (the store checks the times of what the index returns from them);
         `IdSet.spanned` counts the envelope (id_buckets, the partial minutes whole).
-        Cameras and colours select their ids in SQL (by the camera/time index).
+        Cameras are their slots (vsearch.ids) in that id range, counted from id_slots, their ids from before camera
+        slots listed (only those: a bounded span of time). Colours select their ids in SQL.
         """
-        if cameras or upper_color or lower_color:
+        if upper_color or lower_color:
             ids = self.filter_ids(embedder, from_ts_s, to_ts_s, cameras, upper_color, lower_color)
             return None if ids is None else IdSet(ids=ids, count=len(ids))
+        if cameras:
+            return self._select_cameras(embedder, Window(from_ts_s, to_ts_s), cameras)
         if from_ts_s is None and to_ts_s is None:
             return None
         w = Window(from_ts_s, to_ts_s)
@@ -357,6 +393,44 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         )
         ids = np.array([r[0] for r in rows], np.int64)
         return IdSet((w.envelope,), ids, count + len(ids), w.partial, spanned + len(ids))
+
+    def _select_cameras(self, embedder: str, w: Window, cameras: Sequence[str]) -> IdSet:
+        """Cameras (in a window, or not) as camera slots in the window's id envelope: counted per camera and minute
+        (id_slots: one row a camera a minute, never a row a sighting), the partial minutes' part in the window
+        counted in the (embedder, id, ts) index; only the ids from before camera slots are listed."""
+        marks = ",".join("?" * len(cameras))
+        slots = tuple(sorted(int(r[0]) for r in self._q(
+            f"SELECT slot FROM cameras WHERE id IN ({marks}) AND slot IS NOT NULL", list(cameras))))  # fmt: skip
+        count = spanned = 0
+        if slots:
+            count, spanned = (int(v) for v in self._q(
+                "SELECT COALESCE(SUM(CASE WHEN bucket >= ? AND bucket <= ? THEN n ELSE 0 END), 0), COALESCE(SUM(n), 0)"
+                f" FROM id_slots WHERE slot IN ({','.join('?' * len(slots))}) AND bucket >= ? AND bucket <= ?",
+                (*w.whole, *slots, max(w.first, 0), w.last),
+            )[0])  # fmt: skip
+        for m in w.partial_minutes:
+            for slot in slots:
+                a, b = camera_minute_ids(m, slot)
+                count += int(self._q(
+                    "SELECT COUNT(*) FROM sightings WHERE embedder = ? AND id >= ? AND id < ? AND ts + 0 >= ?"
+                    " AND ts + 0 <= ?", (embedder, a, b, w.lo_ts, w.hi_ts),
+                )[0][0])  # fmt: skip
+        legacy = self._legacy_camera_ids(embedder, w, cameras)
+        return IdSet((w.envelope,), legacy, count + len(legacy), w.partial, spanned + len(legacy), slots)
+
+    def _legacy_camera_ids(self, embedder: str, w: Window, cameras: Sequence[str]) -> NDArray[np.int64]:
+        """The cameras' ids from before camera slots inside the window: read from the camera/time index over the
+        time span those ids cover (id_layout), never past it."""
+        legacy_slots, lo, hi = self._q("SELECT legacy_slots, legacy_from_ts, legacy_to_ts FROM id_layout")[0]
+        if lo is None or w.lo_ts > hi or w.hi_ts < lo:
+            return np.zeros(0, np.int64)
+        rows = self._q(
+            f"SELECT id FROM sightings WHERE camera_id IN ({','.join('?' * len(cameras))}) AND ts >= ? AND ts <= ?"
+            " AND embedder = ?",
+            [*cameras, max(lo, w.lo_ts), min(hi, w.hi_ts), embedder],
+        )
+        ids = np.array([r[0] for r in rows], np.int64)
+        return ids[is_legacy(ids, int(legacy_slots))]
 
     def times(self, embedder: str, ids: Sequence[int]) -> dict[int, float]:
         """The time (epoch s) of each of the embedder's sightings in `ids` that exists, read from the (embedder,

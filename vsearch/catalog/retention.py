@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from vsearch.catalog.engine import Db, SqlEngine
 from vsearch.errors import NotFoundError
-from vsearch.ids import FIRST_TIMED_ID, minute_of_id
+from vsearch.ids import FIRST_TIMED_ID, is_legacy, minute_of_id, slot_of
 
 # a row of `s` (sightings) or `b` (track boxes) of video `v` inside a span an open case holds
 _HELD = (
@@ -122,10 +124,18 @@ class RetentionBook(SqlEngine):
             return
         self._order_log(db)
         gone: dict[int, int] = {}
-        for i, _ in rows:
+        gone_slots: dict[tuple[int, int], int] = {}  # (camera slot, minute): ids with camera slots (vsearch.ids)
+        ids = np.array([i for i, _ in rows], np.int64)
+        legacy = is_legacy(ids, int(db.execute("SELECT legacy_slots FROM id_layout").fetchone()[0]))
+        for i, old, slot in zip(ids.tolist(), legacy.tolist(), slot_of(ids).tolist(), strict=True):
             if i >= FIRST_TIMED_ID:
                 gone[minute_of_id(i)] = gone.get(minute_of_id(i), 0) + 1
+                if not old:
+                    gone_slots[(slot, minute_of_id(i))] = gone_slots.get((slot, minute_of_id(i)), 0) + 1
         db.executemany("UPDATE id_buckets SET n = n - ? WHERE bucket = ?", [(n, b) for b, n in gone.items()])
+        db.executemany(
+            "UPDATE id_slots SET n = n - ? WHERE slot = ? AND bucket = ?", [(n, s, b) for (s, b), n in gone_slots.items()]
+        )
         db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
         for table, column in (("search_marks", "sighting_id"), ("staged_vectors", "sighting_id"), ("sightings", "id")):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i, _ in rows])

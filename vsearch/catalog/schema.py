@@ -192,6 +192,17 @@ CREATE INDEX sighting_attributes_ts ON sighting_attributes (model, ts);
 CREATE INDEX sighting_attributes_camera ON sighting_attributes (model, camera_id, ts)
 """
 
+_SCHEMA_CAMERA_SLOTS = """
+ALTER TABLE cameras ADD COLUMN slot {int};
+CREATE UNIQUE INDEX cameras_slot ON cameras (slot);
+CREATE TABLE id_slots (slot {int} NOT NULL, bucket {int} NOT NULL, next_n {int} NOT NULL, n {int} NOT NULL,
+    PRIMARY KEY (slot, bucket));
+CREATE TABLE id_layout (one {int} PRIMARY KEY, legacy_slots {int} NOT NULL, legacy_from_ts {real}, legacy_to_ts {real});
+INSERT INTO id_layout (one, legacy_slots, legacy_from_ts, legacy_to_ts)
+    SELECT 1, CASE WHEN MAX(next_n) > 4096 THEN (MAX(next_n) + 4095) / 4096 ELSE 1 END,
+    (SELECT MIN(ts) FROM sightings), (SELECT MAX(ts) FROM sightings) FROM id_buckets
+"""
+
 # (version, what it adds, SQL with the engine's types in braces)
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "cameras, videos, sightings with embeddings, track boxes", _SCHEMA_V1),
@@ -251,6 +262,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
      " ALTER TABLE cases ADD COLUMN closed_by TEXT; ALTER TABLE cases ADD COLUMN close_reason TEXT;"
      " CREATE TABLE retention_files (path TEXT PRIMARY KEY, added_at {real} NOT NULL);"
      " CREATE INDEX case_items_video ON case_items (video_id, start_pts)"),
+    (18, "camera slots in sighting ids (vsearch.ids): a camera filter is a slot, not a list of ids; ids are counted"
+     " per camera and minute (id_slots); the ids allocated before keep their layout (id_layout: the slots their"
+     " minute counters reached, never a camera's, and the time span they cover)", _SCHEMA_CAMERA_SLOTS),
 )  # fmt: skip
 # migrations that also need code (in the catalog, after their SQL, in the same transaction): version -> method name
 STEPS: dict[int, str] = {14: "_chain_audit"}
