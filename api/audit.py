@@ -72,6 +72,8 @@ class AuditTrail:
         except BaseException:  # cancelled (the client went away): written without awaiting anything
             self._append(self._record(scope, state, status or 499, "the request was abandoned"))
             raise
+        if getattr(state.get("audit"), "written", False):
+            return  # the library wrote the request's entry (a search: vsearch.audit.SearchRecord)
         await run_in_threadpool(self._append, self._record(scope, state, status, _detail(bytes(body)) if status >= 400 else None))
 
     def _append(self, record: dict[str, Any]) -> None:

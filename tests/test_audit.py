@@ -198,3 +198,36 @@ def test_cli_verify_is_audited(tmp_path: Path) -> None:
     (line,) = [x for x in mirror(data) if x.get("action") == "case.verify"]
     assert line["via"] == "cli" and line["ok"] is False and line["file"] == str(junk) and line["exit_code"] == r.returncode
 
+
+
+def test_a_cli_search_and_an_api_search_leave_the_same_audit_line(tmp_path: Path) -> None:
+    """One writer of search entries, the service (vsearch.audit.SearchRecord): a search through the CLI and one
+    through the API, answered or refused in the library, leave lines of the same keys and values but who asked,
+    through what and how the shell numbers the outcome (exit code, HTTP status)."""
+    from .conftest import small_service
+    from .test_api import INVESTIGATOR, QUERY, QUERY_BOX, H
+
+    svc = small_service(tmp_path / "data")
+    data = svc.settings.data_dir
+    settings = svc.settings.model_copy(update={"api_keys": [ApiKey(name="ivan", key=INVESTIGATOR, role="investigator")]})
+    image = {"image": ("q.jpg", QUERY.read_bytes(), "image/jpeg")}
+    with TestClient(create_app(settings, svc)) as c:
+        assert c.post("/search", files=image, data={"box": QUERY_BOX, "top_k": "3"}, headers=H()).status_code == 200
+        refused = c.post("/search", files=image, data={"box": QUERY_BOX, "top_k": "3", "rejected": "999999"}, headers=H())
+        assert refused.status_code == 404
+    env = {"VSEARCH_EMBEDDER": "hsv-parts"}
+    assert cli_here("search", str(QUERY), "--box", QUERY_BOX, "--top", "3", "--data-dir", str(data), env=env).returncode == 0
+    r = cli_here("search", str(QUERY), "--box", QUERY_BOX, "--top", "3", "--reject", "999999", "--data-dir", str(data), env=env)
+    assert r.returncode == 2 and "999999" in r.stderr
+    lines = [json.loads(line) for line in (data / "audit.jsonl").read_text().splitlines()]
+    assert len(lines) == 4  # one each: the service wrote them, neither shell nor the middleware a second
+    api_ok, api_no, cli_ok, cli_no = lines
+    shell = {"seq", "time", "via", "key_name", "role", "client", "status", "exit_code"}
+    for api, cli, outcome in ((api_ok, cli_ok, "answered"), (api_no, cli_no, "refused")):
+        assert set(api) - {"status"} == set(cli) - {"exit_code"}, (api, cli)
+        assert {k: v for k, v in api.items() if k not in shell} == {k: v for k, v in cli.items() if k not in shell}
+        assert api["action"] == cli["action"] == "search" and api["outcome"] == cli["outcome"] == outcome
+        assert (api["via"], api["key_name"], api["role"], cli["via"], cli["role"]) == ("api", "ivan", "investigator", "cli", "cli")
+    assert (api_ok["status"], cli_ok["exit_code"], api_no["status"], cli_no["exit_code"]) == (200, 0, 404, 2)
+    assert api_ok["returned_sighting_ids"] and "999999" in api_no["error"] and api_no["rejected"] == [999999]
+    svc.close()

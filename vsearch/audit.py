@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from vsearch.cases import csv_cell
 from vsearch.catalog import AuditFilter, Catalog
-from vsearch.errors import InputError, StorageError
+from vsearch.errors import InputError, StorageError, VSearchError
 
 log = logging.getLogger("vsearch.audit")
 _LOCKS: dict[str, threading.Lock] = {}
@@ -249,16 +249,47 @@ def image_sha256s(images: Sequence[bytes]) -> list[str]:
 
 class SearchRecord(dict[str, Any]):
     """The audit entry of one search, the same through the CLI and the API: who and through what (the shell's
-    `who`), the filters as given, the investigator's marks, the query images (hashed once, by `query`) and what
-    the search returned (`returned`). Refused searches keep what was known when they were refused."""
+    `who`), the filters as given, the investigator's marks, the query images (hashed once, by `query`), what the
+    search returned (`returned`) and its outcome (`finish`). Refused searches keep what was known when they were
+    refused. The service writes it (Service.search, `finish`), once, for every shell; `code` is how the shell
+    numbers an outcome (the CLI's exit code, the API's status), given the error (None: answered)."""
 
     sha256s: list[str] | None = None
+    written = False
 
     def __init__(self, who: dict[str, Any], filters: dict[str, Any], confirmed: Sequence[int] = (),
-                 rejected: Sequence[int] = ()) -> None:  # fmt: skip
-        super().__init__(who, filters=filters, returned_sighting_ids=[])
+                 rejected: Sequence[int] = (), code: Callable[[Exception | None], dict[str, Any]] | None = None) -> None:  # fmt: skip
+        super().__init__({"action": "search", **who}, filters=filters, returned_sighting_ids=[])
         if confirmed or rejected:
             self.update(confirmed=list(confirmed), rejected=list(rejected))
+        self._code = code
+
+    def finish(self, audit: AuditLog, error: Exception | None = None) -> None:
+        """Write the entry with the search's outcome: `answered`, or `refused` with the reason; once (a search
+        refused in the service and then by its shell is one entry)."""
+        if self.written:
+            return
+        entry = {**self, "outcome": "answered" if error is None else "refused"}
+        if error is not None:
+            entry["error"] = str(error)
+        audit.append({**entry, **(self._code(error) if self._code is not None else {})})
+        self.written = True
+
+    @contextmanager
+    def audited(self, audit: AuditLog | None) -> Iterator[SearchRecord]:
+        """A search by a shell: its entry is written when the block ends, refused with the reason of a vsearch
+        error it raises (unless the service wrote it already); nothing is searched if it cannot be written.
+        `audit` None: no catalog to audit in (the shell refuses the search)."""
+        if audit is None:
+            yield self
+            return
+        audit.ready()
+        try:
+            yield self
+        except VSearchError as e:
+            self.finish(audit, e)
+            raise
+        self.finish(audit)
 
     def query(self, images: Sequence[bytes]) -> list[str]:
         """The query images' SHA-256s, recorded (the first, the total size, and all when several); hashed once."""

@@ -247,7 +247,7 @@ def _searches(
         else:
             members[f"queries/{sha}{f.suffix}"] = f
         mine = [e for e in entries if e.get("query_sha256") == sha]
-        # API search records carry no "action", the CLI's say "search"; case changes name theirs
+        # searches say "search" (API searches audited before the service wrote them say nothing); case changes name theirs
         if not [e for e in mine if e.get("action", "search") == "search"]:
             notes.append(f"query {sha[:12]}…: no search with this image is in the audit log")
         out.append({

@@ -214,10 +214,19 @@ class VSearch:
     ) -> SearchResult:
         """Search with one or several uploaded images of one person (bytes), refined by an investigator's marks
         (stored in the catalog, by `marked_by`). Raises InputError for a non-image or bad filters, NotFoundError
-        for a marked sighting that does not exist. `record`: the search's audit entry (vsearch.audit), given the
-        query images' hashes and what was returned; the caller writes it with its outcome."""
-        images = [images] if isinstance(images, bytes) else list(images)
+        for a marked sighting that does not exist. `record`: the search's audit entry (vsearch.audit), written
+        here with the query images' hashes, what was returned and the outcome, refused ones with the reason, for
+        every shell alike; without one (an in-process caller) nothing is audited."""
+        audit = self.audit if record is not None else None
         record = record if record is not None else SearchRecord({}, {})
+        with record.audited(audit):
+            return self._search([images] if isinstance(images, bytes) else list(images), filters, box, feedback,
+                                marked_by, record)  # fmt: skip
+
+    def _search(
+        self, images: list[bytes], filters: SearchFilters, box: tuple[float, float, float, float] | None,
+        feedback: Feedback, marked_by: str, record: SearchRecord,
+    ) -> SearchResult:  # fmt: skip
         shas = record.query(images) if images else []  # each query image hashed once: the entry, marks, the result
         self._check_embedder()
         if not 1 <= len(images) <= MAX_QUERY_IMAGES:

@@ -8,10 +8,13 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppSettings, Investigator, Service, key_context
+from api.errors import public, status_for
 from api.forms import camera_list, read_limited
 from api.schemas import Detail, SearchOut, search_out
 from vsearch.audit import SearchRecord
 from vsearch.casework import MAX_REASON
+from vsearch.config import Settings
+from vsearch.errors import VSearchError
 from vsearch.search import MAX_QUERY_IMAGES, Feedback, SearchFilters, parse_box
 from vsearch.types import parse_time
 
@@ -52,11 +55,14 @@ async def search(
     With `confirmed` / `rejected` the search is refined: confirmed sightings join the query, rejected ones (and
     their near-duplicates) are ranked last; the marks are stored and audited. Unknown sighting ids: 404.
 
-    Every attempt is audited with its outcome (api.audit.AuditTrail); this adds the query and its results."""
-    record = SearchRecord({"action": "search"}, {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
-                               "min_score": min_score, "box": box, "upper": upper, "lower": lower},
-                          confirmed or (), rejected or ())  # fmt: skip
-    request.state.audit = record  # who and through what: the AuditTrail middleware, which writes it
+    Every attempt is audited with its outcome: by the service (vsearch.audit.SearchRecord, as the CLI's), or by
+    api.audit.AuditTrail when refused before the search."""
+    record = SearchRecord({"via": "api", "key_name": key.name, **key_context(request, key)},
+                          {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
+                           "min_score": min_score, "box": box, "upper": upper, "lower": lower},
+                          confirmed or (), rejected or (), code=lambda error: _status(error, settings))  # fmt: skip
+    # the service writes it; a request refused before the search reaches it is written by the AuditTrail middleware
+    request.state.audit = record
     record.update(await run_in_threadpool(service.casework.purpose, case_id, reason, key.name, key_context(request, key)))
     if len(image) > MAX_QUERY_IMAGES:
         raise HTTPException(400, f"at most {MAX_QUERY_IMAGES} query images per search, got {len(image)}")
@@ -74,3 +80,11 @@ async def search(
     feedback = Feedback(tuple(dict.fromkeys(confirmed or ())), tuple(dict.fromkeys(rejected or ())))
     result = await run_in_threadpool(service.search, data, filters, parse_box(box), feedback, f"api:{key.name}", record)
     return search_out(result)
+
+
+def _status(error: Exception | None, settings: Settings) -> dict[str, Any]:
+    """The search's audit entry as the API names an outcome: its status (and a refusal's public reason)."""
+    if error is None:
+        return {"status": 200}
+    assert isinstance(error, VSearchError)
+    return {"status": status_for(error), "error": public(str(error), settings)}

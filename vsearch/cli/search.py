@@ -28,7 +28,7 @@ from vsearch.cli.common import (
 )  # fmt: skip
 from vsearch.cli.remote import KEY_VARIABLE, search_through
 from vsearch.config import MAX_TOP_K, PROJECT_ROOT
-from vsearch.errors import InputError, VSearchError
+from vsearch.errors import InputError
 from vsearch.types import parse_time
 
 app = typer.Typer()
@@ -123,14 +123,13 @@ def search_cmd(
     s = settings(data_dir)
     by = by_user()
     cameras = parse_cameras(camera)
-    record = SearchRecord({"action": "search", "via": "cli", "key_name": by},
+    record = SearchRecord({"via": "cli", "key_name": by, **CONTEXT, "client": None},
                           {"from": from_, "to": to, "cameras": list(cameras), "top_k": top, "min_score": min_score,
-                           "box": box, "upper": upper, "lower": lower}, confirm or (), reject or ())  # fmt: skip
+                           "box": box, "upper": upper, "lower": lower}, confirm or (), reject or (),
+                          code=lambda error: {"exit_code": 0 if error is None else 2})  # fmt: skip
     # the input is checked first; a mistyped data dir is then refused (require_catalog), with no audit log beside it
     svc = service(s) if s.catalog_url or s.catalog_path.is_file() else None
-    if svc is not None:
-        svc.audit.ready()  # no search that cannot be audited
-    try:
+    with record.audited(svc.audit if svc is not None else None):  # the service writes it; input refused before too
         data = [d for _, d in read_images(images)]  # a non-image is refused before anything is opened
         record.query(data)
         filters = SearchFilters(
@@ -142,11 +141,6 @@ def search_cmd(
         svc = svc or service(require_catalog(s))
         record.update(svc.casework.purpose(case, reason, by, CONTEXT))
         result = svc.search(data, filters, box_xyxy, feedback, by, record)
-    except VSearchError as e:
-        if svc is not None:
-            svc.audit.append({**record, "exit_code": 2, "error": str(e)})
-        raise
-    svc.audit.append({**record, "exit_code": 0})  # before the results are shown
     found = result_to_dict(result)
     if json_out:
         typer.echo(json.dumps(found, indent=2))
