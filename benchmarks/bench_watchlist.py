@@ -10,7 +10,7 @@ to the visitor whose visit its crops overlap most; an alert is right when that v
 Two ingests of cam-b, each on a copy of the catalog holding cam-a:
   sweep    entries at min_score 0.1 and no folding: one alert per track with its best score, so the alerts at any
            threshold t >= 0.1 are those scoring >= t (the threshold curve)
-  default  entries at DEFAULT_MIN_SCORE with the product's rate limit (FOLD_S): what a user gets
+  default  entries at the embedder's default min_score (vsearch.embed.thresholds) with the product's rate limit (FOLD_S): what a user gets
 
 Caveat, stated in the README: cam-b is the same footage transformed, not a second viewpoint; the figures are an
 upper bound on a real second camera's.
@@ -33,11 +33,12 @@ import numpy as np
 from benchmarks.common import RESULTS_DIR, machine_info, print_table, write_json
 from vsearch.catalog import CameraInfo
 from vsearch.config import PROJECT_ROOT, Settings
+from vsearch.embed import thresholds
 from vsearch.ingest import IngestItem
 from vsearch.service import VSearch
 from vsearch.types import parse_time
 from vsearch.video import write_mp4
-from vsearch.watchlist import DEFAULT_MIN_SCORE, FOLD_S
+from vsearch.watchlist import FOLD_S
 
 CLIP = PROJECT_ROOT / "sample_videos" / "one-by-one-person-detection.mp4"
 PHOTO = PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg"
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cam_b = write_clip(work / "cam-b.mp4", clip_s, transform=True)
         base = work / "base"
         models = VSearch(Settings(data_dir=base))
+        default_min_score = thresholds(models.embedder.name).alert
         try:
             rep = models.ingest([IngestItem(cam_a, "cam-a", parse_time(START))])[0]
             assert rep.status == "ingested", rep.error
@@ -168,8 +170,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         alerts, entries, truth, _ = run_variant(base, work, "sweep", cam_b, models, in_visits, min(SWEEP), 0.0)
         curve = [score(alerts, entries, truth, t) for t in SWEEP]
         d_alerts, d_entries, d_truth, folded = run_variant(base, work, "default", cam_b, models, in_visits,
-                                                           DEFAULT_MIN_SCORE, FOLD_S)  # fmt: skip
-        at_default = score(d_alerts, d_entries, d_truth, DEFAULT_MIN_SCORE)
+                                                           default_min_score, FOLD_S)  # fmt: skip
+        at_default = score(d_alerts, d_entries, d_truth, default_min_score)
         at_default["tracks_folded_into_alerts"] = sum(n - 1 for _, n in folded)
     rows = [{"min_score": c["threshold"], "alerts": c["alerts"], "right": c["right"], "wrong": c["wrong"],
              "precision": round(c["precision"], 3) if c["precision"] is not None else "-",
@@ -178,12 +180,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(rows, f"watchlist alerts on cam-b by threshold (one alert per track, {len(entries)} entries)")
     print_table([{"entry": f"{e} (visit {p['visit']})", "alerts": p["alerts"], "right": p["right"], "wrong": p["wrong"],
                   "found": p["found"], "track recall": p["track_recall"]} for e, p in at_default["per_entry"].items()],
-                f"at the default min_score {DEFAULT_MIN_SCORE}, rate limit {FOLD_S:.0f} s (the product's path)")  # fmt: skip
+                f"at the default min_score {default_min_score}, rate limit {FOLD_S:.0f} s (the product's path)")  # fmt: skip
     payload = {
         "benchmark": "bench_watchlist", "size": args.size, "machine": machine_info(["onnxruntime", "openvino"]),
         "clip_s": min(clip_s, 139.4), "entries": {str(k): v for k, v in entries.items()},
         "cam_b_tracks": len(truth), "cam_b_tracks_of_no_visit": sum(v is None for v in truth.values()),
-        "default_min_score": DEFAULT_MIN_SCORE, "fold_s": FOLD_S, "curve": curve, "at_default": at_default,
+        "default_min_score": default_min_score, "fold_s": FOLD_S, "curve": curve, "at_default": at_default,
         "sweep_alerts": [{"entry": a[0], "visit_of_entry": entries[a[0]], "track": a[2], "visit_of_track": truth.get((a[1], a[2])),
                           "score": round(a[3], 4)} for a in alerts],
     }  # fmt: skip

@@ -123,7 +123,7 @@ def warm(svc: Any, resolution_wh: tuple[int, int]) -> None:
     svc.detector.warm(resolution_wh)
 
 
-HELDOUT_EMBEDDERS = {"reid-mnv2-1400"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
+HELDOUT_EMBEDDERS = {"reid-mnv2-1400", "reid-g-all"}  # embedders trained on CUHK01/CUHK03 except cuhk_split's test ids
 
 
 def default_protocol(embedder: str) -> str:

@@ -26,7 +26,7 @@ group. Baselines on the same episodes: no appearance grouping (every encounter i
       [--threshold T ...] [--episodes 200] [--size S]
 
 Every `--threshold` runs the same episodes (same seed). Writes results/eval_companions_<size>.json (legacy test
-split at GROUP_THRESHOLD, or any S smoke run), eval_companions_<size>_<split>_t<T>.json (other legacy runs, one per
+split at the embedder's companion threshold (vsearch.embed.thresholds), or any S smoke run), eval_companions_<size>_<split>_t<T>.json (other legacy runs, one per
 threshold) or eval_companions_<size>_heldout_<split>.json (heldout: every threshold, with the mean top-3 of each).
 """
 
@@ -48,7 +48,6 @@ from benchmarks.common import RESULTS_DIR, default_protocol, machine_info, print
 from benchmarks.eval_identities import crops_by_person
 from training.datasets import cuhk_split
 from vsearch.companions import (
-    GROUP_THRESHOLD,
     MAX_DIST_H,
     Companion,
     Encounter,
@@ -57,7 +56,7 @@ from vsearch.companions import (
     group_and_rank,
 )
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.embed import l2_normalize, make_embedder
+from vsearch.embed import l2_normalize, make_embedder, thresholds
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--size", choices=("S", "M"), default="M", help="S: 20 episodes per setting (smoke)")
     ap.add_argument("--pool", type=int, default=None,
                     help="strangers' identities (default: 150 legacy; every id of the set but target and companion heldout)")
-    ap.add_argument("--threshold", type=float, nargs="+", default=[GROUP_THRESHOLD])
+    ap.add_argument("--threshold", type=float, nargs="+", default=None, help="default: the embedder's measured one")
     ap.add_argument("--embedder", default=Settings().embedder)
     ap.add_argument("--protocol", choices=("heldout", "legacy"), default=None,
                     help="heldout: CUHK03 / CUHK01 test ids of cuhk_split; legacy: CUHK03 0001-0400 / 0401-0843. "
@@ -175,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
     protocol = args.protocol or default_protocol(args.embedder)
+    measured = thresholds(args.embedder).companion
+    args.threshold = args.threshold or [measured]
     episodes = 20 if args.size == "S" else args.episodes
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "max_dist_h": MAX_DIST_H, "rows": [r for r in rows if r["threshold"] == threshold], "wall_s": wall,
             "machine": info, "notes": notes,
         }  # fmt: skip
-        suffix = "" if args.split == "test" and threshold == GROUP_THRESHOLD else f"_{args.split}_t{threshold:g}"
+        suffix = "" if args.split == "test" and threshold == measured else f"_{args.split}_t{threshold:g}"
         write_json(f"eval_companions_{args.size}{suffix}", payload, args.out)
     return payload
 

@@ -279,3 +279,35 @@ def test_api_adapts_for_admins_only_and_audits(two_cameras: Path, base_checkpoin
         text = json.dumps(audit)
         assert '"adapt"' in text and "/adapt" in text
     svc.close()
+
+
+def test_the_default_model_ships_the_checkpoint_adapt_starts_from(tmp_path: Path) -> None:
+    """`vsearch adapt` on a catalog of the default embedder needs no --base: the shipped checkpoint is found,
+    checked by sha256 (a changed byte is refused), and is the very network behind the shipped ONNX file."""
+    import cv2
+
+    from vsearch.adapt import base_checkpoint
+    from vsearch.adapt.learn import embed_crops
+    from vsearch.embed import CHECKPOINTS, make_embedder
+    from vsearch.errors import ModelError
+    from vsearch.reidnet import load_checkpoint
+    from vsearch.weights import WeightFile
+
+    settings = Settings(data_dir=tmp_path / "data")
+    svc = VSearch(settings)
+    try:
+        path, base = base_checkpoint(svc.catalog, settings.embedder, None)
+    finally:
+        svc.close()
+    assert base == settings.embedder and path == CHECKPOINTS[settings.embedder].path
+    crop = cv2.imread(str(QUERY))[:, :, ::-1]
+    crops = [np.ascontiguousarray(crop), np.ascontiguousarray(crop[:, ::-1])]
+    torch_vectors = embed_crops(load_checkpoint(path, 1), crops, 1)
+    onnx_vectors = make_embedder(settings).embed(crops)
+    assert np.allclose(torch_vectors, onnx_vectors, atol=2e-3), np.abs(torch_vectors - onnx_vectors).max()
+    bad = tmp_path / "changed.pt"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        WeightFile(name="changed.pt", sha256=CHECKPOINTS[settings.embedder].sha256, path=bad).verified_path()

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsearch.attributes import ATTRIBUTES_MNV2_1400, COLUMNS, AttributeModel, Heads
+from vsearch.attributes import (
+    ATTRIBUTES_G_ALL,
+    ATTRIBUTES_MNV2_1400,
+    COLUMNS,
+    AttributeModel,
+    Heads,
+    heads_for,
+)
 from vsearch.catalog.schema import SCHEMA_VERSION
 from vsearch.config import Settings
 from vsearch.describe import Description, parse_description
@@ -83,7 +90,10 @@ def test_options_are_checked(fields: dict[str, object], error: str) -> None:
 
 
 def test_heads_refuse_another_embedders_vectors_and_a_changed_file(tmp_path: Path, settings: Settings) -> None:
-    model = AttributeModel(settings)
+    assert AttributeModel(settings).weights == heads_for(Settings().embedder) == ATTRIBUTES_G_ALL  # the default's own
+    assert AttributeModel(settings).embedder == "reid-g-all"
+    assert heads_for("reid-g-all-adapt-1") == ATTRIBUTES_G_ALL  # an adapted model: its crops through the base's copy
+    model = AttributeModel(settings, embedder="reid-mnv2-1400")  # a catalog of the previous default keeps its heads
     assert model.embedder == "reid-mnv2-1400"
     with pytest.raises(ModelError, match="reads 'reid-mnv2-1400' embeddings, got 'hsv-parts'"):
         model.from_embeddings(np.zeros((1, 256), np.float32), "hsv-parts")
@@ -100,7 +110,7 @@ def test_heads_refuse_another_embedders_vectors_and_a_changed_file(tmp_path: Pat
 def test_probabilities_are_probabilities(settings: Settings) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 256)).astype(np.float32)
-    p = AttributeModel(settings).from_embeddings(x / np.linalg.norm(x, axis=1, keepdims=True), "reid-mnv2-1400")
+    p = AttributeModel(settings).from_embeddings(x / np.linalg.norm(x, axis=1, keepdims=True), "reid-g-all")
     assert p.shape == (5, len(COLUMNS)) and np.all((p >= 0) & (p <= 1))
     for group in ("age", "upper", "lower"):
         cols = [i for i, c in enumerate(COLUMNS) if c.startswith(group + "_")]

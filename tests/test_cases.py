@@ -290,7 +290,7 @@ def test_export_holds_every_file_with_its_hash_and_the_clip_provenance(exported,
     assert {c["clip_id"] for c in manifest["clips"]} == {c.id for c in result.clips[:2]}
     assert manifest["searches"][0]["query_sha256"] == qsha and manifest["searches"][0]["filters"] == [{"top_k": 3}]
     assert manifest["models"]["detector"]["sha256"].startswith("869e83fc")
-    assert manifest["models"]["embedders"]["reid-mnv2-1400"]["sha256"].startswith("daa4127b")
+    assert manifest["models"]["embedders"]["reid-g-all"]["sha256"].startswith("814b6e82")
     assert manifest["software"]["vsearch"] and manifest["software"]["libavcodec"]
     exports = [r for r in case_service.audit.read() if r.get("action") == "case.export"]
     assert exports[0]["manifest_sha256"] == report.manifest_sha256 and exports[0]["case_id"] == case.id

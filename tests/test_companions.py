@@ -11,9 +11,8 @@ import pytest
 
 from vsearch.companions import Encounter, Presence, encounters_at, group_and_rank
 from vsearch.config import Settings
-from vsearch.embed import l2_normalize, make_embedder
+from vsearch.embed import l2_normalize, make_embedder, thresholds
 from vsearch.identities import (
-    DEFAULT_THRESHOLD,
     bcubed_scores,
     cannot_link,
     cluster,
@@ -102,7 +101,7 @@ def test_same_person_met_in_two_stays_is_one_row_on_real_mot17_crops() -> None:
             truth[(video, t + 1000 * video)] = t
         others = [presence(video, t + 1000 * video, rows, fps) for t, rows in part.items() if t != target]
         encounters += encounters_at(presence(video, target + 1000 * video, part[target], fps), others, video - 1)
-    rows = group_and_rank(encounters, appearance)
+    rows = group_and_rank(encounters, appearance, None, 0.7)
     met = {truth[(e.video_id, e.track_id)] for e in encounters}
     assert len(met) >= 2
     for r in rows:
@@ -121,10 +120,10 @@ def test_grouping_ranks_by_stays_then_cameras_then_time_together() -> None:
         Encounter(1, 3, 9, "b", 100, 102, 3, 0.9),
     ]
     v[(2, 5)] = v[(1, 1)]
-    rows = group_and_rank(e, v)
+    rows = group_and_rank(e, v, None, 0.7)
     assert [(r.visits, r.cameras, r.samples) for r in rows] == [(2, ("a", "b"), 6), (1, ("a",), 20), (1, ("b",), 3)]
     # two people on one camera at one time never merge, however alike
-    same = group_and_rank([Encounter(0, 1, 1, "a", 0, 5, 3, 0.5), Encounter(0, 1, 2, "a", 2, 6, 3, 0.5)], {(1, 1): v[(1, 1)], (1, 2): v[(1, 1)]})
+    same = group_and_rank([Encounter(0, 1, 1, "a", 0, 5, 3, 0.5), Encounter(0, 1, 2, "a", 2, 6, 3, 0.5)], {(1, 1): v[(1, 1)], (1, 2): v[(1, 1)]}, None, 0.7)
     assert len(same) == 2
 
 
@@ -168,7 +167,7 @@ def test_clustering_quality_on_unseen_cuhk03_people_is_above_its_measured_floor(
     folder = dataset("cuhk03-labeled-pair1")
     ids = cuhk_split(folder)[1][:40]
     emb, truth, _ = crop_tracks(folder, ids, make_embedder(Settings()))
-    q = clustering_quality(truth, cluster(emb, DEFAULT_THRESHOLD))
+    q = clustering_quality(truth, cluster(emb, thresholds(Settings().embedder).group))
     alone = clustering_quality(truth, np.arange(len(truth)))
     assert q["bcubed_f1"] >= 0.8 and q["bcubed_f1"] >= alone["bcubed_f1"] + 0.3, (q, alone)
     assert q["bcubed_precision"] >= 0.8 and q["pairwise_precision"] >= 0.6, q

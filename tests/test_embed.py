@@ -67,7 +67,7 @@ def test_malformed_crops_are_refused(bad: np.ndarray) -> None:
 
 def test_the_registry_holds_every_embedder_under_its_own_name() -> None:
     """One registry in embed.py; each embedder reports the name the catalog stores with its vectors."""
-    assert set(EMBEDDERS) == {"reid-mnv2-1400", "reid-mnv2", "reid-mnv2-flip", "mobilenetv2-imagenet", "hsv-parts"}
+    assert set(EMBEDDERS) == {"reid-g-all", "reid-mnv2-1400", "reid-mnv2", "reid-mnv2-flip", "mobilenetv2-imagenet", "hsv-parts"}
     for name in EMBEDDERS:
         assert make_embedder(Settings(embedder=name)).name == name
 
@@ -106,5 +106,24 @@ def test_a_catalog_keeps_its_embedder_when_the_default_changes(tmp_path) -> None
         assert Settings().embedder != "hsv-parts"
         assert svc.embedder.name == "hsv-parts" and svc.watchlists.embedder.name == "hsv-parts"
         assert svc.search(jpg.tobytes(), SearchFilters(top_k=5), box).hits
+    finally:
+        svc.close()
+
+
+def test_thresholds_are_those_measured_for_the_catalogs_embedder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Grouping, companions and watchlist alerts use the thresholds measured for the embedder whose vectors the
+    catalog holds: an adapted model its base's, a catalog of the previous default that model's."""
+    from vsearch.embed import THRESHOLDS, thresholds
+
+    from .conftest import PROJECT_ROOT, small_service
+
+    assert thresholds("reid-mnv2-1400-adapt-2") == THRESHOLDS["reid-mnv2-1400"] != THRESHOLDS["reid-g-all"]
+    assert thresholds("reid-g-all-adapt-1") == THRESHOLDS["reid-g-all"] == thresholds(Settings().embedder)
+    svc = small_service(tmp_path / "data")  # hsv-parts vectors: never measured, the default model's thresholds
+    try:
+        assert svc.casework.thresholds() == THRESHOLDS[Settings().embedder]
+        image = (PROJECT_ROOT / "sample_videos" / "queries" / "visitor3.jpg").read_bytes()
+        e = svc.watchlists.add("x", [image], "t", {"role": "cli"})
+        assert e.min_score == THRESHOLDS[Settings().embedder].alert
     finally:
         svc.close()

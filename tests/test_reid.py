@@ -29,7 +29,7 @@ def _pku_crops_rgb(n: int) -> list[np.ndarray]:
 
 def test_the_default_embedder_is_the_learned_model_and_loads_offline() -> None:
     emb = make_embedder(Settings())
-    assert emb.name == "reid-mnv2-1400" and emb.dim == 256
+    assert emb.name == "reid-g-all" and emb.dim == 256
     v = emb.embed(_pku_crops_rgb(20))
     assert v.shape == (20, 256) and v.dtype == np.float32
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)

@@ -210,14 +210,14 @@ def alerts_of(data_dir: Path) -> list[tuple]:
 @pytest.mark.slow
 def test_a_real_entry_alerts_on_its_visitor_and_on_no_other(clip: Path, tmp_path: Path) -> None:
     from vsearch.config import Settings
+    from vsearch.embed import thresholds
     from vsearch.ingest import IngestItem
     from vsearch.types import parse_time
-    from vsearch.watchlist import DEFAULT_MIN_SCORE
 
     svc = VSearch(Settings(data_dir=tmp_path / "d"))
     try:
         e = svc.watchlists.add("visitor 3", [QUERY.read_bytes()], "cli:t", {"role": "cli"})
-        assert e.min_score == DEFAULT_MIN_SCORE and e.vectors == 1
+        assert e.min_score == thresholds(svc.embedder.name).alert and e.vectors == 1
         start = parse_time(DEMO_START)
         rep = svc.ingest([IngestItem(clip, "cam-f", start)])[0]
         assert rep.status == "ingested", rep.error

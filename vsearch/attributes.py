@@ -85,6 +85,22 @@ ATTRIBUTES_MNV2_1400 = WeightFile(
 )
 
 
+ATTRIBUTES_G_ALL = WeightFile(
+    name="attributes-g-all",
+    sha256="ad680c98ef92ed317f078ce93dfb49ccd4aa053c5b392eda43278493b9606639",
+    path=PROJECT_ROOT / "models" / "attributes" / "attributes-g-all.npz",
+)
+
+# the shipped heads by the embedder whose vectors they read
+HEADS: dict[str, WeightFile] = {"reid-g-all": ATTRIBUTES_G_ALL, "reid-mnv2-1400": ATTRIBUTES_MNV2_1400}
+
+
+def heads_for(embedder: str) -> WeightFile:
+    """The heads for a catalog of `embedder`: its own, else (an adapted version, an embedder without heads) the
+    default model's, which then read the crops through their own copy of that model."""
+    return HEADS.get(embedder, HEADS[Settings.model_fields["embedder"].default])
+
+
 @dataclass(frozen=True)
 class Heads:
     """The weights of the attribute heads: standardise, one hidden layer (ReLU), N_OUT logits, temperatures."""
@@ -125,11 +141,12 @@ class Heads:
 
 
 class AttributeModel:
-    """The shipped attribute heads with the embedder they read; loaded lazily, once, from a sha256-checked file."""
+    """The shipped attribute heads with the embedder they read (those for the embedder named, by default the
+    settings'); loaded lazily, once, from a sha256-checked file."""
 
-    def __init__(self, settings: Settings, weights: WeightFile | None = None) -> None:
+    def __init__(self, settings: Settings, weights: WeightFile | None = None, embedder: str | None = None) -> None:
         self.settings = settings
-        self.weights = weights or ATTRIBUTES_MNV2_1400
+        self.weights = weights or heads_for(embedder or settings.embedder)
         self.name = self.weights.name
         self._heads: Heads | None = None
         self._embedder: Embedder | None = None

@@ -25,11 +25,12 @@ from vsearch.cases import (
     resolve_item,
 )  # fmt: skip
 from vsearch.catalog import CameraInfo, Case, CaseItem, Catalog
-from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
+from vsearch.companions import MAX_DIST_H, MAX_DT_S, Companion, companions_of_items
 from vsearch.config import Settings
+from vsearch.embed import Thresholds, thresholds
 from vsearch.errors import InputError, NotFoundError, PermissionDeniedError
 from vsearch.evidence import ExportReport, export_case, keep_query_image
-from vsearch.identities import DEFAULT_THRESHOLD, Identity, identities_in_window
+from vsearch.identities import Identity, identities_in_window
 
 OPERATOR_ROLES = ("admin", "cli", None)
 MAX_REASON = 500
@@ -228,26 +229,34 @@ class Casework:
         return self.catalog.camera_info()
 
     # -- companions and identities ------------------------------------------------------------------------------
+    def thresholds(self) -> Thresholds:
+        """The similarity thresholds measured for the embedder whose vectors the catalog holds."""
+        stored = self.catalog.embedders()
+        return thresholds(stored[0] if len(stored) == 1 else self.settings.embedder)
+
     def companions(
         self, case_id: int, item_ids: Sequence[int] | None = None, max_dt_s: float = MAX_DT_S,
-        max_dist_h: float = MAX_DIST_H, threshold: float = GROUP_THRESHOLD, by: str | None = None,
+        max_dist_h: float = MAX_DIST_H, threshold: float | None = None, by: str | None = None,
         context: dict[str, Any] | None = None,
     ) -> list[Companion]:  # fmt: skip
-        """Who the case's person was with: people close to them in their confirmed stays, grouped by appearance."""
+        """Who the case's person was with: people close to them in their confirmed stays, grouped by appearance
+        (`threshold` None: the one measured for the catalog's embedder)."""
         self._case(case_id, by, context)
+        threshold = self.thresholds().companion if threshold is None else threshold
         _check_range("max_dt_s", max_dt_s, 0, 60)
         _check_range("max_dist_h", max_dist_h, 0, 20)
         _check_range("threshold", threshold, -1, 1)
         return companions_of_items(self.catalog, items_for_ids(self.catalog, case_id, item_ids), max_dt_s, max_dist_h, threshold)
 
     def identities(
-        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD
+        self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, threshold: float | None = None
     ) -> list[Identity]:
-        """The people seen in a time window: tracks grouped across cameras into putative identities. An unknown
-        camera is a NotFoundError naming it."""
+        """The people seen in a time window: tracks grouped across cameras into putative identities (`threshold`
+        None: the one measured for the catalog's embedder). An unknown camera is a NotFoundError naming it."""
         if not from_ts_s < to_ts_s:
             raise InputError("the window must end after it starts")
         check_cameras(self.catalog, cameras or ())
+        threshold = self.thresholds().group if threshold is None else threshold
         _check_range("threshold", threshold, -1, 1)
         return identities_in_window(self.catalog, from_ts_s, to_ts_s, cameras, threshold)
 

@@ -26,9 +26,6 @@ from vsearch.identities import cannot_link, cluster
 
 MAX_DT_S = 2.0
 MAX_DIST_H = 1.5
-# merging threshold for the few encounters of one person; chosen with reid-mnv2 on CUHK03 ids 0001-0400 and kept
-# for reid-mnv2-1400, whose held-out sets disagree on a lower one (benchmarks/README.md, "Companions")
-GROUP_THRESHOLD = 0.7
 
 
 @dataclass(frozen=True)
@@ -103,8 +100,8 @@ def encounters_at(
 def group_and_rank(
     encounters: Sequence[Encounter],
     appearance: dict[tuple[int, int], NDArray[np.float32]],
-    target_appearance: NDArray[np.float32] | None = None,
-    threshold: float = GROUP_THRESHOLD,
+    target_appearance: NDArray[np.float32] | None,
+    threshold: float,
     representative: dict[tuple[int, int], int] | None = None,
 ) -> list[Companion]:
     """Group encounters by appearance (`appearance[(video_id, track_id)]`, L2-normalised; encounters without one
@@ -172,8 +169,7 @@ def track_appearance(catalog: Catalog, keys: Sequence[tuple[int, int]]) -> tuple
 
 
 def companions_of_items(
-    catalog: Catalog, items: Sequence[CaseItem], max_dt_s: float = MAX_DT_S, max_dist_h: float = MAX_DIST_H,
-    threshold: float = GROUP_THRESHOLD,
+    catalog: Catalog, items: Sequence[CaseItem], max_dt_s: float, max_dist_h: float, threshold: float,
 ) -> list[Companion]:  # fmt: skip
     """Companions of the person in a case's confirmed items (each item is one stay of the target)."""
     encounters: list[Encounter] = []

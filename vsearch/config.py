@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # embedder
     # the learned ReID model (models/reid/README.md); "reid-mnv2" (its predecessor, 102 identities),
     # "mobilenetv2-imagenet" and "hsv-parts" are baselines
-    embedder: str = "reid-mnv2-1400"
+    embedder: str = "reid-g-all"
     embed_batch: int = Field(default=16, ge=1)
     # attribute probabilities per sighting at ingest (vsearch.attributes; free when the embedder is the one the
     # heads read, one more embedding per crop otherwise)

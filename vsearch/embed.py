@@ -3,16 +3,18 @@
 Every embedder implements the small `Embedder` protocol and registers a factory in `EMBEDDERS`, so the ingest and
 search paths never know which model they use. The catalog records the embedder's name with each vector.
 
-The embedders: `OnnxEmbedder` runs a learned model (vsearch's own "reid-mnv2-1400", the default, and its
-predecessor "reid-mnv2"; the ImageNet baseline "mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with
+The embedders: `OnnxEmbedder` runs a learned model (vsearch's own "reid-g-all", the default, and its
+predecessors "reid-mnv2-1400" and "reid-mnv2"; the ImageNet baseline "mobilenetv2-imagenet"); `FlipAveragedEmbedder` wraps one with
 test-time flip averaging ("reid-mnv2-flip"); `HsvPartsEmbedder` is the hand-crafted colour baseline ("hsv-parts").
-`WEIGHTS` names the weight file behind each learned embedder (the evidence manifest records their sha256).
+`WEIGHTS` names the weight file behind each learned embedder (the evidence manifest records their sha256);
+`CHECKPOINTS` the training checkpoint `vsearch adapt` starts from.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -219,13 +221,36 @@ REID_MNV2_1400 = WeightFile(
 )
 
 
+REID_G_ALL = WeightFile(
+    name="reid-g-all",
+    sha256="814b6e82dc39b362bc05b8339d4b87a56f5e932868d8b909b4ff8f33e51d7620",
+    path=PROJECT_ROOT / "models" / "reid" / "reid-g-all.onnx",
+)
+
+# the training checkpoints behind shipped embedders, from which `vsearch adapt` fine-tunes (by embedder name)
+CHECKPOINTS: dict[str, WeightFile] = {
+    "reid-g-all": WeightFile(
+        name="reid-g-all.pt",
+        sha256="0ee960eb52b7be14d01611383f61120cc8f6bd5e6c4ed7a0d761413626f30d54",
+        path=PROJECT_ROOT / "models" / "reid" / "reid-g-all.pt",
+    ),
+}
+
+
 def _learned_reid(weights: WeightFile, settings: Settings) -> OnnxEmbedder:
     """One of vsearch's own re-identification models (256-d, 256x128 input), trained by training/train_reid.py."""
     return OnnxEmbedder(weights.name, 256, weights.verified_path, (128, 256), settings.embed_batch, settings.inference_threads)
 
 
+def reid_g_all(settings: Settings) -> OnnxEmbedder:
+    """The default: the reid-mnv2 architecture with a style norm, trained on 2,005 identities of five sources
+    (CUHK01, CUHK03, Market-1501, PKU-Reid minus its fold 1, MOT17) with CCTV augmentation (recipe g in
+    models/reid/README.md, with its held-out and leave-one-source-out accuracy)."""
+    return _learned_reid(REID_G_ALL, settings)
+
+
 def reid_mnv2_1400(settings: Settings) -> OnnxEmbedder:
-    """The default: the reid-mnv2 architecture trained on 1,405 identities (CUHK01, CUHK03, PKU-Reid minus its
+    """The default before reid-g-all: the reid-mnv2 architecture trained on 1,405 identities (CUHK01, CUHK03, PKU-Reid minus its
     fold 1, MOT17) with CCTV augmentation (run (c) in models/reid/README.md, with its held-out accuracy)."""
     return _learned_reid(REID_MNV2_1400, settings)
 
@@ -247,6 +272,7 @@ def hsv_parts(settings: Settings) -> HsvPartsEmbedder:
 
 # the weight file behind each learned embedder, by the name the catalog stores
 WEIGHTS: dict[str, WeightFile] = {
+    "reid-g-all": REID_G_ALL,
     "reid-mnv2-1400": REID_MNV2_1400,
     "reid-mnv2": REID_MNV2,
     "reid-mnv2-flip": REID_MNV2,
@@ -254,12 +280,36 @@ WEIGHTS: dict[str, WeightFile] = {
 }
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {
+    "reid-g-all": reid_g_all,
     "reid-mnv2-1400": reid_mnv2_1400,
     "reid-mnv2": reid_mnv2,
     "reid-mnv2-flip": reid_mnv2_flip,
     "mobilenetv2-imagenet": mobilenetv2_imagenet,
     "hsv-parts": hsv_parts,
 }
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cosine similarities chosen on held-out people for one embedder: each model spreads same-person and
+    different-person pairs differently (benchmarks/README.md says how each was measured)."""
+
+    group: float  # auto-grouping of tracks into people (vsearch.identities; eval_identities)
+    companion: float  # grouping the encounters of a case's person (vsearch.companions; eval_companions)
+    alert: float  # a watchlist entry's default min_score (vsearch.watchlist; bench_watchlist)
+
+
+THRESHOLDS: dict[str, Thresholds] = {
+    "reid-g-all": Thresholds(group=0.75, companion=0.70, alert=0.88),
+    "reid-mnv2-1400": Thresholds(group=0.70, companion=0.70, alert=0.88),
+}
+
+
+def thresholds(embedder: str) -> Thresholds:
+    """The thresholds of an embedder: an adapted version ("<base>-adapt-<n>") uses its base's, and an embedder
+    they were never measured for uses the default model's."""
+    base = embedder.split("-adapt-")[0]
+    return THRESHOLDS.get(base, THRESHOLDS[Settings.model_fields["embedder"].default])
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -23,9 +23,6 @@ from vsearch.catalog import Catalog
 from vsearch.embed import l2_normalize
 from vsearch.errors import InputError
 
-# average cosine similarity to merge: best BCubed F1 of reid-mnv2-1400 on its held-out ids (benchmarks/README.md,
-# "Auto-grouping of identities")
-DEFAULT_THRESHOLD = 0.7
 MAX_WINDOW_SIGHTINGS = 200_000
 MAX_WINDOW_TRACKS = 5000  # O(n^2) clustering memory: 5000 tracks take 200 MB
 OVERLAP_MARGIN_S = 0.0  # tracks of one camera overlapping by more than this are simultaneous
@@ -191,8 +188,8 @@ def track_observations(
 
 
 def identities_in_window(
-    catalog: Catalog, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    catalog: Catalog, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None,
+    threshold: float,
 ) -> list[Identity]:  # fmt: skip
     """The people seen in a window: tracks clustered across cameras, most sightings first."""
     tracks = track_observations(catalog, from_ts_s, to_ts_s, cameras)

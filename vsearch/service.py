@@ -98,7 +98,7 @@ class VSearch:
         # wanted people; the store scores every new sighting against them as it commits it (vsearch/watchlist.py)
         self.watchlists = Watchlists(self.catalog, settings, self.audit, self.casework, self.detector, self.embedder)
         self.store.watcher = self.watchlists.matcher
-        self.attributes = AttributeModel(settings)  # loaded on first use (vsearch/attributes.py)
+        self.attributes = AttributeModel(settings, embedder=embedder.name)  # loaded on first use (vsearch/attributes.py)
 
     @property
     def embedder(self) -> Embedder:

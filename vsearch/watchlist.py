@@ -33,15 +33,12 @@ from vsearch.catalog import Alert, Catalog, Delivery, Hit, NewSighting, WatchEnt
 from vsearch.clips import clip_id_for_sighting
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
-from vsearch.embed import Embedder
+from vsearch.embed import Embedder, thresholds
 from vsearch.errors import IndexStateError, InputError, NotFoundError, PermissionDeniedError, VSearchError
 from vsearch.search import MAX_QUERY_IMAGES, decode_image, query_crop
 from vsearch.types import parse_time
 from vsearch.webhooks import Deliverer, check_url
 
-# the threshold an entry gets unless told: chosen from the threshold sweep of benchmarks/bench_watchlist.py
-# (benchmarks/README.md, "Watchlists")
-DEFAULT_MIN_SCORE = 0.88
 # the rate limit: a new track of an entry within this many seconds of its latest alert on the same camera joins
 # that alert instead of raising another (a tracker cuts one appearance into several tracks when the person is
 # hidden). Short on purpose: a longer window also folds the next passer-by into an alert (the folded alert then
@@ -161,7 +158,7 @@ class Watchlists:
             raise InputError("give at least one image of the person or one sighting id (--sighting)")
         if len(images) > MAX_QUERY_IMAGES or len(sighting_ids) > MAX_SIGHTINGS:
             raise InputError(f"at most {MAX_QUERY_IMAGES} images and {MAX_SIGHTINGS} sightings per entry")
-        score = DEFAULT_MIN_SCORE if min_score is None else min_score
+        score = thresholds(self.embedder.name).alert if min_score is None else min_score
         if not (math.isfinite(score) and 0.0 < score <= 1.0):
             raise InputError(f"min_score is a cosine similarity threshold in (0, 1], got {min_score}")
         expires_at = None

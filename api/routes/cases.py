@@ -26,10 +26,10 @@ from api.forms import camera_list, read_limited
 from api.schemas import Detail
 from api.uploads import ZipSink, read_form
 from vsearch.casework import MAX_REASON
-from vsearch.companions import GROUP_THRESHOLD, MAX_DIST_H, MAX_DT_S, companions_to_dict
+from vsearch.companions import MAX_DIST_H, MAX_DT_S, companions_to_dict
 from vsearch.errors import InputError
 from vsearch.evidence import verify_zip
-from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
+from vsearch.identities import identities_to_dict
 from vsearch.scratch import scratch_name, scratch_root
 from vsearch.types import parse_time
 
@@ -199,7 +199,7 @@ async def companions(
     """Who the case's person was with: others close to them during their confirmed stays, grouped by appearance
     across places and times, ranked by how many stays they shared, then cameras, then time together."""
     rows = await run_in_threadpool(
-        service.casework.companions, case_id, None, max_dt_s, max_dist_h, GROUP_THRESHOLD, key.name, _ctx(request, key)
+        service.casework.companions, case_id, None, max_dt_s, max_dist_h, None, key.name, _ctx(request, key)
     )
     return companions_to_dict(rows)
 
@@ -275,7 +275,7 @@ async def identities(
     from_: Annotated[str, Query(alias="from", description="Window start, ISO 8601 (UTC if no zone).")],
     to: Annotated[str, Query(description="Window end, ISO 8601.")],
     cameras: Annotated[list[str] | None, Query(description="Camera ids: comma-separated and/or repeated.")] = None,
-    threshold: Annotated[float, Query(ge=-1, le=1)] = DEFAULT_THRESHOLD,
+    threshold: Annotated[float | None, Query(ge=-1, le=1, description="Merge similarity (default: the one measured for the catalog's embedder).")] = None,
 ) -> list[dict[str, Any]]:
     """People seen in a window (admins): the window's tracks grouped across cameras into putative identities, most
     sightings first; two tracks on one camera at one time are never grouped."""

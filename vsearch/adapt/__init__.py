@@ -31,7 +31,7 @@ from vsearch.adapt.links import Tracklet
 from vsearch.adapt.versions import embedder_named, embedders_dir, version_embedder
 from vsearch.catalog import Catalog, EmbedderVersion
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.embed import Embedder
+from vsearch.embed import CHECKPOINTS, Embedder
 from vsearch.errors import IndexStateError, InputError, StorageError
 from vsearch.weights import sha256_file
 
@@ -162,6 +162,8 @@ def base_checkpoint(catalog: Catalog, current: str, given: Path | None) -> tuple
         return _existing(Path(given), Path(given).stem)
     v = catalog.embedder_version(current)
     base = v.base if v is not None else current
+    if base in CHECKPOINTS:  # a shipped checkpoint, checked against its sha256
+        return CHECKPOINTS[base].verified_path(), base
     return _existing(BASE_CHECKPOINTS / f"{base}.pt", base)
 
 

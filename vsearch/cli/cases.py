@@ -274,14 +274,14 @@ def identities_cmd(
     """Group a window's tracks into putative people across cameras (operators: "who was seen here today").
 
     Example: vsearch identities --from 2026-03-01T14:00 --to 2026-03-01T15:00"""
-    from vsearch.identities import DEFAULT_THRESHOLD, identities_to_dict
+    from vsearch.identities import identities_to_dict
     from vsearch.search import parse_cameras
 
     s = svc(data_dir)
     cameras = parse_cameras(camera)
     with audited(s.audit, "identities", by, **{"from": from_, "to": to, "cameras": list(cameras)}):
         people = s.casework.identities(
-            parse_time(from_), parse_time(to), cameras or None, DEFAULT_THRESHOLD if threshold is None else threshold
+            parse_time(from_), parse_time(to), cameras or None, threshold
         )
     if json_out:
         typer.echo(json.dumps(identities_to_dict(people), indent=2))
