@@ -152,6 +152,10 @@ class AuditFilters(BaseModel):
     box: str | None = Field(description="Person box in the query image, x1,y1,x2,y2, as sent.")
     upper: str | None = Field(description="Upper-body colour filter.")
     lower: str | None = Field(description="Lower-body colour filter.")
+    description: str | None = Field(None, description="The description phrase (an image search with one).")
+    gender: str | None = Field(None, description="Description option: gender.")
+    carrying: list[str] | None = Field(None, description="Description option: carried items.")
+    age: str | None = Field(None, description="Description option: age.")
 
 
 class AuditEntry(BaseModel):

@@ -132,10 +132,15 @@ def main() -> None:
                      "filter: in top 10 (%)": round(100 * r["filter_found_in_top10"], 1),
                      "filter: P@10 same (%)": round(100 * r["filter_p10_same_person"], 1),
                      "filter: P@10 fits (%)": round(100 * r["filter_p10_fits_description"], 1)})  # fmt: skip
-    print_table(rows, "retrieval by description, 151 held-out Market identities")
-    if args.json:
-        write_json(args.json.stem, {"what": __doc__.splitlines()[0], "results": record, "machine": machine_info()},
-                   args.json.parent)  # fmt: skip
+    publish(rows, "retrieval by description, 151 held-out Market identities", record, args.json, __doc__)
+
+
+def publish(rows: list[dict[str, Any]], title: str, record: dict[str, Any], path: Path | None, doc: str | None) -> None:
+    """Print the table; write the record (with the machine) to `path` when given."""
+    print_table(rows, title)
+    if path:
+        write_json(path.stem, {"what": (doc or "").splitlines()[0], "results": record, "machine": machine_info()},
+                   path.parent)  # fmt: skip
 
 
 if __name__ == "__main__":

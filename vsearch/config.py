@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     # k-reciprocal lowers rank-1 everywhere, and aqe raises mAP on crops but lowers rank-5 and does not help on
     # footage (benchmarks/README.md, "Search quality")
     search_rerank: Literal["none", "k-reciprocal", "aqe"] = "none"
+    # an image search with a description (search.search): only sightings whose joint probability of it is at least
+    # search_attribute_min_p are candidates (inside the index search), and candidates are ranked by appearance +
+    # search_attribute_weight x joint probability (0: filter only). On held-out Market identities 0.003 keeps
+    # 93-99 % of the person's true matches and 19-49 % of the gallery, and weight 0.1 raises mAP by 2-3 points
+    # (training/results/attributes/image_search.json; README "Search by description")
+    search_attribute_min_p: float = Field(default=0.003, ge=0, le=1)
+    search_attribute_weight: float = Field(default=0.1, ge=0, le=10)
     rerank_top_n: int = Field(default=100, ge=2, le=5000)
     # test-time help (search.test_time_vectors; measured in models/reid/README.md, "Test-time help in search"):
     # search_track_level: candidates compared by their track's mean stored vector, each track returned once, shown

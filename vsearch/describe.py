@@ -97,6 +97,20 @@ def describe(phrase: str | None, gender: str | None, carrying: Sequence[str] | N
 
 
 
+def describe_search(phrase: str | None, gender: str | None, carrying: Sequence[str] | None,
+                    age: str | None) -> Description | None:  # fmt: skip
+    """An image search's description (its phrase or options), None when none is given; InputError as `describe`.
+    (An image search's --upper / --lower are its colour-name filters: a description's colours are in its phrase.)"""
+    if phrase is None and not any(v for v in (gender, carrying, age)):
+        return None
+    return describe(phrase, gender, carrying, None, None, age)
+
+
+def said(**fields: object) -> dict[str, object]:
+    """The description fields an image search was given (an audit entry's filters: the others left out)."""
+    return {k: v for k, v in fields.items() if v}
+
+
 # -- the phrase vocabulary -----------------------------------------------------------------------------------
 # stems: a word is the stem plus at most MAX_ENDING letters (Ukrainian / Russian inflections: червона, червоною)
 MAX_ENDING = 3

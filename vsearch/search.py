@@ -6,7 +6,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -14,8 +14,10 @@ from numpy.typing import NDArray
 
 from vsearch import images
 from vsearch.catalog import Catalog
+from vsearch.catalog.attributes import AttributeFilter, Term
 from vsearch.clips import track_clip
 from vsearch.config import MAX_TOP_K, Settings
+from vsearch.describe import Description
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
 from vsearch.errors import InputError, NotFoundError
@@ -35,6 +37,7 @@ class SearchFilters:
     min_score: float = -1.0
     upper_color: str | None = None  # e.g. "red": only sightings whose upper-body colour has that name
     lower_color: str | None = None
+    description: Description | None = None  # attributes (vsearch.describe): filter and re-rank (search())
 
     def __post_init__(self) -> None:
         from vsearch.colors import COLOR_NAMES
@@ -56,6 +59,15 @@ class SearchFilters:
         """The part of the filters the index applies (None: every sighting may match)."""
         f = IndexFilter(self.from_ts_s, self.to_ts_s, self.cameras, self.upper_color, self.lower_color)
         return None if f == IndexFilter() else f
+
+    def index_filter(self, attribute_model: str | None, min_p: float) -> IndexFilter | None:
+        """`where` with the description's filter (its joint probability under `attribute_model` >= `min_p`)."""
+        if self.description is None:
+            return self.where
+        if attribute_model is None:
+            raise InputError("a search with a description needs the catalog's attribute model")
+        f = AttributeFilter(attribute_model, tuple(self.description.terms()), min_p)
+        return replace(self.where or IndexFilter(), attributes=f)
 
 
 def parse_cameras(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -230,6 +242,7 @@ def search(
     store: Store,
     settings: Settings,
     feedback: Feedback = NO_FEEDBACK,
+    attribute_model: str | None = None,
 ) -> SearchResult:
     """Embed the query crops (several images of one person) and return the best clips inside the filters.
 
@@ -240,6 +253,9 @@ def search(
     With `search_track_level` they are scored by their tracks' mean vectors and each track is returned once; with
     `search_camera_norm` each camera's mean vector is taken out first (test_time_vectors).
     Rejected sightings, the rest of their tracks and near-duplicates of them are ranked after all others.
+    With a description (`filters.description`, probabilities of `attribute_model`) only sightings whose joint
+    probability is at least `settings.search_attribute_min_p` are candidates (inside the index search, like the
+    colours), and they score appearance + `search_attribute_weight` x joint probability.
     Raises NotFoundError when a marked sighting does not exist.
     """
     crops = [queries] if isinstance(queries, QueryCrop) else list(queries)
@@ -255,7 +271,8 @@ def search(
     # several crops per track segment: fetch enough vectors to fill top_k distinct clips
     k = filters.top_k * settings.crops_per_segment * 4
     t = time.perf_counter()
-    found = [store.search(v, k, filters.where) for v in qset]
+    where = filters.index_filter(attribute_model, settings.search_attribute_min_p)
+    found = [store.search(v, k, where) for v in qset]
     lat["search_ms"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     ids, scores = found[0].ids, found[0].scores
@@ -285,6 +302,11 @@ def search(
         keep = scores >= filters.min_score
         ids, scores = ids[keep], scores[keep]
         dup = np.zeros(len(ids), bool)
+    if filters.description is not None and attribute_model is not None and settings.search_attribute_weight > 0:
+        scores = scores + settings.search_attribute_weight * joint_probability(
+            catalog, attribute_model, filters.description.terms(), ids)
+        order = np.argsort(-scores, kind="stable")
+        ids, scores, dup = ids[order], scores[order], dup[order]
     sightings = catalog.sightings(ids.tolist())
     hits = [SearchHit(sightings[int(i)], float(sc)) for sc, i in zip(scores, ids) if int(i) in sightings]
     demote = {int(i) for i, d in zip(ids, dup) if d} | set(feedback.rejected)
@@ -300,6 +322,23 @@ def search(
     return SearchResult(
         crops, clips, [h for h in hits if h.sighting.id in shown], found[0].candidates, lat, len(shown & demote)
     )
+
+
+def joint_probability(
+    catalog: Catalog, model: str, terms: Sequence[Term], ids: NDArray[np.int64]
+) -> NDArray[np.float32]:
+    """Each sighting's joint probability of `terms` under attribute `model` (0 without its probabilities), as
+    the catalog's statement computes it (Term.sql)."""
+    from vsearch.attributes import COLUMNS
+
+    stored = catalog.attributes(ids.tolist())
+    out = np.zeros(len(ids), np.float32)
+    for n, i in enumerate(ids.tolist()):
+        if i in stored and stored[i][0] == model:
+            p = stored[i][1]
+            out[n] = np.prod([1 - p[[COLUMNS.index(c) for c in t.columns]].sum() if t.negated
+                              else p[[COLUMNS.index(c) for c in t.columns]].sum() for t in terms])  # fmt: skip
+    return out
 
 
 def test_time_vectors(

@@ -239,7 +239,13 @@ class VSearch:
         crops = [query_crop(img, self.detector, self.settings, box) for img in decoded]
         detect_ms = (time.perf_counter() - t) * 1000
         embedder, store = self._active
-        result = search(crops, filters, embedder, store, self.settings, feedback)
+        model = None
+        if filters.description is not None:
+            model = self.attributes.name
+            if self.catalog.count_attributes(model) == 0:
+                raise IndexStateError(f"no sighting has attribute probabilities from {model}: run vsearch "
+                                      "reindex-attributes before searching with a description")  # fmt: skip
+        result = search(crops, filters, embedder, store, self.settings, feedback, model)
         result.latency_ms = {"query_crop_ms": detect_ms, **result.latency_ms}
         result.query_sha256s = shas
         if feedback:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vsearch.catalog import Catalog, Checkpoint, NewSighting, PostgresCatalog, SqliteCatalog
+from vsearch.catalog.attributes import AttributeFilter
 from vsearch.config import Settings
 from vsearch.errors import IndexStateError
 from vsearch.faults import kill_point
@@ -52,13 +53,15 @@ class SightingWatcher(Protocol):
 
 @dataclass(frozen=True)
 class IndexFilter:
-    """Which sightings a search may return: time window (epoch seconds, inclusive), cameras, clothing colours."""
+    """Which sightings a search may return: time window (epoch seconds, inclusive), cameras, clothing colours,
+    attributes."""
 
     from_ts_s: float | None = None
     to_ts_s: float | None = None
     cameras: tuple[str, ...] = ()
     upper_color: str | None = None
     lower_color: str | None = None
+    attributes: AttributeFilter | None = None  # a description's joint probability at least a threshold
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class Store:
         if where is not None:
             allowed = self.catalog.select(
                 self.embedder, where.from_ts_s, where.to_ts_s, where.cameras or None, where.upper_color,
-                where.lower_color,
+                where.lower_color, where.attributes,
             )  # fmt: skip
         if allowed is not None and allowed.partial and where is not None:
             scores, ids = self._inside_window(index, query, k, allowed, where)

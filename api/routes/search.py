@@ -14,6 +14,7 @@ from api.schemas import Detail, SearchOut, search_out
 from vsearch.audit import SearchRecord
 from vsearch.casework import MAX_REASON
 from vsearch.config import Settings
+from vsearch.describe import describe_search, said
 from vsearch.errors import VSearchError
 from vsearch.search import MAX_QUERY_IMAGES, Feedback, SearchFilters, parse_box
 from vsearch.types import parse_time
@@ -41,6 +42,12 @@ async def search(
     box: Annotated[str | None, Form(description="Person box in the image (one image only): x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, Form(description="Upper-body colour name.")] = None,
     lower: Annotated[str | None, Form(description="Lower-body colour name.")] = None,
+    description: Annotated[str | None, Form(max_length=500, description="What the person looks like, as /find takes"
+                                            " it, e.g. 'woman with a backpack': only sightings likely to fit are"
+                                            " candidates, re-ranked by it; unknown words are refused (400).")] = None,
+    gender: Annotated[str | None, Form(description="Description option: female or male.")] = None,
+    carrying: Annotated[list[str] | None, Form(description="Description option: backpack, bag, handbag (repeat).")] = None,
+    age: Annotated[str | None, Form(description="Description option: young, teenager, adult or old.")] = None,
     confirmed: Annotated[
         list[int] | None, Form(description="Sighting ids the investigator marked 'same person' (repeat the field).")
     ] = None,
@@ -59,7 +66,8 @@ async def search(
     api.audit.AuditTrail when refused before the search."""
     record = SearchRecord({"via": "api", "key_name": key.name, **key_context(request, key)},
                           {"from": from_, "to": to, "cameras": list(camera_list(cameras)), "top_k": top_k,
-                           "min_score": min_score, "box": box, "upper": upper, "lower": lower},
+                           "min_score": min_score, "box": box, "upper": upper, "lower": lower,
+                           **said(description=description, gender=gender, carrying=carrying, age=age)},
                           confirmed or (), rejected or (), code=lambda error: _status(error, settings))  # fmt: skip
     # the service writes it; a request refused before the search reaches it is written by the AuditTrail middleware
     request.state.audit = record
@@ -75,7 +83,7 @@ async def search(
     record.query(data)
     filters = SearchFilters(
         parse_time(from_) if from_ else None, parse_time(to) if to else None, camera_list(cameras),
-        top_k, min_score, upper or None, lower or None,
+        top_k, min_score, upper or None, lower or None, describe_search(description, gender or None, carrying, age or None),
     )  # fmt: skip
     feedback = Feedback(tuple(dict.fromkeys(confirmed or ())), tuple(dict.fromkeys(rejected or ())))
     result = await run_in_threadpool(service.search, data, filters, parse_box(box), feedback, f"api:{key.name}", record)

@@ -42,6 +42,16 @@ class Term:
         return f"(1 - {total})" if self.negated else f"({total})"
 
 
+@dataclass(frozen=True)
+class AttributeFilter:
+    """Only sightings whose joint probability of `terms` under attribute model `model` is at least `min_p` (an
+    image search with a description: vsearch.search)."""
+
+    model: str
+    terms: tuple[Term, ...]
+    min_p: float
+
+
 # (sighting id, camera id, time (epoch s): the row's own filter columns; probabilities in COLUMNS order)
 AttributeRow = tuple[int, str, float, NDArray[np.float32]]
 
@@ -76,6 +86,17 @@ class AttributeBook(SqlEngine):
 
     def count_attributes(self, model: str) -> int:
         return int(self._q("SELECT COUNT(*) FROM sighting_attributes WHERE model = ?", (model,))[0][0])
+
+    def attribute_ids(
+        self, f: AttributeFilter, from_ts_s: float | None, to_ts_s: float | None, cameras: Sequence[str] | None
+    ) -> NDArray[np.int64]:
+        """Ids of the sightings inside the time window and cameras whose joint probability passes `f`: one
+        statement over the attribute table (its (model, ts) and (model, camera_id, ts) indexes)."""
+        window, window_args = window_conditions(from_ts_s, to_ts_s, cameras)
+        joint = " * ".join(t.sql() for t in f.terms) or "1.0"
+        cond = " AND ".join(["model = ?", *window, f"{joint} >= ?"])
+        rows = self._q(f"SELECT sighting_id FROM sighting_attributes WHERE {cond}", [f.model, *window_args, f.min_p])
+        return np.array(sorted(int(r[0]) for r in rows), np.int64)
 
     def find_by_attributes(
         self,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from vsearch.catalog.attributes import AttributeBook, AttributeRow
+from vsearch.catalog.attributes import AttributeBook, AttributeFilter, AttributeRow
 from vsearch.catalog.audit import AuditBook
 from vsearch.catalog.cases import CaseBook
 from vsearch.catalog.embedders import EmbedderBook
@@ -356,6 +356,7 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         cameras: Sequence[str] | None,
         upper_color: str | None = None,
         lower_color: str | None = None,
+        attributes: AttributeFilter | None = None,
     ) -> IdSet | None:
         """The sightings inside the filters, as the index searches them; None when nothing is filtered.
 
@@ -364,8 +365,17 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         minutes' id ranges are `IdSet.partial` (the store checks the times of what the index returns from them);
         `IdSet.spanned` counts the envelope (id_buckets, the partial minutes whole).
         Cameras are their slots (vsearch.ids) in that id range, counted from id_slots, their ids from before camera
-        slots listed (only those: a bounded span of time). Colours select their ids in SQL.
+        slots listed (only those: a bounded span of time). Colours select their ids in SQL, and so does a
+        description (`attributes`: the attribute table's rows inside the window and cameras whose joint probability
+        passes), intersected with the colours' when both are given.
         """
+        if attributes is not None:
+            picked = self.attribute_ids(attributes, from_ts_s, to_ts_s, cameras)
+            if upper_color or lower_color:
+                colours = self.filter_ids(embedder, from_ts_s, to_ts_s, cameras, upper_color, lower_color)
+                if colours is not None:
+                    picked = np.intersect1d(picked, colours)
+            return IdSet(ids=picked, count=len(picked))
         if upper_color or lower_color:
             ids = self.filter_ids(embedder, from_ts_s, to_ts_s, cameras, upper_color, lower_color)
             return None if ids is None else IdSet(ids=ids, count=len(ids))

@@ -86,6 +86,12 @@ def search_cmd(
     box: Annotated[str | None, typer.Option(help="Person box in the (one) query image: x1,y1,x2,y2.")] = None,
     upper: Annotated[str | None, typer.Option(help="Upper-body colour, e.g. red (see vsearch.colors).")] = None,
     lower: Annotated[str | None, typer.Option(help="Lower-body colour, e.g. blue.")] = None,
+    describe: Annotated[str | None, typer.Option(help="What the person looks like, as `vsearch find` takes it, e.g."
+                                                      " \"woman with a backpack\": only sightings likely to fit are"
+                                                      " candidates, re-ranked by it.")] = None,
+    gender: Annotated[str | None, typer.Option(help="Description option: female or male.")] = None,
+    carrying: Annotated[list[str] | None, typer.Option(help="Description option: backpack, bag or handbag (repeat).")] = None,
+    age: Annotated[str | None, typer.Option(help="Description option: young, teenager, adult or old.")] = None,
     confirm: Annotated[list[int] | None, typer.Option(help="Sighting id that IS the person (repeat): joins the query.")] = None,
     reject: Annotated[list[int] | None, typer.Option(help="Sighting id that is NOT the person (repeat): ranked last, with look-alikes.")] = None,
     case: CaseOption = None,
@@ -102,12 +108,14 @@ def search_cmd(
     Every search is written to the audit log as the API's are (`via: cli`; through --server, the server's log),
     refused ones with their reason.
 
-    Example: vsearch search query.jpg --from 2026-03-01T14:00 --to 2026-03-01T18:00 --camera cam-01,cam-02 --top 20"""
+    Example: vsearch search query.jpg --from 2026-03-01T14:00 --to 2026-03-01T18:00 --camera cam-01,cam-02 --top 20
+             vsearch search query.jpg --describe "woman with a backpack"   (or --gender female --carrying backpack)"""
     if server is not None:
         if data_dir is not None:
             raise InputError("--data-dir and --server exclude each other: through --server, the server's catalog is searched")
         fields = [("from", from_), ("to", to), *(("cameras", c) for c in camera or ()), ("top_k", str(top)),
                   ("min_score", repr(min_score)), ("box", box), ("upper", upper), ("lower", lower),
+                  ("description", describe), ("gender", gender), ("age", age), *(("carrying", c) for c in carrying or ()),
                   *(("confirmed", str(i)) for i in confirm or ()), *(("rejected", str(i)) for i in reject or ()),
                   ("case_id", None if case is None else str(case)), ("reason", reason)]  # fmt: skip
         uploads = [(p.name, ctype, data) for p, (ctype, data) in zip(images, read_images(images))]
@@ -118,6 +126,7 @@ def search_cmd(
             print_result(body)
         return
     from vsearch.audit import SearchRecord
+    from vsearch.describe import describe_search, said
     from vsearch.search import Feedback, SearchFilters, parse_box, parse_cameras, result_to_dict
 
     s = settings(data_dir)
@@ -125,7 +134,8 @@ def search_cmd(
     cameras = parse_cameras(camera)
     record = SearchRecord({"via": "cli", "key_name": by, **CONTEXT, "client": None},
                           {"from": from_, "to": to, "cameras": list(cameras), "top_k": top, "min_score": min_score,
-                           "box": box, "upper": upper, "lower": lower}, confirm or (), reject or (),
+                           "box": box, "upper": upper, "lower": lower,
+                           **said(description=describe, gender=gender, carrying=carrying, age=age)}, confirm or (), reject or (),
                           code=lambda error: {"exit_code": 0 if error is None else 2})  # fmt: skip
     # the input is checked first; a mistyped data dir is then refused (require_catalog), with no audit log beside it
     svc = service(s) if s.catalog_url or s.catalog_path.is_file() else None
@@ -134,7 +144,7 @@ def search_cmd(
         record.query(data)
         filters = SearchFilters(
             parse_time(from_) if from_ else None, parse_time(to) if to else None, cameras, top,
-            min_score, upper, lower,
+            min_score, upper, lower, describe_search(describe, gender, carrying, age),
         )  # fmt: skip
         feedback = Feedback(tuple(dict.fromkeys(confirm or ())), tuple(dict.fromkeys(reject or ())))
         box_xyxy = parse_box(box)
