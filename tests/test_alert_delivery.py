@@ -31,6 +31,13 @@ from .conftest import small_service
 from .test_watchlist import ADMIN, IVAN, OLGA, replay_as_camera, track_sighting
 
 CLI = {"role": "cli"}
+ALLOW = ("127.0.0.1/32", "ops.example", "x.example")  # the local receivers' address, and the API test's names
+
+
+def allowing(svc: VSearch, *allow: str) -> None:
+    """The service's webhook allow list (settings.webhook_allow, VSEARCH_WEBHOOK_ALLOW) set to `allow`."""
+    svc.settings = svc.settings.model_copy(update={"webhook_allow": allow})
+    svc.watchlists.settings = svc.settings
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +47,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VSearch]:
     svc.settings = svc.settings.model_copy(update={"api_keys": [
         ApiKey(name="ada", key=ADMIN, role="admin"), ApiKey(name="ivan", key=IVAN, role="investigator"),
         ApiKey(name="olga", key=OLGA, role="investigator")]})  # fmt: skip
+    allowing(svc, *ALLOW)
     yield svc
     svc.close()
 
@@ -211,7 +219,7 @@ def test_bad_stream_requests_are_refused_with_a_reason(server: Server, headers: 
 class Receiver:
     """A local HTTP server recording each POST; answers `status` (settable)."""
 
-    def __init__(self, status: int = 204) -> None:
+    def __init__(self, status: int = 204, location: str | None = None) -> None:
         self.status, self.got, self.at = status, [], []
         outer = self
 
@@ -221,6 +229,8 @@ class Receiver:
                 outer.got.append((self.headers, body))  # case-insensitive names
                 outer.at.append(time.time())
                 self.send_response(outer.status)
+                if location:
+                    self.send_header("Location", location)
                 self.end_headers()
 
             def log_message(self, *a: object) -> None:
@@ -360,6 +370,13 @@ def test_the_api_sets_webhooks_and_shows_dead_letters_to_admins(small: VSearch) 
         assert r.json()["webhook_secret"] == small.catalog.webhook_secret(entry) != first_secret  # a new secret each time
         assert c.put(f"/watchlists/{entry}/webhook", json={"url": "https://x.example"}, headers=h["olga"]).status_code == 404
         assert c.put(f"/watchlists/{entry}/webhook", json={"url": "file:///etc/passwd"}, headers=h["ivan"]).status_code == 400
+        for url, host in [("http://169.254.169.254/latest/meta-data/", "169.254.169.254"), ("http://localhost:8080/admin", "localhost"),
+                          ("https://OPS.example.evil.org/h", "ops.example.evil.org"), ("http://[::1]:9/h", "::1")]:  # fmt: skip
+            r = c.put(f"/watchlists/{entry}/webhook", json={"url": url}, headers=h["ivan"])
+            assert r.status_code == 400 and host in r.json()["detail"] and "VSEARCH_WEBHOOK_ALLOW" in r.json()["detail"], r.text
+            r = c.post("/watchlists", data={"name": "v3", "sighting": str(sid), "webhook_url": url}, headers=h["ivan"])
+            assert r.status_code == 400 and host in r.json()["detail"], r.text
+        assert small.catalog.watch_entry(entry).webhook_url == "https://ops.example/h2"  # the refused URLs changed nothing
         assert c.put(f"/watchlists/{entry}/webhook", json={}, headers=h["ivan"]).status_code == 422
         assert c.delete(f"/watchlists/{entry}/webhook", headers=h["ivan"]).status_code == 204
         assert small.catalog.watch_entry(entry).webhook_url is None
@@ -383,8 +400,19 @@ def test_the_cli_sets_webhooks_and_lists_dead_letters(small: VSearch) -> None:
 
     d = small.settings.data_dir
     entry = str(entry_for(small, 4, by="ada"))
-    r = cli("watchlist", "webhook", entry, "http://127.0.0.1:9/hook", data_dir=d)
+    allow = {"VSEARCH_WEBHOOK_ALLOW": "ops.example, 127.0.0.0/8"}  # comma-separated, as an admin writes it
+    r = cli("watchlist", "webhook", entry, "http://127.0.0.1:9/hook", data_dir=d, env=allow)
     assert r.returncode == 0 and "signing secret" in r.stdout, r.stderr
+    for env, url, message in [
+        ({"VSEARCH_WEBHOOK_ALLOW": ""}, "https://ops.example/h", "no webhook host is allowed"),  # a fresh install
+        (allow, "http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        (allow, "http://10.0.0.7/h", "VSEARCH_WEBHOOK_ALLOW"),
+        (allow, "http://localhost:9/h", "'localhost' is not"),
+        ({"VSEARCH_WEBHOOK_ALLOW": "10.0.0.0/33"}, "http://10.0.0.7/h", "VSEARCH_WEBHOOK_ALLOW"),  # a bad setting
+    ]:
+        r = cli("watchlist", "webhook", entry, url, data_dir=d, env=env)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (url, r.stderr)
+        assert "Traceback" not in r.stderr and small.catalog.watch_entry(int(entry)).webhook_url == "http://127.0.0.1:9/hook"
     for args, message in [
         (["watchlist", "webhook", entry, "ftp://x"], "http:// or https://"),
         (["watchlist", "webhook", entry], "give a webhook URL or --off"),
@@ -399,3 +427,53 @@ def test_the_cli_sets_webhooks_and_lists_dead_letters(small: VSearch) -> None:
     assert small.catalog.watch_entry(int(entry)).webhook_url is None
     with pytest.raises(NotFoundError):
         small.catalog.delivery(999999)
+
+
+def test_an_allowed_name_that_resolves_to_a_disallowed_address_is_not_contacted(small: VSearch) -> None:
+    """The check again at send time, on the address the name resolves to (DNS rebinding): "localhost" is an allowed
+    name but resolves to loopback, which is not allowed; nothing is sent, the failure is recorded. Allowing the
+    address then delivers it to the same receiver (it was reachable all along)."""
+    rx = Receiver()
+    mine = lambda: [json.loads(b)["delivery_id"] for _, b in rx.got if json.loads(b)["alert"]["entry_id"] == entry]  # noqa: E731
+    try:
+        allowing(small, "localhost")
+        entry = entry_for(small, 5, webhook_url=rx.url.replace("127.0.0.1", "localhost"))  # the name is allowed
+        replay_as_camera(small, "gate", "sha-rebind")
+        small.watchlists.deliverer(max_attempts=1, timeout_s=5).run_once()
+        dead = [d for d in small.watchlists.dead_letters({"role": "admin"}) if d.entry_id == entry]
+        assert dead and all(d.attempts == 1 and "resolves to 127.0.0.1" in (d.last_error or "") and "not allowed"
+                            in (d.last_error or "") for d in dead), dead  # fmt: skip
+        assert mine() == []  # never contacted
+        allowing(small, "localhost", "127.0.0.1/32")
+        for d in dead:
+            small.watchlists.retry_delivery(d.id, "ada", {"role": "admin"})
+        small.watchlists.deliverer(max_attempts=1, timeout_s=5).run_once()
+        assert all(small.catalog.delivery(d.id).status == "delivered" for d in dead)
+        assert sorted(mine()) == sorted(d.id for d in dead)
+        # a URL whose host was taken off the list is not sent to any more either (the whole check again at send time)
+        allowing(small, "127.0.0.1/32")
+        replay_as_camera(small, "lobby", "sha-rebind-2")
+        small.watchlists.deliverer(max_attempts=1, timeout_s=5).run_once()
+        again = [d for d in small.watchlists.dead_letters({"role": "admin"}) if d.entry_id == entry]
+        assert again and all("'localhost' is not allowed" in (d.last_error or "") for d in again), again
+        assert sorted(mine()) == sorted(d.id for d in dead)
+    finally:
+        allowing(small, *ALLOW)
+        rx.close()
+
+
+def test_a_redirect_is_not_followed(small: VSearch) -> None:
+    """A receiver answering 3xx does not get the server to send anything elsewhere: the attempt fails, saying so."""
+    inner = Receiver()
+    rx = Receiver(status=302, location=inner.url)
+    try:
+        entry = entry_for(small, 3, webhook_url=rx.url)
+        replay_as_camera(small, "yard", "sha-redirect")
+        small.watchlists.deliverer(base_s=60, timeout_s=5).run_once()
+        failed = [d for d in small.catalog.deliveries("pending") if d.entry_id == entry]
+        assert failed and all(d.attempts == 1 and "HTTP 302" in (d.last_error or "") and "redirects are not followed"
+                              in (d.last_error or "") for d in failed), failed  # fmt: skip
+        assert len([b for _, b in rx.got if json.loads(b)["alert"]["entry_id"] == entry]) == len(failed) and inner.got == []
+    finally:
+        rx.close()
+        inner.close()

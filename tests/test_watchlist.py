@@ -110,11 +110,11 @@ def test_bad_entries_are_refused_with_a_reason(small: VSearch, kwargs: dict, err
     assert len(small.watchlists.entries()) == before
 
 
-def cli(*args: str, data_dir: Path, process: bool = False) -> subprocess.CompletedProcess[str]:
-    """The CLI on `data_dir` with the small catalog's embedder: in this process, or as `python -m vsearch.cli`."""
+def cli(*args: str, data_dir: Path, process: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI on `data_dir` with the small catalog's embedder (and `env`): in this process, or as `python -m vsearch.cli`."""
     if not process:
-        return cli_here(*args, "--data-dir", str(data_dir), env={"VSEARCH_EMBEDDER": "hsv-parts"})
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VSEARCH_EMBEDDER": "hsv-parts"}
+        return cli_here(*args, "--data-dir", str(data_dir), env={"VSEARCH_EMBEDDER": "hsv-parts", **(env or {})})
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VSEARCH_EMBEDDER": "hsv-parts", **(env or {})}
     return subprocess.run([sys.executable, "-m", "vsearch.cli", *args, "--data-dir", str(data_dir)],
                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from vsearch.errors import ConfigError
 
@@ -192,8 +193,36 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(default=None, gt=0)
     retention_interval_s: float = Field(default=3600.0, ge=0)
 
+    # webhooks (vsearch/webhooks.py) may POST only to these hosts: host names (exact, any case) and CIDR networks
+    # (an address alone is its own network), env VSEARCH_WEBHOOK_ALLOW="hooks.example.org, 10.20.0.0/16".
+    # Empty (the default): no webhook URL is accepted, so no investigator can make the server POST to an internal
+    # address (SSRF). At send time the name's resolved addresses are checked again: each must be in a listed
+    # network or public (a listed name resolving to loopback, link-local or private space is not sent to)
+    webhook_allow: Annotated[tuple[str, ...], NoDecode] = ()
+
     # access with a reason: a search, a clip view and an export must name a case or give a reason (audited)
     require_reason: bool = False
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _allow_list(cls, v: object) -> object:
+        items = v.split(",") if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            return items
+        out = []
+        for item in (str(i).strip().lower().rstrip(".") for i in items):
+            if not item:
+                continue
+            if "/" in item or item.replace(".", "").isdigit() or ":" in item:
+                try:
+                    item = str(ipaddress.ip_network(item.strip("[]"), strict=False))
+                except ValueError as e:
+                    raise ValueError(f"{item!r} is neither a host name nor a CIDR network ({e})") from None
+            elif not all(part and len(part) <= 63 and part.replace("-", "").replace("_", "").isalnum()
+                         for part in item.split(".")):  # fmt: skip
+                raise ValueError(f"{item!r} is neither a host name nor a CIDR network")
+            out.append(item)
+        return tuple(out)
 
     @property
     def audit_log_path(self) -> Path:

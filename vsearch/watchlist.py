@@ -167,7 +167,7 @@ class Watchlists:
             if expires_at <= time.time():
                 raise InputError(f"expires {expires!r} is in the past; give a future time (ISO 8601)")
         if webhook_url is not None:
-            webhook_url = check_url(webhook_url)
+            webhook_url = check_url(webhook_url, self.settings.webhook_allow)
         cameras = list(dict.fromkeys(cameras))
         try:
             check_cameras(self.catalog, cameras)
@@ -243,7 +243,7 @@ class Watchlists:
     def set_webhook(self, entry_id: int, url: str | None, by: str, context: dict[str, Any] | None = None) -> WatchEntry:
         """Send the entry's new alerts to `url` (None: stop), audited. Each call makes a new signing secret
         (`webhook_secret`): setting the same URL again rotates it."""
-        url = check_url(url) if url is not None else None
+        url = check_url(url, self.settings.webhook_allow) if url is not None else None
         with self.audit.change_by("watchlist.webhook", by, context, entry_id=entry_id, webhook_url=url) as entry:
             before = self._entry(entry_id, by, context)
             if url is None and before.webhook_url is None:
@@ -340,7 +340,7 @@ class Watchlists:
 
     def deliverer(self, **kwargs: Any) -> Deliverer:
         """A sender of this catalog's webhook deliveries (vsearch.webhooks.Deliverer)."""
-        return Deliverer(self.catalog, self.delivery_payload, **kwargs)
+        return Deliverer(self.catalog, self.delivery_payload, allow=self.settings.webhook_allow, **kwargs)
 
     def _operator(self, context: dict[str, Any] | None, what: str) -> None:
         if not self.is_operator(context):
