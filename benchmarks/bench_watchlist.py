@@ -54,10 +54,11 @@ def visits() -> list[tuple[int, float, float]]:
         return [(int(r["visit"]), float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f)]
 
 
-def write_clip(out: Path, clip_s: float, transform: bool) -> Path:
-    """The clip's first `clip_s` seconds at its 10 fps; `transform`: mirrored, at 80 % size, gamma 1.4 (darker)."""
+def write_clip(out: Path, clip_s: float, transform: bool, src: Path = CLIP) -> Path:
+    """A 10 fps clip's (`src`, the sample clip by default) first `clip_s` seconds; `transform`: mirrored, at 80 %
+    size, gamma 1.4 (darker)."""
     lut = (255 * (np.arange(256) / 255) ** 1.4).astype(np.uint8)
-    with av.open(str(CLIP)) as c:
+    with av.open(str(src)) as c:
         def frames():  # type: ignore[no-untyped-def]
             for i, f in enumerate(c.decode(video=0)):
                 if f.time is not None and f.time >= clip_s:
@@ -85,8 +86,10 @@ def track_visits(svc: VSearch, camera: str, in_visits: list[tuple[int, float, fl
     return out
 
 
-def add_entries(svc: VSearch, in_visits: list[tuple[int, float, float]], min_score: float) -> dict[int, int]:
-    """Entry id -> the visit it is of: each visitor's best-quality crop on cam-a, and visitor 3's photo."""
+def add_entries(svc: VSearch, in_visits: list[tuple[int, float, float]], min_score: float,
+                cameras: tuple[str, ...] = ("cam-b",)) -> dict[int, int]:  # fmt: skip
+    """Entry id -> the visit it is of: each visitor's best-quality crop on cam-a, and visitor 3's photo; watching
+    `cameras`."""
     video = next(v for v in svc.catalog.videos() if v.camera_id == "cam-a")
     rows = svc.catalog._q("SELECT id, pts, quality FROM sightings WHERE video_id=?", (video.id,))
     entries: dict[int, int] = {}
@@ -95,10 +98,10 @@ def add_entries(svc: VSearch, in_visits: list[tuple[int, float, float]], min_sco
         if not inside:
             continue
         best = max(inside, key=lambda r: r[2])
-        entry = svc.watchlists.add(f"visitor {n}", [], "bench", None, None, ["cam-b"], min_score, None, [int(best[0])])
+        entry = svc.watchlists.add(f"visitor {n}", [], "bench", None, None, cameras, min_score, None, [int(best[0])])
         entries[entry.id] = n
     if any(n == 3 for n, _, _ in in_visits):
-        entry = svc.watchlists.add("visitor 3 (photo)", [PHOTO.read_bytes()], "bench", None, None, ["cam-b"], min_score)
+        entry = svc.watchlists.add("visitor 3 (photo)", [PHOTO.read_bytes()], "bench", None, None, cameras, min_score)
         entries[entry.id] = 3
     return entries
 

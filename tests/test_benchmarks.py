@@ -214,3 +214,17 @@ def test_tiles_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["settings"] for r in payload["rows"]] == variants
     assert all(0 <= (r["recall_100-200px_conf0.1"] or 0) <= 1 for r in payload["rows"])
     assert (tmp_path / "bench_tiles_S.json").exists()
+
+
+def test_alert_quality_benchmark_smoke(tmp_path: Path) -> None:
+    """12 held-out ids of each CUHK set through a real watchlist and Matcher, and short footage through ingest."""
+    from benchmarks import bench_alert_quality
+
+    payload = bench_alert_quality.main(["--size", "S", "--out", str(tmp_path)])
+    assert [r["set"] for r in payload["identities"]] == ["cuhk03", "cuhk01"]
+    for r in payload["identities"]:
+        assert r["identities"] == 12 and [c["threshold"] for c in r["curve"]] == list(bench_alert_quality.SWEEP)
+        assert r["curve"][0]["recall"] >= r["curve"][-1]["recall"] and r["curve"][0]["false"] >= r["curve"][-1]["false"]
+    foot = payload["footage"]
+    assert foot["pets_with_sample_visitors"]["entries"] == 1 and foot["sample_with_pets_people"]["entries"] == 2
+    assert foot["pets_with_sample_visitors"]["footage_s"] > 0 and (tmp_path / "bench_alert_quality_S.json").exists()
