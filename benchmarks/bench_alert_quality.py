@@ -136,9 +136,16 @@ def identities(size: str, runs: Path, work: Path) -> list[dict[str, Any]]:
 
 
 def _alerts(svc: VSearch, camera: str) -> dict[str, Any]:
+    """The camera's alerts, and the best score any of its sightings reached against an entry watching it (how
+    close the footage came to a false alert)."""
     found = [v for v in svc.watchlists.alerts() if v.alert.camera_id == camera]
+    ids = np.array([s.id for s in svc.catalog.sightings_between(0.0, 1e12, [camera])], np.int64)
+    _, vecs = svc.catalog.embeddings(ids)
+    entries, best = svc.watchlists.matcher.scores(np.asarray(vecs, np.float32))
+    watching = [j for j, e in enumerate(entries) if camera in e.cameras]
     return {"alerts": len(found), "tracks_alerted": sum(v.alert.tracks for v in found),
-            "scores": sorted(round(v.alert.score, 4) for v in found)}  # fmt: skip
+            "scores": sorted(round(v.alert.score, 4) for v in found), "sightings": len(ids),
+            "best_score": round(float(best[:, watching].max()), 4) if watching and len(ids) else None}  # fmt: skip
 
 
 def footage(size: str, work: Path) -> dict[str, Any]:
