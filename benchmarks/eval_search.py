@@ -166,9 +166,12 @@ FootageQuery = tuple[bytes, set[int], set[int]]
 
 
 def footage_rows(svc: Any, name: str, queries: list[FootageQuery]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Re-ranking off and on, and feedback (first correct hit confirmed), through svc.search on one footage set."""
+    """Re-ranking off and on, and feedback (first correct hit confirmed), through svc.search on one footage set,
+    ranking sightings (track-level ranking off: it returns one sighting a track, and these rows score sightings;
+    testtime_rows scores tracks)."""
     from vsearch.search import Feedback
 
+    svc.settings = svc.settings.model_copy(update={"search_track_level": False})
     rerank_rows = []
     for method in RERANKS:
         svc.settings = svc.settings.model_copy(update={"search_rerank": method})
