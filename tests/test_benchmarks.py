@@ -89,7 +89,7 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import bench_store
 
     payload = bench_store.main(["--size", "S", "--out", str(tmp_path)])
-    assert [(r["window"], r["cameras"]) for r in payload["rows"]] == [("1%", "all"), ("10%", "all"), ("100%", "all"), ("10%", 1), ("100%", 1)]
+    assert [(r["window"], r["cameras"]) for r in payload["rows"]] == [("1%", "all"), ("10%", "all"), ("100%", "all"), ("1%", 1), ("10%", 1), ("100%", 1)]
     assert all(r["recall_at_10"] >= 0.95 and r["write_sightings_per_s"] > 0 for r in payload["rows"])
     assert (tmp_path / "bench_store_S_sqlite.json").exists()
 
@@ -167,13 +167,14 @@ def test_search_quality_footage_part_runs(tmp_path: Path) -> None:
 
 
 def test_camera_filter_benchmark_smoke(tmp_path: Path) -> None:
-    """Both statements return the same ids; the one after issue 23 reads the covering camera index only."""
+    """Before and after camera slots give the same top-50 (checked inside the benchmark before any timing), for
+    each window, and the catalog counts the camera's sightings without listing them."""
     from benchmarks import bench_camera_filter
 
-    payload = bench_camera_filter.main(["--size", "S", "--out", str(tmp_path)])
-    assert [r["window"] for r in payload["rows"]] == ["10%", "100%"]
-    assert all("COVERING INDEX sightings_camera" in r["plan_after"] and r["camera_ids"] > 0 for r in payload["rows"])
-    assert (tmp_path / "bench_camera_filter_S.json").exists()
+    payload = bench_camera_filter.main(["--sizes", "20000", "--runs", "2", "--out", str(tmp_path)])
+    assert [r["window"] for r in payload["rows"]] == ["1%", "10%", "100%"]
+    assert all(r["sightings"] == 20000 and r["camera_sightings"] > 0 for r in payload["rows"])
+    assert (tmp_path / "bench_camera_filter.json").exists()
 
 
 def test_watchlist_benchmark_smoke(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
     Every frame is ingested (camera = sequence name). Each stored sighting takes the identity of the ground-truth
     box it overlaps (IoU >= 0.5). For every identity with sightings in two or more frames, its ground-truth crop
     in its first such frame is the query, searched within its camera; the sightings of that same frame are left
-    out of the ranking. Reported: rank-1 (the best other sighting is the identity), recall@k (share of the identity's other sightings in the top k) and
+    out of the ranking. With track-level ranking (one hit per track) a hit stands for its track's sightings. Reported: rank-1 (the best other sighting is the identity), recall@k (share of the identity's other sightings in the top k) and
     precision@k (share of the top k that are the identity), averaged over queries.
     """
     from vsearch.ingest import IngestItem
@@ -47,6 +47,9 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
         gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
         gt = gt[(gt[:, 6] == 1) & (gt[:, 7] == 1) & (gt[:, 5] >= min_h)]
         sightings = [x for x in service.catalog.sightings(service.store.index.ids().tolist()).values() if x.camera_id == seq.name]
+        track_of: dict[tuple[int, int], list[Any]] = {}
+        for x in sorted(sightings, key=lambda x: x.ts_s):
+            track_of.setdefault((x.video_id, x.track_id), []).append(x)
         identity: dict[int, int] = {}
         frame_of: dict[int, int] = {}
         for x in sightings:
@@ -70,7 +73,11 @@ def evaluate_footage(seq_dirs: Sequence[Path], service: Any, k: int = 10, min_h:
             q = query_crop(img, service.detector, s, (x1, y1, x1 + w, y1 + h))
             allowed_all = np.array([x.id for x in sightings if frame_of[x.id] != qf], np.int64)
             res = search(q, SearchFilters(cameras=(seq.name,), top_k=1000), service.embedder, service.store, s)
-            ranked = [h.sighting.id for h in sorted(res.hits, key=lambda h: -h.score) if h.sighting.id in set(allowed_all)][:k]
+            allowed = set(allowed_all.tolist())
+            hits = [h.sighting for h in sorted(res.hits, key=lambda h: -h.score)]
+            if s.search_track_level:  # a hit stands for its track (one per track): its sightings, in time order
+                hits = [x for h in hits for x in track_of[(h.video_id, h.track_id)]]
+            ranked = [x.id for x in hits if x.id in allowed][:k]
             positives = {sid for sid in mine if frame_of[sid] != qf}
             top1.append(bool(ranked) and ranked[0] in positives)
             recalls.append(len(positives & set(ranked)) / len(positives))
