@@ -305,10 +305,17 @@ THRESHOLDS: dict[str, Thresholds] = {
 }
 
 
+ADAPTED = "-adapt-"  # an embedder made by `vsearch adapt` is named <base>-adapt-<n> (vsearch.adapt)
+
+
+def adapted_name(base: str, n: int) -> str:
+    return f"{base}{ADAPTED}{n}"
+
+
 def thresholds(embedder: str) -> Thresholds:
     """The thresholds of an embedder: an adapted version ("<base>-adapt-<n>") uses its base's, and an embedder
     they were never measured for uses the default model's."""
-    base = embedder.split("-adapt-")[0]
+    base = embedder.split(ADAPTED)[0]
     return THRESHOLDS.get(base, THRESHOLDS[Settings.model_fields["embedder"].default])
 
 

@@ -31,7 +31,7 @@ from vsearch.adapt.links import Tracklet
 from vsearch.adapt.versions import embedder_named, embedders_dir, version_embedder
 from vsearch.catalog import Catalog, EmbedderVersion
 from vsearch.config import PROJECT_ROOT, Settings
-from vsearch.embed import CHECKPOINTS, Embedder
+from vsearch.embed import CHECKPOINTS, Embedder, adapted_name
 from vsearch.errors import IndexStateError, InputError, StorageError
 from vsearch.weights import sha256_file
 
@@ -210,7 +210,7 @@ def adapt(svc: VSearch, options: AdaptOptions = AdaptOptions(), by: str = "libra
     learn = LearnOptions(budget_s=options.budget_s, rounds=options.rounds, seed=options.seed,
                          threads=options.threads or settings.inference_threads, max_steps=options.max_steps)  # fmt: skip
     result = fine_tune(ckpt, tracklets, learn, same, different, say)
-    name = f"{base}-adapt-{len(catalog.embedder_version_names()) + 1}"
+    name = adapted_name(base, len(catalog.embedder_version_names()) + 1)
     folder = embedders_dir(settings) / name
     folder.mkdir(parents=True, exist_ok=False)
     onnx = folder / "model.onnx"
