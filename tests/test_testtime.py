@@ -56,9 +56,17 @@ def _vectors_by(svc: VSearch, key) -> dict:  # type: ignore[no-untyped-def]
     return {k: np.mean(v, axis=0) for k, v in out.items()}
 
 
+def _tracks_by_camera(svc: VSearch) -> dict[str, set[tuple[int, int]]]:
+    """Each camera's distinct tracks in the catalog."""
+    out: dict[str, set[tuple[int, int]]] = {}
+    for x in svc.store.catalog.sightings(svc.store.index.ids().tolist()).values():
+        out.setdefault(x.camera_id, set()).add((x.video_id, x.track_id))
+    return out
+
+
 @pytest.mark.slow
 def test_track_level_returns_each_track_once_with_its_mean_score(demo_service: VSearch) -> None:
-    settings = demo_service.settings.model_copy(update={"search_track_level": True})
+    settings = demo_service.settings.model_copy(update={"search_track_level": True, "search_camera_norm": False})
     q = _query(demo_service)
     qv = demo_service.embedder.embed([q.crop_rgb])[0]
     means = _vectors_by(demo_service, lambda x: (x.video_id, x.track_id))
@@ -70,7 +78,7 @@ def test_track_level_returns_each_track_once_with_its_mean_score(demo_service: V
         assert h.score == pytest.approx(float(l2n(means[t])[0] @ qv), abs=1e-4)
     assert [c.score for c in res.clips] == sorted((c.score for c in res.clips), reverse=True)
     # shown by its crop most like the query: the plain search's best hit is the best track's sighting
-    crops = demo_service.settings.model_copy(update={"search_track_level": False})
+    crops = demo_service.settings.model_copy(update={"search_track_level": False, "search_camera_norm": False})
     plain = search(q, SearchFilters(top_k=50), demo_service.embedder, demo_service.store, crops)
     best = plain.hits[0].sighting
     assert any(h.sighting.id == best.id for h in res.hits if (h.sighting.video_id, h.sighting.track_id) == (best.video_id, best.track_id))
@@ -111,14 +119,28 @@ def test_camera_means_follow_the_catalog_and_normalise_the_search(demo_service: 
         # the search, normalised: each hit's score is the query minus the mean of every camera against its crop
         # minus its camera's mean
         settings = svc.settings.model_copy(update={"search_camera_norm": True, "search_track_level": False,
-                                                   "camera_mean_sample": 10**6, "camera_mean_max_age_s": 0})  # fmt: skip
+                                                   "camera_mean_sample": 10**6, "camera_mean_max_age_s": 0,
+                                                   "camera_norm_min_tracks": 1})  # fmt: skip
         q = _query(svc)
-        qv = l2n(svc.embedder.embed([q.crop_rgb])[0] - everything)[0]
+        raw_q = svc.embedder.embed([q.crop_rgb])[0]
+        qv = l2n(raw_q - everything)[0]
         res = search(q, SearchFilters(top_k=50), svc.embedder, store, settings)
         assert {h.sighting.camera_id for h in res.hits} == {"lobby", "hall"}
         for h in res.hits[:10]:
             v = cat.embeddings(np.array([h.sighting.id]))[1][0]
             assert h.score == pytest.approx(float(l2n(v - truth[h.sighting.camera_id])[0] @ qv), abs=1e-4)
+
+        # a camera's mean counts only from camera_norm_min_tracks distinct tracks; one camera short of them and
+        # no camera is centred: the search scores raw cosines
+        tracks = {c: len(v) for c, v in _tracks_by_camera(svc).items()}
+        assert tracks["lobby"] > tracks["hall"] >= 1
+        gate = tracks["hall"] + 1
+        assert set(store.camera_means(["lobby", "hall"], 10**6, 0, gate)) == {"lobby"}
+        res = search(q, SearchFilters(top_k=50), svc.embedder, store, settings.model_copy(update={"camera_norm_min_tracks": gate}))
+        assert {h.sighting.camera_id for h in res.hits} == {"lobby", "hall"}
+        for h in res.hits[:10]:
+            v = cat.embeddings(np.array([h.sighting.id]))[1][0]
+            assert h.score == pytest.approx(float(v @ raw_q), abs=1e-4)
 
         # the second camera's video removed: its mean goes with it (after max_age_s: a cached mean is kept until then)
         video = rep.video_id

@@ -353,7 +353,9 @@ def test_time_vectors(
     with `search_track_level` each candidate by its track's mean stored vector; with `search_camera_norm` each
     candidate minus its camera's mean (Store.camera_means), each confirmed sighting (rows 1.. of `qset`) minus
     its own camera's, and the uploaded images (row 0), which have no camera, minus the mean of every camera's
-    latest vectors (better than leaving them as they are: models/reid/README.md, "Test-time help in search")."""
+    latest vectors (better than leaving them as they are: models/reid/README.md, "Test-time help in search");
+    only when every one of those cameras' means comes from at least `camera_norm_min_tracks` tracks, otherwise
+    no camera's."""
     catalog = store.catalog
     seen = catalog.sightings([*ids.tolist(), *confirmed])
     at = [seen[int(i)] for i in ids]
@@ -364,11 +366,12 @@ def test_time_vectors(
     cams = qcams = None
     if settings.search_camera_norm:
         marked = [seen[i].camera_id for i in sorted(set(confirmed)) if i in seen]  # marked_vectors' order
-        cm = store.camera_means([None, *(x.camera_id for x in at), *marked], settings.camera_mean_sample,
-                                settings.camera_mean_max_age_s)  # fmt: skip
-        zero = np.zeros(vecs.shape[1], np.float32)
-        cams = np.stack([cm.get(x.camera_id, zero) for x in at])
-        qcams = np.stack([cm.get(None, zero), *(cm.get(c, zero) for c in marked)])
+        wanted = [None, *(x.camera_id for x in at), *marked]
+        cm = store.camera_means(wanted, settings.camera_mean_sample, settings.camera_mean_max_age_s,
+                                settings.camera_norm_min_tracks)  # fmt: skip
+        if all(c in cm for c in wanted):  # all or none: a centred score and a raw one are not comparable
+            cams = np.stack([cm[x.camera_id] for x in at])
+            qcams = np.stack([cm[None], *(cm[c] for c in marked)])
     return rescore(qset, vecs, tracks, cams, qcams)
 
 

@@ -98,7 +98,7 @@ class Store:
         self.watcher: SightingWatcher | None = None  # scores new sightings against the watchlists
         # (camera or None for all, sample) -> (mean vector or None, the log sequence and the monotonic time it was
         # computed at)
-        self._camera_means: dict[tuple[str | None, int], tuple[NDArray[np.float32] | None, int, float]] = {}
+        self._camera_means: dict[tuple[str | None, int], tuple[NDArray[np.float32] | None, int, int, float]] = {}
         self._camera_lock = threading.Lock()
 
     # -- writes: catalog first, then the index follows ------------------------------------------------------
@@ -182,32 +182,33 @@ class Store:
         return Matches(scores, ids, index.ntotal if allowed is None else min(allowed.count, index.ntotal))
 
     def camera_means(
-        self, cameras: Iterable[str | None], sample: int, max_age_s: float
+        self, cameras: Iterable[str | None], sample: int, max_age_s: float, min_tracks: int = 1
     ) -> dict[str | None, NDArray[np.float32]]:
         """Each camera's mean stored vector (not normalised): what the camera adds to everyone it sees, taken out
         by search.py's per-camera normalisation. Derived from the catalog, never stored apart from it: the mean
         of the camera's latest `sample` vectors of this store's embedder, cached, and read again once the
         catalog's log has moved since and the cached mean is `max_age_s` old (0: at every change). So sightings
         added or removed reach it, and a switch of embedder (a new Store) starts afresh. Cameras holding no vector
-        are left out. Camera None: every camera's latest `sample` vectors (what an uploaded query, which has no
-        camera, is centred by). Work per call: one cheap `last_seq` query, plus `sample` vectors per camera read
-        again."""
+        are left out, and so are cameras whose sample comes from fewer than `min_tracks` distinct tracks: a mean
+        over a few people is theirs, not the camera's. Camera None: every camera's latest `sample` vectors (what
+        an uploaded query, which has no camera, is centred by). Work per call: one cheap `last_seq` query, plus
+        `sample` vectors per camera read again."""
         now = time.monotonic()
         out: dict[str | None, NDArray[np.float32]] = {}
         seq: int | None = None
         with self._camera_lock:
             for cam in dict.fromkeys(cameras):
                 cached = self._camera_means.get((cam, sample))
-                if cached is None or now - cached[2] >= max_age_s:
+                if cached is None or now - cached[3] >= max_age_s:
                     seq = self.catalog.last_seq() if seq is None else seq
-                    if cached is None or cached[1] != seq:
-                        vecs = self.catalog.camera_vectors(self.embedder, cam, sample)
+                    if cached is None or cached[2] != seq:
+                        vecs, tracks = self.catalog.camera_sample(self.embedder, cam, sample)
                         mean = vecs.astype(np.float64).mean(0).astype(np.float32) if len(vecs) else None
-                        cached = (mean, seq, now)
+                        cached = (mean, tracks, seq, now)
                     else:
-                        cached = (cached[0], seq, now)
+                        cached = (cached[0], cached[1], seq, now)
                     self._camera_means[(cam, sample)] = cached
-                if cached[0] is not None:
+                if cached[0] is not None and cached[1] >= min_tracks:
                     out[cam] = cached[0]
         return out
 

@@ -489,15 +489,23 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         return out
 
     def camera_vectors(self, embedder: str, camera_id: str | None, limit: int) -> NDArray[np.float32]:
-        """The camera's latest `limit` stored `embedder` vectors (n, d), by time (the index on camera and time);
-        `camera_id` None: the latest of every camera (by id, which follows time: the index on embedder and id)."""
+        """The camera's latest `limit` stored `embedder` vectors (n, d) (camera_sample's)."""
+        return self.camera_sample(embedder, camera_id, limit)[0]
+
+    def camera_sample(self, embedder: str, camera_id: str | None, limit: int) -> tuple[NDArray[np.float32], int]:
+        """The camera's latest `limit` stored `embedder` vectors (n, d), by time (the index on camera and time),
+        and how many distinct tracks (people, as far as the ingest knows) they come from; `camera_id` None: the
+        latest of every camera (by id, which follows time: the index on embedder and id)."""
+        cols = "embedding, video_id, track_id"
         if camera_id is None:
-            sql, args = "SELECT embedding FROM sightings WHERE embedder=? ORDER BY id DESC LIMIT ?", (embedder, limit)
+            sql, args = f"SELECT {cols} FROM sightings WHERE embedder=? ORDER BY id DESC LIMIT ?", (embedder, limit)
         else:
-            sql = "SELECT embedding FROM sightings WHERE camera_id=? AND embedder=? ORDER BY ts DESC LIMIT ?"
+            sql = f"SELECT {cols} FROM sightings WHERE camera_id=? AND embedder=? ORDER BY ts DESC LIMIT ?"
             args = (camera_id, embedder, limit)  # type: ignore[assignment]
         rows = self._q(sql, args)
-        return _vectors(r[0] for r in rows) if rows else np.zeros((0, 0), np.float32)
+        if not rows:
+            return np.zeros((0, 0), np.float32), 0
+        return _vectors(r[0] for r in rows), len({(r[1], r[2]) for r in rows})
 
     def track_sighting_pts(self, video_id: int, track_id: int) -> list[float]:
         """Video times of the track's stored sightings (the moments its clips are built around), in order."""
