@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,20 @@ def cli_here(*args: str, env: dict[str, str | None] | None = None) -> subprocess
             else:
                 os.environ[k] = v
     return subprocess.CompletedProcess(["vsearch", *args], code, out.getvalue(), err.getvalue())
+
+
+@contextmanager
+def traced_queries(cat: Catalog) -> Iterator[list[tuple[str, tuple]]]:
+    """The statements (and arguments) the catalog runs alone (`_q`) inside the block, in order."""
+    statements: list[tuple[str, tuple]] = []
+    real_q = cat._q
+
+    def traced(sql: str, args=()):  # type: ignore[no-untyped-def]
+        statements.append((sql, tuple(args)))
+        return real_q(sql, args)
+
+    cat._q = traced  # type: ignore[method-assign]
+    try:
+        yield statements
+    finally:
+        cat._q = real_q  # type: ignore[method-assign]

@@ -25,6 +25,7 @@ SLOT_BITS = 12  # camera slots: 1 << SLOT_BITS per catalog (slot 0 and the legac
 SLOT_SHIFT = ID_BUCKET_BITS - SLOT_BITS  # ids per camera per minute: 1 << SLOT_SHIFT
 MAX_SLOT = (1 << SLOT_BITS) - 1
 MAX_ID = 1 << 62
+DAY_S = 86_400  # seconds per day (UTC): the PostgreSQL catalog's partitions (catalog/partitions.py)
 _OPEN_END = 1 << 40  # a minute past any real one: the window has no end
 
 
@@ -37,6 +38,17 @@ def minute_ids(minute: int) -> tuple[int, int]:
     """[lo, hi) of the ids of one minute."""
     lo = (minute + 1) << ID_BUCKET_BITS
     return lo, lo + (1 << ID_BUCKET_BITS)
+
+
+def day_ids(day: int) -> tuple[int, int]:
+    """[lo, hi) of the ids of one UTC day (days since the epoch)."""
+    per_day = DAY_S // ID_BUCKET_S
+    return minute_ids(day * per_day)[0], minute_ids((day + 1) * per_day)[0]
+
+
+def day_of_ts(ts_s: float) -> int:
+    """The UTC day (since the epoch, from 0) of a time."""
+    return minute_of_ts(ts_s) // (DAY_S // ID_BUCKET_S)
 
 
 def camera_minute_ids(minute: int, slot: int) -> tuple[int, int]:

@@ -43,6 +43,7 @@ from vsearch.ids import (
     SLOT_SHIFT,
     Window,
     camera_minute_ids,
+    day_of_ts,
     is_legacy,
     minute_of_ts,
 )
@@ -56,6 +57,11 @@ _VIDEO_COLS = (
     "id, camera_id, path, sha256, start_ts, fps, frame_count, status, processed_until_s, frames_sampled, error, embedder,"
     " resume_state"
 )
+
+
+# a time window's sightings have ids in its envelope (vsearch.ids), or ids from before time-ordered ids: said to
+# the engine, so that PostgreSQL reads only the window's days (partitions.py)
+_IN_ENVELOPE = f"(id < {FIRST_TIMED_ID} OR (id >= ? AND id < ?))"
 
 
 def _sighting(row: Sequence) -> Sighting:
@@ -76,11 +82,15 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
     watchlists, attribute probabilities and retention are inherited from their own books."""
 
     _UPSERT_CAMERA = "INSERT INTO cameras (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
-    _UPSERT_BOX = (
-        "INSERT INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (video_id, track_id, pts) DO UPDATE SET x1=excluded.x1, y1=excluded.y1, x2=excluded.x2,"
-        " y2=excluded.y2, confidence=excluded.confidence"
-    )
+    _BOX_KEY = "video_id, track_id, pts"  # a partitioned table's unique key holds its partition key (postgres.py)
+
+    @property
+    def _upsert_box(self) -> str:
+        return (
+            "INSERT INTO track_boxes (video_id, track_id, pts, x1, y1, x2, y2, confidence, ts)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({self._BOX_KEY}) DO UPDATE SET x1=excluded.x1,"
+            " y1=excluded.y1, x2=excluded.x2, y2=excluded.y2, confidence=excluded.confidence"
+        )
 
     # -- cameras and videos ---------------------------------------------------------------------------------
     def cameras(self) -> list[CameraStats]:
@@ -183,6 +193,13 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         LeaseLostError and nothing is stored); the lease is released when the video is done. Returns the ids given
         to `sightings`, in order.
         """
+        start = self._q("SELECT start_ts FROM videos WHERE id=?", (video_id,))
+        if not start:
+            raise NotFoundError(f"no video with id {video_id}")
+        start_ts = float(start[0][0])
+        # the days these rows (and their log entries, dated now) go to have their partitions (PostgreSQL)
+        self._ensure_days({day_of_ts(s.ts_s) for s in cp.sightings} | {day_of_ts(start_ts + b[1]) for b in cp.boxes}
+                          | {day_of_ts(time.time())})  # fmt: skip
         with self._tx() as db:
             row = db.execute(
                 f"SELECT embedder, lease_owner FROM videos WHERE id=?{self.dialect.lock_rows}", (video_id,)
@@ -217,7 +234,10 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
                         )
                 for model, rows in by_model.items():
                     self.put_attributes(model, rows, db)
-            db.executemany(self._UPSERT_BOX, [(video_id, tid, pts, *xyxy, conf) for tid, pts, xyxy, conf in cp.boxes])
+            db.executemany(
+                self._upsert_box,
+                [(video_id, tid, pts, *xyxy, conf, start_ts + pts) for tid, pts, xyxy, conf in cp.boxes],
+            )
             # a done video stays done: a live track that began in a finished segment adds its later sightings to it
             db.execute(
                 "UPDATE videos SET processed_until_s = CASE WHEN ? > processed_until_s THEN ? ELSE processed_until_s END,"
@@ -345,6 +365,9 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
                 args.append(val)
         if len(where) == 1:
             return None
+        if from_ts_s is not None or to_ts_s is not None:
+            where.append(_IN_ENVELOPE)
+            args.extend(Window(from_ts_s, to_ts_s).envelope)
         rows = self._q(f"SELECT id FROM sightings WHERE {' AND '.join(where)}", args)
         return np.array([r[0] for r in rows], np.int64)
 
@@ -525,7 +548,8 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
         self, from_ts_s: float, to_ts_s: float, cameras: Sequence[str] | None = None, limit: int = 200_000
     ) -> list[Sighting]:
         """Sightings inside a time window (and cameras), in time order; at most `limit`."""
-        where, args = "s.ts BETWEEN ? AND ?", [from_ts_s, to_ts_s]
+        where, args = f"s.ts BETWEEN ? AND ? AND {_IN_ENVELOPE.replace('id', 's.id')}", [from_ts_s, to_ts_s]
+        args.extend(Window(from_ts_s, to_ts_s).envelope)
         if cameras:
             where += f" AND s.camera_id IN ({','.join('?' * len(cameras))})"
             args.extend(cameras)  # type: ignore[arg-type]

@@ -102,6 +102,21 @@ class SqlEngine:
     def _record_migration(self, db: Db, version: int, what: str) -> None:
         raise NotImplementedError
 
+    def _partition_by_day(self, db: Db) -> None:
+        """Migration 19's step: the large tables partitioned by day (PostgreSQL, catalog/partitions.py); none on
+        SQLite."""
+
+    def _ensure_days(self, days: set[int]) -> None:
+        """Before rows of these UTC days are written: their partitions exist (PostgreSQL); nothing on SQLite."""
+
+    def _day_partitions(self, table: str) -> list[int]:
+        """The UTC days `table` has a partition of (PostgreSQL); none on SQLite."""
+        return []
+
+    def _drop_day_partition(self, db: Db, table: str, day: int) -> bool:
+        """Drop `table`'s partition of `day` in the transaction `db`; False when there is none."""
+        return False
+
     def _order_log(self, db: Db) -> None:
         """Called in a transaction before it appends to the change log: log sequence numbers must become visible
         in order (a follower that has read sequence n never later finds a smaller one)."""

@@ -9,15 +9,18 @@ n never later finds a smaller one (a plain sequence would let a slow transaction
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from vsearch.catalog import partitions
 from vsearch.catalog.base import Catalog
 from vsearch.catalog.dialect import POSTGRES
 from vsearch.errors import InputError
 
+log = logging.getLogger("vsearch.catalog")
 _MIGRATION_LOCK = 7_311_001  # advisory lock ids (arbitrary, fixed)
 _LOG_LOCK = 7_311_002
 _AUDIT_LOCK = 7_311_003
@@ -45,6 +48,7 @@ class PostgresCatalog(Catalog):
     """The shared catalog: `postgresql://user@host:port/db`."""
 
     dialect = POSTGRES
+    _BOX_KEY = "video_id, track_id, pts, ts"  # track_boxes is partitioned by ts (catalog/partitions.py)
 
     def __init__(self, url: str, pool_size: int = 4) -> None:
         try:
@@ -67,7 +71,9 @@ class PostgresCatalog(Catalog):
         self._errors = psycopg.Error
         self._open = threading.local()  # .conn: this thread's connection while a transaction is open on it
         self._closed = threading.Event()
+        self._days: set[int] = set()  # UTC days known to have their partitions (catalog/partitions.py)
         self._migrate()
+        self._ensure_days(set(range(partitions.today(), partitions.today() + partitions.AHEAD_DAYS + 1)))
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -120,6 +126,30 @@ class PostgresCatalog(Catalog):
 
     def _insert_id(self, db: Any, sql: str, args: Sequence) -> int:
         return int(db.execute(sql + " RETURNING id", args).fetchone()[0])
+
+    def _partition_by_day(self, db: Any) -> None:
+        partitions.convert(db)
+
+    def _ensure_days(self, days: set[int]) -> None:
+        """On a connection of its own, in a transaction of its own: never inside the caller's (whose locks it would
+        hold until the caller commits); each day is looked up once per process."""
+        if not (missing := days - self._days):
+            return
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                # a lock this waits for may be held by the caller's own open transaction: give up rather than wait
+                conn.execute("SET LOCAL lock_timeout = '5s'")
+                self._days |= partitions.ensure_days(_PgTx(conn), missing)
+        except self._errors as e:  # the rows go to the default partition: an ingest never fails for want of a day
+            log.warning("no partition made for days %s: %s", sorted(missing), " ".join(str(e).split()))
+
+    def _day_partitions(self, table: str) -> list[int]:
+        with self._tx() as db:
+            return partitions.existing_days(db, table)
+
+    def _drop_day_partition(self, db: Any, table: str, day: int) -> bool:
+        self._days.discard(day)
+        return partitions.drop_day(db, table, day)
 
     def _order_log(self, db: Any) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (_LOG_LOCK,))

@@ -265,7 +265,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (18, "camera slots in sighting ids (vsearch.ids): a camera filter is a slot, not a list of ids; ids are counted"
      " per camera and minute (id_slots); the ids allocated before keep their layout (id_layout: the slots their"
      " minute counters reached, never a camera's, and the time span they cover)", _SCHEMA_CAMERA_SLOTS),
+    (19, "track boxes carry their time (ts: the video's start + pts); on PostgreSQL, sightings (by id: ids are"
+     " time-ordered), track boxes (by ts) and the change log (by the time an entry was written) are partitioned by"
+     " UTC day (the step `_partition_by_day`, catalog/partitions.py), so that retention drops a whole expired day",
+     "ALTER TABLE track_boxes ADD COLUMN ts {real};"
+     " UPDATE track_boxes SET ts = (SELECT v.start_ts + track_boxes.pts FROM videos v WHERE v.id = track_boxes.video_id)"),
 )  # fmt: skip
 # migrations that also need code (in the catalog, after their SQL, in the same transaction): version -> method name
-STEPS: dict[int, str] = {14: "_chain_audit"}
+STEPS: dict[int, str] = {14: "_chain_audit", 19: "_partition_by_day"}
 SCHEMA_VERSION = MIGRATIONS[-1][0]
