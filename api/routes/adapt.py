@@ -30,8 +30,8 @@ class AdaptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rollback: bool = False
-    budget_s: Annotated[float, Field(ge=1, le=86400, description="Wall seconds of fine-tuning.")] = 600.0
-    rounds: Annotated[int, Field(ge=1, le=20, description="Re-cluster / train rounds within the budget.")] = 3
+    budget_s: Annotated[float, Field(ge=1, le=86400, description="Wall seconds of fine-tuning.")] = AdaptOptions.budget_s
+    rounds: Annotated[int, Field(ge=1, le=20, description="Re-cluster / train rounds within the budget.")] = AdaptOptions.rounds
     crops_per_track: Annotated[int, Field(ge=1, le=1000, description="Stored crops used per track at most.")] = 8
     seed: int = 0
     max_steps: Annotated[int | None, Field(ge=1, description="Stop after this many training steps (tests).")] = None

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from vsearch.adapt import AdaptOptions
 from vsearch.cli.common import By, DataDir, by_user, finite, service, settings
 
 app = typer.Typer()
@@ -14,8 +15,8 @@ app = typer.Typer()
 
 @app.command()
 def adapt(
-    budget_s: Annotated[float, typer.Option(help="Wall seconds of fine-tuning.", callback=finite)] = 600.0,
-    rounds: Annotated[int, typer.Option(help="Re-cluster / train rounds within the budget.")] = 3,
+    budget_s: Annotated[float, typer.Option(help="Wall seconds of fine-tuning.", callback=finite)] = AdaptOptions.budget_s,
+    rounds: Annotated[int, typer.Option(help="Re-cluster / train rounds within the budget.")] = AdaptOptions.rounds,
     base: Annotated[Path | None, typer.Option(help="Checkpoint (.pt) to start from (default: VSEARCH_ADAPT_BASE, else models/reid/<embedder>.pt).")] = None,
     crops_per_track: Annotated[int, typer.Option(help="Stored crops used per track at most.")] = 8,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: all).")] = None,
@@ -27,7 +28,6 @@ def adapt(
 ) -> None:
     """Fine-tune the re-ID model on the catalog's own tracks (no labels), write it as a new embedder, re-embed every
     sighting from its stored crop and switch the catalog to it; searches use the old vectors until the switch."""
-    from vsearch.adapt import AdaptOptions
     from vsearch.adapt import adapt as run_adapt
     from vsearch.adapt import rollback as run_rollback
 
