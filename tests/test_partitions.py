@@ -5,14 +5,23 @@ days, and retention drops a whole expired day (rows of a held or partly expired 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 
+from vsearch.audit import audit_filter
 from vsearch.catalog import Catalog, Checkpoint, NewSighting, PostgresCatalog, engine
 from vsearch.catalog.schema import MIGRATIONS
+from vsearch.config import PROJECT_ROOT, Settings
 from vsearch.ids import DAY_S, camera_minute_ids, day_of_ts, minute_of_ts
+from vsearch.service import VSearch
+from vsearch.types import ts_to_iso
 
 from .conftest import traced_queries
 
@@ -151,3 +160,95 @@ def test_a_window_reads_only_its_days(postgres_url: str) -> None:
         assert scanned <= days and "sightings_default" not in plan, plan  # never the other days (legacy ids: empty)
     assert any(all(f" on {d} " in plan or f" on {d}\n" in plan for d in days) for plan in plans), plans
     cat.close()
+
+
+# -- retention drops whole days ------------------------------------------------------------------------------------
+
+
+def _day_catalog(data: Path, url: str) -> dict:
+    """On camera 'lobby' (limit 30 days): a day 40 days ago that expired whole, one 36 days ago that an open case
+    holds (a clip of its track), and yesterday; one sighting (and crop file) a second (4, 20 and 4 of them)."""
+    from .test_retention import _add_video, _recording
+
+    svc = VSearch(Settings(data_dir=data, catalog_url=url, embedder="hsv-parts", retention_days=30))
+    try:
+        day = day_of_ts(time.time())
+        rec = data / "recordings" / "lobby"
+        rec.mkdir(parents=True)
+        videos = {}
+        for name, ago, n in (("whole", 40, 4), ("held", 36, 20), ("new", 1, 4)):
+            videos[name] = _add_video(svc, _recording(rec / f"{name}.mp4", 10 + ago), (day - ago) * DAY_S + 3600, n, name)
+        held = svc.catalog.track_sightings(videos["held"], 1, 0, 1e9)
+        case = svc.casework.create("case", "", "ivan")
+        svc.casework.add(case.id, [svc.clip_id_for(held[1].id)], "ivan")
+        return {"videos": videos, "whole_day": day - 40, "held_day": day - 36,
+                "held": {s.id for s in held}, "new": {s.id for s in svc.catalog.track_sightings(videos["new"], 1, 0, 1e9)}}  # fmt: skip
+    finally:
+        svc.close()
+
+
+def _consistent(data: Path, url: str) -> VSearch:
+    """A fresh service: every crop file belongs to a sighting and back, no journal left, the index holds exactly
+    the catalog's sightings."""
+    svc = VSearch(Settings(data_dir=data, catalog_url=url, embedder="hsv-parts", retention_days=30))
+    ids = {int(i) for i in svc.catalog.sighting_ids(svc.embedder.name)}
+    thumbs = {s.thumb_path for s in svc.catalog.sightings(ids).values()}
+    assert {str(p.relative_to(data)) for p in (data / "thumbs").rglob("*.jpg")} == thumbs
+    assert svc.catalog.journaled_files() == [] and {int(i) for i in svc.store.index.ids()} == ids
+    return svc
+
+
+def test_retention_drops_a_whole_expired_day_and_deletes_the_rows_of_a_held_one(tmp_path: Path, postgres_url: str) -> None:
+    data = tmp_path / "data"
+    w = _day_catalog(data, postgres_url)
+    svc = _consistent(data, postgres_url)
+    try:
+        dry = svc.retention("admin", dry_run=True)
+        assert dry.days == [ts_to_iso(w["whole_day"] * DAY_S)[:10]]
+        assert w["whole_day"] in svc.catalog._day_partitions("sightings")  # a dry run drops nothing
+        report = svc.retention("admin")
+        assert report.days == dry.days and report.cameras[0].sightings == dry.cameras[0].sightings == 4
+        parts = svc.catalog._day_partitions("sightings")
+        assert w["whole_day"] not in parts and w["held_day"] in parts  # dropped whole / rows deleted
+        assert w["whole_day"] not in svc.catalog._day_partitions("track_boxes")
+        batches = svc.audit.find(audit_filter(action="retention.delete"), 100)
+        day = [b for b in batches if b.get("partitions")]
+        assert len(day) == 1 and day[0]["sightings"] == 4 and day[0]["track_boxes"] == 4 and day[0]["files"] == 4
+        kept = set(svc.catalog.sighting_ids(svc.embedder.name).tolist())
+        assert kept == w["new"] | w["held"]  # the held day's rows stay (its clip holds the track)
+    finally:
+        svc.close()
+    _consistent(data, postgres_url).close()
+
+
+def test_a_run_killed_while_dropping_a_day_resumes_without_orphans(tmp_path: Path, postgres_url: str) -> None:
+    data = tmp_path / "data"
+    w = _day_catalog(data, postgres_url)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VSEARCH_RETENTION_DAYS": "30", "VSEARCH_EMBEDDER": "hsv-parts",
+           "VSEARCH_CATALOG_URL": postgres_url, "VSEARCH_FAULT_KILL_AT": "retention.batch:1"}  # fmt: skip
+    cmd = [sys.executable, "-m", "vsearch.cli", "retention", "run", "--data-dir", str(data)]
+    killed = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, (killed.returncode, killed.stdout, killed.stderr)
+    svc = _consistent(data, postgres_url)  # the day's drop, its log, journal and audit entry rolled back together
+    assert w["whole_day"] in svc.catalog._day_partitions("sightings")
+    svc.close()
+    env.pop("VSEARCH_FAULT_KILL_AT")
+    resumed = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    svc = _consistent(data, postgres_url)
+    try:
+        assert w["whole_day"] not in svc.catalog._day_partitions("sightings") and svc.audit.verify().ok
+    finally:
+        svc.close()
+
+
+def test_the_partition_benchmark_runs_at_its_smallest_size(tmp_path: Path, postgres_url: str) -> None:
+    from benchmarks import bench_partitions
+
+    payload = bench_partitions.main(["--url", postgres_url, "--sightings", "20000", "--days", "4", "--runs", "1",
+                                     "--out", str(tmp_path)])  # fmt: skip
+    r = payload["result"]
+    assert r["window"]["sightings"]["rows"] == r["window"]["sightings_flat"]["rows"] == 5000
+    assert r["window"]["sightings"]["partitions_read"] == 1 and r["expire_day"]["rows"] == 5000
+    assert r["expire_day"]["vsearch_drop_day"]["sightings"] == 5000
+    assert (tmp_path / "bench_partitions_20000.json").exists()

@@ -37,6 +37,7 @@ from vsearch.store import Store
 from vsearch.types import ts_to_iso
 
 BATCH = 2000  # sightings per transaction
+LOG_KEEP_DAYS = 7  # the change log is kept this long past the longest limit (for followers that were away)
 DAY_S = 86_400.0
 
 
@@ -63,6 +64,8 @@ class RetentionReport:
     clips: int = 0
     queries: int = 0
     left_in_place: list[str] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)  # UTC days dropped whole (PostgreSQL's day partitions)
+    log_days: int = 0  # days of the change log dropped
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,14 +95,26 @@ def run_retention(settings: Settings, store: Store, audit: AuditLog, by: str, dr
     limits = retention_limits(settings, catalog)
     if not limits and settings.retention_days is None:
         return report  # nothing is set to expire: nothing to do or to audit
-    for camera, days in limits.items():
-        cutoff_s = now_s - days * DAY_S
-        exp = CameraExpiry(camera, days, ts_to_iso(cutoff_s))
-        report.cameras.append(exp)
+    cutoffs = {camera: now_s - days * DAY_S for camera, days in limits.items()}
+    expiries = {camera: CameraExpiry(camera, days, ts_to_iso(cutoffs[camera])) for camera, days in limits.items()}
+    report.cameras = list(expiries.values())
+    # first the days that go whole (their partitions dropped: no row deleted one by one), then the rest by rows
+    whole_days = catalog.droppable_days(cutoffs, pad_s)
+    report.days = [ts_to_iso(d * DAY_S)[:10] for d in whole_days]
+    if not dry_run:
+        for day, name in zip(whole_days, report.days):
+            record = {"action": "retention.delete", "key_name": by, "day": name, "partitions": True}
+            _Batch(settings, store, audit, record).run(partial(_drop_day, store, day, expiries))
+        if limits:
+            report.log_days = catalog.drop_log_days(now_s - (max(limits.values()) + LOG_KEEP_DAYS) * DAY_S)
+    for camera in limits:
+        cutoff_s = cutoffs[camera]
+        exp = expiries[camera]
         if dry_run:
             exp.videos, exp.sightings, exp.track_boxes = catalog.count_expired(camera, cutoff_s, pad_s)
             continue
-        batch = _Batch(settings, store, audit, by, exp)
+        base = {"action": "retention.delete", "key_name": by, "camera_id": camera, "cutoff": exp.cutoff}
+        batch = _Batch(settings, store, audit, base, exp)
         while videos := catalog.expired_videos(camera, cutoff_s):
             for video_id, path in videos:
                 batch.run(partial(_expire_video, settings, store, video_id, path, report))
@@ -125,19 +140,20 @@ class _Batch:
     """One deletion batch: its rows, journal lines and audit entry in one transaction; then the index follows and
     the files go."""
 
-    def __init__(self, settings: Settings, store: Store, audit: AuditLog, by: str, exp: CameraExpiry) -> None:
-        self.settings, self.store, self.audit, self.by, self.exp = settings, store, audit, by, exp
+    def __init__(self, settings: Settings, store: Store, audit: AuditLog, record: dict[str, Any],
+                 exp: CameraExpiry | None = None) -> None:  # fmt: skip
+        self.settings, self.store, self.audit, self.record, self.exp = settings, store, audit, record, exp
 
     def run(self, body: Callable[[dict[str, Any]], None]) -> None:
-        record = {"action": "retention.delete", "key_name": self.by, "camera_id": self.exp.camera_id,
-                  "cutoff": self.exp.cutoff, "videos": 0, "sightings": 0, "track_boxes": 0, "files": 0}  # fmt: skip
+        record = {**self.record, "videos": 0, "sightings": 0, "track_boxes": 0, "files": 0}
         with self.audit.change(record) as entry:
             body(entry)
             if not any(entry[k] for k in ("videos", "sightings", "track_boxes", "files")):
                 entry.drop()
             kill_point("retention.batch")  # rows, journal and entry written, not committed
-        for k in ("videos", "sightings", "track_boxes", "files"):
-            setattr(self.exp, k, getattr(self.exp, k) + entry[k])
+        if self.exp is not None:  # a day's batch counts its cameras itself (_drop_day)
+            for k in ("videos", "sightings", "track_boxes", "files"):
+                setattr(self.exp, k, getattr(self.exp, k) + entry[k])
         kill_point("retention.commit")  # committed; the index has not followed, no file is removed yet
         self.store.follow_removals()
         _drain(self.settings, self.store.catalog)
@@ -153,6 +169,15 @@ def _expire_video(settings: Settings, store: Store, video_id: int, path: str, re
         report.left_in_place.append(path)
     store.catalog.journal_files(files)
     entry.update(videos=1, video_id=video_id, sightings=sightings, track_boxes=boxes, files=len(files))
+
+
+def _drop_day(store: Store, day: int, expiries: dict[str, CameraExpiry], entry: dict[str, Any]) -> None:
+    sightings, boxes, files = store.expire_day(day)
+    entry.update(sightings=sum(sightings.values()), track_boxes=sum(boxes.values()), files=sum(files.values()),
+                 cameras=sorted(set(sightings) | set(boxes)))  # fmt: skip
+    for counts, key in ((sightings, "sightings"), (boxes, "track_boxes"), (files, "files")):
+        for camera, n in counts.items():
+            setattr(expiries[camera], key, getattr(expiries[camera], key) + n)
 
 
 def _expire_sightings(store: Store, rows: list[tuple[int, str]], entry: dict[str, Any]) -> None:

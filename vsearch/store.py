@@ -138,6 +138,10 @@ class Store:
         """Delete expired sightings; how many there were."""
         return self.catalog.delete_sightings(ids)
 
+    def expire_day(self, day: int) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Drop a whole expired UTC day (PostgreSQL's partitions); (sightings, track boxes, crops) per camera."""
+        return self.catalog.drop_expired_day(day)
+
     def follow_removals(self) -> None:
         """After the commit of expiries: the index drops them now (saved at the end of the run, save_if_followed)."""
         if self.follow:

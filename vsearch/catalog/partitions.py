@@ -131,7 +131,7 @@ def existing_days(db: Db, table: str) -> list[int]:
     prefix = f"{t.name}_d"
     return sorted(
         int(dt.datetime.strptime(r[0][len(prefix):], "%Y%m%d").replace(tzinfo=dt.UTC).timestamp()) // DAY_S
-        for r in rows if r[0].startswith(prefix)
+        for r in rows if r[0].startswith(prefix) and r[0][len(prefix):].isdigit()
     )  # fmt: skip
 
 
@@ -165,5 +165,7 @@ def drop_day(db: Db, table: str, day: int) -> bool:
     part = BY_NAME[table].partition(day)
     if db.execute("SELECT to_regclass(?)", (part,)).fetchone()[0] is None:
         return False
+    # detached first: a foreign key into the table (sighting_attributes) is checked then, and the table is its own
+    db.execute(f"ALTER TABLE {table} DETACH PARTITION {part}")
     db.execute(f"DROP TABLE {part}")
     return True

@@ -16,12 +16,23 @@ import numpy as np
 
 from vsearch.catalog.engine import Db, SqlEngine
 from vsearch.errors import NotFoundError
-from vsearch.ids import FIRST_TIMED_ID, is_legacy, minute_of_id, slot_of
+from vsearch.ids import DAY_S, FIRST_TIMED_ID, ID_BUCKET_S, day_ids, is_legacy, minute_of_id, slot_of
 
 # a row of `s` (sightings) or `b` (track boxes) of video `v` inside a span an open case holds
 _HELD = (
     "EXISTS (SELECT 1 FROM case_items ci JOIN cases c ON c.id = ci.case_id WHERE c.closed_at IS NULL"
     " AND ci.video_id = {t}.video_id AND {t}.pts BETWEEN ci.start_pts - ? AND ci.end_pts + ?)"
+)
+# an open case holds a span that reaches into [?, ?) (absolute times, the caller pads them)
+_SPAN_HELD = (
+    "SELECT 1 FROM case_items ci JOIN cases c ON c.id = ci.case_id JOIN videos v ON v.id = ci.video_id"
+    " WHERE c.closed_at IS NULL AND v.start_ts + ci.end_pts >= ? AND v.start_ts + ci.start_pts < ? LIMIT 1"
+)
+# the distinct values of a column among a range's rows, one index probe each (a loose index scan)
+_DISTINCT = (
+    "WITH RECURSIVE d(x) AS (SELECT MIN({col}) FROM {table} WHERE {key} >= ? AND {key} < ? UNION ALL"
+    " SELECT (SELECT MIN({col}) FROM {table} WHERE {key} >= ? AND {key} < ? AND {col} > d.x) FROM d WHERE d.x IS NOT NULL)"
+    " SELECT x FROM d WHERE x IS NOT NULL"
 )
 _VIDEO_HELD = (
     "EXISTS (SELECT 1 FROM case_items ci JOIN cases c ON c.id = ci.case_id WHERE c.closed_at IS NULL"
@@ -139,6 +150,72 @@ class RetentionBook(SqlEngine):
         db.executemany("INSERT INTO sighting_log (sighting_id, embedder, added) VALUES (?, ?, 0)", rows)
         for table, column in (("search_marks", "sighting_id"), ("staged_vectors", "sighting_id"), ("sightings", "id")):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i, _ in rows])
+
+    # -- whole days: PostgreSQL's day partitions (catalog/partitions.py); none on SQLite -----------------------------
+    def droppable_days(self, cutoffs: dict[str, float], pad_s: float) -> list[int]:
+        """The UTC days whose sightings and track boxes can go whole, by dropping their partitions: every camera
+        with rows in the day has a limit whose cutoff (`cutoffs`: epoch s per camera) is at or after the day's end,
+        and no open case holds a span reaching into it (padded by `pad_s` and a minute more: a sighting's time and
+        its video's start + pts may differ). A day partly held or partly expired is left to the row deletions."""
+        if not cutoffs:
+            return []
+        days = sorted(set(self._day_partitions("sightings")) | set(self._day_partitions("track_boxes")))
+        out = []
+        for day in days:
+            t0, t1 = day * DAY_S, (day + 1) * DAY_S
+            if t1 > max(cutoffs.values()):
+                break
+            lo, hi = day_ids(day)
+            cameras = {r[0] for r in self._q(_DISTINCT.format(col="camera_id", table="sightings", key="id"), (lo, hi) * 2)}
+            videos = [r[0] for r in self._q(_DISTINCT.format(col="video_id", table="track_boxes", key="ts"), (t0, t1) * 2)]
+            cameras |= set(self.video_ends(videos)[v][0] for v in videos)
+            if any(cutoffs.get(c, -1.0) < t1 for c in cameras) or self._q(_SPAN_HELD, (t0 - pad_s - 60, t1 + pad_s + 60)):
+                continue
+            out.append(day)
+        return out
+
+    def drop_expired_day(self, day: int) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Drop a day's partitions of sightings and track boxes (one of `droppable_days`), with what only its
+        sightings give meaning to (marks, staged vectors, attributes, their id counts); their removals logged (the
+        index follows) and their crops journaled, in one statement each. (sightings, track boxes) per camera, and
+        their crop files journaled."""
+        lo, hi = day_ids(day)
+        t0, t1 = day * DAY_S, (day + 1) * DAY_S
+        minutes = (day * DAY_S // ID_BUCKET_S, (day + 1) * DAY_S // ID_BUCKET_S)
+        sightings: dict[str, int] = {}
+        boxes: dict[str, int] = {}
+        files: dict[str, int] = {}
+        with self._tx() as db:
+            if day in self._day_partitions("sightings"):  # else its rows are in the default partition: left to rows
+                self._order_log(db)
+                where = "FROM sightings WHERE id >= ? AND id < ?"
+                for camera, n, crops in db.execute(
+                    f"SELECT camera_id, COUNT(*), COUNT(DISTINCT thumb_path) {where} GROUP BY camera_id", (lo, hi)
+                ).fetchall():
+                    sightings[camera], files[camera] = int(n), int(crops)
+                db.execute(f"INSERT INTO sighting_log (sighting_id, embedder, added) SELECT id, embedder, 0 {where} ORDER BY id", (lo, hi))
+                db.execute(f"INSERT INTO retention_files (path, added_at) SELECT DISTINCT thumb_path, ? {where}"
+                           " ON CONFLICT (path) DO NOTHING", (time.time(), lo, hi))  # fmt: skip
+                for table in ("search_marks", "staged_vectors", "sighting_attributes"):
+                    db.execute(f"DELETE FROM {table} WHERE sighting_id >= ? AND sighting_id < ?", (lo, hi))
+                for table in ("id_buckets", "id_slots"):
+                    db.execute(f"UPDATE {table} SET n = 0 WHERE bucket >= ? AND bucket < ?", minutes)
+                self._drop_day_partition(db, "sightings", day)
+            if day in self._day_partitions("track_boxes"):
+                boxes = dict(db.execute(
+                    "SELECT v.camera_id, COUNT(*) FROM track_boxes b JOIN videos v ON v.id = b.video_id"
+                    " WHERE b.ts >= ? AND b.ts < ? GROUP BY v.camera_id", (t0, t1)).fetchall())  # fmt: skip
+                self._drop_day_partition(db, "track_boxes", day)
+        return sightings, {c: int(n) for c, n in boxes.items()}, files
+
+    def drop_log_days(self, before_ts_s: float) -> int:
+        """Drop the change log's days that ended before `before_ts_s` (a follower further behind than that finds
+        its index short of the catalog's count when it opens, and rebuilds); how many."""
+        days = [d for d in self._day_partitions("sighting_log") if (d + 1) * DAY_S <= before_ts_s]
+        with self._tx() as db:
+            for day in days:
+                self._drop_day_partition(db, "sighting_log", day)
+        return len(days)
 
     # -- the journal of files to remove ----------------------------------------------------------------------------
     def journal_files(self, paths: Sequence[str]) -> None:
