@@ -24,6 +24,7 @@ from vsearch.catalog import PostgresCatalog
 from vsearch.ids import DAY_S, FIRST_TIMED_ID, day_ids
 
 FIRST_DAY = 20_000  # 2024-10-04 (UTC)
+SIZES = {"S": 20_000, "M": 2_000_000, "L": 10_000_000}
 
 
 def _one(conn: Any, sql: str, args: tuple = ()) -> Any:
@@ -62,6 +63,12 @@ def fill(url: str, n: int, days: int) -> None:
     if per_minute > 4096:
         raise SystemExit(f"{per_minute} sightings a minute: more than a camera slot holds (4096); use more days")
     with psycopg.connect(url, autocommit=True) as conn:
+        # indexes built after the rows are in (as a bulk load would): the catalog's own, the same on the plain copy
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'sightings' AND indexname <> 'sightings_pkey'")]  # fmt: skip
+        for name in [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'sightings'"
+                                                " AND indexname <> 'sightings_pkey'")]:  # fmt: skip
+            conn.execute(f"DROP INDEX {name}")
         conn.execute("INSERT INTO cameras (id, created_at, slot) VALUES ('cam', 0, 1)")
         conn.execute("INSERT INTO videos (id, camera_id, path, sha256, start_ts, fps, frame_count, width, height, status,"
                      " embedder, added_at) VALUES (1, 'cam', '/v.mp4', 'x', 0, 10, 1, 1, 1, 'done', 'e', 0)")  # fmt: skip
@@ -75,8 +82,13 @@ def fill(url: str, n: int, days: int) -> None:
             f"       (i % {per_day}) % {per_minute} AS k FROM generate_series(0::bigint, {n - 1}) AS i) AS g,"
             " (SELECT decode(repeat('3f', 1024), 'hex') AS b) AS e"
         )
-        conn.execute("CREATE TABLE sightings_flat (LIKE sightings INCLUDING ALL)")
+        conn.execute("CREATE TABLE sightings_flat (LIKE sightings INCLUDING DEFAULTS)")
         conn.execute("INSERT INTO sightings_flat SELECT * FROM sightings")
+        conn.execute("ALTER TABLE sightings_flat ADD PRIMARY KEY (id)")
+        for definition in indexes:
+            conn.execute(definition)
+            flat = definition.replace(" ON public.sightings ", " ON public.sightings_flat ")
+            conn.execute(flat.replace("INDEX sightings_", "INDEX flat_sightings_", 1))
         conn.execute("VACUUM ANALYZE sightings")
         conn.execute("VACUUM ANALYZE sightings_flat")
         conn.execute("CHECKPOINT")
@@ -149,11 +161,14 @@ def _date(day: int) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True, help="an empty PostgreSQL database")
+    ap.add_argument("--size", choices=list(SIZES), default=None, help="S, M, L: 20 k, 2 M, 10 M sightings")
     ap.add_argument("--sightings", type=int, default=10_000_000)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results)")
     args = ap.parse_args(argv)
+    if args.size is not None:
+        args.sightings = SIZES[args.size]
     result = bench(args.url, args.sightings, args.days, args.runs)
     import psycopg
 
