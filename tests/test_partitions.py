@@ -235,6 +235,7 @@ def test_a_run_killed_while_dropping_a_day_resumes_without_orphans(tmp_path: Pat
     env.pop("VSEARCH_FAULT_KILL_AT")
     resumed = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"dropped whole days (partitions): {ts_to_iso(w['whole_day'] * DAY_S)[:10]}" in resumed.stdout
     svc = _consistent(data, postgres_url)
     try:
         assert w["whole_day"] not in svc.catalog._day_partitions("sightings") and svc.audit.verify().ok

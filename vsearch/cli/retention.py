@@ -38,5 +38,7 @@ def retention_run(
         typer.echo(f"{c.camera_id}: {verb} before {c.cutoff} ({c.days:g} days): {c.videos} videos, {c.sightings}"
                    f" sightings, {c.track_boxes} track boxes{files}")  # fmt: skip
     typer.echo(f"{verb} {r.clips} rendered clips/frames and {r.queries} query images")
+    if r.days:  # PostgreSQL: whole days whose partitions go (their counts are in the cameras' above)
+        typer.echo(f"{'would drop' if dry_run else 'dropped'} whole days (partitions): {', '.join(r.days)}")
     for path in r.left_in_place:
         typer.echo(f"note: {path} is outside the data dir: its catalog rows are deleted, the file is left in place")
