@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         {"what": "1-day window, one table", "s": w["sightings_flat"]["ms_p50"] / 1e3, "wal_mb": 0,
          "note": f"{w['sightings_flat']['rows']} rows"},
     ])  # fmt: skip
-    write_json(f"bench_partitions_{args.sightings}", payload, args.out or RESULTS_DIR)
+    write_json(f"bench_partitions_{args.size or args.sightings}", payload, args.out or RESULTS_DIR)
     return payload
 
 
