@@ -165,19 +165,27 @@ def run(size: str, sample_fps: float) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=list(SIZES), default="M")
+def camera_file_main(bench: str, doc: str | None, sizes: list[str], run_fn: Callable[[str, float], dict[str, Any]],
+                     title: str, argv: list[str] | None) -> dict[str, Any]:  # fmt: skip
+    """The command line of a benchmark over camera files made by make_camera_file: --size, --sample-fps, --out;
+    runs `run_fn(size, sample_fps)`, prints its rows under `title` and writes the JSON with the machine."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sizes, default="M")
     ap.add_argument("--sample-fps", type=float, default=Settings().sample_fps)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    result = run(args.size, args.sample_fps)
-    print_table(result["rows"], f"HD cameras, size {args.size}, {args.sample_fps:g} samples/s: core-seconds per camera-second")
-    payload = {"benchmark": "hd", "size": args.size, "sample_fps": args.sample_fps,
-               "footage": "made by make_camera_file (see the module docstring)",
+    result = run_fn(args.size, args.sample_fps)
+    print_table(result["rows"], title.format(size=args.size, fps=args.sample_fps))
+    payload = {"benchmark": bench, "size": args.size, "sample_fps": args.sample_fps,
+               "footage": "made by bench_hd.make_camera_file (see its module docstring)",
                "machine": machine_info(["av", "opencv-python-headless", "openvino", "onnxruntime"]), **result}  # fmt: skip
-    write_json(f"bench_hd_{args.size}", payload, *([args.out] if args.out else []))
+    write_json(f"bench_{bench}_{args.size}", payload, *([args.out] if args.out else []))
     return payload
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    title = "HD cameras, size {size}, {fps:g} samples/s: core-seconds per camera-second"
+    return camera_file_main("hd", __doc__, list(SIZES), run, title, argv)
 
 
 if __name__ == "__main__":

@@ -207,14 +207,25 @@ def test_find_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_tiles_benchmark_smoke(tmp_path: Path) -> None:
-    """One MOT17 sequence, today's whole frame against whole + tiles, scored by height band."""
+    """One MOT17 sequence, today's whole frame against whole + tiles and whole + far band, scored by height band."""
     from benchmarks import bench_tiles
 
-    variants = ["whole frame at 1280 (today)", "whole + 640 px tiles at native scale"]
+    variants = ["whole frame at 1280 (today)", "whole + 640 px tiles at native scale", "whole + far band 192 px at 1.5x"]
     payload = bench_tiles.main(["--size", "S", "--variants", *variants, "--out", str(tmp_path)])
     assert [r["settings"] for r in payload["rows"]] == variants
     assert all(0 <= (r["recall_100-200px_conf0.1"] or 0) <= 1 for r in payload["rows"])
+    assert payload["rows"][0]["cpu_x_first"] == 1 and payload["machine"]["simd"]
     assert (tmp_path / "bench_tiles_S.json").exists()
+
+
+def test_keyframes_benchmark_smoke(tmp_path: Path) -> None:
+    """6 s of PETS as a 1080p25 camera file with 1 s GOPs, ingested at 2 samples a second and at keyframes only."""
+    from benchmarks import bench_keyframes
+
+    payload = bench_keyframes.main(["--size", "S", "--out", str(tmp_path)])
+    row = payload["rows"][0]
+    assert row["frames_keyframes_only"] < row["frames_sampled"] and 0 <= row["tracks_still_found"] <= 1
+    assert (tmp_path / "bench_keyframes_S.json").exists()
 
 
 def test_alert_quality_benchmark_smoke(tmp_path: Path) -> None:

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     detector_tiles: bool = False
     detector_tile_px: int = Field(default=640, ge=64)
     detector_tile_scale: float = Field(default=1.0, gt=0, le=4)
+    # small people in HD (issue 29): after a whole-frame pass of a frame larger than its inference size, a band of
+    # detector_band_px rows across the frame, around the heads of the smallest persons that pass found (where more
+    # distant people stand), is detected again at detector_band_scale times the frame's own pixels and merged
+    # with it (detect.far_band; OpenVINO; whole-frame passes only, not motion-region crops; benchmarks/README.md,
+    # bench_tiles)
+    detector_far_band: bool = False
+    detector_band_px: int = Field(default=192, ge=32)
+    detector_band_scale: float = Field(default=1.5, gt=0, le=4)
     detector_full_every: int = Field(default=8, ge=1)
     # skip the detector on a frame unchanged since the last detected one (an empty scene hardly changed, or the same
     # picture with persons in it); it keeps that frame's detections (schedule.StaticSceneGate)

@@ -148,12 +148,14 @@ class _OpenVinoPose:
             self._queues[in_hw] = queue
         return self._queues[in_hw]
 
-    def input_shape(self, crop_wh: tuple[int, int], size: int, region_at_border: bool | None) -> tuple[float, int, int]:
+    def input_shape(
+        self, crop_wh: tuple[int, int], size: int, region_at_border: bool | None, margin_px: int | None = None
+    ) -> tuple[float, int, int]:
         """(scale, input height, input width) of an image: a whole frame (`region_at_border` None) letterboxed
-        at its aspect, or a region crop on a square canvas, with the margin only when it meets the frame's
-        border."""
+        at its aspect (with `margin_px`, default the model's margin), or a region crop on a square canvas, with
+        the margin only when it meets the frame's border."""
         if region_at_border is None:
-            return letterbox_shape(crop_wh, size, self.rect, margin=self.margin)
+            return letterbox_shape(crop_wh, size, self.rect, margin=self.margin if margin_px is None else margin_px)
         side = size + (2 * self.margin if region_at_border and self.rect else 0)
         return min(size / crop_wh[0], size / crop_wh[1]), side, side
 
@@ -163,17 +165,19 @@ class _OpenVinoPose:
         imgsz: Sequence[int],
         conf: float,
         at_border: Sequence[bool | None] | None = None,
+        margin_px: int | None = None,
     ) -> list[Detections]:
         """Detections of each image, each run at its own inference size; `at_border` says, for each image, None
-        for a whole frame, else whether that region crop meets its frame's border. Not for concurrent callers:
-        the infer queues are shared (PersonDetector.detect serialises its calls)."""
+        for a whole frame, else whether that region crop meets its frame's border; `margin_px` overrides the
+        whole-frame margin (a far band: `far_band`). Not for concurrent callers: the infer queues are shared
+        (PersonDetector.detect serialises its calls)."""
         import cv2
 
         outs: list[Any] = [None] * len(images_bgr)
         geometry = []
         for i, (img, size, border) in enumerate(zip(images_bgr, imgsz, at_border or [None] * len(images_bgr))):
             h, w = img.shape[:2]
-            r, in_h, in_w = self.input_shape((w, h), size, border)
+            r, in_h, in_w = self.input_shape((w, h), size, border, margin_px)
             nw, nh = round(w * r), round(h * r)
             top, left = (in_h - nh) // 2, (in_w - nw) // 2
             canvas = np.full((in_h, in_w, 3), 114, np.uint8)
@@ -266,6 +270,10 @@ class PersonDetector:
         blank = np.zeros((h, w, 3), np.uint8)
         self.detect([blank])
         if self.backend == "openvino":
+            if self.settings.detector_far_band and max(w, h) > self.imgsz_for((w, h)):  # the band's own shape
+                band = band_region(w, 0, min(h, self.settings.detector_band_px), self.settings.detector_band_scale)
+                with self._detect_lock:
+                    self.load()([blank[: band.y1]], [band.imgsz], 0.5, [None], margin_px=0)
             for size in Region.SIZES:
                 side = min(w, h, size)
                 self.detect([blank, blank], regions=[Region(0, 0, side, side, size), Region(1, 1, side - 1, side - 1, size)])
@@ -295,6 +303,8 @@ class PersonDetector:
             out = [d if rg is None else _shifted(d, rg.x0, rg.y0) for d, rg in zip(out, regions)]
             if self.tiles_for((images_bgr[0].shape[1], images_bgr[0].shape[0])):
                 out = [d if rg is not None else self._with_tiles(model, img, d, conf) for img, d, rg in zip(images_bgr, out, regions)]
+            elif self.settings.detector_far_band:
+                out = [d if rg is not None else self._with_far_band(model, img, d, conf) for img, d, rg in zip(images_bgr, out, regions)]
         else:
             with self._detect_lock:
                 out = [_from_ultralytics(r) for r in model.predict(
@@ -319,6 +329,48 @@ class PersonDetector:
         with self._detect_lock:
             found = model(crops, [t.imgsz for t in tiles], conf, [t.at_border(w, h) for t in tiles])
         return merge_tiles(whole, [(t, d) for t, d in zip(tiles, found)], (w, h))
+
+
+    def _with_far_band(self, model: _OpenVinoPose, image: NDArray[np.uint8], whole: Detections, conf: float) -> Detections:
+        """The whole-frame detections of `image` merged with those of its far band, if it has one (`far_band`)."""
+        h, w = image.shape[:2]
+        s = self.settings
+        if max(w, h) <= self.imgsz_for((w, h)):
+            return whole  # the frame is detected at its own scale or larger already
+        band = far_band(whole, (w, h), s.detector_band_px, s.detector_band_scale)
+        if band is None:
+            return whole
+        with self._detect_lock:
+            found = model([image[band.y0 : band.y1, band.x0 : band.x1]], [band.imgsz], conf, [None], margin_px=0)[0]
+        return merge_tiles(whole, [(band, found)], (w, h))
+
+
+def far_band(
+    whole: Detections, frame_wh: tuple[int, int], band_px: int, scale: float, smallest: int = 3, above: float = 0.35,
+    min_conf: float = 0.3, max_person_px: int = 300,
+) -> Region | None:
+    """Where the people too small for a downscaled whole-frame pass are: a band of `band_px` frame rows across
+    the frame, detected at `scale` times the frame's own pixels (`Region.imgsz` is its input width).
+
+    In a surveillance view the more distant a person, the smaller and the nearer the horizon; the heads of the
+    smallest persons the whole-frame pass found lie close to it. The band is placed around the median head row
+    of the `smallest` persons under `max_person_px` tall found at `min_conf` or more, `above` of it above that
+    row (distant people's feet are below their heads). None when the pass found nobody that small: the view
+    holds only near people, or none (benchmarks/README.md, bench_tiles).
+    """
+    w, h = frame_wh
+    b = whole.xyxy[whole.confidence >= min_conf]
+    b = b[(b[:, 3] - b[:, 1]) < max_person_px]
+    if not len(b) or band_px >= h:
+        return None
+    heads = b[np.argsort(b[:, 3] - b[:, 1], kind="stable")[:smallest], 1]
+    y0 = int(min(max(0.0, float(np.median(heads)) - above * band_px), h - band_px))
+    return band_region(w, y0, band_px, scale)
+
+
+def band_region(frame_w: int, y0: int, band_px: int, scale: float) -> Region:
+    """A band of `band_px` rows from row `y0` across a frame `frame_w` wide, detected `scale` times enlarged."""
+    return Region(0, y0, frame_w, y0 + band_px, int(32 * round(frame_w * scale / 32)))
 
 
 def _shifted(d: Detections, dx: int, dy: int) -> Detections:
