@@ -43,18 +43,20 @@ def free_port() -> int:
 
 
 class Camera:
-    """The RTSP server process; `kill()` is a SIGKILL (the camera loses power), `start()` brings it back."""
+    """The RTSP server process; `kill()` is a SIGKILL (the camera loses power), `start()` brings it back.
+    `mounts` serve more files beside /cam: {"sub": path} is rtsp://127.0.0.1:PORT/sub."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, mounts: dict[str, Path] | None = None) -> None:
         self.port = port
         self.url = f"rtsp://127.0.0.1:{port}/cam"
+        self.mounts = mounts or {}
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         deadline = time.monotonic() + 20
         while True:  # the port may take a moment to be free again after a kill
             self.proc = subprocess.Popen(
-                [DEBIAN_PYTHON, str(SERVER), str(SAMPLE_VIDEO), str(self.port)],
+                [DEBIAN_PYTHON, str(SERVER), str(SAMPLE_VIDEO), str(self.port), *(f"{k}={v}" for k, v in self.mounts.items())],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             assert self.proc.stdout is not None

@@ -9,6 +9,11 @@ view across a segment boundary is one track; the track belongs to the segment it
 boxes' positions are counted from that segment's start and may run past its end: clips.py reads on into the
 next segment).
 
+With a detection substream (`detect_stream`, vsearch.substream), the recording's frames are not sampled: the
+substream's are (`detect_frame`, fed by `follow_detect_stream` in a thread of its own), each paired with the main
+stream's frame of the same instant; the worker detects on the substream's frame, maps the boxes to the main
+stream's pixels and tracks, crops and stores from the main stream's frame, at its time.
+
 What a crash loses: the frames being processed (a live stream cannot be replayed); what was committed is kept
 once. A segment's file takes its name only after the catalog holds its hash, so an ingest of the recordings folder
 never stores its people a second time.
@@ -32,10 +37,12 @@ from vsearch.catalog import LIVE_SHA_PREFIX, Checkpoint, TrackBoxRow
 from vsearch.config import Settings
 from vsearch.detect import PersonDetector
 from vsearch.embed import Embedder
+from vsearch.errors import VideoError
 from vsearch.ingest import IngestReport, _Timed, new_sightings, source_sha256
-from vsearch.record import RecordedSegment
+from vsearch.record import RecordedSegment, RetryPolicy, StopFlag, StreamGap, stream_frames
 from vsearch.schedule import DetectionSchedule
 from vsearch.store import Store
+from vsearch.substream import FramePairer, Paired, check_same_shape, scale_detections
 from vsearch.track import Crop, SegmentTracker, TrackSegment
 from vsearch.types import Frame
 from vsearch.video import sample_bucket
@@ -60,6 +67,7 @@ class _End:
 class _Sampled:
     ts_s: float
     image_bgr: NDArray[np.uint8]
+    detect_bgr: NDArray[np.uint8] | None = None  # the substream's frame of the same instant, detected instead
 
 
 class LiveIngest:
@@ -68,9 +76,10 @@ class LiveIngest:
     def __init__(
         self, settings: Settings, detector: PersonDetector, embedder: Embedder, store: Store, camera_id: str,
         on_report: Callable[[IngestReport], None] | None = None, on_fail: Callable[[], None] | None = None,
-        attributes: AttributeModel | None = None, max_queued: int = 64,
+        attributes: AttributeModel | None = None, max_queued: int = 64, detect_stream: bool = False,
     ) -> None:  # fmt: skip
-        """`attributes`: the model whose probabilities are stored with each sighting, as ingest does (None: none)."""
+        """`attributes`: the model whose probabilities are stored with each sighting, as ingest does (None: none);
+        `detect_stream`: frames to detect come from a substream (`detect_frame`), paired with the recording's."""
         self.settings, self.detector, self.embedder, self.store = settings, detector, embedder, store
         self.attributes = attributes
         self.catalog = store.catalog
@@ -84,6 +93,12 @@ class LiveIngest:
         self._video_id, self._fps = 0, 1.0  # the segment being recorded
         self.error: BaseException | None = None
         self.failed_path: Path | None = None
+        # the substream: its sampling origin and bucket, the pairing, and why it ended the watch (if it did)
+        self.pairer = FramePairer(self._paired, stall_s=settings.stream_timeout_s) if detect_stream else None
+        self._detect_t0: float | None = None
+        self._detect_bucket = -1
+        self.detect_gaps: list[StreamGap] = []
+        self.refused: VideoError | None = None
 
     # -- the recording thread (record.SegmentTap) -----------------------------------------------------------
     def begin(self, path: Path, start_ts_s: float, fps: float, resolution_wh: tuple[int, int]) -> None:
@@ -95,6 +110,9 @@ class LiveIngest:
         self._video_id, self._fps = rec.id, fps
 
     def frame(self, ts_s: float, frame_bgr: NDArray[np.uint8]) -> None:
+        if self.pairer is not None:
+            self.pairer.main(ts_s, frame_bgr)
+            return
         if self._t0 is None:
             self._t0 = ts_s
         bucket = sample_bucket(ts_s - self._t0, self.settings.sample_fps)
@@ -116,7 +134,53 @@ class LiveIngest:
 
     def close(self) -> None:
         """No more frames: the worker stores what its tracker still follows and returns."""
+        if self.pairer is not None:
+            self.pairer.close()
         self._put(None)
+
+    # -- the substream's thread -------------------------------------------------------------------------------
+    def follow_detect_stream(self, url: str, retry: RetryPolicy, stop: StopFlag) -> None:
+        """Feed the substream's frames to `detect_frame` until `stop` is set; a substream lost for good (or never
+        reachable), or one whose picture is not the main stream's, sets `refused` and calls `on_fail`."""
+        try:
+            for item in stream_frames(url, retry, stop):
+                if isinstance(item, StreamGap):
+                    log.warning("detect stream %s: no detection from %.3f to %.3f (%.1f s)", url, item.from_ts_s,
+                                item.to_ts_s, item.duration_s)  # fmt: skip
+                    self.detect_gaps.append(item)
+                elif not stop.is_set():
+                    self.detect_frame(*item)
+        except VideoError as e:
+            if not stop.is_set():
+                self.refused = self.refused or VideoError(f"detect stream {e}")
+                if self.on_fail is not None:
+                    self.on_fail()
+
+    def detect_frame(self, ts_s: float, frame_bgr: NDArray[np.uint8]) -> None:
+        """A substream frame: the first of each sampling bucket is paired with the main stream's (vsearch.substream)."""
+        assert self.pairer is not None
+        if self._detect_t0 is None:
+            self._detect_t0 = ts_s
+        bucket = sample_bucket(ts_s - self._detect_t0, self.settings.sample_fps)
+        if bucket != self._detect_bucket:
+            self._detect_bucket = bucket
+            self.pairer.detect(ts_s, frame_bgr)
+
+    def _paired(self, p: Paired) -> None:
+        if self.refused is not None:
+            return
+        if self._t0 is None:
+            detect_wh, main_wh = (p.detect_bgr.shape[1], p.detect_bgr.shape[0]), (p.main_bgr.shape[1], p.main_bgr.shape[0])
+            try:
+                check_same_shape(detect_wh, main_wh)
+            except VideoError as e:
+                self.refused = e
+                if self.on_fail is not None:
+                    self.on_fail()
+                return
+            log.info("detecting on the %dx%d substream, cropping from the %dx%d main stream", *detect_wh, *main_wh)
+            self._t0 = p.ts_s
+        self._put(_Sampled(p.ts_s, p.main_bgr, p.detect_bgr))
 
     # -- the worker -------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -162,14 +226,19 @@ class _Worker:
         assert live._t0 is not None
         f = Frame(live.camera_id, self.index, item.ts_s - live._t0, item.ts_s, item.image_bgr)
         self.index += 1
+        detected = item.image_bgr if item.detect_bgr is None else item.detect_bgr
         closed: list[TrackSegment] = []
         with timer("track"):
             if self.tracker is not None and self.last_ts is not None and item.ts_s - self.last_ts > s.track_buffer_s:
                 closed += self.tracker.flush()  # the camera dropped out: nobody is followed across the gap
-                self.tracker = self._tracker(f, self.tracker.next_track_id)
+                self.tracker = self._tracker(detected, self.tracker.next_track_id)
             if self.tracker is None:
-                self.tracker = self._tracker(f, 1)
-        dets = self.schedule.detect([f], timer)[0]
+                self.tracker = self._tracker(detected, 1)
+        if item.detect_bgr is None:
+            dets = self.schedule.detect([f], timer)[0]
+        else:  # found in the substream's frame, placed in the main stream's
+            small = Frame(live.camera_id, f.index, f.pts_s, f.ts_s, item.detect_bgr)
+            dets = scale_detections(self.schedule.detect([small], timer)[0], small.resolution_wh, f.resolution_wh)
         with timer("track"):
             closed += self.tracker.update(f, dets)[1]
             early = self.tracker.early_crops(s.live_crop_ages_s)
@@ -179,8 +248,9 @@ class _Worker:
         if closed or early:
             self._store(closed, early)
 
-    def _tracker(self, f: Frame, first_id: int) -> SegmentTracker:
-        conf = self.live.detector.conf_for(f.resolution_wh)
+    def _tracker(self, detected_bgr: NDArray[np.uint8], first_id: int) -> SegmentTracker:
+        """A tracker starting tracks from the score the detector keeps for frames of the detected size."""
+        conf = self.live.detector.conf_for((detected_bgr.shape[1], detected_bgr.shape[0]))
         return SegmentTracker(self.s, first_id, sample_fps=self.s.sample_fps, conf=conf)
 
     def _video_of(self, seg: TrackSegment) -> _Begin:

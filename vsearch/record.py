@@ -1,5 +1,11 @@
 """Record a live stream (RTSP/HTTP URL, camera device) into H.264 segment files with absolute start times.
 
+A frame's absolute time is the camera's own when the stream carries it (RTSP: the capture time its RTCP sender
+reports give, within CAMERA_CLOCK_TRUST_S of this machine's clock), so that two streams of one camera (a main
+stream and its substream, vsearch.substream) place a picture at the same instant however far apart they were
+connected; otherwise the wall clock when the connection opened plus the stream's own position since its first
+frame.
+
 Each finished segment is an ordinary video file, so everything that works on files (idempotent, resumable ingest;
 evidence clips cut from the source) works on streams. A network camera that drops out is reconnected with
 exponential backoff up to a retry budget: the segment in progress is closed at the last frame received, the
@@ -25,6 +31,8 @@ from vsearch.errors import VideoError
 from vsearch.video import write_mp4
 
 log = logging.getLogger(__name__)
+
+CAMERA_CLOCK_TRUST_S = 60.0  # a camera clock further off than this from ours is not used (ours places its frames)
 
 
 class StopFlag(Protocol):
@@ -151,6 +159,18 @@ def record_stream(
         yield done
 
 
+def stream_frames(
+    url: str, retry: RetryPolicy | None = None, stop: StopFlag | None = None, default_fps: float = 25.0
+) -> Iterator[tuple[float, NDArray[np.uint8]] | StreamGap]:
+    """A live source's decoded frames as (absolute ts, BGR frame), reconnected as `record_stream` does, without
+    recording them (a camera's detection substream: vsearch.substream), and a StreamGap after each dropout.
+    Raises VideoError when the source cannot be (re)connected within the retry budget."""
+    for item in _Source(url, retry or RetryPolicy(), stop, default_fps).items():
+        if isinstance(item, _Lost):
+            raise VideoError(item.error)
+        yield item
+
+
 class _Source:
     """Decoded frames of one source with their absolute times, reconnecting a network source that drops."""
 
@@ -169,6 +189,19 @@ class _Source:
             return av.open(device, format="v4l2", timeout=self.retry.timeout_s)
         options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else {}
         return av.open(self.url, options=options, timeout=(self.retry.timeout_s, self.retry.timeout_s))
+
+    def _camera_clock(self, container, opened_ts: float) -> float | None:  # type: ignore[no-untyped-def]
+        """The camera's time of the stream's position 0 (FFmpeg's start_time_realtime, from RTSP's RTCP sender
+        reports), or None when the stream has none or the camera's clock is off by more than CAMERA_CLOCK_TRUST_S."""
+        rt = getattr(container, "start_time_realtime", None)
+        if not rt:
+            return None
+        camera_s = float(rt) / 1e6
+        if abs(camera_s - opened_ts) > CAMERA_CLOCK_TRUST_S:
+            log.warning("%s: the camera's clock is %.0f s off this machine's; its frames are placed by this machine's",
+                        self.url, camera_s - opened_ts)  # fmt: skip
+            return None
+        return camera_s
 
     def items(self) -> Iterator[tuple[float, NDArray[np.uint8]] | StreamGap | _Lost]:
         """(absolute ts, BGR frame) in order; a StreamGap after a dropout; a _Lost as the last item if the source
@@ -192,11 +225,15 @@ class _Source:
                     rate = stream.average_rate or stream.guessed_rate
                     self.fps = float(rate) if rate and 0 < float(rate) < 1000 else self.fps
                     t0: float | None = None
+                    camera_s = self._camera_clock(container, opened_ts)
                     for frame in container.decode(stream):
                         pos = frame.time if frame.time is not None else None
-                        if t0 is None:
-                            t0 = pos if pos is not None else 0.0
-                        ts = opened_ts + (pos - t0 if pos is not None else got / self.fps)
+                        if camera_s is not None:  # the camera's capture time of this picture
+                            ts = camera_s + (pos if pos is not None else got / self.fps)
+                        else:
+                            if t0 is None:
+                                t0 = pos if pos is not None else 0.0
+                            ts = opened_ts + (pos - t0 if pos is not None else got / self.fps)
                         if last_ts is not None and got == 0 and ts - last_ts > 1.5 / self.fps:
                             log.warning("%s: stream back after %.1f s without frames", self.url, ts - last_ts)
                             yield StreamGap(last_ts, ts)

@@ -24,7 +24,7 @@ from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, InputError, NotFoundError, VSearchError
 from vsearch.find import FindResult, ReindexReport, find, reindex_attributes
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
-from vsearch.record import RetryPolicy, StreamGap, record_stream
+from vsearch.record import RetryPolicy, StopFlag, StreamGap, record_stream
 from vsearch.retention import RetentionReport, RetentionSchedule, run_retention
 from vsearch.search import (
     MAX_QUERY_IMAGES,
@@ -47,13 +47,16 @@ class WatchResult:
 
     reports: list[IngestReport] = field(default_factory=list)
     gaps: list[StreamGap] = field(default_factory=list)
+    detect_gaps: list[StreamGap] = field(default_factory=list)  # the detection substream's dropouts, if it has one
+    detect_paired: int = 0  # substream frames detected, each with the main stream's frame of the same instant
+    detect_dropped: int = 0  # substream frames with no main-stream frame that close: not detected
 
 
 class _Either:
     """A stop flag set by the caller's event or tripped from inside (the ingest worker failed)."""
 
-    def __init__(self, stop: threading.Event | None) -> None:
-        self._stop = stop or threading.Event()
+    def __init__(self, stop: StopFlag | None) -> None:
+        self._stop: StopFlag = stop or threading.Event()
         self._tripped = threading.Event()
 
     def trip(self) -> None:
@@ -154,6 +157,7 @@ class VSearch:
         max_s: float | None = None,
         stop: threading.Event | None = None,
         on_report: Callable[[IngestReport], None] | None = None,
+        detect_url: str | None = None,
     ) -> WatchResult:
         """Record a live stream into segment files under data_dir/recordings/<camera>/ and make its sightings while
         it records (vsearch.live: each sampled frame detected, tracked, embedded and stored as it arrives, a
@@ -163,7 +167,12 @@ class VSearch:
         A network stream that drops out is reconnected (settings.stream_*) and the dropout returned in `gaps`.
         Raises VideoError when the stream cannot be (re)connected within the retry budget, and VSearchError when
         the stream's frames cannot be ingested (recording stops then); either way after every frame recorded was
-        handed to ingest."""
+        handed to ingest.
+
+        `detect_url`: the same camera's low-resolution substream: people are detected and tracked on its frames,
+        their boxes mapped to the main stream's frame of the same instant, which is recorded and cropped
+        (vsearch.substream). It is reconnected as the main stream is; one lost for good, or whose picture has
+        another aspect ratio, ends the watch with a VideoError."""
         from vsearch.live import LiveIngest
         from vsearch.track import SegmentTracker
 
@@ -183,17 +192,31 @@ class VSearch:
                 on_report(r)
 
         live = LiveIngest(s, self.detector, embedder, store, camera_id, report, halt.trip,
-                          self.attributes if s.attributes else None)  # fmt: skip
+                          self.attributes if s.attributes else None, detect_stream=detect_url is not None)  # fmt: skip
         t = threading.Thread(target=live.run, name="vsearch-watch-ingest", daemon=True)
         t.start()
         retry = RetryPolicy(s.stream_retries, s.stream_backoff_s, timeout_s=s.stream_timeout_s)
+        sub_stop = _Either(halt)
+        sub = None
+        if detect_url is not None:
+            sub = threading.Thread(target=live.follow_detect_stream, args=(detect_url, retry, sub_stop),
+                                   name="vsearch-watch-detect", daemon=True)  # fmt: skip
+            sub.start()
         try:
             for seg in record_stream(url, s.data_dir / "recordings" / camera_id, segment_s, max_s, halt, retry, tap=live):
                 if isinstance(seg, StreamGap):
                     result.gaps.append(seg)
         finally:
+            if sub is not None:
+                sub_stop.trip()
+                sub.join(s.stream_timeout_s + 1)  # a read blocked on the network ends at the stream's timeout
             live.close()
             t.join()
+            if live.pairer is not None:
+                result.detect_gaps = list(live.detect_gaps)
+                result.detect_paired, result.detect_dropped = live.pairer.paired, live.pairer.dropped
+            if live.refused is not None:
+                raise live.refused
             if live.error is not None:
                 e, path = live.error, live.failed_path
                 raise VSearchError(

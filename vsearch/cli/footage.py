@@ -83,6 +83,7 @@ def watch(
     camera: Annotated[str, typer.Option(help="Camera id.")],
     segment_s: Annotated[float, typer.Option(help="Seconds per recorded segment.", callback=finite)] = 60.0,
     duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until the stream ends).", callback=finite)] = None,
+    detect_url: Annotated[str | None, typer.Option(help="The same camera's low-resolution substream: people are detected on it, cropped and recorded from URL.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Record a live stream in segments while making its sightings as it records: a person is matched against the
@@ -92,7 +93,13 @@ def watch(
     A camera that drops out is reconnected (VSEARCH_STREAM_RETRIES, VSEARCH_STREAM_BACKOFF_S) and the gap
     reported; one that cannot be reached within that budget ends the command with an error.
 
-    Example: vsearch watch rtsp://camera-7/stream --camera cam-07 --segment-s 60"""
+    With --detect-url (the camera's substream, e.g. 640x360), detection and tracking run on the substream's
+    frames, each paired with the main stream's frame of the same instant (within half a frame interval; 0.1 s at
+    least), from which the boxes are stored, the people cropped and the clips cut. A substream frame with no main
+    frame that close is not detected (logged); the substream is reconnected like the main stream, and one lost
+    for good, or with another aspect ratio than URL's, ends the command with an error.
+
+    Example: vsearch watch rtsp://camera-7/main --detect-url rtsp://camera-7/sub --camera cam-07"""
     import signal
     import threading
 
@@ -107,15 +114,22 @@ def watch(
     try:
         svc = service(settings(data_dir))
         typer.echo(f"recording {url} as camera {camera} in {segment_s:.0f} s segments (Ctrl-C to stop)", err=True)
+        if detect_url is not None:
+            typer.echo(f"detecting on {detect_url}", err=True)
         previous = signal.signal(signal.SIGINT, on_sigint)
         schedule = svc.retention_schedule()  # expiry every VSEARCH_RETENTION_INTERVAL_S while retention is set
         try:
-            result = svc.watch(url, camera, segment_s, duration_s, stop, lambda r: print_reports([r]))
+            result = svc.watch(url, camera, segment_s, duration_s, stop, lambda r: print_reports([r]), detect_url)
         finally:
             schedule.stop()
             signal.signal(signal.SIGINT, previous)
         for g in result.gaps:
             typer.echo(f"gap: no video from {ts_to_iso(g.from_ts_s)} to {ts_to_iso(g.to_ts_s)} ({g.duration_s:.1f} s)")
+        for g in result.detect_gaps:
+            typer.echo(f"detect gap: no detection from {ts_to_iso(g.from_ts_s)} to {ts_to_iso(g.to_ts_s)} ({g.duration_s:.1f} s)")
+        if detect_url is not None:
+            typer.echo(f"detect stream: {result.detect_paired} frames detected, {result.detect_dropped} dropped"
+                       " (no main-stream frame of the same instant)")  # fmt: skip
         typer.echo(f"{len(result.reports)} segments ingested; index now holds {svc.store.ntotal} sightings")
     except KeyboardInterrupt:
         fail("aborted: the segment being recorded is lost; recorded segments are ingested by a re-run of ingest", 130)
