@@ -72,13 +72,20 @@ def test_an_investigator_works_a_case_end_to_end(client: TestClient, found: dict
     assert csv_text.headers["content-type"].startswith("text/csv") and csv_text.text.startswith("order,camera_id")
     assert client.get(f"/cases/{case['id']}/companions", headers=H()).json() == []  # visitors came one at a time
 
-    exp = client.post(f"/cases/{case['id']}/export", headers=H())
+    cid = case["id"]
+    refused = client.post(f"/cases/{cid}/export", params={"redact": "none", "reason": "curious"}, headers=H())
+    assert refused.status_code == 403 and "needs an admin" in refused.json()["detail"]
+    no_reason = client.post(f"/cases/{cid}/export", params={"redact": "none"}, headers=H(ADMIN))
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()["detail"]
+    assert client.post(f"/cases/{cid}/export", params={"redact": "blur"}, headers=H()).status_code == 422
+    exp = client.post(f"/cases/{cid}/export", headers=H())  # redacted (bystanders) by default
     assert exp.status_code == 200 and exp.headers["content-type"] == "application/zip"
     sha = exp.headers["x-manifest-sha256"]
     with zipfile.ZipFile(io.BytesIO(exp.content)) as z:
         assert hashlib.sha256(z.read("manifest.json")).hexdigest() == sha
         names = z.namelist()
         search = json.loads(z.read("manifest.json"))["searches"][0]
+        assert json.loads(z.read("manifest.json"))["redaction"]["mode"] == "bystanders"
     audited = [e for e in search["audit_entries"] if e.get("action") == "search"]  # the search itself, as audited
     assert audited and audited[0]["key_name"] == "ivan" and set(clip_ids) <= set(audited[0]["returned_clip_ids"])
     assert search["filters"] == [{"top_k": 3}] and search["query_file"] in names

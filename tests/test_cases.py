@@ -259,7 +259,7 @@ def exported(case_service, tmp_path_factory: pytest.TempPathFactory):  # type: i
     case = cw.create("visitor 3", "from the sample", "ivan")
     items = cw.add(case.id, [c.id for c in result.clips[:2]], "ivan", QUERY.read_bytes(), filters={"top_k": 3})
     out = tmp_path_factory.mktemp("export") / "case.zip"
-    report = cw.export(case.id, out, "ivan")
+    report = cw.export(case.id, out, "ivan", reason="provenance tests", redact="none")  # redaction: test_redact.py
     return case, items, report, result
 
 
@@ -305,7 +305,7 @@ def test_clip_rendering_is_deterministic_and_a_second_export_has_the_same_file_h
         manifest = json.loads(z.read(MANIFEST))
     assert all(c["rerender_matches"] for c in manifest["clips"])
     shutil.rmtree(case_service.settings.clips_dir)  # rendered again from the source video
-    again = case_service.casework.export(case.id, tmp_path / "again.zip", "ana", check_rendering=False)
+    again = case_service.casework.export(case.id, tmp_path / "again.zip", "ana", check_rendering=False, reason="again", redact="none")
     with zipfile.ZipFile(again.path) as z:
         files2 = {f["path"]: f["sha256"] for f in json.loads(z.read(MANIFEST))["files"]}
     assert files2 == {f["path"]: f["sha256"] for f in manifest["files"]}
@@ -412,7 +412,9 @@ def test_cli_case_new_add_list_show_export_verify_route(case_service, tmp_path: 
     shown = json.loads(run_cli("case", "show", case_id, "--json", "--data-dir", data).stdout)
     assert {i["ref"] for i in shown["items"]} == set(clip_ids)
     out = tmp_path / "cli.zip"
-    exp = run_cli("case", "export", case_id, "-o", str(out), "--data-dir", data)
+    refused = run_cli("case", "export", case_id, "-o", str(out), "--redact", "none", "--data-dir", data)
+    assert refused.returncode == 2 and "needs a stated reason" in refused.stderr and not out.exists()
+    exp = run_cli("case", "export", case_id, "-o", str(out), "--redact", "none", "--reason", "court order", "--data-dir", data)
     assert exp.returncode == 0, exp.stderr
     sha = exp.stdout.strip().splitlines()[-1].split()[-1]
     ok = run_cli("case", "verify", str(out), "--expect", sha)

@@ -268,7 +268,8 @@ def test_case_export_counts_cli_searches_as_searches(data: Path, tmp_path: Path)
     found = json.loads(run("search", str(QUERY), "--top", "1", "--json", "--data-dir", str(data)).stdout)
     case_id = run("case", "new", "export", "--data-dir", str(data)).stdout.split()[-1]
     assert run("case", "add", case_id, found["clips"][0]["id"], "--query", str(QUERY), "--data-dir", str(data)).returncode == 0
-    r = run("case", "export", case_id, "-o", str(tmp_path / "c.zip"), "--no-render-check", "--data-dir", str(data))
+    r = run("case", "export", case_id, "-o", str(tmp_path / "c.zip"), "--no-render-check", "--redact", "none", "--reason", "t",
+            "--data-dir", str(data))
     assert r.returncode == 0, r.stderr
     assert "no search with this image" not in r.stdout
     import zipfile

@@ -50,9 +50,12 @@ def test_add_a_result_to_a_case_and_see_the_route(server: str, browser, tmp_path
     assert page.query_selector_all("#route .move.gap")
     page.click("#case-companions")
     page.wait_for_function("document.getElementById('companions').textContent.includes('Nobody was seen')")
+    page.select_option("#case-redact", "none")  # unredacted: an admin, with the page's reason (redaction: test_api_cases)
     page.click("#case-export")
     page.wait_for_selector("#case-export-link:not([hidden])", timeout=120_000)
     assert "manifest sha256" in page.inner_text("#case-status")
+    exported = httpx.get(f"{server}/audit", params={"action": "case.export"}, headers={"X-API-Key": KEY}).json()[0]
+    assert exported["redact"] == "none" and exported["reason"] == "tip line call 17"
     # coordinates make the map appear
     httpx.put(f"{server}/cameras/lobby", json={"name": "Lobby", "lat": 48.137, "lon": 11.575}, headers={"X-API-Key": KEY}).raise_for_status()
     page.select_option("#case-select", page.eval_on_selector("#case-select", "s => s.value"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vsearch.audit import AuditLog
 from vsearch.cases import (
@@ -31,6 +31,10 @@ from vsearch.embed import Thresholds, thresholds
 from vsearch.errors import InputError, NotFoundError, PermissionDeniedError
 from vsearch.evidence import ExportReport, export_case, keep_query_image
 from vsearch.identities import Identity, identities_in_window
+from vsearch.redact import DEFAULT_MODE, check_mode
+
+if TYPE_CHECKING:
+    from vsearch.detect import PersonDetector
 
 OPERATOR_ROLES = ("admin", "cli", None)
 MAX_REASON = 500
@@ -48,10 +52,11 @@ def check_cameras(catalog: Catalog, cameras: Sequence[str]) -> None:
 class Casework:
     """Cases, camera metadata, routes and evidence exports over one catalog and one audit log."""
 
-    def __init__(self, catalog: Catalog, settings: Settings, audit: AuditLog) -> None:
+    def __init__(self, catalog: Catalog, settings: Settings, audit: AuditLog, detector: PersonDetector | None = None) -> None:
         self.catalog = catalog
         self.settings = settings
         self.audit = audit
+        self.detector = detector  # redacted exports detect the people to cover (loaded on first use)
 
     # -- access: a case is seen by its owner (who opened it), its members and operators; to anyone else it does
     # not exist (the NotFoundError of an unknown id, so ids cannot be probed). Operators: the API's admins, the CLI
@@ -188,12 +193,27 @@ class Casework:
             entry.update(kind=item.kind, ref=item.ref)
 
     def export(self, case_id: int, out: Path, by: str, context: dict[str, Any] | None = None, check_rendering: bool = True,
-               reason: str | None = None) -> ExportReport:  # fmt: skip
-        """Write the case's evidence ZIP (the export is audited with the manifest's sha256 and the `reason` given,
-        before the ZIP takes its name: there is never an export without its entry). Its case is its purpose."""
+               reason: str | None = None, redact: str = DEFAULT_MODE) -> ExportReport:  # fmt: skip
+        """Write the case's evidence ZIP (the export is audited with the manifest's sha256, the redaction mode and
+        the `reason` given, before the ZIP takes its name: there is never an export without its entry). Its case
+        is its purpose. `redact` (vsearch.redact): "bystanders" (default) or "faces" cover everyone but each
+        item's subject; "none" needs an operator (an admin, the CLI) and a stated reason (PermissionDeniedError,
+        InputError)."""
+        check_mode(redact)
+        if redact == "none":
+            if not self.is_operator(context):
+                role = (context or {}).get("role")
+                raise PermissionDeniedError(f"an unredacted export (redact none) needs an admin; this caller is {role!r}")
+            if reason is None or not reason.strip():
+                raise InputError("an unredacted export (redact none) needs a stated reason (--reason / reason=): it is audited")
         context = {**(context or {}), **self.purpose(case_id, reason, by, context)}
         self.audit.ready()  # refused now, not after the rendering, if the audit log cannot be written
-        return export_case(self.catalog, self.settings, case_id, out, by, self.audit, context, check_rendering)
+        detector = self.detector
+        if redact != "none" and detector is None:
+            from vsearch.detect import PersonDetector
+
+            detector = self.detector = PersonDetector(self.settings)
+        return export_case(self.catalog, self.settings, case_id, out, by, self.audit, context, check_rendering, redact, detector)
 
     # -- route and cameras ----------------------------------------------------------------------------------------
     def route(

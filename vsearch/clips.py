@@ -11,7 +11,7 @@ import bisect
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -100,8 +100,9 @@ def _evict(folder: Path, max_bytes: int, keep: Path) -> None:
         total -= size
 
 
-def _interpolated_box(boxes: TrackBoxes, t: float, max_gap_s: float) -> tuple[float, ...] | None:
-    """The track's box at time t, linearly interpolated between sampled boxes; None outside its presence."""
+def interpolated_box(boxes: TrackBoxes, t: float, max_gap_s: float) -> tuple[float, ...] | None:
+    """The track's box at time t, linearly interpolated between sampled boxes; None outside its presence (more
+    than `max_gap_s` between samples, or over 0.25 s before its first or after its last)."""
     times = [b[0] for b in boxes]
     i = bisect.bisect_left(times, t)
     if i < len(times) and abs(times[i] - t) < 1e-6:
@@ -156,16 +157,31 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     """Write (once, then reuse) the annotated MP4 for `clip_id` under the data dir's clips/ and return its path.
     Only clips of stored sightings are made (check_clip_id); the cache keeps to `clip_cache_max_bytes`, the least
     recently used clips leaving first."""
-    video_id, track_id, p0, p1 = check_clip_id(catalog, clip_id, settings)
+    check_clip_id(catalog, clip_id, settings)  # a cached clip too: its sightings may have expired since
     out = settings.clips_dir / f"{clip_id}.mp4"
     if out.exists():
         os.utime(out)  # recently used: last to be evicted
         return out
+    cut_clip(catalog, clip_id, settings, out)
+    _evict(out.parent, settings.clip_cache_max_bytes, keep=out)
+    return out
+
+
+FrameFilter = Callable[[Iterator[tuple[int, NDArray[np.uint8]]], int, int, int, int], Iterator[tuple[int, NDArray[np.uint8]]]]
+
+
+def cut_clip(catalog: Catalog, clip_id: str, settings: Settings, out: Path, frame_filter: FrameFilter | None = None) -> Path:
+    """Write the annotated MP4 of `clip_id` (a clip of a stored sighting: check_clip_id) to `out`, atomically.
+    `frame_filter(frames, video_id, track_id, first, last)` may change the frames before they are annotated
+    (vsearch.evidence redacts them there); the source file is only read."""
+    video_id, track_id, p0, p1 = check_clip_id(catalog, clip_id, settings)
     video = catalog.video(video_id)
     boxes = catalog.track_boxes(video_id, track_id)
     a = max(0, int((p0 - settings.clip_pad_s) * video.fps))
     b = int(np.ceil((p1 + settings.clip_pad_s) * video.fps))
-    frames = list(read_on(catalog, video, a, b, f"clip {clip_id}"))  # every file checked before the clip is made
+    frames: Iterator[tuple[int, NDArray[np.uint8]]] = iter(list(read_on(catalog, video, a, b, f"clip {clip_id}")))
+    if frame_filter is not None:  # every file was checked above, before the (slow) filter and the clip are made
+        frames = frame_filter(frames, video_id, track_id, a, b)
     label = f"{video.camera_id} track {track_id}"
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".clip.", suffix=".mp4", dir=out.parent)
@@ -174,7 +190,7 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
         write_mp4(
             tmp, frames, video.fps,
             lambda idx, img: _annotate(
-                img, _interpolated_box(boxes, idx / video.fps, settings.clip_gap_s), label,
+                img, interpolated_box(boxes, idx / video.fps, settings.clip_gap_s), label,
                 f"{video.camera_id}  {ts_to_iso(video.start_ts_s + idx / video.fps)}",
             ),
         )  # fmt: skip
@@ -182,7 +198,31 @@ def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _evict(out.parent, settings.clip_cache_max_bytes, keep=out)
+    return out
+
+
+def sighting_frame(catalog: Catalog, sighting: Sighting) -> NDArray[np.uint8]:
+    """The full BGR frame of a sighting, as decoded from its source (not annotated)."""
+    video = catalog.video(sighting.video_id)
+    i = round(sighting.pts_s * video.fps)
+    img = next((f for _, f in read_on(catalog, video, i, i, f"sighting {sighting.id}")), None)
+    if img is None:
+        raise VideoError(f"{video.path}: frame at {sighting.pts_s:.2f}s cannot be decoded")
+    return img
+
+
+def annotate_sighting(img: NDArray[np.uint8], sighting: Sighting) -> None:
+    """Draw a sighting's box, camera and track, and its time on its frame, in place."""
+    _annotate(img, sighting.xyxy, f"{sighting.camera_id} track {sighting.track_id}", f"{sighting.camera_id}  {sighting.time_iso}")
+
+
+def write_jpeg(img: NDArray[np.uint8], out: Path, quality: int = 90) -> Path:
+    """Write a BGR image as JPEG to `out`, atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".thumb.", suffix=".jpg", dir=out.parent)
+    os.close(fd)
+    cv2.imwrite(tmp, img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    os.replace(tmp, out)
     return out
 
 
@@ -191,15 +231,6 @@ def render_thumbnail(catalog: Catalog, sighting: Sighting, settings: Settings) -
     out = settings.clips_dir / f"sighting-{sighting.id}.jpg"
     if out.exists():
         return out
-    video = catalog.video(sighting.video_id)
-    i = round(sighting.pts_s * video.fps)
-    img = next((f for _, f in read_on(catalog, video, i, i, f"sighting {sighting.id}")), None)
-    if img is None:
-        raise VideoError(f"{video.path}: frame at {sighting.pts_s:.2f}s cannot be decoded")
-    _annotate(img, sighting.xyxy, f"{sighting.camera_id} track {sighting.track_id}", f"{sighting.camera_id}  {sighting.time_iso}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".thumb.", suffix=".jpg", dir=out.parent)
-    os.close(fd)
-    cv2.imwrite(tmp, img, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    os.replace(tmp, out)
-    return out
+    img = sighting_frame(catalog, sighting)
+    annotate_sighting(img, sighting)
+    return write_jpeg(img, out)

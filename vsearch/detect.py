@@ -283,8 +283,10 @@ class PersonDetector:
         images_bgr: Sequence[NDArray[np.uint8]],
         conf: float | None = None,
         regions: Sequence[Region | None] | None = None,
+        min_height_px: int | None = None,
     ) -> list[Detections]:
-        """Detect persons in each BGR image; boxes are xyxy pixels of that image, with COCO-17 keypoints.
+        """Detect persons in each BGR image; boxes are xyxy pixels of that image, with COCO-17 keypoints; people
+        shorter than `min_height_px` (default settings.min_person_height_px) are left out.
 
         With `regions` (OpenVINO only), an image whose region is not None is detected in that crop alone, at the
         same pixel scale as its full frame (so the same people stay detectable) and at a smaller input size.
@@ -310,7 +312,7 @@ class PersonDetector:
                 out = [_from_ultralytics(r) for r in model.predict(
                     list(images_bgr), imgsz=imgsz, conf=conf, classes=[0], device=self.settings.device, verbose=False
                 )]  # fmt: skip
-        min_h = self.settings.min_person_height_px
+        min_h = self.settings.min_person_height_px if min_height_px is None else min_height_px
         return [d[(d.xyxy[:, 3] - d.xyxy[:, 1]) >= min_h] for d in out]
 
     def tiles_for(self, resolution_wh: tuple[int, int]) -> list[Region]:

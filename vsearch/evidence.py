@@ -26,18 +26,44 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vsearch import __version__
 from vsearch.audit import AuditLog
 from vsearch.cases import clip_id_of
 from vsearch.catalog import CaseItem, Catalog
-from vsearch.clips import render_clip, render_thumbnail
+from vsearch.clips import (
+    annotate_sighting,
+    cut_clip,
+    interpolated_box,
+    render_clip,
+    render_thumbnail,
+    sighting_frame,
+    write_jpeg,
+)
 from vsearch.config import Settings
 from vsearch.errors import InputError, NotFoundError, TooLargeError
+from vsearch.redact import (
+    BODY_BLOCKS,
+    DETECT_CONF,
+    HEAD_BLOCKS,
+    MIN_PERSON_PX,
+    Box,
+    Redactor,
+    check_mode,
+    person_detect,
+)
 from vsearch.scratch import scratch_dir
 from vsearch.types import ts_to_iso
 from vsearch.weights import YOLO11N_POSE, sha256_file
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from vsearch.detect import PersonDetector
 
 FORMAT = "vsearch-evidence/1"
 MANIFEST = "manifest.json"
@@ -109,6 +135,92 @@ def _frame_range(p0: float, p1: float, fps: float, frame_count: int, pad_s: floa
     return max(0, int((p0 - pad_s) * fps)), min(frame_count - 1, int(math.ceil((p1 + pad_s) * fps)))
 
 
+class _Redaction:
+    """An export's redaction (vsearch.redact): the mode, the redacted files under `work`, what each covered, and
+    each clip's per-frame covers, so that its check render replays them instead of detecting again."""
+
+    def __init__(self, mode: str, detector: PersonDetector | None, work: Path) -> None:
+        self.mode = mode
+        self.detect = person_detect(detector) if detector is not None else None
+        self.work = work
+        self.stats: dict[str, dict[str, Any]] = {}
+        self._clips: dict[str, Redactor] = {}
+
+    def manifest(self, context: dict[str, Any]) -> dict[str, Any]:
+        if self.mode == "none":
+            return {"mode": "none", "note": "unredacted: every person as recorded", "role": context.get("role"),
+                    "reason": context.get("reason")}  # fmt: skip
+        return {
+            "mode": self.mode,
+            "how": ("every person but the item's own track pixelated" + (" (whole body)" if self.mode == "bystanders"
+                    else " (head, from pose keypoints or the top of the box)") + ": the catalog's boxes of the video's"
+                    " other tracks (interpolated, padded) and the person detector run on every exported frame; the"
+                    " subject (the detection matching the item's stored box) is never covered where it stands in front"),
+            "detector": {"weights": YOLO11N_POSE.name, "sha256": YOLO11N_POSE.sha256, "min_score": DETECT_CONF,
+                         "min_height_px": MIN_PERSON_PX},
+            "blocks_per_box_height": BODY_BLOCKS if self.mode == "bystanders" else HEAD_BLOCKS,
+            "crops": "cut from the redacted frame at the sighting's box (not the stored crop)",
+            "original_footage": "only read: the source videos' sha256 are in each clip's source_video",
+        }  # fmt: skip
+
+    def _redactor(self) -> Redactor:
+        assert self.detect is not None
+        return Redactor(self.detect, self.mode)
+
+    def clip_filter(self, catalog: Catalog, settings: Settings, tag: str):  # type: ignore[no-untyped-def]
+        """cut_clip's frame filter: each frame redacted (its covers kept for the check render)."""
+        red = self._clips[tag] = self._redactor()
+
+        def f(frames: Iterator[tuple[int, NDArray[np.uint8]]], video_id: int, track_id: int, a: int, b: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+            subject_at, others_at = _track_boxes_at(catalog, settings, video_id, track_id, a, b)
+            yield from red.frames(frames, subject_at, others_at)
+            self.stats.setdefault(tag, {})["clip"] = red.stats.to_dict()
+
+        return f
+
+    def replay(self, tag: str):  # type: ignore[no-untyped-def]
+        """cut_clip's frame filter for the check render: the first render's covers, applied again."""
+        red = self._clips.pop(tag)
+        return lambda frames, *_: red.replay(frames)
+
+    def frame_and_crop(self, catalog: Catalog, settings: Settings, sighting: Any, tag: str) -> tuple[Path, Path]:
+        """The sighting's full frame redacted and annotated, and its crop cut from the redacted frame."""
+        assert self.detect is not None
+        video = catalog.video(sighting.video_id)
+        i = round(sighting.pts_s * video.fps)
+        _, others_at = _track_boxes_at(catalog, settings, video.id, sighting.track_id, i, i)
+        red = self._redactor()
+        source = sighting_frame(catalog, sighting)
+        img = red.redact(source, sighting.xyxy, others_at(i), self.detect([source])[0])
+        x1, y1, x2, y2 = (max(0, int(round(v))) for v in sighting.xyxy)
+        crop = write_jpeg(img[y1:y2, x1:x2].copy(), self.work / f"{tag}-crop.jpg", 92)
+        annotate_sighting(img, sighting)
+        self.stats.setdefault(tag, {})["frame"] = red.stats.to_dict()
+        return write_jpeg(img, self.work / f"{tag}-frame.jpg"), crop
+
+
+def _track_boxes_at(catalog: Catalog, settings: Settings, video_id: int, track_id: int, a: int, b: int):  # type: ignore[no-untyped-def]
+    """(subject_at, others_at): the subject track's stored box at a frame index of the video, and the other
+    tracks' stored boxes there, interpolated between their samples (frames a..b)."""
+    video = catalog.video(video_id)
+    fps, gap = video.fps, settings.clip_gap_s
+    subject = catalog.track_boxes(video_id, track_id)
+    others: dict[int, list[tuple[float, tuple[float, float, float, float], float]]] = {}
+    for tid, pts, xyxy, conf in catalog.boxes_between(video_id, a / fps - gap, b / fps + gap):
+        if tid != track_id:
+            others.setdefault(tid, []).append((pts, xyxy, conf))
+
+    def subject_at(idx: int) -> Box | None:
+        box = interpolated_box(subject, idx / fps, gap)
+        return None if box is None else (box[0], box[1], box[2], box[3])
+
+    def others_at(idx: int) -> list[Box]:
+        found = (interpolated_box(bs, idx / fps, gap) for bs in others.values())
+        return [(b[0], b[1], b[2], b[3]) for b in found if b is not None]
+
+    return subject_at, others_at
+
+
 @dataclass
 class ExportReport:
     """What an export wrote: the ZIP, the manifest's sha256 (keep it: it proves the manifest later), counts."""
@@ -123,22 +235,40 @@ class ExportReport:
 
 def export_case(
     catalog: Catalog, settings: Settings, case_id: int, out: Path, by: str, audit: AuditLog,
-    context: dict[str, Any] | None = None, check_rendering: bool = True,
+    context: dict[str, Any] | None = None, check_rendering: bool = True, redact: str = "none",
+    detector: PersonDetector | None = None,
 ) -> ExportReport:  # fmt: skip
     """Write the case's evidence ZIP to `out` (atomically) and the export to the audit log (with `context`: the
     caller's role, address): the entry commits before the ZIP takes its name, so a crash between leaves an entry
-    and a temp file, never an export without its entry."""
+    and a temp file, never an export without its entry.
+
+    `redact` (vsearch.redact): "bystanders" or "faces" cover everyone but each item's subject in its clip, frame
+    and crop, detected with `detector`; "none" exports the footage as served (who may, and why, is the caller's
+    check: vsearch.casework)."""
+    check_mode(redact)
     case = catalog.case(case_id)
     items = catalog.case_items(case_id)
     if not items:
         raise InputError(f"case {case_id} ({case.name!r}) has no confirmed items to export")
+    if redact != "none" and detector is None:
+        raise InputError(f"a {redact!r} redaction needs the person detector")
+    with scratch_dir(settings, "redact") as work:  # the redacted files, until the ZIP holds them
+        return _export(catalog, settings, case, items, out, by, audit, context or {}, check_rendering,
+                       _Redaction(redact, detector, work))  # fmt: skip
+
+
+def _export(
+    catalog: Catalog, settings: Settings, case: Any, items: list[CaseItem], out: Path, by: str, audit: AuditLog,
+    context: dict[str, Any], check_rendering: bool, redaction: _Redaction,
+) -> ExportReport:  # fmt: skip
+    case_id = case.id
     members: dict[str, Path] = {}
     clips: list[dict[str, Any]] = []
     notes: list[str] = []
     deterministic = True
     source_now: dict[str, str] = {}
     for it in items:
-        entry, item_files, same = _clip_entry(catalog, settings, it, check_rendering, source_now)
+        entry, item_files, same = _clip_entry(catalog, settings, it, check_rendering, source_now, redaction)
         members.update(item_files)
         clips.append(entry)
         src = entry["source_video"]
@@ -158,9 +288,11 @@ def export_case(
         "exported_by": by,
         "software": software_versions(),
         "models": model_hashes(catalog, settings),
+        "redaction": redaction.manifest(context),
         "rendering": {
             "checked": check_rendering, "deterministic": deterministic if check_rendering else None,
-            "how": "each clip rendered again from its source into a scratch folder at export; sha256 compared with the served MP4",
+            "how": "each clip rendered again from its source into a scratch folder at export; sha256 compared with the"
+                   " served MP4 (redacted: with the per-frame covers of the first render, so detection runs once)",
             "encoder": "libx264 crf 23 preset veryfast, yuv420p, +faststart (vsearch.video.write_mp4)",
         },
         "clips": clips,
@@ -173,7 +305,7 @@ def export_case(
     tmp = _write_zip(out, members, manifest_bytes, manifest_sha)
     try:
         audit.append({
-            **(context or {}), "action": "case.export", "case_id": case_id, "key_name": by, "file": str(out),
+            **context, "action": "case.export", "case_id": case_id, "key_name": by, "file": str(out), "redact": redaction.mode,
             "manifest_sha256": manifest_sha, "zip_sha256": sha256_file(tmp), "clip_ids": [c["clip_id"] for c in clips],
             "deterministic": manifest["rendering"]["deterministic"],
         })  # fmt: skip
@@ -185,16 +317,22 @@ def export_case(
 
 
 def _clip_entry(
-    catalog: Catalog, settings: Settings, it: CaseItem, check_rendering: bool, source_now: dict[str, str]
+    catalog: Catalog, settings: Settings, it: CaseItem, check_rendering: bool, source_now: dict[str, str],
+    redaction: _Redaction,
 ) -> tuple[dict[str, Any], dict[str, Path], bool | None]:
     """One item's manifest entry and its files (clip, frame, crop); whether a second render matched."""
     clip_id = clip_id_of(it, catalog, settings)
-    mp4 = render_clip(catalog, clip_id, settings)
     sighting = catalog.sighting(it.sighting_id)
-    frame = render_thumbnail(catalog, sighting, settings)
-    crop = settings.data_dir / sighting.thumb_path
-    if not crop.exists():
-        raise NotFoundError(f"crop of sighting {sighting.id} is missing on disk ({crop})")
+    tag = f"item{it.id:05d}-{clip_id}"
+    if redaction.mode == "none":
+        mp4 = render_clip(catalog, clip_id, settings)
+        frame = render_thumbnail(catalog, sighting, settings)
+        crop = settings.data_dir / sighting.thumb_path
+        if not crop.exists():
+            raise NotFoundError(f"crop of sighting {sighting.id} is missing on disk ({crop})")
+    else:
+        mp4 = cut_clip(catalog, clip_id, settings, redaction.work / f"{tag}.mp4", redaction.clip_filter(catalog, settings, tag))
+        frame, crop = redaction.frame_and_crop(catalog, settings, sighting, tag)
     video = catalog.video(it.video_id)
     src = Path(video.path)
     if video.path not in source_now:
@@ -205,13 +343,15 @@ def _clip_entry(
 
     _, _, p0, p1 = parse_clip_id(clip_id)
     a, b = _frame_range(p0, p1, video.fps, video.frame_count, settings.clip_pad_s)
-    tag = f"item{it.id:05d}-{clip_id}"
     files = {f"clips/{tag}.mp4": mp4, f"frames/{tag}.jpg": frame, f"crops/{tag}.jpg": crop}
     same: bool | None = None
     rerender = None
     if check_rendering:
         with scratch_dir(settings, "rerender") as tmp:  # under the data dir; a killed export's is swept later
-            again = render_clip(catalog, clip_id, settings.model_copy(update={"data_dir": tmp}))
+            if redaction.mode == "none":
+                again = render_clip(catalog, clip_id, settings.model_copy(update={"data_dir": tmp}))
+            else:
+                again = cut_clip(catalog, clip_id, settings, tmp / "again.mp4", redaction.replay(tag))
             rerender = sha256_file(again)
         same = rerender == sha256_file(mp4)
     entry = {
@@ -226,6 +366,7 @@ def _clip_entry(
         "query_sha256": it.query_sha256, "files": {"clip": f"clips/{tag}.mp4", "frame": f"frames/{tag}.jpg",
                                                      "crop": f"crops/{tag}.jpg"},
         "rerender_sha256": rerender, "rerender_matches": same,
+        "redaction": redaction.stats.get(tag),
     }  # fmt: skip
     return entry, files, same
 

@@ -97,7 +97,7 @@ class VSearch:
         ))  # fmt: skip
         self._ingest_lock = threading.Lock()
         self.audit = AuditLog(self.catalog, settings.audit_log_path)  # a table of the catalog, mirrored to audit.jsonl
-        self.casework = Casework(self.catalog, settings, self.audit)  # cases, routes, exports (vsearch/casework.py)
+        self.casework = Casework(self.catalog, settings, self.audit, self.detector)  # cases, routes, exports (vsearch/casework.py)
         # wanted people; the store scores every new sighting against them as it commits it (vsearch/watchlist.py)
         self.watchlists = Watchlists(self.catalog, settings, self.audit, self.casework, self.detector, self.embedder)
         self.store.watcher = self.watchlists.matcher

@@ -208,14 +208,18 @@ async def companions(
 async def export(
     case_id: CaseId, request: Request, service: Service, settings: AppSettings, key: Investigator,
     reason: Annotated[str | None, Query(max_length=MAX_REASON, description="Why it is exported (audited).")] = None,
+    redact: Annotated[Literal["bystanders", "faces", "none"], Query(
+        description="Cover everyone but each item's own person: whole bodies (bystanders), heads (faces), or nobody"
+                    " (none: admins only, with a reason; audited).")] = "bystanders",
 ) -> FileResponse:  # fmt: skip
     """The case's evidence ZIP (clips, frames, crops, query images, manifest.json with every hash); the manifest's
     sha256 is in the `X-Manifest-SHA256` header and in the audit log: keep it to prove the manifest later. The
-    export's audit entry holds the case and the `reason` given."""
+    export's audit entry holds the case, the redaction and the `reason` given; `redact=none` is refused (403) to
+    investigators and (400) without a reason."""
     folder = await run_in_threadpool(scratch_root, settings)  # a killed server's leftovers are swept there
     tmp = Path(tempfile.mkdtemp(prefix=scratch_name("export"), dir=folder)) / f"case-{case_id}.zip"
     try:
-        r = await run_in_threadpool(service.casework.export, case_id, tmp, key.name, _ctx(request, key), True, reason)
+        r = await run_in_threadpool(service.casework.export, case_id, tmp, key.name, _ctx(request, key), True, reason, redact)
     except BaseException:
         _cleanup(tmp)
         raise

@@ -139,11 +139,19 @@ async function showCompanions() {
   } catch (e) { box.innerHTML = `<p class="error">${esc(e.message)}</p>`; }
 }
 
+// everyone but each item's own person is pixelated unless "unredacted" is chosen: that needs an admin and a reason
 async function exportCase() {
   if (!currentCase) return;
-  caseStatus("exporting (clips are rendered and checked)…");
+  const redact = $("case-redact").value;
+  let url = withPurpose(`/cases/${currentCase.id}/export?redact=${encodeURIComponent(redact)}`);
+  if (redact === "none" && !purpose().reason) {
+    const reason = (window.prompt("An unredacted export shows every bystander. Reason (audited):") || "").trim();
+    if (!reason) { caseStatus("not exported: an unredacted export needs a reason", true); return; }
+    url += `&reason=${encodeURIComponent(reason)}`;
+  }
+  caseStatus(`exporting (clips are rendered${redact === "none" ? "" : ", redacted"} and checked)…`);
   try {
-    const res = await fetch(withPurpose(`/cases/${currentCase.id}/export`), { method: "POST", headers: { "X-API-Key": key() } });
+    const res = await fetch(url, { method: "POST", headers: { "X-API-Key": key() } });
     if (!res.ok) { const b = await res.json().catch(() => null); throw new Error((b && b.detail) || res.statusText); }
     const blob = await res.blob(), link = $("case-export-link");
     link.href = URL.createObjectURL(blob); link.download = `case-${currentCase.id}-evidence.zip`; link.hidden = false;

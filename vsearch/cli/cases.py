@@ -151,17 +151,27 @@ def case_export(
     case_id: Annotated[int, typer.Argument(metavar="CASE")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The evidence ZIP to write.")],
     render_check: Annotated[bool, typer.Option(help="Render each clip twice and record whether the bytes match.")] = True,
+    redact: Annotated[str, typer.Option(
+        "--redact", metavar="bystanders|faces|none",
+        help="Cover everyone but each item's own person: whole bodies (bystanders), heads only (faces), or nobody"
+             " (none: needs a --reason, audited)."
+    )] = "bystanders",
     reason: ReasonOption = None,
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Export a case's evidence as a ZIP with a hashed manifest; prints the manifest's sha256 (keep it). The export
-    is audited with the case and the --reason given.
+    """Export a case's evidence as a ZIP with a hashed manifest; prints the manifest's sha256 (keep it). Everyone
+    but each item's own person is pixelated unless --redact none. The export is audited with the case, the
+    redaction and the --reason given.
 
     Example: vsearch case export 1 -o case1.zip --reason "court request 2026-114"
     """
-    r = svc(data_dir).casework.export(case_id, output, by_user(by), CONTEXT, render_check, reason)
-    typer.echo(f"wrote {r.path}: {r.clips} clips, {r.files} files; rendering deterministic: {r.deterministic}")
+    from vsearch.redact import check_mode
+
+    check_mode(redact)  # before the catalog is opened
+    r = svc(data_dir).casework.export(case_id, output, by_user(by), CONTEXT, render_check, reason, redact)
+    typer.echo(f"wrote {r.path}: {r.clips} clips, {r.files} files, redaction {redact};"
+               f" rendering deterministic: {r.deterministic}")  # fmt: skip
     for n in r.notes:
         typer.echo(f"note: {n}")
     typer.echo(f"manifest sha256 {r.manifest_sha256}")
