@@ -240,3 +240,17 @@ def test_alert_quality_benchmark_smoke(tmp_path: Path) -> None:
     foot = payload["footage"]
     assert foot["pets_with_sample_visitors"]["entries"] == 1 and foot["sample_with_pets_people"]["entries"] == 2
     assert foot["pets_with_sample_visitors"]["footage_s"] > 0 and (tmp_path / "bench_alert_quality_S.json").exists()
+
+
+def test_redact_benchmark_smoke(tmp_path: Path) -> None:
+    """MOT17-09: bystanders covered by mode and by height and visibility, the subject's box, export time."""
+    from benchmarks import bench_redact
+
+    payload = bench_redact.main(["--size", "S", "--out", str(tmp_path)])
+    target = [r for r in payload["bystanders"] if r["bystanders"].startswith("target")]
+    assert [r["mode"] for r in target] == ["bystanders", "faces", "bystanders, detections only"]
+    assert all(r["n"] > 0 and 0 <= r["fully_covered_%"] <= 100 for r in target)
+    assert [r["mode"] for r in payload["subject"]] == ["bystanders", "faces"]
+    assert [r["mode"] for r in payload["export"]] == ["none", "bystanders", "faces"]
+    assert all(r["deterministic"] for r in payload["export"])
+    assert (tmp_path / "bench_redact_S.json").exists()

@@ -30,6 +30,7 @@ from vsearch.types import Detections
 SEQ = "mot17-mini/train/MOT17-09-FRCNN"
 SUBJECT, STORED_OTHERS, BYSTANDER = 1, (21, 22), 19
 START = 1_772_373_600.0  # 2026-03-01T14:00:00Z
+REGION = (1400, 200, 1920, 800)  # where the bystander's face is looked for (x1, y1, x2, y2)
 MATCH = 0.6  # dlib's face-recognition distance below which two faces are the same person (its documented threshold)
 
 
@@ -133,6 +134,16 @@ def exports(street, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
     return got
 
 
+def test_a_clip_of_a_video_shorter_than_half_a_second_is_cut(street) -> None:  # type: ignore[no-untyped-def]
+    """read_on took such a video for its own next segment and read it again until memory ran out."""
+    from vsearch.clips import read_on
+
+    svc, case_id, _, _ = street
+    (item,) = svc.catalog.case_items(case_id)
+    video = svc.catalog.video(item.video_id)
+    assert [i for i, _ in read_on(svc.catalog, video, 0, 100, "test")] == [0, 1, 2, 3]
+
+
 def _members(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as z:
         return {n: z.read(n) for n in z.namelist()}
@@ -157,26 +168,23 @@ def _one(members: dict[str, bytes], folder: str) -> bytes:
 
 
 def test_dlib_matches_a_bystander_in_the_unredacted_export_and_not_after_redaction(street, exports, faces, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _, _, _, gt = street
+    """Her face as dlib finds it in the source's first frame is the reference; in every exported frame (the full
+    frame and each clip frame) dlib describes what lies at that place (she moves a few pixels in 0.1 s): the same
+    person unredacted, nobody it can match once redacted (nor any face its detector finds there)."""
     seq = dataset(SEQ)
-    reference = cv2.imread(str(seq / "img1" / "000001.jpg"))  # the bystander as the source recorded her
-    bx1, by1, bx2, by2 = (int(v) for v in gt[BYSTANDER][0])
-    region = (max(0, bx1 - 60), max(0, by1 - 60), min(1920, bx2 + 60), by1 + (by2 - by1) // 2)  # her upper body
-    (_, ref), = faces.find(reference, region)
+    reference = cv2.imread(str(seq / "img1" / "000001.jpg"))
+    (rect, ref), = faces.find(reference, REGION)  # her face, at the top right (the poster's face lies outside)
     for mode in ("none", "bystanders", "faces"):
         m = _members(exports[mode][1])
         images = [("frame", _image(_one(m, "frames/")))] + [(f"clip frame {i}", f) for i, f in enumerate(_clip_frames(_one(m, "clips/"), tmp_path))]
+        assert len(images) == 5
         for what, img in images:
-            found = faces.find(img, region)
-            matched = [r for r, d in found if np.linalg.norm(d - ref) < MATCH]
+            distance = np.linalg.norm(faces.describe_at(img, rect) - ref)
             if mode == "none":
-                assert len(matched) == 1, f"{what}: dlib should match the bystander's face unredacted"
-                where = matched[0]
+                assert distance < MATCH, f"{what}: dlib should match the bystander's face unredacted ({distance:.2f})"
             else:
-                assert not matched, f"{mode} {what}: the bystander's face is still matched"
-        if mode != "none":  # where her face was: what the recogniser makes of the redacted pixels
-            frame = _image(_one(m, "frames/"))
-            assert np.linalg.norm(faces.describe_at(frame, where) - ref) > MATCH, mode
+                assert distance > MATCH, f"{mode} {what}: the bystander's face still matches ({distance:.2f})"
+                assert all(np.linalg.norm(d - ref) > MATCH for _, d in faces.find(img, REGION)), f"{mode} {what}"
 
 
 def test_the_subject_is_left_as_it_was(street, exports) -> None:  # type: ignore[no-untyped-def]

@@ -150,7 +150,9 @@ def read_on(
         end_ts = cur.start_ts_s + n / cur.fps
         if t_last < end_ts - 0.5 / cur.fps:
             return
-        cur = catalog.video_after(cur.camera_id, end_ts - 0.5, 1.0)  # the next segment, recorded back to back
+        nxt = catalog.video_after(cur.camera_id, end_ts - 0.5, 1.0)  # the next segment, recorded back to back
+        # a video shorter than half a second is its own "next" (read again forever, until memory ran out)
+        cur = nxt if nxt is not None and nxt.start_ts_s > cur.start_ts_s else None
 
 
 def render_clip(catalog: Catalog, clip_id: str, settings: Settings) -> Path:
