@@ -278,3 +278,141 @@ def _rank_within(minute: np.ndarray, slot: np.ndarray) -> np.ndarray:
         out[i] = seen.get(key, 0)
         seen[key] = out[i] + 1
     return out
+
+
+# -- the compressed layout: IVF-PQ time shards re-ranked from 8-bit codes on disk ------------------------------
+def _clustered(n: int, d: int, minutes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n vectors around n / 20 identities (like real embeddings: near neighbours exist), with time-ordered ids."""
+    ids, _, minute = _timed(n, d, minutes, seed)
+    rng = np.random.default_rng(seed + 100)
+    centres = rng.standard_normal((n // 20, d)).astype(np.float32)
+    x = centres[rng.integers(0, n // 20, n)] + 0.4 * rng.standard_normal((n, d)).astype(np.float32)
+    return ids, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), minute
+
+
+def _pq(ids: np.ndarray, x: np.ndarray, nlist: int = 16, m: int = 8, spill: Path | None = None) -> VectorIndex:
+    index = VectorIndex(x.shape[1], factory=f"IVF{nlist},PQ{m}+SQ8", spill_dir=spill)
+    index.train(x, ids)
+    for i in range(0, len(ids), 1000):  # streamed, as the store adds
+        index.add(ids[i : i + 1000], x[i : i + 1000])
+    return index
+
+
+def _recall(index: VectorIndex, x: np.ndarray, ids: np.ndarray, inside: np.ndarray, queries: range) -> float:
+    hits = []
+    for i in queries:
+        got = index.search(x[i], 10, IdSet((), ids[inside], int(inside.sum())) if not inside.all() else None)[1]
+        exact = ids[np.argsort(-np.where(inside, x @ x[i], -np.inf))[:10]]
+        hits.append(len(set(got) & set(exact)) / 10)
+    return float(np.mean(hits))
+
+
+def test_the_layout_follows_the_collections_size() -> None:
+    from vsearch.index import COMPRESSED_MIN_VECTORS, FLAT_MAX_VECTORS, PQ_M, factory_for
+
+    assert factory_for(FLAT_MAX_VECTORS) == "Flat"
+    assert factory_for(FLAT_MAX_VECTORS + 1).endswith(",SQ8") and "PQ" not in factory_for(COMPRESSED_MIN_VECTORS)
+    assert factory_for(COMPRESSED_MIN_VECTORS + 1).endswith(f",PQ{PQ_M}+SQ8")
+    assert [factory_for(n, 100, 1000) for n in (100, 101, 1000, 1001)] == ["Flat", "IVF16,SQ8", "IVF64,SQ8", f"IVF64,PQ{PQ_M}+SQ8"]
+    assert VectorIndex(64, factory=factory_for(1001, 100, 1000)).kind == f"IVF64,PQ{PQ_M}+SQ8"
+    with pytest.raises(IndexStateError):
+        VectorIndex(30, factory="IVF16,PQ8+SQ8")  # 30 dims do not split into 8 sub-vectors
+
+
+def test_compressed_layout_recall_against_exact_on_a_clustered_set() -> None:
+    """PQ codes alone rank near neighbours loosely; re-ranked from 8-bit codes the top-10 is exact's (>= 0.95),
+    unfiltered and in a time window (one id range over the shards it touches)."""
+    import vsearch.index as vi
+
+    ids, x, minute = _clustered(6000, 32, 240)
+    index = _pq(ids, x)
+    assert index.kind == "IVF16,PQ8+SQ8" and index.shards > 1 and index.ntotal == 6000
+    everything = np.ones(6000, bool)
+    assert _recall(index, x, ids, everything, range(0, 6000, 150)) >= 0.95
+    lo, hi = 29_000_000 + 30, 29_000_000 + 90
+    inside = (minute >= lo) & (minute < hi)
+    window = IdSet((((lo + 1) << ID_BUCKET_BITS, (hi + 1) << ID_BUCKET_BITS),), count=int(inside.sum()))
+    hits = []
+    for i in np.flatnonzero(inside)[::40]:
+        got = index.search(x[i], 10, window)[1]
+        exact = ids[np.argsort(-np.where(inside, x @ x[i], -np.inf))[:10]]
+        assert set(got) <= set(ids[inside])
+        hits.append(len(set(got) & set(exact)) / 10)
+    assert np.mean(hits) >= 0.95
+    old = vi.RERANK_DEPTH
+    vi.RERANK_DEPTH = 10  # no re-ranking: the PQ order alone is visibly worse (what the on-disk codes buy)
+    try:
+        assert _recall(index, x, ids, everything, range(0, 6000, 150)) < 0.9
+    finally:
+        vi.RERANK_DEPTH = old
+
+
+def test_compressed_layout_camera_filter_remove_and_readd(tmp_path: Path) -> None:
+    """A camera is its slot bits, as in the SQ8 shards; a removed sighting is never returned, before or after a
+    save and load (its re-ranking row stays on disk, unread); one added again is scored from its newest row."""
+    ids, x, minute = _clustered(4000, 16, 120, seed=3)
+    ids = ids + ((np.arange(4000) % 4 + 1) << 12)  # camera slots 1-4 (vsearch.ids.SLOT_SHIFT)
+    index = _pq(ids, x, m=4)
+    slot2 = (np.arange(4000) % 4 + 1) == 2
+    allowed = IdSet(((int(ids[0]), int(ids[-1]) + 1),), count=int(slot2.sum()), slots=(2,))
+    for i in np.flatnonzero(slot2)[::100]:
+        got = index.search(x[i], 10, allowed)[1]
+        assert set(got) <= set(ids[slot2]) and got[0] == ids[i]
+    gone = ids[::5]
+    assert index.remove(gone) == len(gone) and index.ntotal == 4000 - len(gone)
+    index.add(ids[:1], -x[:1])  # sighting 0 again, with another vector: the search scores it by that one
+    index.save(tmp_path / "i.faiss")
+    for ix in (index, VectorIndex.load(tmp_path / "i.faiss", 16)):
+        assert ix.ntotal == 4000 - len(gone) + 1
+        for i in range(5, 4000, 200):
+            assert not set(ix.search(x[i], 50)[1]) & set(gone[1:].tolist())
+        scores, got = ix.search(-x[0], 1)
+        assert got[0] == ids[0] and scores[0] > 0.95
+
+
+def test_compressed_layout_save_load_round_trip_spills_and_segments(tmp_path: Path) -> None:
+    """Rows past SPILL_ROWS go to segment files before the index has a file; a save moves them beside it, writes
+    the index atomically and deletes segments no saved index lists; the loaded index answers as the saved one; a
+    missing segment is refused (the store rebuilds from the catalog)."""
+    import vsearch.index as vi
+
+    old = vi.SPILL_ROWS
+    vi.SPILL_ROWS = 300
+    try:
+        ids, x, _ = _clustered(4000, 16, 300, seed=5)
+        index = _pq(ids, x, m=4, spill=tmp_path / "spill")
+        assert any((tmp_path / "spill").iterdir())  # spilled before any save
+        before = [index.search(x[i], 5) for i in range(0, 4000, 400)]
+        index.save(tmp_path / "i.faiss")
+        segments = {p.name for p in tmp_path.iterdir() if ".fine-" in p.name}
+        assert segments and not list((tmp_path / "spill").iterdir())
+        again = VectorIndex.load(tmp_path / "i.faiss", 16)
+        assert (again.kind, again.shards, again.ntotal) == (index.kind, index.shards, 4000)
+        for i, (scores, got) in zip(range(0, 4000, 400), before, strict=True):
+            s2, g2 = again.search(x[i], 5)
+            assert list(g2) == list(got) and np.allclose(s2, scores)
+        later = ids[:500] + 1_000_000 * (1 << ID_BUCKET_BITS)  # a new shard, much later
+        again.add(later, x[:500])
+        again.remove(ids[:3000])  # whole shards dropped: their segments go at the next save
+        again.save(tmp_path / "i.faiss")
+        now = {p.name for p in tmp_path.iterdir() if ".fine-" in p.name}
+        assert now != segments and len(now) <= len(segments) + again.shards
+        third = VectorIndex.load(tmp_path / "i.faiss", 16)
+        assert third.ntotal == 1500 and third.search(x[0], 1)[1][0] == later[0]
+        for name in now:
+            (tmp_path / name).unlink()
+        with pytest.raises(IndexStateError):
+            VectorIndex.load(tmp_path / "i.faiss", 16)
+    finally:
+        vi.SPILL_ROWS = old
+
+
+def test_compressed_layout_merges_shards_with_their_rows() -> None:
+    ids, x, _ = _clustered(600, 16, 16, seed=6)
+    index = _pq(ids[:100], x[:100], m=4)
+    later = ((29_000_000 + np.arange(500) + 1) << ID_BUCKET_BITS) + 7  # one a minute for 500 minutes: shards merge
+    index.add(later, x[100:])
+    assert 0 < index.shards <= 64 and index.ntotal == 600
+    all_ids = np.concatenate([ids[:100], later])
+    for i in range(0, 600, 37):
+        assert index.search(x[i], 1)[1][0] == all_ids[i]

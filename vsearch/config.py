@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     # shipped model); set by the operator, never by a request
     adapt_base: Path | None = None
 
-    # index: exact search up to this many vectors, then IVF-SQ8 (vsearch.index.factory_for; benchmarks/README.md)
+    # index: exact search up to this many vectors, then IVF-SQ8, then IVF-PQ (vsearch.index.factory_for; benchmarks/README.md)
     index_flat_max: int = 1_000_000
 
     # search

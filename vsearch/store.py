@@ -310,7 +310,8 @@ class Store:
         """Build the index the policy calls for from the catalog's vectors (training an IVF on a sample), save it."""
         seq = self.catalog.last_seq()  # vectors committed after this are replayed below, at worst twice: harmless
         n = self.catalog.count_sightings(self.embedder)
-        index = VectorIndex(self.dim, factory=factory_for(n, self.flat_max))
+        # the compressed layout's re-ranking rows spill beside the index file (a save moves none of them)
+        index = VectorIndex(self.dim, factory=factory_for(n, self.flat_max), spill_dir=self.index_path.parent)
         if not index.is_trained:
             ids = self.catalog.sighting_ids(self.embedder)
             # k-means wants about 40 training points per list
