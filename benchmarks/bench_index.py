@@ -342,6 +342,7 @@ def stream(n: int, layouts: list[str], seed: int, folder: Path | None) -> list[d
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             result = json.loads(served.stdout.splitlines()[-1])
+            print(json.dumps(result), flush=True)
             for r in result.pop("rows"):
                 rows.append({**{k: v for k, v in built.items() if k != "counts"}, **result, **r})
         finally:

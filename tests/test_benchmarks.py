@@ -68,6 +68,20 @@ def test_index_benchmark_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "bench_index_S.json").exists()
 
 
+def test_index_stream_benchmark_smoke(tmp_path: Path) -> None:
+    """vsearch's compressed index over a streamed timeline at its smallest: every window and client count has a
+    row, recall against the exact top-10 kept while streaming, and resident bytes per sighting."""
+    from benchmarks import bench_index
+
+    payload = bench_index.main(["--stream", "3000", "--layouts", "pq", "--dir", str(tmp_path), "--out", str(tmp_path)])
+    rows = payload["rows"]
+    assert {(r["window"], r["clients"]) for r in rows} == {(w, c) for w in ("1h", "1d", "30d") for c in (1, 4, 16)}
+    assert all(r["layout"].endswith("+SQ8") and "PQ" in r["layout"] for r in rows)
+    assert all(0 <= r["recall_at_10"] <= 1 for r in rows) and rows[0]["loaded_anon_bytes_per_sighting"] > 0
+    assert min(r["recall_at_10"] for r in rows if r["window"] != "30d") >= 0.9  # narrow windows probe every list
+    assert (tmp_path / "bench_index_stream_3000.json").exists()
+
+
 def test_cluster_benchmark_smoke(tmp_path: Path) -> None:
     """A local Ray cluster with 1 and 2 workers (models on every core, then bounded to 1 thread each) stores exactly
     what one process stores, then reports throughput."""

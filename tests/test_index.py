@@ -290,9 +290,11 @@ def _clustered(n: int, d: int, minutes: int, seed: int = 0) -> tuple[np.ndarray,
     return ids, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), minute
 
 
-def _pq(ids: np.ndarray, x: np.ndarray, nlist: int = 16, m: int = 8, spill: Path | None = None) -> VectorIndex:
+def _pq(
+    ids: np.ndarray, x: np.ndarray, nlist: int = 16, m: int = 8, spill: Path | None = None, sample: np.ndarray | None = None
+) -> VectorIndex:
     index = VectorIndex(x.shape[1], factory=f"IVF{nlist},PQ{m}+SQ8", spill_dir=spill)
-    index.train(x, ids)
+    index.train(x if sample is None else sample, ids)  # PQ: at least 256 vectors
     for i in range(0, len(ids), 1000):  # streamed, as the store adds
         index.add(ids[i : i + 1000], x[i : i + 1000])
     return index
@@ -409,7 +411,7 @@ def test_compressed_layout_save_load_round_trip_spills_and_segments(tmp_path: Pa
 
 def test_compressed_layout_merges_shards_with_their_rows() -> None:
     ids, x, _ = _clustered(600, 16, 16, seed=6)
-    index = _pq(ids[:100], x[:100], m=4)
+    index = _pq(ids[:100], x[:100], m=4, sample=x)
     later = ((29_000_000 + np.arange(500) + 1) << ID_BUCKET_BITS) + 7  # one a minute for 500 minutes: shards merge
     index.add(later, x[100:])
     assert 0 < index.shards <= 64 and index.ntotal == 600

@@ -61,7 +61,10 @@ DEFAULT_SPAN_MINUTES = 64
 MAX_SHARDS = 64  # past this, neighbouring shards merge (the span doubles)
 SHARDS_AT_BUILD = 16  # at most this many time shards over the collection's span when the IVF layout is built
 # The compressed layout, past COMPRESSED_MIN_VECTORS (figures: benchmarks/README.md, "Compressed shards"): PQ_M
-# bytes of PQ code a vector, the RERANK_DEPTH best re-scored from 8-bit codes on disk
+# bytes of PQ code a vector (+ two 8-byte ids: 48 B a sighting in RAM, against SQ8's 264; PQ32 is the largest 8-bit
+# PQ that stays under 64 B with list slack), the RERANK_DEPTH best re-scored from 8-bit codes on disk: the SQ8
+# layout's recall (0.987-1.0 over 1-hour to 30-day windows, 30 k sightings). The threshold is where SQ8's RAM
+# starts to count (10 M: 2.6 GB), not a measured latency crossover (the 10 M+ runs are still to be made).
 COMPRESSED_MIN_VECTORS = 10_000_000
 PQ_M = 32
 RERANK_DEPTH = 256
@@ -594,9 +597,10 @@ class VectorIndex:
         index = cls(dim, factory=kind)
         index._template = template
         if compressed:
-            index._fine = faiss.deserialize_index(next(blobs))
-            if "segments" not in header or index._fine.d != dim:
+            fine: Any = faiss.deserialize_index(next(blobs))
+            if "segments" not in header or fine.d != dim:
                 raise IndexStateError(f"{path}: a compressed index without its re-ranking codes")
+            index._fine = fine
         index._span = int(header["span"])
         if index._span < 1:
             raise IndexStateError(f"{path}: shard span {index._span}")
