@@ -38,10 +38,10 @@ VARIANTS: dict[str, dict[str, Any]] = {  # the first is today's default
     "whole + 640 px tiles at native scale": {"detector_tiles": True},
     "whole + 480 px tiles at native scale": {"detector_tiles": True, "detector_tile_px": 480},
     "whole + 320 px tiles upscaled 2x (ceiling)": {"detector_tiles": True, "detector_tile_px": 320, "detector_tile_scale": 2.0},
-    "whole + far band 192 px at 1.5x": {"detector_far_band": True},
-    "whole + far band 256 px at 1.5x": {"detector_far_band": True, "detector_band_px": 256},
+    "whole + far band 192 px at 1.5x": {"detector_far_band": True, "detector_band_scale": 1.5},
+    "whole + far band 256 px at 1.5x": {"detector_far_band": True, "detector_band_px": 256, "detector_band_scale": 1.5},
     "whole + far band 192 px at 2x": {"detector_far_band": True, "detector_band_scale": 2.0},
-    "whole + far band 192 px at 1.75x": {"detector_far_band": True, "detector_band_scale": 1.75},
+    "whole + far band 192 px at 1.75x (the setting)": {"detector_far_band": True},
     "whole + far band 160 px at 2x": {"detector_far_band": True, "detector_band_px": 160, "detector_band_scale": 2.0},
 }  # fmt: skip
 

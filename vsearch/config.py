@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # bench_tiles)
     detector_far_band: bool = False
     detector_band_px: int = Field(default=192, ge=32)
-    detector_band_scale: float = Field(default=1.5, gt=0, le=4)
+    detector_band_scale: float = Field(default=1.75, gt=0, le=4)
     detector_full_every: int = Field(default=8, ge=1)
     # skip the detector on a frame unchanged since the last detected one (an empty scene hardly changed, or the same
     # picture with persons in it); it keeps that frame's detections (schedule.StaticSceneGate)
