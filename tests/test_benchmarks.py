@@ -268,3 +268,21 @@ def test_redact_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["mode"] for r in payload["export"]] == ["none", "bystanders", "faces"]
     assert all(r["deterministic"] for r in payload["export"])
     assert (tmp_path / "bench_redact_S.json").exists()
+
+
+def test_substream_benchmark_smoke(tmp_path: Path) -> None:
+    """8 s of a live 1080p25 camera with a 640x360 substream over RTSP: every run measured, both watches store
+    sightings, and the substream's pairing drops no frame."""
+    from benchmarks import bench_substream
+
+    from .conftest import missing
+    from .test_live_rtsp import _gst_missing
+
+    if reason := _gst_missing():
+        missing(reason)
+    payload = bench_substream.main(["--size", "S", "--out", str(tmp_path)])
+    rows = {r["run"]: r for r in payload["rows"]}
+    assert all(r["core_s_per_cam_s"] > 0 for r in rows.values()) and len(rows) == 6
+    main, sub = rows["watch 1080p main alone"], rows["watch 1080p + 640x360 --detect-url"]
+    assert main["sightings"] > 0 and sub["sightings"] > 0 and sub["detect_dropped"] == 0
+    assert payload["machine"]["simd"] and (tmp_path / "bench_substream_S.json").exists()
