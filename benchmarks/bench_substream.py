@@ -72,10 +72,13 @@ def read_stream(url: str, seconds: float, decode: bool) -> int:
         return n
     with av.open(url, options={"rtsp_transport": "tcp"}, timeout=(10, 10)) as c:
         stream = c.streams.video[0]
-        n = 0
+        n, t0 = 0, None
         for p in c.demux(stream):
-            if p.time is not None and p.time >= seconds:
-                break
+            if p.pts is not None:
+                t = float(p.pts * p.time_base)
+                t0 = t if t0 is None else t0
+                if t - t0 >= seconds:
+                    break
             n += 1
         return n
 
@@ -100,16 +103,8 @@ def run(size: str, sample_fps: float) -> dict[str, Any]:
         def row(name: str, cpu_s: float, wall_s: float, sightings: int | None = None, **extra: Any) -> None:
             rows.append({"run": name, "video_s": seconds, "core_s_per_cam_s": round(cpu_s / seconds, 4),
                          "wall_s_per_cam_s": round(wall_s / seconds, 3), "sightings": sightings, **extra})  # fmt: skip
+            print(rows[-1], flush=True)
 
-        with Camera(files["1080p25"], files["360p25"]) as cam:
-            _, cpu, wall = cpu_wall(lambda: list(record_stream(cam.main, work / "rec", 60.0, seconds, retry=retry)))
-            row("record 1080p alone (decode + encode)", cpu, wall)
-        for name, stream in (("demux 1080p main alone (no decoding)", "demux"), ("decode 1080p main alone", "cam"),
-                             ("decode 640x360 substream alone", "sub")):  # fmt: skip
-            with Camera(files["1080p25"], files["360p25"]) as cam:
-                url = cam.sub if stream == "sub" else cam.main
-                _, cpu, wall = cpu_wall(lambda u=url, d=stream != "demux": read_stream(u, seconds, d))  # type: ignore[misc]
-            row(name, cpu, wall)
         for name, detect in (("watch 1080p main alone", False), ("watch 1080p + 640x360 --detect-url", True)):
             before = svc.catalog.count_sightings()
             with Camera(files["1080p25"], files["360p25"]) as cam:
@@ -122,6 +117,15 @@ def run(size: str, sample_fps: float) -> dict[str, Any]:
             row(name, cpu, wall, svc.catalog.count_sightings() - before,
                 frames_detected=sum(r.frames_sampled for r in result.reports), detect_dropped=result.detect_dropped,
                 worker_wall_s={k: round(v, 2) for k, v in sorted(stages.items())})  # fmt: skip
+        with Camera(files["1080p25"], files["360p25"]) as cam:
+            _, cpu, wall = cpu_wall(lambda: list(record_stream(cam.main, work / "rec", 60.0, seconds, retry=retry)))
+            row("record 1080p alone (decode + encode)", cpu, wall)
+        for name, stream in (("demux 1080p main alone (no decoding)", "demux"), ("decode 1080p main alone", "cam"),
+                             ("decode 640x360 substream alone", "sub")):  # fmt: skip
+            with Camera(files["1080p25"], files["360p25"]) as cam:
+                url = cam.sub if stream == "sub" else cam.main
+                _, cpu, wall = cpu_wall(lambda u=url, d=stream != "demux": read_stream(u, seconds, d))  # type: ignore[misc]
+            row(name, cpu, wall)
         svc.close()
         return {"rows": rows, "files": {k: str(v.relative_to(PROJECT_ROOT)) for k, v in files.items()}}
     finally:
