@@ -87,6 +87,17 @@ class QueryOut(BaseModel):
     image_sha256: str
 
 
+class UnsearchedOut(BaseModel):
+    """A time range [from, to) that a search could not search (null: open at that end)."""
+
+    model_config = {"populate_by_name": True}
+
+    from_: str | None = Field(alias="from")
+    to: str | None
+    from_ts_s: float | None
+    to_ts_s: float | None
+
+
 class SearchOut(BaseModel):
     """A search's answer (vsearch.search.result_to_dict, with media URLs): the query, how many sightings passed
     the filters, timings and the ranked clips."""
@@ -97,6 +108,11 @@ class SearchOut(BaseModel):
     candidates: int
     latency_ms: dict[str, float]
     clips: list[ClipOut]
+    unsearched: list[UnsearchedOut] = Field(
+        default_factory=list,
+        description="Time ranges of the filters that were NOT searched (a shard owner of a partitioned index was "
+        "down): the answer is partial there. Empty: everything in the filters was searched.",
+    )
 
 
 class CameraOut(BaseModel):

@@ -10,7 +10,6 @@ does; 50 cameras over 24 hours. Correctness first: recall@10 is computed before 
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_index import synthetic
-from benchmarks.common import RESULTS_DIR, machine_info, percentiles_ms, print_table, write_json
+from benchmarks.common import RESULTS_DIR, machine_info, percentiles_ms, print_table, store_args, write_json
 from vsearch.catalog import Checkpoint, NewSighting
 from vsearch.config import Settings
 from vsearch.store import IndexFilter, Store, open_catalog
@@ -33,16 +32,16 @@ CAMERAS, HOURS, DIM, N_QUERIES = 50, 24, 256, 100
 
 
 def populate(
-    settings: Settings, n: int, seed: int = 0, chunk: int = 100
+    settings: Settings, n: int, seed: int = 0, chunk: int = 100, cameras: int = CAMERAS, hours: int = HOURS
 ) -> tuple[Store, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """n sightings through Store.commit_chunk, `chunk` per checkpoint; returns the store, their ids, times,
-    cameras, vectors and the write rate."""
+    """n sightings through Store.commit_chunk, `chunk` per checkpoint, `cameras` cameras over `hours` hours from
+    T0; returns the (in-process) store, their ids, times, cameras, vectors and the write rate."""
     x, _ = synthetic(n, DIM, seed)
     rng = np.random.default_rng(seed)
-    per_file = int(np.ceil(n / (CAMERAS * HOURS)))
+    per_file = int(np.ceil(n / (cameras * hours)))
     ts = np.empty(n)
     for f in range(0, n, per_file):  # each file: one camera-hour, in time order
-        hour = (f // per_file) % HOURS
+        hour = (f // per_file) % hours
         ts[f : f + per_file] = np.sort(rng.uniform(0, 3600, min(per_file, n - f))) + T0 + 3600 * hour
     store = Store(open_catalog(settings), settings.index_dir, "synthetic", DIM, settings.index_flat_max, follow=False)
     cat = store.catalog
@@ -50,7 +49,7 @@ def populate(
     cams = np.empty(n, object)
     t = time.perf_counter()
     for f in range(0, n, per_file):
-        cam = f"cam-{(f // per_file) // HOURS % CAMERAS:02d}"
+        cam = f"cam-{(f // per_file) // hours % cameras:02d}"
         cams[f : f + per_file] = cam
         v = cat.begin_video(cam, f"/{f}.mp4", f"sha-{f}", float(ts[f]), 10.0, 36_000, (1920, 1080), "synthetic")
         end = min(f + per_file, n)
@@ -153,12 +152,8 @@ def bench(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=list(SIZES), default="S")
-    ap.add_argument("--catalog-url", default=None, help="PostgreSQL (an empty database); default: SQLite")
+    ap = store_args(__doc__, list(SIZES))
     ap.add_argument("--chunk", type=int, default=100, help="sightings per checkpoint (ingest commits ~60 s of video)")
-    ap.add_argument("--flat-max", type=int, default=None, help="exact search up to this many (default: the setting)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     rows = bench(SIZES[args.size], args.catalog_url, chunk=args.chunk, flat_max=args.flat_max)
     catalog = "postgresql" if args.catalog_url else "sqlite"

@@ -65,6 +65,16 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
     }
 
 
+def store_args(doc: str | None, sizes: Sequence[str]) -> argparse.ArgumentParser:
+    """The arguments of a benchmark over a synthetic catalog: --size, --catalog-url, --flat-max, --out."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=list(sizes), default="S")
+    ap.add_argument("--catalog-url", default=None, help="PostgreSQL (an empty database); default: SQLite")
+    ap.add_argument("--flat-max", type=int, default=None, help="exact search up to this many (default: the setting)")
+    ap.add_argument("--out", type=Path, default=None)
+    return ap
+
+
 def size_and_variants(doc: str | None, sizes: Sequence[str], variants: Sequence[str], argv: list[str] | None) -> argparse.Namespace:
     """The arguments of a benchmark that compares settings variants: --size (default M), --variants (default
     all), --out (a folder for the JSON)."""

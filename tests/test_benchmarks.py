@@ -108,6 +108,19 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "bench_store_S_sqlite.json").exists()
 
 
+def test_fanout_benchmark_smoke(tmp_path: Path) -> None:
+    """4 shard owners on a local Ray cluster against the in-process index (recall checked before any timing), then
+    one owner killed mid-load: no errors, no silently partial answer, every flagged answer names the owner's day."""
+    from benchmarks import bench_fanout
+
+    payload = bench_fanout.main(["--size", "S", "--out", str(tmp_path)])
+    assert all(r["recall_at_10"] == 1.0 for r in payload["rows"])  # exact (Flat) at this size, both ways
+    kill = payload["kill_one_owner"]
+    assert kill["errors"] == 0 and kill["silently_partial"] == 0 and kill["recovery_s"] is not None
+    assert kill["flagged_partial"] == kill["flagged_with_the_right_range"] > 0
+    assert (tmp_path / "bench_fanout_S_sqlite.json").exists()
+
+
 def test_fleet_simulation_smoke(tmp_path: Path, postgres_url: str) -> None:
     """Two cameras for two hours into a real PostgreSQL while a second node follows by the change log: every
     hour the node holds every sighting and its searches match exact search."""

@@ -142,6 +142,15 @@ class Settings(BaseSettings):
 
     # index: exact search up to this many vectors, then IVF-SQ8, then IVF-PQ (vsearch.index.factory_for; benchmarks/README.md)
     index_flat_max: int = 1_000_000
+    # the index partitioned across a Ray cluster (vsearch.partitions): this many shard owners (Ray actors, spread
+    # over the cluster's nodes; RAY_ADDRESS, or a local cluster), each holding the time shards of
+    # partition_span_minutes (a day) whose number modulo partition_owners is its own; a search asks only the owners
+    # its time window touches, and says which time ranges it could not search while an owner is down (restarted
+    # by Ray from its saved shards). 0: the whole index in this process (a single machine; no Ray)
+    partition_owners: int = Field(default=0, ge=0, le=1024)
+    partition_span_minutes: int = Field(default=1440, ge=1)
+    # how long a search waits for an owner before answering without its time ranges (flagged as unsearched)
+    partition_timeout_s: float = Field(default=5.0, gt=0)
 
     # search
     # query selection (search.query_crop): the upload is taken whole when it is itself a person crop, i.e. person

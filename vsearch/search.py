@@ -125,6 +125,9 @@ class SearchResult:
     latency_ms: dict[str, float]
     demoted: int = 0  # hits pushed below the others as rejected or near-duplicates of a rejected sighting
     query_sha256s: list[str] = field(default_factory=list)  # of the query images, in order (Service.search)
+    # time ranges (epoch s, [from, to); None: open) of the filters that were not searched: a shard owner of a
+    # partitioned index was down (vsearch.partitions). Empty: every sighting in the filters was searched
+    unsearched: tuple[tuple[float | None, float | None], ...] = ()
 
     @property
     def query(self) -> QueryCrop:
@@ -152,8 +155,14 @@ def result_to_dict(r: SearchResult) -> dict[str, Any]:
     return {
         "query": queries[0], "queries": queries, "demoted": r.demoted, "candidates": r.candidates,
         "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
-        "clips": [clip_to_dict(c) for c in r.clips],
+        "clips": [clip_to_dict(c) for c in r.clips], "unsearched": unsearched_to_list(r.unsearched),
     }  # fmt: skip
+
+
+def unsearched_to_list(ranges: Sequence[tuple[float | None, float | None]]) -> list[dict[str, Any]]:
+    """Time ranges not searched as plain data: ISO times and epoch seconds, [from, to), None for an open end."""
+    return [{"from": None if f is None else ts_to_iso(f), "to": None if t is None else ts_to_iso(t),
+             "from_ts_s": f, "to_ts_s": t} for f, t in ranges]  # fmt: skip
 
 
 def clip_to_dict(c: Clip) -> dict[str, Any]:
@@ -319,8 +328,10 @@ def search(
     clips = (clips + group_clips(pushed, catalog, settings))[: filters.top_k]
     shown = {h.sighting.id for c in clips for h in c.sightings}
     lat["group_ms"] = (time.perf_counter() - t) * 1000
+    unsearched = tuple(sorted({r for f in found for r in f.unsearched}, key=lambda r: (r[0] or -1e300, r[1] or 1e300)))
     return SearchResult(
-        crops, clips, [h for h in hits if h.sighting.id in shown], found[0].candidates, lat, len(shown & demote)
+        crops, clips, [h for h in hits if h.sighting.id in shown], found[0].candidates, lat, len(shown & demote),
+        unsearched=unsearched,
     )
 
 

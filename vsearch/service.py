@@ -36,7 +36,7 @@ from vsearch.search import (
     query_crop,
     search,
 )
-from vsearch.store import Store, open_catalog
+from vsearch.store import Store, open_catalog, open_store
 from vsearch.types import Sighting
 from vsearch.watchlist import Matcher, Watchlists
 
@@ -92,9 +92,7 @@ class VSearch:
 
             embedder = catalog_embedder(settings, catalog) or make_embedder(settings)
         # the embedder and its store, swapped together (one assignment) when the catalog's embedder changes
-        self._active = (embedder, Store(
-            catalog, settings.index_dir, embedder.name, embedder.dim, settings.index_flat_max, follow_index,
-        ))  # fmt: skip
+        self._active = (embedder, open_store(settings, catalog, embedder.name, embedder.dim, follow_index))
         self._ingest_lock = threading.Lock()
         self.audit = AuditLog(self.catalog, settings.audit_log_path)  # a table of the catalog, mirrored to audit.jsonl
         self.casework = Casework(self.catalog, settings, self.audit, self.detector)  # cases, routes, exports (vsearch/casework.py)
@@ -128,7 +126,7 @@ class VSearch:
 
         embedder = embedder_named(self.settings, self.catalog, stored[0])
         s = self.settings
-        store = Store(self.catalog, s.index_dir, embedder.name, embedder.dim, s.index_flat_max, self.store.follow)
+        store = open_store(s, self.catalog, embedder.name, embedder.dim, self.store.follow)
         # matching goes on with the new embedder; entries embedded with the old one no longer match (not re-embedded)
         store.watcher = Matcher(self.catalog, embedder.name)
         if store.follow:

@@ -37,11 +37,63 @@ from vsearch.types import IdSet
 from vsearch.weights import sha256_file
 
 
+def write_json_atomic(path: Path, obj: object) -> None:
+    """Write JSON to a temp file beside `path` (named .index.*: removed at the next open if a crash leaves it),
+    fsync, rename over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=".index.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def open_store(settings: Settings, catalog: Catalog, embedder: str, dim: int, follow: bool = True) -> Store:
+    """The store the settings call for: the in-process index, or (settings.partition_owners > 0) shard owners on
+    a Ray cluster (vsearch.partitions; Ray is imported only then)."""
+    if settings.partition_owners > 0:
+        from vsearch.partitions import PartitionedStore
+
+        return PartitionedStore(settings, catalog, embedder, dim, follow)
+    return Store(catalog, settings.index_dir, embedder, dim, settings.index_flat_max, follow)
+
+
 def open_catalog(settings: Settings) -> Catalog:
     """The catalog the settings name: PostgreSQL at `catalog_url`, else the SQLite file in the data dir."""
     if settings.catalog_url:
         return PostgresCatalog(settings.catalog_url)  # psycopg is loaded only here
     return SqliteCatalog(settings.catalog_path)
+
+
+def apply_changes(index: VectorIndex, ops: Sequence[tuple[int, NDArray[np.float32] | None]]) -> None:
+    """Apply change-log entries (Changes.ops: a vector for an addition, None for a removal) to an index, in log
+    order; runs of additions and of removals each in one call. Replaying an entry already applied is harmless."""
+    adds: list[tuple[int, NDArray[np.float32]]] = []
+    removals: list[int] = []
+    for sid, vec in ops:
+        if vec is not None:
+            if removals:
+                index.remove(np.array(removals, np.int64))
+                removals = []
+            adds.append((sid, vec))
+        else:
+            _add(index, adds)
+            adds = []
+            removals.append(sid)
+    _add(index, adds)
+    if removals:
+        index.remove(np.array(removals, np.int64))
+
+
+def _add(index: VectorIndex, adds: list[tuple[int, NDArray[np.float32]]]) -> None:
+    if adds:
+        ids = np.array([a[0] for a in adds], np.int64)
+        index.remove(ids)  # replaying an entry already applied must not store a vector twice
+        index.add(ids, np.stack([a[1] for a in adds]))
 
 
 class SightingWatcher(Protocol):
@@ -71,6 +123,20 @@ class Matches:
     scores: NDArray[np.float32]
     ids: NDArray[np.int64]
     candidates: int  # sightings that passed the filter
+    # time ranges (epoch s, inclusive; None: open) of the filter that were not searched: a partitioned index's
+    # shard owner was down (vsearch.partitions). Empty: the answer is complete
+    unsearched: tuple[tuple[float | None, float | None], ...] = ()
+
+
+class Searchable(Protocol):
+    """What a filtered search runs on: the in-process VectorIndex, or a fan-out to shard owners."""
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def search(
+        self, query: NDArray[np.float32], k: int, allowed: IdSet | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]: ...
 
 
 class Store:
@@ -172,7 +238,11 @@ class Store:
 
     def search(self, query: NDArray[np.float32], k: int, where: IndexFilter | None = None) -> Matches:
         """Top-k sightings by cosine similarity; the filter is applied inside the FAISS search."""
-        index = self.index
+        return self._search_on(self.index, query, k, where)
+
+    def _search_on(
+        self, index: Searchable, query: NDArray[np.float32], k: int, where: IndexFilter | None
+    ) -> Matches:
         allowed = None
         if where is not None:
             allowed = self.catalog.select(
@@ -217,7 +287,7 @@ class Store:
         return out
 
     def _inside_window(
-        self, index: VectorIndex, query: NDArray[np.float32], k: int, allowed: IdSet, where: IndexFilter
+        self, index: Searchable, query: NDArray[np.float32], k: int, allowed: IdSet, where: IndexFilter
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """The index searches the window's first and last minutes whole: drop what it returns from them outside
         the window, by the catalog's times, asking for more while fewer than k remain (exact: the best k inside
@@ -251,31 +321,10 @@ class Store:
         applied = 0
         while self.catalog.last_seq() > self._seq:
             changes = self.catalog.changes_since(self._seq, self.embedder)
-            adds: list[tuple[int, NDArray[np.float32]]] = []
-            removals: list[int] = []
-            for sid, vec in changes.ops:  # in log order; runs of additions and of removals each in one call
-                if vec is not None:
-                    if removals:
-                        index.remove(np.array(removals, np.int64))
-                        removals = []
-                    adds.append((sid, vec))
-                else:
-                    self._add(index, adds)
-                    adds = []
-                    removals.append(sid)
-            self._add(index, adds)
-            if removals:
-                index.remove(np.array(removals, np.int64))
+            apply_changes(index, changes.ops)
             applied += len(changes.ops)
             self._seq = changes.last_seq
         return applied
-
-    @staticmethod
-    def _add(index: VectorIndex, adds: list[tuple[int, NDArray[np.float32]]]) -> None:
-        if adds:
-            ids = np.array([a[0] for a in adds], np.int64)
-            index.remove(ids)  # replaying an entry already applied must not store a vector twice
-            index.add(ids, np.stack([a[1] for a in adds]))
 
     def _open(self) -> None:
         """Load the saved index if its metadata vouches for it, replay the log since, and check it against the
@@ -341,16 +390,7 @@ class Store:
             "embedder": self.embedder, "dim": self.dim, "seq": self._seq, "ntotal": index.ntotal, "kind": index.kind,
             "bytes": self.index_path.stat().st_size, "sha256": sha256_file(self.index_path),
         }  # fmt: skip
-        fd, tmp = tempfile.mkstemp(prefix=".index.", dir=self.meta_path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(meta, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.meta_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json_atomic(self.meta_path, meta)
 
     @contextmanager
     def _file_lock(self, exclusive: bool) -> Iterator[None]:

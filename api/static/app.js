@@ -118,8 +118,10 @@ async function search(ev) {
     if (!chosenBox) persons = r.query.persons_xyxy;  // a search with a chosen box does not detect again
     drawPersons(persons);
     const refined = marks.confirmed.size + marks.rejected.size ? `; refined by ${marks.confirmed.size} confirmed, ${marks.rejected.size} rejected` : "";
+    const unsearched = (r.unsearched || []).map((u) => `${u.from || "the start"} to ${u.to || "now"}`);
     status(`${r.clips.length} clips from ${r.candidates} sightings in the filters; query: ${r.queries.map((q) => q.source).join(", ")}${refined}; ` +
-      `${Math.round(Object.values(r.latency_ms).reduce((a, b) => a + b, 0))} ms`);
+      `${Math.round(Object.values(r.latency_ms).reduce((a, b) => a + b, 0))} ms` +
+      (unsearched.length ? `. WARNING: not searched (a shard owner is down): ${unsearched.join("; ")}` : ""), unsearched.length > 0);
     showResults(r.clips);
     showTimeline(r.clips);
   } catch (e) { status(e.message, true); } finally { $("go").disabled = false; }

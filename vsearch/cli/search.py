@@ -45,6 +45,8 @@ def print_result(result: dict[str, Any]) -> None:
     clips = result["clips"]
     demoted = f"; {result['demoted']} shown last as rejected or like a rejected one" if result["demoted"] else ""
     typer.echo(f"{result['candidates']} sightings in the filters{demoted}")
+    for r in result.get("unsearched", []):  # a shard owner of a partitioned index was down: partial there
+        typer.echo(f"WARNING: not searched (a shard owner is down): {r['from'] or 'the start'} to {r['to'] or 'now'}")
     if not clips:
         typer.echo("no matching sightings")
     cam = max([12, *(len(c["camera_id"]) for c in clips)])  # long camera names widen the column
