@@ -7,7 +7,7 @@ and the time until answers are whole again (Ray restarts the owner, which loads 
 Synthetic sightings (clustered like embeddings) come through the real commit path (bench_store.populate), 20
 cameras over 4 days: one day, i.e. one time shard, per owner.
 
-    python -m benchmarks.bench_fanout --size S|M [--catalog-url postgresql://...] [--flat-max N]
+    python -m benchmarks.bench_fanout --size S|M|L [--catalog-url postgresql://...] [--flat-max N]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from vsearch.config import Settings
 from vsearch.partitions import PartitionedStore
 from vsearch.store import IndexFilter, Store
 
-SIZES = {"S": 20_000, "M": 1_000_000}
+SIZES = {"S": 20_000, "M": 200_000, "L": 1_000_000}
 OWNERS, DAYS, CAMERAS, K = 4, 4, 20, 50
 DAY = 86_400.0
 N_QUERIES = 100
@@ -123,7 +123,7 @@ def victim_day(victim: int) -> int:
 def bench(n: int, catalog_url: str | None, flat_max: int | None, seed: int = 0) -> dict[str, Any]:
     from vsearch.cluster import connect
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-partitions-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     try:
         extra = {} if flat_max is None else {"index_flat_max": flat_max}
         settings = Settings(data_dir=tmp, catalog_url=catalog_url, **extra)  # type: ignore[arg-type]
