@@ -134,7 +134,7 @@ def bench(n: int, catalog_url: str | None, flat_max: int | None, seed: int = 0) 
         assert inproc.ntotal == n
         build_inproc_s = time.perf_counter() - t
         connect()  # RAY_ADDRESS, or a local cluster (ended with this process)
-        parted = Settings(**{**settings.model_dump(), "partition_owners": OWNERS, "partition_timeout_s": 2.0})
+        parted = Settings(**{**settings.model_dump(), "partition_owners": OWNERS, "partition_timeout_s": 30.0})
         t = time.perf_counter()
         store = PartitionedStore(parted, inproc.catalog, "synthetic", DIM)
         assert store.ntotal == n
