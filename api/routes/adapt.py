@@ -11,6 +11,7 @@ from api.deps import Admin
 from api.jobs import AdaptRunner
 from api.schemas import Detail
 from vsearch.adapt import AdaptOptions
+from vsearch.config import ADAPT_BUDGET_S, ADAPT_ROUNDS
 
 router = APIRouter(tags=["adapt"])
 
@@ -30,8 +31,8 @@ class AdaptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rollback: bool = False
-    budget_s: Annotated[float, Field(ge=1, le=86400, description="Wall seconds of fine-tuning.")] = AdaptOptions.budget_s
-    rounds: Annotated[int, Field(ge=1, le=20, description="Re-cluster / train rounds within the budget.")] = AdaptOptions.rounds
+    budget_s: Annotated[float, Field(ge=1, le=86400, description="Wall seconds of fine-tuning.")] = ADAPT_BUDGET_S
+    rounds: Annotated[int, Field(ge=1, le=20, description="Re-cluster / train rounds within the budget.")] = ADAPT_ROUNDS
     crops_per_track: Annotated[int, Field(ge=1, le=1000, description="Stored crops used per track at most.")] = 8
     seed: int = 0
     max_steps: Annotated[int | None, Field(ge=1, description="Stop after this many training steps (tests).")] = None

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from vsearch.adapt.links import Tracklet
 from vsearch.adapt.versions import embedder_named, embedders_dir, version_embedder
 from vsearch.catalog import Catalog, EmbedderVersion
-from vsearch.config import PROJECT_ROOT, Settings
+from vsearch.config import ADAPT_BUDGET_S, ADAPT_ROUNDS, PROJECT_ROOT, Settings
 from vsearch.embed import CHECKPOINTS, Embedder, adapted_name
 from vsearch.errors import IndexStateError, InputError, StorageError
 from vsearch.weights import sha256_file
@@ -46,11 +46,8 @@ ProgressFn = Callable[[str], None]
 class AdaptOptions:
     """What `adapt` does; validated here, once, so the CLI and the API refuse the same values."""
 
-    # wall seconds of fine-tuning, and re-cluster / train rounds within them: 1,800 s in 5 rounds against 600 s in
-    # 3 gained +6.6 rank-1 on Market's unseen cameras (67.2 -> 73.8) and +2.1 on CUHK03's (41.0 -> 43.1), one run
-    # each on a loaded 2-core CPU (models/reid/README.md, "Adapting to new cameras")
-    budget_s: float = 1800.0
-    rounds: int = 5
+    budget_s: float = ADAPT_BUDGET_S  # wall seconds of fine-tuning
+    rounds: int = ADAPT_ROUNDS  # re-cluster / train rounds within the budget
     base: Path | None = None  # checkpoint (.pt) to start from; default models/reid/<base embedder>.pt
     max_crops_per_track: int = 8
     threads: int | None = None

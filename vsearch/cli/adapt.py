@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from vsearch.adapt import AdaptOptions
 from vsearch.cli.common import By, DataDir, by_user, finite, service, settings
+from vsearch.config import ADAPT_BUDGET_S, ADAPT_ROUNDS
 
 app = typer.Typer()
 
 
 @app.command()
 def adapt(
-    budget_s: Annotated[float, typer.Option(help="Wall seconds of fine-tuning.", callback=finite)] = AdaptOptions.budget_s,
-    rounds: Annotated[int, typer.Option(help="Re-cluster / train rounds within the budget.")] = AdaptOptions.rounds,
+    budget_s: Annotated[float, typer.Option(help="Wall seconds of fine-tuning.", callback=finite)] = ADAPT_BUDGET_S,
+    rounds: Annotated[int, typer.Option(help="Re-cluster / train rounds within the budget.")] = ADAPT_ROUNDS,
     base: Annotated[Path | None, typer.Option(help="Checkpoint (.pt) to start from (default: VSEARCH_ADAPT_BASE, else models/reid/<embedder>.pt).")] = None,
     crops_per_track: Annotated[int, typer.Option(help="Stored crops used per track at most.")] = 8,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: all).")] = None,
@@ -28,6 +28,7 @@ def adapt(
 ) -> None:
     """Fine-tune the re-ID model on the catalog's own tracks (no labels), write it as a new embedder, re-embed every
     sighting from its stored crop and switch the catalog to it; searches use the old vectors until the switch."""
+    from vsearch.adapt import AdaptOptions
     from vsearch.adapt import adapt as run_adapt
     from vsearch.adapt import rollback as run_rollback
 
