@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vsearch.config import Settings
-from vsearch.errors import InputError
 from vsearch.ingest import IngestItem, IngestReport
+from vsearch.raycluster import connect
+from vsearch.raycluster import ray_module as _ray
 
 ReportFn = Callable[[IngestReport, int, int], None]  # (report, files done, files total)
 
@@ -36,28 +37,6 @@ class IngestWorker:
 
     def pid(self) -> int:
         return os.getpid()
-
-
-def _ray() -> Any:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home (air-gapped servers)
-    try:
-        import ray
-    except ImportError as e:  # pragma: no cover - a dependency of the package
-        raise InputError(f"ingest --ray needs ray: {e}") from None
-    return ray
-
-
-def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
-    """Join the cluster at `address` (or RAY_ADDRESS), or start a local one; returns the ray module."""
-    ray = _ray()
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
-    return ray
 
 
 def start_workers(settings: Settings, n: int, cpus_per_worker: float = 1.0) -> list[Any]:

@@ -280,7 +280,7 @@ class Owners:
     """The shard owners of one embedder on the cluster, and which of them are answering."""
 
     def __init__(self, settings: Settings, embedder: str, dim: int) -> None:
-        from vsearch.cluster import connect
+        from vsearch.raycluster import connect
 
         self.ray = connect()
         self.n = settings.partition_owners
@@ -492,3 +492,11 @@ class PartitionedStore(Store):
         with self._lock:
             self.save()
             self.catalog.close()
+
+
+def open_store(settings: Settings, catalog: Catalog, embedder: str, dim: int, follow: bool = True) -> Store:
+    """The store the settings call for: the in-process index, or (settings.partition_owners > 0) shard owners on
+    a Ray cluster (Ray is imported only then). Here, not in store.py, which partitions.py builds on."""
+    if settings.partition_owners > 0:
+        return PartitionedStore(settings, catalog, embedder, dim, follow)
+    return Store(catalog, settings.index_dir, embedder, dim, settings.index_flat_max, follow)

@@ -24,6 +24,7 @@ from vsearch.embed import Embedder, make_embedder
 from vsearch.errors import IndexStateError, InputError, NotFoundError, VSearchError
 from vsearch.find import FindResult, ReindexReport, find, reindex_attributes
 from vsearch.ingest import IngestItem, Ingestor, IngestReport, ProgressFn
+from vsearch.partitions import open_store
 from vsearch.record import RetryPolicy, StopFlag, StreamGap, record_stream
 from vsearch.retention import RetentionReport, RetentionSchedule, run_retention
 from vsearch.search import (
@@ -36,7 +37,7 @@ from vsearch.search import (
     query_crop,
     search,
 )
-from vsearch.store import Store, open_catalog, open_store
+from vsearch.store import Store, open_catalog
 from vsearch.types import Sighting
 from vsearch.watchlist import Matcher, Watchlists
 

@@ -52,16 +52,6 @@ def write_json_atomic(path: Path, obj: object) -> None:
             os.unlink(tmp)
 
 
-def open_store(settings: Settings, catalog: Catalog, embedder: str, dim: int, follow: bool = True) -> Store:
-    """The store the settings call for: the in-process index, or (settings.partition_owners > 0) shard owners on
-    a Ray cluster (vsearch.partitions; Ray is imported only then)."""
-    if settings.partition_owners > 0:
-        from vsearch.partitions import PartitionedStore
-
-        return PartitionedStore(settings, catalog, embedder, dim, follow)
-    return Store(catalog, settings.index_dir, embedder, dim, settings.index_flat_max, follow)
-
-
 def open_catalog(settings: Settings) -> Catalog:
     """The catalog the settings name: PostgreSQL at `catalog_url`, else the SQLite file in the data dir."""
     if settings.catalog_url:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from vsearch.catalog import partitions
+import vsearch.catalog.partitions as partitions
 from vsearch.catalog.base import Catalog
 from vsearch.catalog.dialect import POSTGRES
 from vsearch.errors import InputError
