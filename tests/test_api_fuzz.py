@@ -117,7 +117,9 @@ seeded_schema = schemathesis.pytest.from_fixture("seeded_app_schema")
 
 
 @pytest.mark.slow
-@seeded_schema.include(path_regex="^/(cases|cameras|identities)").parametrize()
+# a case's export renders and redacts every clip (the detector on every frame: tens of seconds for the seeded case,
+# past the fuzzer's 10 s read timeout); test_api_cases and test_redact exercise it, its refusals included
+@seeded_schema.include(path_regex="^/(cases|cameras|identities)").exclude(path_regex="/export$", method="POST").parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))  # 25: 8.6 min on 2 cores
 def test_no_server_errors_on_a_real_case_and_camera(case, seeded) -> None:  # type: ignore[no-untyped-def]
     for key in (KEY, INVESTIGATOR, MEMBER):  # an admin, the case's owner, a member (from_fixture takes no parametrize)
