@@ -110,7 +110,7 @@ def test_camera_means_follow_the_catalog_and_normalise_the_search(demo_service: 
         np.testing.assert_allclose(means["lobby"], truth["lobby"], atol=1e-5)
         # a bounded sample: the camera's latest vectors, by time
         latest = store.camera_means(["hall"], sample=5, max_age_s=0)["hall"]
-        np.testing.assert_allclose(latest, cat.camera_vectors(svc.embedder.name, "hall", 5).mean(0), atol=1e-5)
+        np.testing.assert_allclose(latest, cat.camera_sample(svc.embedder.name, "hall", 5)[0].mean(0), atol=1e-5)
 
         # every camera's vectors (camera None): what an uploaded query, which has no camera, is centred by
         everything = _vectors_by(svc, lambda x: "all")["all"]

@@ -511,10 +511,6 @@ class Catalog(CaseBook, MarkBook, AuditBook, EmbedderBook, WatchBook, AttributeB
             out.update({(v, t): np.mean(vs, axis=0).astype(np.float32) for t, vs in sums.items()})
         return out
 
-    def camera_vectors(self, embedder: str, camera_id: str | None, limit: int) -> NDArray[np.float32]:
-        """The camera's latest `limit` stored `embedder` vectors (n, d) (camera_sample's)."""
-        return self.camera_sample(embedder, camera_id, limit)[0]
-
     def camera_sample(self, embedder: str, camera_id: str | None, limit: int) -> tuple[NDArray[np.float32], int]:
         """The camera's latest `limit` stored `embedder` vectors (n, d), by time (the index on camera and time),
         and how many distinct tracks (people, as far as the ingest knows) they come from; `camera_id` None: the
